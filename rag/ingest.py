@@ -1,0 +1,293 @@
+"""Stage 1: read files into `Document`s (text split by headings, with a title and a content hash).
+
+Supported: .txt, .md/.markdown, .html/.htm, .pdf. Anything unreadable raises `DocumentError`
+for that one file; the caller decides whether to skip it.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+from .errors import DocumentError
+from .types import Document, Section
+
+log = logging.getLogger(__name__)
+
+SUPPORTED = {".txt": "text", ".md": "markdown", ".markdown": "markdown",
+             ".html": "html", ".htm": "html", ".pdf": "pdf"}
+
+
+def find_files(paths: list[str | Path]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Expand folders recursively (links to folders are not followed, so loops cannot happen).
+
+    Returns the supported files, sorted, and (path, reason) pairs for what was passed over.
+    """
+    found: list[Path] = []
+    skipped: list[tuple[str, str]] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            for dirpath, dirnames, filenames in os.walk(p, followlinks=False):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                for name in sorted(filenames):
+                    if name.startswith("."):
+                        continue
+                    f = Path(dirpath) / name
+                    if f.suffix.lower() in SUPPORTED:
+                        found.append(f)
+                    else:
+                        skipped.append((str(f), f"unsupported file type '{f.suffix or name}'"))
+        elif p.is_file():
+            if p.suffix.lower() in SUPPORTED:
+                found.append(p)
+            else:
+                skipped.append((str(p), f"unsupported file type '{p.suffix or p.name}'"))
+        else:
+            skipped.append((str(p), "no such file or folder"))
+    return sorted(set(found)), skipped
+
+
+def source_id(path: Path, root: Path | None) -> str:
+    """Document id: the path relative to the indexed folder when inside it, else the absolute path."""
+    path = path.absolute()
+    if root is not None:
+        try:
+            return path.relative_to(root.absolute()).as_posix()
+        except ValueError:
+            pass
+    return path.as_posix()
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load(path: Path, *, source: str | None = None) -> Document:
+    """Read one file into a Document. Raises DocumentError with a one-line reason."""
+    kind = SUPPORTED.get(path.suffix.lower())
+    if kind is None:
+        raise DocumentError(f"{path}: unsupported file type '{path.suffix}'")
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise DocumentError(f"{path}: cannot read ({e.strerror or e})") from e
+    source = source or path.as_posix()
+    digest = hashlib.sha256(raw).hexdigest()
+    if kind == "pdf":
+        title, sections = _parse_pdf(path, raw)
+    else:
+        text = decode(raw, path)
+        if kind == "markdown":
+            title, sections = _parse_markdown(text)
+        elif kind == "html":
+            title, sections = _parse_html(text)
+        else:
+            title, sections = _first_line_title(text), (Section(text.strip()),)
+    sections = tuple(s for s in sections if s.text.strip())
+    if not sections:
+        raise DocumentError(f"{path}: no text in file")
+    return Document(source=source, title=title or path.stem, sections=sections, sha256=digest)
+
+
+def decode(raw: bytes, path: Path) -> str:
+    """Bytes to text: UTF-8 (with or without BOM), UTF-16 with BOM, else a detected encoding."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return raw.decode("utf-16")
+    head = raw[:8192]
+    if b"\x00" in head:
+        raise DocumentError(f"{path}: binary content, not text")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    western = _as_western(raw)
+    if western is not None:
+        return western
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(raw).best()
+    if best is None:
+        raise DocumentError(f"{path}: unknown text encoding")
+    log.info("%s: decoded as %s", path, best.encoding)
+    return str(best)
+
+
+_WESTERN_EXTRA = set("‘’“”–—…•€«»° ©®·")
+
+
+def _as_western(raw: bytes) -> str | None:
+    """Windows-1252 is by far the commonest non-UTF-8 encoding of notes; detectors often mistake
+    it for a Baltic or Central European code page. Accept it when the text reads as Western:
+    accented letters are a minority and nothing outside Latin-1 letters and common punctuation."""
+    try:
+        text = raw.decode("cp1252")
+    except UnicodeDecodeError:
+        return None
+    letters = [c for c in text if c.isalpha()]
+    odd = [c for c in text if ord(c) > 127]
+    if not letters or len([c for c in letters if ord(c) > 127]) > 0.3 * len(letters):
+        return None  # mostly non-ASCII letters: Cyrillic or Greek in a single-byte page, say
+    if all("\u00c0" <= c <= "\u00ff" or c in _WESTERN_EXTRA for c in odd):
+        return text
+    return None
+
+
+def _first_line_title(text: str) -> str:
+    for line in text.splitlines():
+        line = line.strip()
+        if line:
+            return line if len(line) <= 120 else ""
+    return ""
+
+
+_FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.S)
+
+
+def _parse_markdown(text: str) -> tuple[str, tuple[Section, ...]]:
+    from langchain_text_splitters import MarkdownHeaderTextSplitter
+
+    title = ""
+    m = _FRONT_MATTER.match(text)
+    if m:
+        for line in m.group(1).splitlines():
+            key, _, value = line.partition(":")
+            if key.strip().lower() == "title":
+                title = value.strip().strip("'\"")
+        text = text[m.end():]
+    levels = [("#" * i, f"h{i}") for i in range(1, 7)]
+    splitter = MarkdownHeaderTextSplitter(levels, strip_headers=True)
+    sections = []
+    for doc in splitter.split_text(text):
+        heads = tuple(doc.metadata[f"h{i}"] for i in range(1, 7) if f"h{i}" in doc.metadata)
+        sections.append(Section(doc.page_content, heads))
+    if not title:
+        title = next((s.headings[0] for s in sections if s.headings), "")
+    return title, tuple(sections)
+
+
+class _HTMLSections(HTMLParser):
+    """Collects visible text by heading. Hidden markup is dropped: it is invisible to the reader
+    and a favourite place to hide instructions aimed at the model."""
+
+    SKIP = {"script", "style", "noscript", "template", "head", "svg", "iframe", "object"}
+    BLOCK = {"p", "div", "li", "br", "tr", "section", "article", "pre", "blockquote", "table",
+             "ul", "ol", "dd", "dt", "header", "footer", "main", "nav", "aside", "figure"}
+    VOID = {"br", "img", "hr", "meta", "link", "input", "area", "base", "col", "embed",
+            "source", "track", "wbr"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.title = ""
+        self.sections: list[Section] = []
+        self._heads: list[tuple[int, str]] = []
+        self._buf: list[str] = []
+        self._stack: list[tuple[str, bool]] = []  # (tag, hidden-from-here)
+        self._heading_level = 0
+        self._heading_buf: list[str] = []
+        self._in_title = False
+
+    def _hidden(self) -> bool:
+        return any(h for _, h in self._stack)
+
+    def handle_starttag(self, tag, attrs):
+        a = {k: (v or "") for k, v in attrs}
+        style = a.get("style", "").replace(" ", "").lower()
+        hidden = (tag in self.SKIP or "hidden" in a or a.get("aria-hidden") == "true"
+                  or "display:none" in style or "visibility:hidden" in style)
+        if tag == "title":
+            self._in_title = True
+        if tag not in self.VOID:
+            self._stack.append((tag, hidden))
+        if re.fullmatch(r"h[1-6]", tag) and not self._hidden():
+            self._flush()
+            self._heading_level = int(tag[1])
+            self._heading_buf = []
+        elif tag in self.BLOCK:
+            self._buf.append("\n")
+
+    def handle_endtag(self, tag):
+        if tag == "title":
+            self._in_title = False
+        if tag in self.VOID:
+            return
+        # pop to the matching tag; tolerate sloppy markup
+        for i in range(len(self._stack) - 1, -1, -1):
+            if self._stack[i][0] == tag:
+                del self._stack[i:]
+                break
+        if re.fullmatch(r"h[1-6]", tag) and self._heading_level:
+            text = " ".join("".join(self._heading_buf).split())
+            level = self._heading_level
+            self._heading_level = 0
+            if text:
+                self._heads = [(lv, t) for lv, t in self._heads if lv < level] + [(level, text)]
+        elif tag in self.BLOCK:
+            self._buf.append("\n")
+
+    def handle_data(self, data):
+        if self._in_title:
+            self.title += data
+            return
+        if self._hidden():
+            return
+        (self._heading_buf if self._heading_level else self._buf).append(data)
+
+    def _flush(self):
+        text = re.sub(r"[ \t]+", " ", "".join(self._buf))
+        text = re.sub(r"\n\s*\n+", "\n\n", text).strip()
+        if text:
+            self.sections.append(Section(text, tuple(t for _, t in self._heads)))
+        self._buf = []
+
+    def close(self):
+        super().close()
+        self._flush()
+
+
+def _parse_html(text: str) -> tuple[str, tuple[Section, ...]]:
+    p = _HTMLSections()
+    p.feed(text)
+    p.close()
+    title = " ".join(p.title.split())
+    if not title:
+        title = next((s.headings[0] for s in p.sections if s.headings), "")
+    return title, tuple(p.sections)
+
+
+def _parse_pdf(path: Path, raw: bytes) -> tuple[str, tuple[Section, ...]]:
+    import io
+
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
+    try:
+        reader = PdfReader(io.BytesIO(raw))
+        if reader.is_encrypted:
+            try:
+                ok = reader.decrypt("")
+            except Exception:
+                ok = 0
+            if not ok:
+                raise DocumentError(f"{path}: encrypted PDF (password required)")
+        sections = []
+        for i, page in enumerate(reader.pages, 1):
+            text = page.extract_text() or ""
+            if text.strip():
+                sections.append(Section(text, (f"page {i}",)))
+        meta_title = (reader.metadata.title if reader.metadata else None) or ""
+    except DocumentError:
+        raise
+    except (PdfReadError, ValueError, KeyError, TypeError, OSError, RecursionError) as e:
+        raise DocumentError(f"{path}: broken PDF ({type(e).__name__}: {e})") from e
+    except Exception as e:  # pypdf raises a wide range of errors on damaged input
+        raise DocumentError(f"{path}: broken PDF ({type(e).__name__})") from e
+    return str(meta_title).strip(), tuple(sections)

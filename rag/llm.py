@@ -1,0 +1,145 @@
+"""Stage 7: generation with a GGUF model through llama-cpp-python, loaded on first use.
+
+The prompt is rendered with the model's own chat template (read from the GGUF) and tokenized
+here, so that packing counts exactly the tokens the model will see and llama.cpp's KV cache is
+reused for the longest common prefix with the previous call.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+from .errors import ConfigError, QueryError
+from .prompts import Message
+
+log = logging.getLogger(__name__)
+
+# Used only when a GGUF carries no chat template of its own.
+CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+          "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+
+@dataclass
+class Generation:
+    """One completion and what it cost."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    ttft: float  # seconds from the call to the first piece of text (prefill)
+    total: float
+    finish_reason: str
+
+
+def default_threads() -> int:
+    # llama.cpp's own default is half the logical cores; on a 2-core laptop that idles a core
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+class LLM:
+    """A local GGUF chat model. Construction is cheap; `warm_up()` (or first use) loads it."""
+
+    def __init__(self, path: str, *, n_ctx: int = 4096, n_threads: int = 0, n_gpu_layers: int = 0,
+                 seed: int = 0) -> None:
+        self.path = path
+        self.n_ctx_requested = n_ctx
+        self.n_threads = n_threads or default_threads()
+        self.n_gpu_layers = n_gpu_layers
+        self.seed = seed
+        self._llama = None
+        self._formatter = None
+
+    @property
+    def name(self) -> str:
+        return os.path.basename(self.path)
+
+    def warm_up(self):
+        if self._llama is not None:
+            return self._llama
+        from llama_cpp import Llama
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        try:
+            llama = Llama(model_path=self.path, n_ctx=self.n_ctx_requested, n_threads=self.n_threads,
+                          n_threads_batch=self.n_threads, n_gpu_layers=self.n_gpu_layers,
+                          seed=self.seed, verbose=False)
+        except (ValueError, RuntimeError, OSError) as e:
+            raise ConfigError(f"cannot load model {self.path}: {e}") from e
+        template = llama.metadata.get("tokenizer.chat_template") or CHATML
+        eos = llama.detokenize([llama.token_eos()], special=True).decode("utf-8", "ignore")
+        bos_id = llama.token_bos()
+        bos = llama.detokenize([bos_id], special=True).decode("utf-8", "ignore") if bos_id >= 0 else ""
+        self._formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos,
+                                              add_generation_prompt=True)
+        self._llama = llama
+        log.info("model %s loaded (n_ctx %d, %d threads, %d GPU layers)", self.name, llama.n_ctx(),
+                 self.n_threads, self.n_gpu_layers)
+        return llama
+
+    @property
+    def n_ctx(self) -> int:
+        return self.warm_up().n_ctx()
+
+    def tokens(self, messages: list[Message]) -> tuple[list[int], list[str]]:
+        """The exact token ids of the rendered chat prompt, and the template's stop strings."""
+        llama = self.warm_up()
+        out = self._formatter(messages=[{"role": m.role, "content": m.content} for m in messages])
+        # the template writes BOS itself when the model wants one
+        ids = llama.tokenize(out.prompt.encode("utf-8"), add_bos=False, special=True)
+        stop = out.stop if isinstance(out.stop, list) else [out.stop] if out.stop else []
+        return ids, stop
+
+    def count_tokens(self, messages: list[Message]) -> int:
+        return len(self.tokens(messages)[0])
+
+    def count_text_tokens(self, text: str) -> int:
+        return len(self.warm_up().tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def stream(self, messages: list[Message], *, max_tokens: int = 256, temperature: float = 0.0,
+               stop: tuple[str, ...] = ()) -> Iterator[str | Generation]:
+        """Yield text pieces as they are decoded, then one final `Generation`."""
+        llama = self.warm_up()
+        ids, template_stop = self.tokens(messages)
+        if len(ids) + max_tokens > llama.n_ctx():
+            raise QueryError(f"prompt of {len(ids)} tokens plus {max_tokens} answer tokens exceeds "
+                             f"the context window of {llama.n_ctx()}")
+        prev = llama.input_ids[: llama.n_tokens].tolist()
+        cached = 0
+        for a, b in zip(prev, ids):
+            if a != b:
+                break
+            cached += 1
+        t0 = time.perf_counter()
+        ttft = None
+        pieces: list[str] = []
+        finish = "stop"
+        n_chunks = 0
+        for chunk in llama.create_completion(
+                prompt=ids, max_tokens=max_tokens, temperature=temperature, top_k=1 if temperature == 0 else 40,
+                repeat_penalty=1.1, stop=list(stop) + template_stop, seed=self.seed, stream=True):
+            choice = chunk["choices"][0]
+            piece = choice.get("text") or ""
+            n_chunks += 1
+            if piece:
+                if ttft is None:
+                    ttft = time.perf_counter() - t0
+                pieces.append(piece)
+                yield piece
+            if choice.get("finish_reason"):
+                finish = choice["finish_reason"]
+        total = time.perf_counter() - t0
+        completion = max(n_chunks, llama.n_tokens - len(ids))
+        yield Generation(text="".join(pieces), prompt_tokens=len(ids), completion_tokens=completion,
+                         cached_tokens=cached, ttft=ttft if ttft is not None else total, total=total,
+                         finish_reason=finish)
+
+    def generate(self, messages: list[Message], **kwargs) -> Generation:
+        """The whole completion at once; same options as `stream`."""
+        for item in self.stream(messages, **kwargs):
+            if isinstance(item, Generation):
+                return item
+        raise RuntimeError("generation ended without a result")  # unreachable by construction

@@ -1,0 +1,122 @@
+"""Typed records passed between the stages. Plain dataclasses, cheap to build and to serialise."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class Section:
+    """A run of text under one heading path inside a document."""
+
+    text: str
+    headings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Document:
+    """One ingested file: where it came from, its title, its text split by headings."""
+
+    source: str  # path relative to the indexed root, used as the document id
+    title: str
+    sections: tuple[Section, ...]
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of a document small enough for the embedder, with its provenance."""
+
+    id: str  # "<source>#<n>", stable while the document is unchanged
+    source: str
+    title: str
+    headings: tuple[str, ...]
+    text: str
+
+    @property
+    def heading(self) -> str:
+        return " > ".join(self.headings)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "headings": list(self.headings)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Chunk":
+        return cls(id=d["id"], source=d["source"], title=d["title"],
+                   headings=tuple(d.get("headings", ())), text=d["text"])
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A retrieved chunk and its relevance score (cosine similarity for dense search)."""
+
+    chunk: Chunk
+    score: float
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A source the answer relies on. `n` is the [n] marker of its context block."""
+
+    n: int
+    source: str
+    chunk_id: str
+    score: float
+    snippet: str
+    heading: str = ""
+    inferred: bool = False  # True when the model cited nothing and the best-supporting block was attached
+
+
+@dataclass
+class Timings:
+    """Seconds spent per stage of one question."""
+
+    retrieve: float = 0.0
+    prompt: float = 0.0
+    prefill: float = 0.0  # time to first token, i.e. prompt evaluation
+    generate: float = 0.0  # decoding after the first token
+    total: float = 0.0
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0  # prompt tokens whose KV state llama.cpp reused from the previous call
+
+
+@dataclass
+class Answer:
+    """What `ask()` returns: the answer text, the sources it cited and how it was made."""
+
+    question: str
+    text: str
+    citations: list[Citation] = field(default_factory=list)
+    hits: list[Hit] = field(default_factory=list)
+    abstained: bool = False
+    reasoning: str = ""  # chain-of-thought text, kept apart from the final answer
+    template: str = ""
+    timings: Timings = field(default_factory=Timings)
+    usage: Usage = field(default_factory=Usage)
+
+    def to_dict(self) -> dict:
+        """The JSON shape printed by `rag ask --json`."""
+        return {
+            "question": self.question,
+            "answer": self.text,
+            "abstained": self.abstained,
+            "template": self.template,
+            "reasoning": self.reasoning,
+            "citations": [asdict(c) for c in self.citations],
+            "hits": [{"source": h.chunk.source, "chunk_id": h.chunk.id, "score": round(h.score, 4),
+                      "heading": h.chunk.heading} for h in self.hits],
+            "timings": {k: round(v, 4) for k, v in asdict(self.timings).items()},
+            "usage": asdict(self.usage),
+        }
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One earlier exchange of a conversation, used for follow-up questions."""
+
+    question: str
+    answer: str

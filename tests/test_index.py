@@ -1,0 +1,130 @@
+import json
+import os
+
+import pytest
+
+from rag import index
+from rag.errors import StoreError
+from rag.retrieve import Retriever
+
+
+def build(paths, idx, emb, **kw):
+    return index.build(paths, index_dir=idx, embedder=emb, chunk_size=kw.pop("chunk_size", 100),
+                       chunk_overlap=20, **kw)
+
+
+def test_build_writes_a_verified_version(tmp_path, corpus_copy, fake_embedder):
+    idx = tmp_path / "idx"
+    r = build([corpus_copy], idx, fake_embedder)
+    assert len(r.added) == 5 and r.n_chunks == r.n_embedded > 5
+    live = index.current_version(idx)
+    assert sorted(p.name for p in live.iterdir()) == ["chunks.jsonl", "faiss.index", "manifest.json", "vectors.npy"]
+    m = json.loads((live / "manifest.json").read_text())
+    assert m["format_version"] == index.FORMAT_VERSION
+    assert m["embedder"] == {"name": "fake-embedder", "dim": 64}
+    assert m["chunker"] == {"chunk_size": 100, "chunk_overlap": 20}
+    assert set(m["documents"]) == {p.name for p in corpus_copy.iterdir()}
+    store = index.open_index(idx, embedder_name="fake-embedder")
+    assert len(store) == r.n_chunks
+
+
+def test_incremental_update(tmp_path, corpus_copy, fake_embedder):
+    idx = tmp_path / "idx"
+    build([corpus_copy], idx, fake_embedder)
+    first = fake_embedder.embedded
+    again = build([corpus_copy], idx, fake_embedder)
+    assert len(again.unchanged) == 5 and not again.changed and fake_embedder.embedded == first
+
+    (corpus_copy / "deep-learning-overview.txt").write_text("Totally new text about capybaras.")
+    (corpus_copy / "deep-learning-and-neural-networks.txt").unlink()
+    (corpus_copy / "new.md").write_text("# Owls\nOwls hunt at night.")
+    r = build([corpus_copy], idx, fake_embedder)
+    assert (r.added, r.updated, r.removed) == (["new.md"], ["deep-learning-overview.txt"],
+                                               ["deep-learning-and-neural-networks.txt"])
+    assert len(r.unchanged) == 3
+    assert fake_embedder.embedded - first == r.n_embedded == 2
+    store = index.open_index(idx)
+    sources = {c.source for c in store.chunks}
+    assert "deep-learning-and-neural-networks.txt" not in sources
+    hits = Retriever(store, fake_embedder).search("capybaras", k=1)
+    assert hits[0].chunk.source == "deep-learning-overview.txt"
+    # old and new vectors line up with their chunks
+    for row, chunk in enumerate(store.chunks):
+        again_vec = fake_embedder.embed([index.embed_text(chunk)])[0]
+        assert float(store.vectors[row] @ again_vec) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_settings_change_needs_rebuild(tmp_path, corpus_copy, fake_embedder):
+    idx = tmp_path / "idx"
+    build([corpus_copy], idx, fake_embedder)
+    with pytest.raises(StoreError, match="rebuild"):
+        build([corpus_copy], idx, fake_embedder, chunk_size=50)
+    fake_embedder.name = "other-model"
+    with pytest.raises(StoreError, match="embedder"):
+        build([corpus_copy], idx, fake_embedder)
+    r = build([corpus_copy], idx, fake_embedder, chunk_size=50, rebuild=True)
+    assert len(r.added) == 5
+    assert index.open_index(idx).manifest["embedder"]["name"] == "other-model"
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda v: (v / "vectors.npy").write_bytes((v / "vectors.npy").read_bytes()[:-100]), "truncated or corrupted"),
+    (lambda v: (v / "faiss.index").unlink(), "missing"),
+    (lambda v: (v / "manifest.json").write_text("{not json"), "manifest"),
+    (lambda v: (v.parent / "CURRENT").write_text("../../etc"), "CURRENT"),
+])
+def test_damage_is_reported_not_crashed(tmp_path, corpus_copy, fake_embedder, damage, message):
+    idx = tmp_path / "idx"
+    build([corpus_copy], idx, fake_embedder)
+    damage(index.current_version(idx))
+    with pytest.raises(StoreError, match=message) as e:
+        index.open_index(idx)
+    assert "rebuild" in str(e.value)
+
+
+def test_wrong_embedder_on_load(tmp_path, corpus_copy, fake_embedder):
+    build([corpus_copy], tmp_path / "idx", fake_embedder)
+    with pytest.raises(StoreError, match="built with embedder"):
+        index.open_index(tmp_path / "idx", embedder_name="all-MiniLM-L6-v2")
+
+
+def test_second_writer_gets_a_clear_error(tmp_path, corpus_copy, fake_embedder):
+    idx = tmp_path / "idx"
+    with index._Lock(idx, 0):
+        with pytest.raises(StoreError, match="another build"):
+            build([corpus_copy], idx, fake_embedder)
+
+
+def test_leftovers_of_a_killed_build_are_ignored_and_cleaned(tmp_path, corpus_copy, fake_embedder):
+    idx = tmp_path / "idx"
+    build([corpus_copy], idx, fake_embedder)
+    live = index.current_version(idx)
+    (idx / ".v000099.tmp").mkdir()
+    (idx / ".v000099.tmp" / "chunks.jsonl").write_text("half")
+    assert index.current_version(idx) == live
+    (corpus_copy / "x.txt").write_text("a new file")
+    build([corpus_copy], idx, fake_embedder)
+    assert not (idx / ".v000099.tmp").exists()
+    assert len([p for p in os.listdir(idx) if p.startswith("v")]) <= 2
+
+
+def test_skipped_files_do_not_stop_the_build(tmp_path, corpus_copy, fake_embedder):
+    (corpus_copy / "bin.txt").write_bytes(b"\x00\xff" * 100)
+    (corpus_copy / "empty.md").write_text("")
+    (corpus_copy / "data.csv").write_text("a,b")
+    r = build([corpus_copy], tmp_path / "idx", fake_embedder)
+    assert len(r.added) == 5
+    assert {os.path.basename(p) for p, _ in r.skipped} == {"bin.txt", "empty.md", "data.csv"}
+
+
+def test_duplicate_text_is_returned_once(tmp_path, fake_embedder):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    text = "Gradient boosting machines handle tabular data well."
+    (docs / "a.txt").write_text(text)
+    (docs / "b.txt").write_text(text)
+    (docs / "c.txt").write_text("Owls hunt at night.")
+    build([docs], tmp_path / "idx", fake_embedder)
+    hits = Retriever(index.open_index(tmp_path / "idx"), fake_embedder).search("gradient boosting", k=3)
+    assert [h.chunk.text for h in hits].count(text) == 1
+    assert len(hits) == 2

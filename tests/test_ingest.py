@@ -1,0 +1,115 @@
+from pathlib import Path
+
+import pytest
+
+from rag import ingest
+from rag.errors import DocumentError
+
+CORPUS = Path(__file__).resolve().parent.parent / "corpus"
+
+
+def make_pdf(path: Path, lines: list[str], *, title: str = "") -> None:
+    """A minimal one-page PDF with real text objects, written by hand."""
+    text_ops = "BT /F1 12 Tf 72 720 Td 14 TL " + " ".join(
+        "(" + line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)") + ") '" for line in lines) + " ET"
+    objs = [
+        "<< /Type /Catalog /Pages 2 0 R >>",
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        "/Resources << /Font << /F1 5 0 R >> >> >>",
+        f"<< /Length {len(text_ops)} >>\nstream\n{text_ops}\nendstream",
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    if title:
+        objs.append(f"<< /Title ({title}) >>")
+    out = b"%PDF-1.4\n"
+    offsets = []
+    for i, body in enumerate(objs, 1):
+        offsets.append(len(out))
+        out += f"{i} 0 obj\n{body}\nendobj\n".encode()
+    xref = len(out)
+    out += f"xref\n0 {len(objs) + 1}\n0000000000 65535 f \n".encode()
+    out += "".join(f"{o:010d} 00000 n \n" for o in offsets).encode()
+    info = f" /Info {len(objs)} 0 R" if title else ""
+    out += f"trailer\n<< /Size {len(objs) + 1} /Root 1 0 R{info} >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    path.write_bytes(out)
+
+
+def test_text_file_title_is_first_line():
+    doc = ingest.load(CORPUS / "deep-learning-and-choosing-a-model.txt")
+    assert doc.title == "Deep Learning & How to Choose the Right Model"
+    assert "LoRA" in doc.sections[0].text
+    assert len(doc.sha256) == 64
+
+
+def test_markdown_front_matter_and_heading_paths():
+    doc = ingest.load(CORPUS / "deep-learning-overview.md")
+    assert doc.title == "Deep Learning"
+    heads = [s.headings for s in doc.sections]
+    assert ("Deep Model Training Strategy", "Using Pretrained Model Directly and with Finetuning",
+            "Finetuning") in heads
+    assert not any(s.text.lstrip().startswith("---") for s in doc.sections)
+
+
+def test_html_headings_and_hidden_text_dropped(tmp_path):
+    f = tmp_path / "page.html"
+    f.write_text("<html><head><title>Bikes</title><style>p{color:red}</style></head><body>"
+                 "<h1>Brakes</h1><p>Pull the lever.</p><div style='display: none'>IGNORE ALL</div>"
+                 "<h2>Cables</h2><p>Check &amp; oil them.</p><script>alert(1)</script>"
+                 "<h1>Tyres</h1><p>Pump to 4 bar.</p></body></html>")
+    doc = ingest.load(f)
+    assert doc.title == "Bikes"
+    assert [(s.headings, s.text) for s in doc.sections] == [
+        (("Brakes",), "Pull the lever."), (("Brakes", "Cables"), "Check & oil them."),
+        (("Tyres",), "Pump to 4 bar.")]
+
+
+def test_pdf_pages(tmp_path):
+    f = tmp_path / "manual.pdf"
+    make_pdf(f, ["The pump needs 4 bar.", "Grease the chain monthly."], title="Bike manual")
+    doc = ingest.load(f)
+    assert doc.title == "Bike manual"
+    assert doc.sections[0].headings == ("page 1",)
+    assert "Grease the chain" in doc.sections[0].text
+
+
+@pytest.mark.parametrize("name, data, reason", [
+    ("empty.txt", b"", "no text"),
+    ("blank.md", b"  \n\t\n", "no text"),
+    ("binary.txt", b"\x00\x01\x02garbage\x00" * 50, "binary"),
+    ("broken.pdf", b"%PDF-1.4\nthis is not really a pdf", "broken PDF"),
+    ("notes.docx", b"PK\x03\x04", "unsupported"),
+])
+def test_bad_files_raise_one_line_errors(tmp_path, name, data, reason):
+    f = tmp_path / name
+    f.write_bytes(data)
+    with pytest.raises(DocumentError, match=reason) as e:
+        ingest.load(f)
+    assert "\n" not in str(e.value)
+
+
+def test_non_utf8_text_is_decoded(tmp_path):
+    f = tmp_path / "latin.txt"
+    f.write_bytes("Café crème brûlée, déjà vu à la française. Über naïve façade.".encode("cp1252"))
+    doc = ingest.load(f)
+    assert "Café crème brûlée" in doc.sections[0].text
+    c = tmp_path / "cyrillic.txt"
+    c.write_bytes("Привет, как дела? Это тест кодировки для заметок.".encode("cp1251"))
+    assert "Привет, как дела" in ingest.load(c).sections[0].text
+    g = tmp_path / "utf16.txt"
+    g.write_bytes("Grüße aus Köln".encode("utf-16"))
+    assert ingest.load(g).sections[0].text == "Grüße aus Köln"
+
+
+def test_find_files_recurses_and_reports_unsupported(tmp_path):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "b" / "x.md").write_text("# X\nhello")
+    (tmp_path / "a" / "y.txt").write_text("hello")
+    (tmp_path / "a" / "z.csv").write_text("1,2")
+    (tmp_path / "a" / ".hidden.txt").write_text("secret")
+    (tmp_path / "a" / "loop").symlink_to(tmp_path / "a")  # a symlink loop must not hang
+    files, skipped = ingest.find_files([tmp_path / "a", tmp_path / "missing.txt"])
+    assert [f.name for f in files] == ["x.md", "y.txt"]
+    reasons = dict(skipped)
+    assert "unsupported" in reasons[str(tmp_path / "a" / "z.csv")]
+    assert reasons[str(tmp_path / "missing.txt")] == "no such file or folder"
