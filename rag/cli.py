@@ -75,7 +75,7 @@ def cmd_ask(args) -> int:
     from .pipeline import RAG
     from .types import Answer
 
-    rag = RAG(_settings(args))
+    rag = RAG(_settings(args), build_missing=args.index is None)
     if args.json:
         answer = rag.ask(args.question, template=args.template, top_k=args.top_k)
         d = answer.to_dict()

@@ -33,10 +33,17 @@ class RAG:
     >>> rag.ask("What is LoRA?").text
     """
 
-    def __init__(self, settings: Settings | None = None, **overrides) -> None:
-        self.settings = settings if settings is not None else Settings.load(**overrides)
+    def __init__(self, settings: Settings | None = None, *, build_missing: bool | None = None,
+                 **overrides) -> None:
         if settings is not None and overrides:
             raise TypeError("pass either settings or keyword overrides, not both")
+        self.settings = settings if settings is not None else Settings.load(**overrides)
+        # a missing index is built from the corpus only when the caller did not name one
+        self.build_missing = (overrides.get("index") is None and settings is None) \
+            if build_missing is None else build_missing
+        # path checks are cheap and a wrong path should fail now, not at the first question
+        self._model_path = self.settings.model_path()
+        self._embedder_path = self.settings.embedder_path()
         self._embedder: Embedder | None = None
         self._llm: LLM | None = None
         self._retriever: Retriever | None = None
@@ -48,7 +55,7 @@ class RAG:
     def embedder(self) -> Embedder:
         if self._embedder is None:
             s = self.settings
-            self._embedder = Embedder(s.embedder_path(), batch_size=s.embed_batch_size,
+            self._embedder = Embedder(self._embedder_path, batch_size=s.embed_batch_size,
                                       name="" if s.embedder else DEFAULT_EMBEDDER_NAME)
         return self._embedder
 
@@ -56,7 +63,7 @@ class RAG:
     def llm(self) -> LLM:
         if self._llm is None:
             s = self.settings
-            self._llm = LLM(s.model_path(), n_ctx=s.n_ctx, n_threads=s.n_threads,
+            self._llm = LLM(self._model_path, n_ctx=s.n_ctx, n_threads=s.n_threads,
                             n_gpu_layers=s.n_gpu_layers, seed=s.seed)
         return self._llm
 
@@ -70,7 +77,7 @@ class RAG:
         live = index_mod.current_version(index_dir)
         if self._retriever is not None and self._retriever.store.path == live:
             return self._retriever
-        if live is None and index_dir.resolve() == Path(Settings().index).resolve():
+        if live is None and self.build_missing:
             log.info("no index yet: building %s from %s", index_dir, self.settings.corpus)
             self.index([self.settings.corpus])
             live = index_mod.current_version(index_dir)
@@ -123,9 +130,12 @@ class RAG:
         s = self.settings
         history = list(history or [])
         with self._lock:
+            retriever = self._get_retriever()
+            retriever.embedder.warm_up()
+            timings = Timings(load=time.perf_counter() - t_start)
             t0 = time.perf_counter()
-            hits = self._get_retriever().search(retrieval_query(question, history), k=top_k or s.top_k)
-            timings = Timings(retrieve=time.perf_counter() - t0)
+            hits = retriever.search(retrieval_query(question, history), k=top_k or s.top_k)
+            timings.retrieve = time.perf_counter() - t0
             if not hits or hits[0].score < s.min_score:
                 # nothing relevant: abstaining here saves the whole LLM call
                 timings.total = time.perf_counter() - t_start
@@ -135,6 +145,9 @@ class RAG:
                 return
             t0 = time.perf_counter()
             llm = self.llm
+            llm.warm_up()
+            timings.load += time.perf_counter() - t0
+            t0 = time.perf_counter()
             prompt = build_prompt(question, hits, template=tmpl, count_tokens=llm.count_tokens,
                                   budget=llm.n_ctx - s.max_tokens, history=history)
             timings.prompt = time.perf_counter() - t0

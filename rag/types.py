@@ -70,6 +70,7 @@ class Citation:
 class Timings:
     """Seconds spent per stage of one question."""
 
+    load: float = 0.0  # loading models and index on first use; zero once warm
     retrieve: float = 0.0
     prompt: float = 0.0
     prefill: float = 0.0  # time to first token, i.e. prompt evaluation

@@ -1,0 +1,96 @@
+"""End to end with the real default models: MiniLM embeddings, FAISS, SmolLM2-135M GGUF."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from rag import Answer, Turn
+from rag.errors import QueryError
+
+pytestmark = pytest.mark.e2e
+LORA_DOC = "deep-learning-and-choosing-a-model.txt"
+
+
+def test_lora_question_retrieves_and_cites_the_lora_notes(real_rag):
+    answer = real_rag.ask("What is LoRA?")
+    assert answer.hits[0].chunk.source == LORA_DOC
+    assert "LoRA" in answer.hits[0].chunk.text
+    assert not answer.abstained
+    assert answer.text.strip()
+    assert LORA_DOC in {c.source for c in answer.citations}
+    assert answer.usage.prompt_tokens > 100 and answer.usage.completion_tokens > 0
+    assert answer.timings.total >= answer.timings.retrieve > 0
+    assert answer.timings.prefill > 0
+
+
+@pytest.mark.parametrize("template", ["zero_shot", "few_shot", "cot"])
+def test_each_template_answers_autoencoders(real_rag, template):
+    answer = real_rag.ask("What are autoencoders used for?", template=template)
+    assert answer.template == template
+    top = {h.chunk.source for h in answer.hits[:3]}
+    assert top & {LORA_DOC, "intro-to-deep-learning-clarke.txt"}
+    assert any("utoencoder" in h.chunk.text for h in answer.hits)
+    assert answer.text.strip()
+    if template == "cot" and not answer.abstained:
+        assert "Answer:" not in answer.text
+
+
+def test_stream_yields_pieces_then_the_answer(real_rag):
+    items = list(real_rag.stream("What is a transformer network?"))
+    *pieces, final = items
+    assert isinstance(final, Answer)
+    assert pieces and all(isinstance(p, str) for p in pieces)
+    assert "".join(pieces).strip()
+
+
+def test_fixed_prefix_is_reused_from_the_kv_cache(real_rag):
+    real_rag.ask("What is transfer learning?")
+    second = real_rag.ask("What are GANs?")
+    # the system text and worked examples are identical between questions
+    assert second.usage.cached_tokens > 200
+
+
+def test_irrelevant_question_abstains_without_the_model(real_rag):
+    answer = real_rag.ask("What is the boiling point of tungsten in Fahrenheit?")
+    if answer.hits and answer.hits[0].score < real_rag.settings.min_score:
+        assert answer.usage.prompt_tokens == 0
+    assert answer.abstained
+    assert answer.citations == []
+
+
+def test_follow_up_uses_the_conversation(real_rag):
+    history = [Turn("What are transformer networks?", "Networks built on self-attention [1].")]
+    answer = real_rag.ask("What are its disadvantages?", history=history)
+    assert any("ransformer" in h.chunk.text for h in answer.hits[:2])
+
+
+def test_bad_questions(real_rag):
+    with pytest.raises(QueryError, match="empty"):
+        real_rag.ask("   ")
+    with pytest.raises(QueryError, match="characters long"):
+        real_rag.ask("why? " * 20_000)
+
+
+def test_cli_ask_json(real_rag):
+    env = {**os.environ, "RAG_INDEX": real_rag.settings.index, "RAG_N_CTX": "2048"}
+    out = subprocess.run([sys.executable, "-m", "rag", "ask", "What is LoRA?", "--json"],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    d = json.loads(out.stdout)
+    assert {"answer", "abstained", "citations", "hits", "timings", "usage"} <= set(d)
+    assert d["citations"] and {"source", "chunk_id", "score"} <= set(d["citations"][0])
+    assert LORA_DOC in {c["source"] for c in d["citations"]}
+    assert d["hits"][0]["source"] == LORA_DOC
+
+
+def test_module_level_ask_builds_the_index_on_first_use(tmp_path, monkeypatch):
+    # a fresh process whose default index is missing: ask() builds it from corpus/ first
+    code = ("from rag import ask; a = ask('What are autoencoders used for?'); "
+            "print(a.text); print('HITS', [h.chunk.source for h in a.hits])")
+    env = {**os.environ, "RAG_INDEX": str(tmp_path / "default"), "RAG_N_CTX": "2048"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "HITS" in out.stdout and out.stdout.split("HITS")[0].strip()
+    assert (tmp_path / "default" / "CURRENT").is_file()
