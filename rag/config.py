@@ -51,6 +51,17 @@ def _env(name: str, cast=str):
         raise ConfigError(f"{name}={raw!r} is not a valid {cast.__name__}") from e
 
 
+def _bool(raw: str) -> bool:
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
+
+
+_bool.__name__ = "boolean"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything that shapes indexing and answering. Build with `Settings.load(**overrides)`."""
@@ -62,6 +73,9 @@ class Settings:
     chunk_size: int = 200  # embedder tokens; must fit the embedder's max sequence length
     chunk_overlap: int = 40
     top_k: int = 4
+    retrieval: str = "hybrid"  # hybrid | dense | bm25
+    hybrid_alpha: float = 0.6  # weight of the dense score in the hybrid mix
+    compress: bool = True  # keep only the passages' sentences closest to the question
     n_ctx: int = 4096
     n_threads: int = 0  # 0: llama.cpp picks (physical cores)
     n_gpu_layers: int = 0  # -1 offloads every layer when llama-cpp-python was built with GPU support
@@ -76,7 +90,7 @@ class Settings:
         """Defaults, then RAG_* environment variables, then non-None keyword overrides."""
         values = {}
         for f in dataclasses.fields(cls):
-            cast = {"int": int, "float": float}.get(str(f.type), str)
+            cast = {"int": int, "float": float, "bool": _bool}.get(str(f.type), str)
             v = _env(f"RAG_{f.name.upper()}", cast)
             if v is not None:
                 values[f.name] = v

@@ -16,6 +16,7 @@ from .config import DEFAULT_EMBEDDER_NAME, Settings
 from .embed import Embedder
 from .errors import QueryError, StoreError
 from .llm import LLM, Generation
+from .ground import check_citations, compress
 from .prompts import ABSTAIN_TEXT, build_prompt, get_template, parse_output
 from .retrieve import Retriever
 from .types import Answer, Citation, Hit, Timings, Turn, Usage
@@ -23,6 +24,8 @@ from .types import Answer, Citation, Hit, Timings, Turn, Usage
 log = logging.getLogger(__name__)
 
 MAX_QUESTION_CHARS = 4000
+# the model has started writing a new context block or question instead of answering
+STOPS = ("\nQuestion:", "<context>", "</context>", "\n[1] (", "\n[2] (")
 SNIPPET_CHARS = 240
 
 
@@ -84,7 +87,8 @@ class RAG:
         if live is None:
             raise StoreError(f"no index at {index_dir}; build it with `rag index --index {index_dir}`")
         store = index_mod.open_index(index_dir, embedder_name=self.embedder.name)
-        self._retriever = Retriever(store, self.embedder)
+        self._retriever = Retriever(store, self.embedder, mode=self.settings.retrieval,
+                                    alpha=self.settings.hybrid_alpha)
         return self._retriever
 
     def warm_up(self) -> "RAG":
@@ -134,9 +138,10 @@ class RAG:
             retriever.embedder.warm_up()
             timings = Timings(load=time.perf_counter() - t_start)
             t0 = time.perf_counter()
-            hits = retriever.search(retrieval_query(question, history), k=top_k or s.top_k)
+            query = rewrite_query(question, history)
+            hits = retriever.search(query, k=top_k or s.top_k)
             timings.retrieve = time.perf_counter() - t0
-            if not hits or hits[0].score < s.min_score:
+            if not hits or max(h.dense for h in hits) < s.min_score:
                 # nothing relevant: abstaining here saves the whole LLM call
                 timings.total = time.perf_counter() - t_start
                 yield ABSTAIN_TEXT
@@ -148,12 +153,13 @@ class RAG:
             llm.warm_up()
             timings.load += time.perf_counter() - t0
             t0 = time.perf_counter()
-            prompt = build_prompt(question, hits, template=tmpl, count_tokens=llm.count_tokens,
+            context = compress(query, hits, embed=self.embedder.embed) if s.compress else hits
+            prompt = build_prompt(question, context, template=tmpl, count_tokens=llm.count_tokens,
                                   budget=llm.n_ctx - s.max_tokens, history=history)
             timings.prompt = time.perf_counter() - t0
             gen: Generation | None = None
             for item in llm.stream(list(prompt.messages), max_tokens=s.max_tokens,
-                                   temperature=s.temperature, stop=("\nQuestion:", "<context>")):
+                                   temperature=s.temperature, stop=STOPS):
                 if isinstance(item, Generation):
                     gen = item
                 else:
@@ -161,20 +167,22 @@ class RAG:
         assert gen is not None
         parsed = parse_output(gen.text, template=tmpl, n_blocks=len(prompt.blocks))
         blocks = list(prompt.blocks)
+        support = 0.0
         if parsed.refused:
             text, citations = ABSTAIN_TEXT, []
         else:
-            text = parsed.text
-            citations = [_citation(n, blocks[n - 1]) for n in parsed.cited]
-            if not citations and blocks:
-                best = max(range(len(blocks)), key=lambda i: _overlap(text, blocks[i].chunk.text))
-                citations = [_citation(best + 1, blocks[best], inferred=True)]
+            checked = check_citations(parsed.text, [b.chunk.text for b in blocks], embed=self.embedder.embed)
+            text, support = checked.text, checked.support
+            citations = [_citation(n, blocks[n - 1]) for n in checked.cited]
+            citations += [_citation(n, blocks[n - 1], inferred=True) for n in checked.inferred]
+            if checked.dropped:
+                log.info("dropped unsupported citations %s", list(checked.dropped))
         timings.prefill = gen.ttft
         timings.generate = gen.total - gen.ttft
         timings.total = time.perf_counter() - t_start
         yield Answer(question=question, text=text, citations=citations, hits=hits,
                      abstained=parsed.refused, reasoning=parsed.reasoning, template=tmpl.name,
-                     timings=timings,
+                     support=round(support, 4), timings=timings,
                      usage=Usage(gen.prompt_tokens, gen.completion_tokens, gen.cached_tokens))
 
 
@@ -190,24 +198,38 @@ def _clean_question(question: str) -> str:
     return question
 
 
-_FOLLOW_UP = re.compile(r"\b(it|its|they|their|them|this|that|these|those|he|she|his|her)\b", re.I)
+_PRONOUN = re.compile(r"\b(it|its|they|their|them|this|that|these|those)\b", re.I)
+_WH = re.compile(r"^\s*(?:what|which|who|whom|how|why|when|where|is|are|was|were|do|does|did|can|could|"
+                 r"should|would|tell me|explain|describe|define)\b(?:\s+(?:is|are|was|were|do|does|did|the|a|an)\b)*\s*",
+                 re.I)
 
 
-def retrieval_query(question: str, history: list[Turn]) -> str:
-    """A follow-up such as "what are its disadvantages?" is searched together with the
-    question it follows, so "its" finds the earlier topic."""
-    if history and (_FOLLOW_UP.search(question) or len(question.split()) <= 4):
-        return f"{history[-1].question} {question}"
+_GENERIC = frozenset("""and or but so the a an of for about any more some other what why how
+advantages disadvantages pros cons benefits drawbacks limitations problems issues examples example
+uses use applications types kinds alternatives difference differences else""".split())
+
+
+def _topic(question: str) -> str:
+    """The subject of a question: "What are transformer networks?" -> "transformer networks"."""
+    topic = _WH.sub("", question).strip(" ?.!")
+    return re.sub(r"\s+(?:used for|used|mean|work|about)$", "", topic, flags=re.I)
+
+
+def rewrite_query(question: str, history: list[Turn]) -> str:
+    """Make a follow-up standalone for retrieval: "What are its disadvantages?" after "What are
+    transformer networks?" becomes "What are transformer networks disadvantages?". A question
+    that names its own subject is left alone."""
+    if not history:
+        return question
+    topic = _topic(history[-1].question)
+    if not topic:
+        return question
+    if _PRONOUN.search(question):
+        return _PRONOUN.sub(topic, question, count=1)
+    own = set(re.findall(r"[a-z]+", _topic(question).lower())) - _GENERIC
+    if not own:  # "and the disadvantages?", "why?", "any examples?"
+        return f"{topic} {question}"
     return question
-
-
-def _tokens(text: str) -> set[str]:
-    return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) > 2}
-
-
-def _overlap(answer: str, passage: str) -> float:
-    a = _tokens(answer)
-    return len(a & _tokens(passage)) / (len(a) or 1)
 
 
 def _citation(n: int, hit: Hit, *, inferred: bool = False) -> Citation:

@@ -82,11 +82,28 @@ class Prompt:
 
 
 _FENCE = re.compile(r"</?\s*context\s*>", re.I)
+# Sentences that address the model rather than the reader. Fencing alone does not stop a small
+# model from obeying them, so they never reach the prompt (the document on disk is untouched).
+_INJECTION = re.compile(
+    r"\b(?:ignore|disregard|forget|override)\b[^.!?\n]{0,40}\b(?:instructions?|rules|prompts?|context|"
+    r"directions|question)\b|\byou are now\b|\bdeveloper mode\b|\bnew instructions?\b|"
+    r"^\s*(?:system|assistant)\s*:|\b(?:reply|respond|answer)\b[^.!?\n]{0,30}\b(?:only )?with\b[^.!?\n]{0,20}"
+    r"\b(?:word|phrase)\b|\bnothing else\b|\banswer (?:to )?every question\b", re.I | re.M)
+INJECTION_NOTE = "[instruction-like text removed]"
+
+
+def sanitize(text: str) -> str:
+    """Drop sentences that try to instruct the model, and anything that could close the fence."""
+    text = _FENCE.sub(" ", text)
+    if not _INJECTION.search(text):
+        return text
+    parts = re.split(r"(?<=[.!?])\s+|\n+", text)
+    return " ".join(INJECTION_NOTE if _INJECTION.search(p) else p for p in parts if p.strip())
 
 
 def format_block(n: int, hit: Hit, text: str | None = None) -> str:
     where = " > ".join(x for x in (hit.chunk.source, hit.chunk.heading) if x)
-    body = _FENCE.sub(" ", text if text is not None else hit.chunk.text)  # no escaping the fence
+    body = sanitize(text if text is not None else hit.chunk.text)
     return f"[{n}] ({where})\n{body.strip()}"
 
 
@@ -187,6 +204,22 @@ def _drop_repeats(text: str) -> str:
     return " ".join(out).strip()
 
 
+# A small model that starts copying the prompt's scaffolding has stopped answering.
+_ECHO = re.compile(r"\n?\[\d{1,3}\]\s*\([^)\n]*\)\s*\n|</?(?:context|pre|section|div|p|span)\b[^>]*>|"
+                   r"\n\s*Question\s*:", re.I)
+MAX_SENTENCES = 5
+
+
+def _trim(text: str) -> str:
+    m = _ECHO.search(text)
+    if m:
+        text = text[:m.start()]
+    sents = re.split(r"(?<=[.!?])\s+", text.strip())
+    if len(sents) > MAX_SENTENCES:  # rambling: the answer was asked for in one to three sentences
+        text = " ".join(sents[:MAX_SENTENCES])
+    return text.strip()
+
+
 def parse_output(raw: str, *, template: Template, n_blocks: int) -> Parsed:
     """Split reasoning from the final answer, find citations and refusals."""
     raw = raw.strip()
@@ -201,6 +234,6 @@ def parse_output(raw: str, *, template: Template, n_blocks: int) -> Parsed:
             reasoning = _REASON_MARK.sub("", raw).strip()
             sentences = [s for s in re.split(r"(?<=[.!?])\s+", reasoning) if s.strip()]
             text = sentences[-1] if sentences else ""
-    text = _drop_repeats(text)
+    text = _drop_repeats(_trim(text))
     refused = bool(_REFUSAL.search(text)) or not text
     return Parsed(text=text, reasoning=reasoning, cited=cited_numbers(text, n_blocks), refused=refused)

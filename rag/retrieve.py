@@ -1,52 +1,126 @@
-"""Stage 5: question to ranked `Hit`s by cosine similarity, near-duplicates collapsed."""
+"""Stage 5: question to ranked `Hit`s. Hybrid by default: BM25 and dense cosine scores, each
+min-max normalised over the union of both candidate lists, then mixed with a fixed weight.
+
+Why a convex mix and not reciprocal-rank fusion: on the shipped SQuAD v2 sample the mix
+reached MRR@10 0.886-0.889 against 0.83-0.84 for RRF (same candidates; alpha picked on one half
+of the questions and checked on the other). Dense-only MiniLM found the gold paragraph in the
+top 5 for 0.85 of the questions, BM25 alone 0.94, the mix 0.95-0.96.
+"""
 from __future__ import annotations
 
+import logging
 import re
 
 import numpy as np
 
+from .chunk import embed_text
+from .errors import ConfigError
 from .index import Store
 from .types import Hit
 
+log = logging.getLogger(__name__)
+
+MODES = ("hybrid", "dense", "bm25")
 # Chunks this similar carry the same content (the corpus ships one note as .txt and .md); the
 # user should see it once, and the prompt should not spend tokens on it twice.
 DUPLICATE_COSINE = 0.95
+CANDIDATES = 50  # per signal; both lists are merged before normalising
 
 
 def _fingerprint(text: str) -> str:
     return re.sub(r"\W+", " ", text).lower().strip()
 
 
-class Retriever:
-    """Dense retrieval over a loaded `Store` with the embedder that built it."""
+class _BM25:
+    """bm25s over the chunks' embedded text (headings included), English stopwords, stemmed."""
 
-    def __init__(self, store: Store, embedder) -> None:
+    def __init__(self, texts: list[str]) -> None:
+        import bm25s
+
+        try:
+            import Stemmer
+
+            self._stem = Stemmer.Stemmer("english").stemWords
+        except ImportError:  # stemming helps recall a little; BM25 works without it
+            self._stem = None
+        self._bm25s = bm25s
+        self.model = bm25s.BM25()
+        tokens = bm25s.tokenize(texts, stopwords="en", stemmer=self._stem, show_progress=False)
+        self.model.index(tokens, show_progress=False)
+
+    def scores(self, query: str) -> np.ndarray:
+        q = self._bm25s.tokenize([query], stopwords="en", stemmer=self._stem, show_progress=False,
+                                 return_ids=False)[0]
+        return np.asarray(self.model.get_scores(q), dtype=np.float32)
+
+
+def _minmax(x: np.ndarray) -> np.ndarray:
+    span = float(x.max() - x.min()) if len(x) else 0.0
+    return (x - x.min()) / span if span > 1e-9 else np.zeros_like(x)
+
+
+class Retriever:
+    """Retrieval over a loaded `Store` with the embedder that built it."""
+
+    def __init__(self, store: Store, embedder, *, mode: str = "hybrid", alpha: float = 0.6) -> None:
+        if mode not in MODES:
+            raise ConfigError(f"unknown retrieval mode {mode!r}; choose one of {', '.join(MODES)}")
+        if not 0.0 <= alpha <= 1.0:
+            raise ConfigError(f"hybrid_alpha must be between 0 and 1, got {alpha}")
         self.store = store
         self.embedder = embedder
+        self.mode = mode
+        self.alpha = alpha  # weight of the dense score; 1 - alpha goes to BM25
+        self._bm25: _BM25 | None = None
+
+    @property
+    def bm25(self) -> _BM25:
+        if self._bm25 is None:  # built once per loaded index version
+            self._bm25 = _BM25([embed_text(c) for c in self.store.chunks])
+        return self._bm25
 
     def search(self, query: str, *, k: int = 4) -> list[Hit]:
         """The k best distinct chunks for `query`, best first."""
-        if len(self.store) == 0:
+        n = len(self.store)
+        if n == 0:
             return []
-        qvec = self.embedder.embed([query])
-        scores, rows = self.store.search(qvec, k * 3 + 2)
+        want = max(CANDIDATES, 5 * k)
+        # the query vector is computed in every mode: its cosine is what the abstention gate reads
+        qvec = self.embedder.embed([query])[0]
+        cand: np.ndarray = np.zeros(0, dtype=np.int64)
+        if self.mode != "bm25":
+            _, rows = self.store.search(qvec[None, :], want)
+            cand = rows[0][rows[0] >= 0]
+        lexical = self.bm25.scores(query) if self.mode != "dense" else None
+        if lexical is not None:
+            top = np.argpartition(-lexical, min(want, n) - 1)[:want] if n > want else np.arange(n)
+            cand = np.union1d(cand, top)
+        cand = cand.astype(np.int64)
+        dense = self.store.vectors[cand] @ qvec
+        lex = lexical[cand] if lexical is not None else np.zeros(len(cand), np.float32)
+        if self.mode == "dense":
+            fused = dense
+        elif self.mode == "bm25":
+            fused = lex
+        else:
+            fused = self.alpha * _minmax(dense) + (1 - self.alpha) * _minmax(lex)
+        order = np.argsort(-fused, kind="stable")
+        return self._distinct(cand[order], fused[order], dense[order], lex[order], k)
+
+    def _distinct(self, rows, fused, dense, lex, k: int) -> list[Hit]:
         hits: list[Hit] = []
-        kept_rows: list[int] = []
+        kept: list[int] = []
         seen_text: set[str] = set()
-        for score, row in zip(scores[0], rows[0]):
-            if row < 0:
-                continue
+        for row, score, d, b in zip(rows, fused, dense, lex):
             chunk = self.store.chunks[row]
             fp = _fingerprint(chunk.text)
             if fp in seen_text:
                 continue
-            if kept_rows:
-                sims = self.store.vectors[kept_rows] @ self.store.vectors[row]
-                if float(np.max(sims)) >= DUPLICATE_COSINE:
-                    continue
+            if kept and float(np.max(self.store.vectors[kept] @ self.store.vectors[row])) >= DUPLICATE_COSINE:
+                continue
             seen_text.add(fp)
-            kept_rows.append(int(row))
-            hits.append(Hit(chunk=chunk, score=float(score)))
+            kept.append(int(row))
+            hits.append(Hit(chunk=chunk, score=float(score), dense=float(d), lexical=float(b)))
             if len(hits) == k:
                 break
         return hits

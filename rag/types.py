@@ -47,10 +47,13 @@ class Chunk:
 
 @dataclass(frozen=True)
 class Hit:
-    """A retrieved chunk and its relevance score (cosine similarity for dense search)."""
+    """A retrieved chunk. `score` ranks (the fused score in hybrid mode); `dense` is the cosine
+    similarity and `lexical` the raw BM25 score, kept for calibrated decisions such as abstaining."""
 
     chunk: Chunk
     score: float
+    dense: float = 0.0
+    lexical: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,7 @@ class Answer:
     abstained: bool = False
     reasoning: str = ""  # chain-of-thought text, kept apart from the final answer
     template: str = ""
+    support: float = 0.0  # how well the best passage supports the answer text (0..1)
     timings: Timings = field(default_factory=Timings)
     usage: Usage = field(default_factory=Usage)
 
@@ -106,6 +110,7 @@ class Answer:
             "answer": self.text,
             "abstained": self.abstained,
             "template": self.template,
+            "support": self.support,
             "reasoning": self.reasoning,
             "citations": [asdict(c) for c in self.citations],
             "hits": [{"source": h.chunk.source, "chunk_id": h.chunk.id, "score": round(h.score, 4),
