@@ -94,7 +94,8 @@ def check_citations(answer: str, blocks: list[str], *, embed) -> CheckedAnswer:
 
 
 def compress(question: str, hits: list[Hit], *, embed, keep_ratio: float = 0.5) -> list[Hit]:
-    """Shrink each passage to its sentences most related to the question, in their original order.
+    """Shrink each passage to its sentences most related to the question, in their original order,
+    plus the sentence after each of the two best (a heading that matches is followed by its content).
 
     Prefill dominates answer latency on a CPU, and a small model copies better from a short,
     focused passage. Passages of one or two sentences are kept whole.
@@ -118,7 +119,11 @@ def compress(question: str, hits: list[Hit], *, embed, keep_ratio: float = 0.5) 
         lex = np.array([len(q_words & content_words(s)) / (len(q_words) or 1) for s in ss])
         score = 0.5 * cos + 0.5 * lex
         keep = max(2, math.ceil(n * keep_ratio))
-        best = sorted(np.argsort(-score)[:keep].tolist())
-        text = " ".join(ss[i] for i in best)
+        ranked = np.argsort(-score).tolist()
+        chosen = set(ranked[:keep])
+        # a matching heading or lead-in is usually followed by the statement that answers it
+        chosen |= {i + 1 for i in ranked[:2] if i + 1 < n}
+        best = sorted(chosen)
+        text = "\n".join(ss[i] for i in best)
         out.append(dataclasses.replace(hit, chunk=dataclasses.replace(hit.chunk, text=text)))
     return out

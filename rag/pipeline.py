@@ -155,7 +155,8 @@ class RAG:
             t0 = time.perf_counter()
             context = compress(query, hits, embed=self.embedder.embed) if s.compress else hits
             prompt = build_prompt(question, context, template=tmpl, count_tokens=llm.count_tokens,
-                                  budget=llm.n_ctx - s.max_tokens, history=history)
+                                  budget=llm.n_ctx - s.max_tokens, history=history,
+                                  best_last=s.best_last)
             timings.prompt = time.perf_counter() - t0
             gen: Generation | None = None
             for item in llm.stream(list(prompt.messages), max_tokens=s.max_tokens,

@@ -112,11 +112,13 @@ def _user_message(question: str, blocks: list[str]) -> str:
 
 
 def build_prompt(question: str, hits: list[Hit], *, template: Template, count_tokens: Callable[[list[Message]], int],
-                 budget: int, history: list[Turn] | None = None, max_history: int = 3) -> Prompt:
+                 budget: int, history: list[Turn] | None = None, max_history: int = 3,
+                 best_last: bool = False) -> Prompt:
     """Pack as many hits as fit into `budget` prompt tokens, best first.
 
     The question is never cut: if it alone does not fit, QueryError. A block that only partly
-    fits is cut at a word boundary; later blocks are dropped.
+    fits is cut at a word boundary; later blocks are dropped. With `best_last` the packed blocks
+    are shown in reverse, so the best passage sits right before the question.
     """
     head = [Message("system", template.system)]
     for user, assistant in template.examples:
@@ -132,17 +134,19 @@ def build_prompt(question: str, hits: list[Hit], *, template: Template, count_to
         # history is the only part we may drop to make room for the question
         if history:
             return build_prompt(question, hits, template=template, count_tokens=count_tokens,
-                                budget=budget, history=None)
+                                budget=budget, history=None, best_last=best_last)
         raise QueryError(f"the question is too long for the model's context window "
                          f"({base} prompt tokens, at most {budget} fit); shorten it")
     blocks: list[str] = []
     used: list[Hit] = []
+    texts: list[str] = []
     for hit in hits:
         block = format_block(len(blocks) + 1, hit)
         n = count_tokens(render(blocks + [block]))
         if n <= budget:
             blocks.append(block)
             used.append(hit)
+            texts.append(hit.chunk.text)
             continue
         # cut this block to what is left, by words, if a useful part fits
         words = hit.chunk.text.split()
@@ -157,7 +161,12 @@ def build_prompt(question: str, hits: list[Hit], *, template: Template, count_to
         if lo >= 20:
             blocks.append(format_block(len(blocks) + 1, hit, " ".join(words[:lo]) + " ..."))
             used.append(hit)
+            texts.append(" ".join(words[:lo]) + " ...")
         break
+    if best_last and len(used) > 1:
+        used.reverse()
+        texts.reverse()
+        blocks = [format_block(i, h, t) for i, (h, t) in enumerate(zip(used, texts), 1)]
     messages = render(blocks)
     return Prompt(tuple(messages), tuple(used), template, count_tokens(messages))
 

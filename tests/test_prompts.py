@@ -82,3 +82,13 @@ def test_parse_chain_of_thought():
 def test_unknown_template():
     with pytest.raises(ConfigError, match="few_shot"):
         get_template("tree_of_thought")
+
+
+def test_best_last_puts_the_best_passage_next_to_the_question():
+    hits = [hit(1, "best passage"), hit(2, "second passage")]
+    p = build_prompt("q?", hits, template=TEMPLATES["zero_shot"], count_tokens=words, budget=10_000,
+                     best_last=True)
+    last = p.messages[-1].content
+    assert last.index("second passage") < last.index("best passage")
+    assert "[2] (doc1.md > Intro)\nbest passage" in last
+    assert [h.chunk.source for h in p.blocks] == ["doc2.md", "doc1.md"]  # blocks[n-1] is [n]
