@@ -40,6 +40,9 @@ def find_files(paths: list[str | Path]) -> tuple[list[Path], list[tuple[str, str
     skipped: list[tuple[str, str]] = []
 
     def consider(f: Path) -> None:
+        if f.is_symlink() and f.is_dir():
+            skipped.append((str(f), "link to a folder, not followed"))
+            return
         if f.suffix.lower() not in SUPPORTED:
             skipped.append((str(f), f"unsupported file type '{f.suffix or f.name}'"))
             return
@@ -48,9 +51,7 @@ def find_files(paths: list[str | Path]) -> tuple[list[Path], list[tuple[str, str
         except OSError as e:  # dangling link, link loop, vanished meanwhile
             skipped.append((str(f), f"cannot read ({e.strerror or e})"))
             return
-        if stat.S_ISDIR(st.st_mode):
-            skipped.append((str(f), "link to a folder, not followed"))
-        elif not stat.S_ISREG(st.st_mode):
+        if not stat.S_ISREG(st.st_mode):
             skipped.append((str(f), "not a regular file (FIFO, socket or device)"))
         else:
             found.append(f)
