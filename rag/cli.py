@@ -32,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rebuild", action="store_true", help="rebuild from scratch")
     p.add_argument("--chunk-size", type=int, help="chunk size in embedder tokens")
     p.add_argument("--chunk-overlap", type=int, help="overlap in embedder tokens")
+    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                   help="if another build is writing this index, wait up to SECONDS for it")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     _model_args(p)
 
@@ -54,7 +56,8 @@ def cmd_index(args) -> int:
     from .pipeline import RAG
 
     rag = RAG(_settings(args))
-    report = rag.index(args.paths or None, rebuild=args.rebuild, progress=sys.stderr.isatty())
+    report = rag.index(args.paths or None, rebuild=args.rebuild, progress=sys.stderr.isatty(),
+                       lock_wait=max(0.0, args.wait))
     if args.json:
         print(json.dumps({"index": report.index_dir, "added": report.added, "updated": report.updated,
                           "removed": report.removed, "unchanged": report.unchanged,

@@ -5,12 +5,16 @@ for that one file; the caller decides whether to skip it.
 """
 from __future__ import annotations
 
+import codecs
 import hashlib
+import itertools
 import logging
 import os
 import re
+import stat
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Iterator
 
 from .errors import DocumentError
 from .types import Document, Section
@@ -20,34 +24,53 @@ log = logging.getLogger(__name__)
 SUPPORTED = {".txt": "text", ".md": "markdown", ".markdown": "markdown",
              ".html": "html", ".htm": "html", ".pdf": "pdf"}
 
+# Text files above this size are read block by block, so a huge log or dump is indexed in
+# memory bounded by its chunks rather than by several copies of the whole file.
+LARGE_FILE_BYTES = 8 << 20
+BLOCK_BYTES = 1 << 20
+
 
 def find_files(paths: list[str | Path]) -> tuple[list[Path], list[tuple[str, str]]]:
     """Expand folders recursively (links to folders are not followed, so loops cannot happen).
 
-    Returns the supported files, sorted, and (path, reason) pairs for what was passed over.
+    Returns the supported regular files, sorted, and (path, reason) pairs for what was passed
+    over: unsupported types, broken or looping links, FIFOs and devices (reading one would hang).
     """
     found: list[Path] = []
     skipped: list[tuple[str, str]] = []
+
+    def consider(f: Path) -> None:
+        if f.is_symlink() and f.is_dir():
+            skipped.append((str(f), "link to a folder, not followed"))
+            return
+        if f.suffix.lower() not in SUPPORTED:
+            skipped.append((str(f), f"unsupported file type '{f.suffix or f.name}'"))
+            return
+        try:
+            st = f.stat()
+        except OSError as e:  # dangling link, link loop, vanished meanwhile
+            skipped.append((str(f), f"cannot read ({e.strerror or e})"))
+            return
+        if not stat.S_ISREG(st.st_mode):
+            skipped.append((str(f), "not a regular file (FIFO, socket or device)"))
+        else:
+            found.append(f)
+
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
             for dirpath, dirnames, filenames in os.walk(p, followlinks=False):
                 dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                for name in sorted(filenames):
-                    if name.startswith("."):
-                        continue
-                    f = Path(dirpath) / name
-                    if f.suffix.lower() in SUPPORTED:
-                        found.append(f)
-                    else:
-                        skipped.append((str(f), f"unsupported file type '{f.suffix or name}'"))
-        elif p.is_file():
-            if p.suffix.lower() in SUPPORTED:
-                found.append(p)
-            else:
-                skipped.append((str(p), f"unsupported file type '{p.suffix or p.name}'"))
+                names = filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+                for name in sorted(names):
+                    if not name.startswith("."):
+                        consider(Path(dirpath) / name)
+        elif p.exists() or p.is_symlink():
+            consider(p)
         else:
             skipped.append((str(p), "no such file or folder"))
+    for path, reason in skipped:
+        log.warning("skipped %s: %s", path, reason)
     return sorted(set(found)), skipped
 
 
@@ -71,20 +94,27 @@ def file_sha256(path: Path) -> str:
 
 
 def load(path: Path, *, source: str | None = None) -> Document:
-    """Read one file into a Document. Raises DocumentError with a one-line reason."""
+    """Read one file into a Document. Raises DocumentError with a one-line reason.
+
+    Text and Markdown files over LARGE_FILE_BYTES come back with `sections` as a one-pass
+    iterator of plain-text blocks (heading paths are not tracked there), read lazily.
+    """
     kind = SUPPORTED.get(path.suffix.lower())
     if kind is None:
         raise DocumentError(f"{path}: unsupported file type '{path.suffix}'")
+    source = source or path.as_posix()
     try:
+        size = path.stat().st_size
+        if kind in ("text", "markdown") and size > LARGE_FILE_BYTES:
+            return _load_large_text(path, source)
         raw = path.read_bytes()
     except OSError as e:
         raise DocumentError(f"{path}: cannot read ({e.strerror or e})") from e
-    source = source or path.as_posix()
     digest = hashlib.sha256(raw).hexdigest()
     if kind == "pdf":
         title, sections = _parse_pdf(path, raw)
     else:
-        text = decode(raw, path)
+        text = raw.decode(detect_encoding(raw, path))
         if kind == "markdown":
             title, sections = _parse_markdown(text)
         elif kind == "html":
@@ -97,27 +127,65 @@ def load(path: Path, *, source: str | None = None) -> Document:
     return Document(source=source, title=title or path.stem, sections=sections, sha256=digest)
 
 
+def _load_large_text(path: Path, source: str) -> Document:
+    with path.open("rb") as fh:
+        sample = fh.read(BLOCK_BYTES)
+    encoding = detect_encoding(sample, path, partial=True)
+    blocks = (s for s in _read_blocks(path, encoding) if s.text.strip())
+    first = next(blocks, None)
+    if first is None:
+        raise DocumentError(f"{path}: no text in file")
+    log.info("%s: large file (%d MB), read in blocks", path, path.stat().st_size >> 20)
+    return Document(source=source, title=_first_line_title(first.text) or path.stem,
+                    sections=itertools.chain([first], blocks), sha256=file_sha256(path))
+
+
+def _read_blocks(path: Path, encoding: str) -> Iterator[Section]:
+    """Decoded text in blocks of about BLOCK_BYTES, cut at paragraph or line ends when possible."""
+    decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+    carry = ""
+    with path.open("rb") as fh:
+        while block := fh.read(BLOCK_BYTES):
+            text = carry + decoder.decode(block)
+            cut = text.rfind("\n\n")
+            if cut < len(text) // 2:
+                cut = text.rfind("\n")
+            if cut < len(text) // 2:
+                cut = text.rfind(" ")
+            if cut <= 0:
+                cut = len(text)
+            carry = text[cut:]
+            yield Section(text[:cut])
+    yield Section(carry + decoder.decode(b"", final=True))
+
+
 def decode(raw: bytes, path: Path) -> str:
-    """Bytes to text: UTF-8 (with or without BOM), UTF-16 with BOM, else a detected encoding."""
+    """Bytes to text in the detected encoding (see `detect_encoding`)."""
+    return raw.decode(detect_encoding(raw, path))
+
+
+def detect_encoding(raw: bytes, path: Path, *, partial: bool = False) -> str:
+    """UTF-8 (with or without BOM), UTF-16 with BOM, Windows-1252, else what charset-normalizer
+    finds. `partial`: `raw` is the start of a longer file and may end inside a character.
+    Raises DocumentError for binary content or text whose encoding cannot be told."""
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return raw.decode("utf-16")
-    head = raw[:8192]
-    if b"\x00" in head:
+        return "utf-16"
+    if b"\x00" in raw[:8192]:
         raise DocumentError(f"{path}: binary content, not text")
     try:
-        return raw.decode("utf-8-sig")
+        codecs.getincrementaldecoder("utf-8-sig")().decode(raw, final=not partial)
+        return "utf-8-sig"
     except UnicodeDecodeError:
         pass
-    western = _as_western(raw)
-    if western is not None:
-        return western
+    if _as_western(raw) is not None:
+        return "cp1252"
     from charset_normalizer import from_bytes
 
     best = from_bytes(raw).best()
     if best is None:
-        raise DocumentError(f"{path}: unknown text encoding")
+        raise DocumentError(f"{path}: unknown text encoding (binary or undetectable)")
     log.info("%s: decoded as %s", path, best.encoding)
-    return str(best)
+    return best.encoding
 
 
 _WESTERN_EXTRA = set("‘’“”–—…•€«»° ©®·")

@@ -101,13 +101,18 @@ class RAG:
     # ---------------------------------------------------------------- verbs
 
     def index(self, paths: list[str | Path] | None = None, *, rebuild: bool = False, prune: bool = True,
-              progress: bool = False) -> index_mod.IndexReport:
-        """Index `paths` (default: the corpus folder) into this RAG's index, incrementally."""
+              progress: bool = False, lock_wait: float = 0.0) -> index_mod.IndexReport:
+        """Index `paths` (default: the corpus folder) into this RAG's index, incrementally.
+
+        The returned report lists added, updated, removed, unchanged and skipped documents. When
+        another build holds the index, wait up to `lock_wait` seconds before giving up.
+        """
         s = self.settings
         with self._lock:
             report = index_mod.build(paths or [s.corpus], index_dir=s.index, embedder=self.embedder,
                                      chunk_size=s.chunk_size, chunk_overlap=s.chunk_overlap,
-                                     rebuild=rebuild, prune=prune, progress=progress)
+                                     rebuild=rebuild, prune=prune, progress=progress,
+                                     lock_wait=lock_wait)
             self._retriever = None
         return report
 

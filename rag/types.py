@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Iterator
 
 
 @dataclass(frozen=True)
@@ -18,7 +19,8 @@ class Document:
 
     source: str  # path relative to the indexed root, used as the document id
     title: str
-    sections: tuple[Section, ...]
+    # a one-pass iterator instead of a tuple for very large text files (see ingest.load)
+    sections: tuple[Section, ...] | Iterator[Section]
     sha256: str
 
 
