@@ -84,6 +84,7 @@ class Settings:
     temperature: float = 0.0
     seed: int = 0
     min_score: float = 0.2  # below this top cosine score nothing is relevant: abstain without the LLM
+    min_support: float = 0.0  # abstain when no passage supports the generated answer this well (0..1)
     embed_batch_size: int = 64
 
     @classmethod

@@ -174,20 +174,26 @@ class RAG:
         parsed = parse_output(gen.text, template=tmpl, n_blocks=len(prompt.blocks))
         blocks = list(prompt.blocks)
         support = 0.0
-        if parsed.refused:
-            text, citations = ABSTAIN_TEXT, []
-        else:
+        abstained = parsed.refused
+        text, citations = ABSTAIN_TEXT, []
+        if not abstained:
             checked = check_citations(parsed.text, [b.chunk.text for b in blocks], embed=self.embedder.embed)
-            text, support = checked.text, checked.support
-            citations = [_citation(n, blocks[n - 1]) for n in checked.cited]
-            citations += [_citation(n, blocks[n - 1], inferred=True) for n in checked.inferred]
+            support = checked.support
             if checked.dropped:
                 log.info("dropped unsupported citations %s", list(checked.dropped))
+            if support < s.min_support:
+                # nothing retrieved backs what the model wrote: a made-up answer is worse than none
+                log.info("answer support %.2f below %.2f: abstaining", support, s.min_support)
+                abstained = True
+            else:
+                text = checked.text
+                citations = [_citation(n, blocks[n - 1]) for n in checked.cited]
+                citations += [_citation(n, blocks[n - 1], inferred=True) for n in checked.inferred]
         timings.prefill = gen.ttft
         timings.generate = gen.total - gen.ttft
         timings.total = time.perf_counter() - t_start
         yield Answer(question=question, text=text, citations=citations, hits=hits,
-                     abstained=parsed.refused, reasoning=parsed.reasoning, template=tmpl.name,
+                     abstained=abstained, reasoning=parsed.reasoning, template=tmpl.name,
                      support=round(support, 4), timings=timings,
                      usage=Usage(gen.prompt_tokens, gen.completion_tokens, gen.cached_tokens))
 
