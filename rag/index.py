@@ -183,12 +183,45 @@ class _Lock:
         self.fh.close()
 
 
-def build_faiss(vectors: np.ndarray):
+# Above this many chunks an exact scan costs more than the query embedding (about 10 ms at
+# 100k x 384 on a 2-core laptop), so an inverted-file index takes over; see BENCHMARKS.md.
+DEFAULT_ANN_THRESHOLD = 50_000
+
+
+def ivf_params(n: int) -> tuple[int, int]:
+    """(lists, lists probed per query) for an IVF index over n vectors.
+
+    About sqrt(n) lists keeps both the training and the per-query scan small; probing 1/8 of
+    them kept recall@10 at 0.96 of an exact scan on the benchmark's 1M vectors (1/16: 0.87).
+    """
+    nlist = int(min(4096, max(16, round(n ** 0.5))))
+    return nlist, max(8, nlist // 8)
+
+
+def build_faiss(vectors: np.ndarray, *, ann_threshold: int = DEFAULT_ANN_THRESHOLD):
+    """Inner-product FAISS index over unit vectors: exact, or IVF when rows >= ann_threshold.
+
+    `ann_threshold` 0 disables the approximate index. The IVF index stores its probe count, so
+    readers need no extra setting.
+    """
     import faiss
 
-    index = faiss.IndexFlatIP(vectors.shape[1])
-    if len(vectors):
-        index.add(vectors)
+    n, dim = vectors.shape
+    if not ann_threshold or n < ann_threshold:
+        index = faiss.IndexFlatIP(dim)
+        if n:
+            index.add(vectors)
+        return index
+    nlist, nprobe = ivf_params(n)
+    quantizer = faiss.IndexFlatIP(dim)
+    index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    # k-means on ~40 points per list is as good as on all of them and much faster
+    sample = min(n, 40 * nlist)
+    rows = np.random.default_rng(0).choice(n, size=sample, replace=False) if sample < n else slice(None)
+    index.train(np.ascontiguousarray(vectors[rows]))
+    index.add(vectors)
+    index.nprobe = nprobe
+    log.info("IVF index over %d vectors: %d lists, %d probed", n, nlist, nprobe)
     return index
 
 
