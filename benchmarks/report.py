@@ -61,7 +61,7 @@ def render(r: dict) -> str:
                 "Synthetic unit vectors (dimension 384, topic clusters plus low-rank structure); real query "
                 "embedding. Raw = one `faiss` search (k=10); end to end = `Retriever.search` (query "
                 "embedding + search + ranking). IVF = `build_faiss` above its threshold "
-                f"(default `ann_threshold` {s['ann_threshold_default']}). Times in ms, p50 / p95.", "",
+                f"(`ann_threshold` {s['ann_threshold']}). Times in ms, p50 / p95.", "",
                 "| chunks | queries | raw flat | raw IVF | IVF recall@10 vs flat | e2e flat | e2e IVF | "
                 "default index | IVF lists/probed | IVF build s |", "|---|---|---|---|---|---|---|---|---|---|"]
         for n, x in s["sizes"].items():

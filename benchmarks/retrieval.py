@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.index import DEFAULT_ANN_THRESHOLD, Store, build_faiss, ivf_params
+from rag.index import Store, build_faiss, ivf_params
 from rag.retrieve import Retriever
 from rag.types import Chunk
 
@@ -52,11 +52,11 @@ def _e2e_latency(store: Store, embedder, questions: list[str], top_k: int) -> li
     return times
 
 
-def run(*, quick: bool, embedder, top_k: int = 4) -> dict:
+def run(*, quick: bool, embedder, top_k: int, ann_threshold: int) -> dict:
     sizes = [10_000, 100_000] if quick else [10_000, 100_000, 1_000_000]
     paragraphs, qa = squad_paragraphs()
     texts = paragraphs
-    out: dict = {"ann_threshold_default": DEFAULT_ANN_THRESHOLD, "sizes": {}}
+    out: dict = {"ann_threshold": ann_threshold, "sizes": {}}
     t = time.perf_counter()
     vectors = synthetic_vectors(max(sizes), seed=0)
     out["generate_vectors_s"] = time.perf_counter() - t
@@ -74,7 +74,7 @@ def run(*, quick: bool, embedder, top_k: int = 4) -> dict:
         ann_build = time.perf_counter() - t
         flat_t, flat_rows = _raw_latency(flat, queries, 10)
         ann_t, ann_rows = _raw_latency(ann, queries, 10)
-        auto_is_ann = n >= DEFAULT_ANN_THRESHOLD
+        auto_is_ann = bool(ann_threshold) and n >= ann_threshold
         row = {
             "queries": n_q, "ivf_lists_probed": list(ivf_params(n)),
             "flat_build_s": flat_build, "ann_build_s": ann_build,

@@ -72,7 +72,8 @@ def run(*, quick: bool, only: list[str] | None = None) -> dict:
         section("indexing", indexing.run, quick=quick, batch_size=settings.embed_batch_size,
                 chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap)
     if "retrieval" in sections:
-        section("retrieval", retrieval.run, quick=quick, embedder=embedder, top_k=settings.top_k)
+        section("retrieval", retrieval.run, quick=quick, embedder=embedder, top_k=settings.top_k,
+                ann_threshold=settings.ann_threshold)
     with tempfile.TemporaryDirectory(prefix="rag-bench-index-") as tmp:
         idx = str(Path(tmp) / "index")
         if "generation" in sections or "onnx" in sections:

@@ -26,6 +26,7 @@ import numpy as np
 
 from . import ingest
 from .chunk import Chunker, embed_text
+from .config import DEFAULT_ANN_THRESHOLD
 from .errors import DocumentError, StoreError
 from .types import Chunk
 
@@ -183,9 +184,6 @@ class _Lock:
         self.fh.close()
 
 
-# Above this many chunks an exact scan costs more than the query embedding (about 10 ms at
-# 100k x 384 on a 2-core laptop), so an inverted-file index takes over; see BENCHMARKS.md.
-DEFAULT_ANN_THRESHOLD = 50_000
 
 
 def ivf_params(n: int) -> tuple[int, int]:
@@ -240,7 +238,8 @@ def _write_file(path: Path, data: bytes) -> None:
         os.fsync(fh.fileno())
 
 
-def _write_version(index_dir: Path, manifest: dict, chunks: list[Chunk], vectors: np.ndarray) -> Path:
+def _write_version(index_dir: Path, manifest: dict, chunks: list[Chunk], vectors: np.ndarray, *,
+                   ann_threshold: int = DEFAULT_ANN_THRESHOLD) -> Path:
     import io
 
     import faiss
@@ -254,7 +253,7 @@ def _write_version(index_dir: Path, manifest: dict, chunks: list[Chunk], vectors
     buf = io.BytesIO()
     np.save(buf, vectors, allow_pickle=False)
     _write_file(tmp / "vectors.npy", buf.getvalue())
-    _write_file(tmp / "faiss.index", faiss.serialize_index(build_faiss(vectors)).tobytes())
+    _write_file(tmp / "faiss.index", faiss.serialize_index(build_faiss(vectors, ann_threshold=ann_threshold)).tobytes())
     manifest["files"] = {f: {"size": (tmp / f).stat().st_size, "sha256": _sha256(tmp / f)} for f in FILES}
     _write_file(tmp / "manifest.json", json.dumps(manifest, indent=1, ensure_ascii=False).encode())
     _fsync_dir(tmp)
@@ -278,12 +277,13 @@ def _clean(index_dir: Path, keep: int = 2) -> None:
 
 def build(paths: list[str | Path], *, index_dir: str | Path, embedder, chunk_size: int,
           chunk_overlap: int, rebuild: bool = False, prune: bool = True, progress: bool = False,
-          lock_wait: float = 0.0) -> IndexReport:
+          lock_wait: float = 0.0, ann_threshold: int = DEFAULT_ANN_THRESHOLD) -> IndexReport:
     """Bring the index at `index_dir` in line with the files under `paths`.
 
     Unchanged documents (same content hash) keep their chunks and vectors; new and changed ones
     are chunked and embedded; with `prune`, documents no longer found are removed. A change of
     embedder or chunker settings needs `rebuild=True`, so old and new vectors never mix.
+    From `ann_threshold` chunks on (0: never) the FAISS index is approximate (IVF).
     """
     t0 = time.perf_counter()
     index_dir = Path(index_dir)
@@ -374,7 +374,7 @@ def build(paths: list[str | Path], *, index_dir: str | Path, embedder, chunk_siz
             "n_chunks": len(chunks),
             "documents": documents,
         }
-        version = _write_version(index_dir, manifest, chunks, vectors)
+        version = _write_version(index_dir, manifest, chunks, vectors, ann_threshold=ann_threshold)
         _clean(index_dir)
         report.n_chunks = len(chunks)
         report.n_embedded = len(new_chunks)

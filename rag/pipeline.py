@@ -103,7 +103,8 @@ class RAG:
         with self._lock:
             report = index_mod.build(paths or [s.corpus], index_dir=s.index, embedder=self.embedder,
                                      chunk_size=s.chunk_size, chunk_overlap=s.chunk_overlap,
-                                     rebuild=rebuild, prune=prune, progress=progress)
+                                     rebuild=rebuild, prune=prune, progress=progress,
+                                     ann_threshold=s.ann_threshold)
             self._retriever = None
         return report
 
