@@ -136,7 +136,8 @@ def write_sentence_corpus(folder: Path, *, n_files: int) -> Path:
     """
     paragraphs, questions = squad_paragraphs()
     sentences = [s.strip() + "." for p in paragraphs for s in p.split(". ") if len(s.split()) > 4]
-    lines = sentences + [q for q, _ in questions]
+    # at most 12 words, so that with chunk_size 32 a line is one chunk and two never merge
+    lines = [" ".join(x.split()[:12]) for x in sentences + [q for q, _ in questions]]
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
