@@ -25,6 +25,8 @@ class OrtEmbedder:
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
+        # sleeping rather than spinning workers, as torch gets from OMP_WAIT_POLICY=PASSIVE
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
         self.inputs = {i.name for i in self.session.get_inputs()}
         self.tokenizer = tokenizer
