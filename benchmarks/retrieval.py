@@ -52,8 +52,8 @@ def _e2e_latency(store: Store, embedder, questions: list[str], top_k: int) -> li
     return times
 
 
-def run(*, quick: bool, embedder, top_k: int, ann_threshold: int) -> dict:
-    sizes = [10_000, 100_000] if quick else [10_000, 100_000, 1_000_000]
+def run(*, quick: bool, embedder, top_k: int, ann_threshold: int, sizes: list[int] | None = None) -> dict:
+    sizes = sizes or ([10_000, 100_000] if quick else [10_000, 100_000, 1_000_000])
     paragraphs, qa = squad_paragraphs()
     texts = paragraphs
     out: dict = {"ann_threshold": ann_threshold, "sizes": {}}
@@ -90,11 +90,12 @@ def run(*, quick: bool, embedder, top_k: int, ann_threshold: int) -> dict:
         out["sizes"][str(n)] = row
         del flat, ann
     goals = []
-    r100 = out["sizes"]["100000"]
-    p50 = r100["e2e_default_ms"]["p50"]
-    goals.append(goal("retrieval p50 end to end at 100k chunks (default index)", target="<= 20 ms",
-                      measured=p50, unit="ms", met=p50 <= 20,
-                      note=f"index chosen automatically: {r100['default_index']}"))
+    if "100000" in out["sizes"]:
+        r100 = out["sizes"]["100000"]
+        p50 = r100["e2e_default_ms"]["p50"]
+        goals.append(goal("retrieval p50 end to end at 100k chunks (default index)", target="<= 20 ms",
+                          measured=p50, unit="ms", met=p50 <= 20,
+                          note=f"index chosen automatically: {r100['default_index']}"))
     big = str(max(sizes))
     rec = out["sizes"][big]["ann_recall_at_10_vs_flat"]
     goals.append(goal(f"IVF recall@10 vs flat at {int(big) // 1000}k vectors", target=">= 0.95",

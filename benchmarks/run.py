@@ -9,6 +9,7 @@ meaningful on a busy machine; absolute times are reported as medians with the mi
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -81,7 +82,10 @@ def run(*, quick: bool, only: list[str] | None = None) -> dict:
                             chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap)
         if "generation" in sections:
             section("generation", generation.run, quick=quick, index=idx)
-        if "onnx" in sections:
+        if "onnx" in sections and importlib.util.find_spec("onnxruntime") is None:
+            results["notes"] = ["onnx section skipped: onnx and onnxruntime are not installed "
+                                "(pip install -e '.[test]')"]
+        elif "onnx" in sections:
             texts = [embed_text(c) for c in index_mod.open_index(idx).chunks]
             section("embed_batch_size", lambda: {"chunks_per_s": indexing.batch_sweep(
                 embedder, texts, [16, 32, 64] if quick else [16, 32, 64, 128]), "chunks": len(texts)})
