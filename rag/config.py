@@ -16,6 +16,9 @@ from .errors import ConfigError
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_EMBEDDER_NAME = "all-MiniLM-L6-v2"
 DEFAULT_LLM_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# From this many chunks on an approximate (IVF) FAISS index replaces the exact scan: at 100k
+# chunks the exact scan alone costs more than embedding the question (see BENCHMARKS.md).
+DEFAULT_ANN_THRESHOLD = 50_000
 
 
 def default_embedder_path() -> str:
@@ -86,6 +89,7 @@ class Settings:
     min_score: float = 0.2  # below this top cosine score nothing is relevant: abstain without the LLM
     min_support: float = 0.0  # abstain when no passage supports the generated answer this well (0..1)
     embed_batch_size: int = 64
+    ann_threshold: int = DEFAULT_ANN_THRESHOLD  # chunks; 0 keeps the exact index at any size
 
     @classmethod
     def load(cls, **overrides) -> "Settings":
@@ -109,6 +113,10 @@ class Settings:
             raise ConfigError(f"chunk_size={self.chunk_size} is too small (at least 16 tokens)")
         if not 0 <= self.chunk_overlap < self.chunk_size:
             raise ConfigError("chunk_overlap must be at least 0 and smaller than chunk_size")
+        if self.ann_threshold < 0:
+            raise ConfigError(f"ann_threshold must be 0 (never) or a chunk count, got {self.ann_threshold}")
+        if self.embed_batch_size < 1:
+            raise ConfigError(f"embed_batch_size must be at least 1, got {self.embed_batch_size}")
         if self.top_k < 1:
             raise ConfigError(f"top_k must be at least 1, got {self.top_k}")
         if self.n_ctx < 512:

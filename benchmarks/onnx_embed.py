@@ -1,0 +1,131 @@
+"""ONNX Runtime (fp32 and dynamic int8) as an embedder backend, against sentence-transformers.
+
+sentence-transformers' own `backend="onnx"` needs optimum-onnx, whose only release pins
+transformers < 4.58 while sentence-transformers 6 needs transformers >= 5, so the two cannot be
+installed together. This evaluates the same idea directly: the local model folder is exported
+with torch.onnx (no network), run with onnxruntime, mean-pooled and normalised exactly as the
+sentence-transformers pipeline does. Kept only if SQuAD recall@5 drops by at most 1 point.
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .common import goal, squad_paragraphs
+
+
+class OrtEmbedder:
+    """MiniLM through onnxruntime: tokenizer from the model folder, mean pooling, unit length."""
+
+    def __init__(self, onnx_path: Path, tokenizer, *, max_length: int, threads: int) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        # sleeping rather than spinning workers, as torch gets from OMP_WAIT_POLICY=PASSIVE
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+        self.inputs = {i.name for i in self.session.get_inputs()}
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+
+    def embed(self, texts: list[str], *, batch_size: int = 64) -> np.ndarray:
+        out = np.zeros((len(texts), 0), np.float32)
+        parts = []
+        # length-sorted batches waste less padding, as sentence-transformers does
+        order = np.argsort([-len(t) for t in texts])
+        for s in range(0, len(texts), batch_size):
+            idx = order[s:s + batch_size]
+            enc = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
+                                 max_length=self.max_length, return_tensors="np")
+            feed = {k: v.astype(np.int64) for k, v in enc.items() if k in self.inputs}
+            hidden = self.session.run(None, feed)[0]
+            mask = enc["attention_mask"][..., None].astype(np.float32)
+            vec = (hidden * mask).sum(1) / np.maximum(mask.sum(1), 1e-9)
+            parts.append((idx, vec / np.linalg.norm(vec, axis=1, keepdims=True)))
+        if not parts:
+            return out
+        dim = parts[0][1].shape[1]
+        out = np.zeros((len(texts), dim), np.float32)
+        for idx, vec in parts:
+            out[idx] = vec
+        return out
+
+
+def export(model, folder: Path) -> tuple[Path, Path]:
+    """fp32 ONNX of the transformer inside a SentenceTransformer, and its int8 twin."""
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    bert = model[0].auto_model.eval()
+    enc = model.tokenizer(["an example sentence"], return_tensors="pt")
+    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in enc]
+    fp32 = folder / "model.onnx"
+    axes = {n: {0: "batch", 1: "seq"} for n in names}
+    axes["last_hidden_state"] = {0: "batch", 1: "seq"}
+
+    class Wrapped(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, *args):
+            return self.inner(**dict(zip(names, args))).last_hidden_state
+
+    with torch.no_grad():
+        torch.onnx.export(Wrapped(bert), tuple(enc[n] for n in names), str(fp32), input_names=names,
+                          output_names=["last_hidden_state"], dynamic_axes=axes, opset_version=17,
+                          dynamo=False)
+    int8 = folder / "model.int8.onnx"
+    quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8)
+    return fp32, int8
+
+
+def recall_at_5(doc_vecs: np.ndarray, q_vecs: np.ndarray, gold: np.ndarray) -> float:
+    top = np.argsort(-(q_vecs @ doc_vecs.T), axis=1)[:, :5]
+    return float(np.mean([g in row for g, row in zip(gold, top)]))
+
+
+def run(*, quick: bool, embedder, batch_size: int) -> dict:
+    paragraphs, qa = squad_paragraphs()
+    if quick:
+        paragraphs, qa = paragraphs[:60], [(q, r) for q, r in qa if r < 60][:200]
+    questions = [q for q, _ in qa]
+    gold = np.array([r for _, r in qa])
+    model = embedder.warm_up()
+    threads = __import__("torch").get_num_threads()
+    results: dict = {}
+    with tempfile.TemporaryDirectory(prefix="rag-onnx-") as tmp:
+        t = time.perf_counter()
+        fp32, int8 = export(model, Path(tmp))
+        results["export_s"] = time.perf_counter() - t
+        backends = {"torch": embedder.embed,
+                    "onnx": OrtEmbedder(fp32, model.tokenizer, max_length=embedder.max_seq_length,
+                                        threads=threads).embed,
+                    "onnx-int8": OrtEmbedder(int8, model.tokenizer, max_length=embedder.max_seq_length,
+                                             threads=threads).embed}
+        for name, embed in backends.items():
+            kw = {} if name == "torch" else {"batch_size": batch_size}
+            embed(paragraphs[:8], **kw)  # first-call set-up is not throughput
+            t = time.perf_counter()
+            docs = embed(paragraphs, **kw)
+            secs = time.perf_counter() - t
+            qv = embed(questions, **kw)
+            results[name] = {"paragraphs_per_s": len(paragraphs) / secs,
+                             "recall_at_5": recall_at_5(docs, qv, gold)}
+    base = results["torch"]
+    goals = []
+    for name in ("onnx", "onnx-int8"):
+        r = results[name]
+        r["speed_ratio_vs_torch"] = r["paragraphs_per_s"] / base["paragraphs_per_s"]
+        r["recall_drop_points"] = (base["recall_at_5"] - r["recall_at_5"]) * 100
+        r["keep"] = r["recall_drop_points"] <= 1.0 and r["speed_ratio_vs_torch"] > 1.0
+        goals.append(goal(f"{name} embedder: SQuAD recall@5 drop (speed x{r['speed_ratio_vs_torch']:.2f})",
+                          target="<= 1 point", measured=r["recall_drop_points"], unit="points",
+                          met=r["recall_drop_points"] <= 1.0))
+    results["questions"], results["paragraphs"] = len(questions), len(paragraphs)
+    results["goals"] = goals
+    return results

@@ -1,0 +1,120 @@
+"""BENCHMARKS.md from the results dictionary of benchmarks/run.py."""
+from __future__ import annotations
+
+
+def _s(st: dict, fmt: str = "{:.2f}") -> str:
+    """median (min-max, n runs)"""
+    if not st:
+        return "-"
+    return f"{fmt.format(st['median'])} ({fmt.format(st['min'])}-{fmt.format(st['max'])}, n={st['n']})"
+
+
+def _p(p: dict) -> str:
+    return f"{p['p50']:.2f} / {p['p95']:.2f}"
+
+
+def render(r: dict) -> str:
+    m, v = r["machine"], r["versions"]
+    out = ["# Benchmarks", "",
+           f"Reproduce: `.venv/bin/python benchmarks/run.py{' --quick' if r['quick'] else ''}` "
+           f"(this file: `{r['command']}`, started {r['started']}, took {r['total_s'] / 60:.1f} min).",
+           "Ratios compare the pipeline with the raw library doing the same work in the same run;",
+           "times are medians with (min-max, number of runs).", ""]
+    if r["quick"]:
+        out += ["**Quick mode: small sizes and single runs; a smoke run, not the reference figures.**", ""]
+    out += ["## Machine", "",
+            f"- CPU: {m['cpu']}, {m['logical_cores']} logical cores, {m['memory']} RAM",
+            f"- SIMD flags: {' '.join(m['simd'])}",
+            f"- Python {m['python']} on {m['platform']}",
+            f"- load average at start: {', '.join(f'{x:.2f}' for x in m['load_average_at_start'])}",
+            "- versions: " + ", ".join(f"{k} {val}" for k, val in v.items() if val), "",
+            "## Goals", "", "| goal | target | measured | met |", "|---|---|---|---|"]
+    for g in r["goals"]:
+        note = f" ({g['note']})" if g["note"] else ""
+        out.append(f"| {g['goal']} | {g['target']} | {g['measured']} {g['unit']}{note} | "
+                   f"{'yes' if g['met'] else '**no**'} |")
+    sec = r["sections"]
+    if "indexing" in sec:
+        s = sec["indexing"]
+        out += ["", "## 1-2, 6. Indexing", "",
+                f"`index.build` (what `rag index` runs) against `SentenceTransformer.encode` on the same chunk "
+                f"texts, batch size {s['batch_size']}, each in a fresh process with the model already loaded.",
+                "", "| corpus | chunks | tokens/chunk | rag index chunks/s | raw encode chunks/s | ratio | "
+                "full build s | unchanged re-index s | re-index/build | peak RSS build / raw MB |",
+                "|---|---|---|---|---|---|---|---|---|---|"]
+        for tag, c in s["corpora"].items():
+            out.append(f"| {tag} | {c['chunks']} | {c['mean_tokens_per_chunk']} | {_s(c['rag_index_chunks_per_s'], '{:.1f}')} | "
+                       f"{_s(c['raw_encode_chunks_per_s'], '{:.1f}')} | {_s(c['ratio'], '{:.3f}')} | "
+                       f"{_s(c['full_build_s'])} | {_s(c['unchanged_reindex_s'], '{:.3f}')} | "
+                       f"{_s(c['reindex_over_build'], '{:.4f}')} | {c['peak_rss_build_mb']:.0f} / "
+                       f"{c['peak_rss_raw_encode_mb']:.0f} |")
+        out += ["", "Memory through the real build path (real tokenizer and chunker, stand-in 384-d embedder "
+                "so that 100k chunks fit the time budget; the real model adds its constant "
+                f"{next(iter(s['corpora'].values()))['rss_after_model_load_mb']:.0f} MB process size):", "",
+                "| chunks | build s | peak RSS MB |", "|---|---|---|"]
+        for n, mm in s["memory_standin"].items():
+            out.append(f"| {mm['chunks']} | {mm['build_s']:.1f} | {mm['rss_peak_mb']:.0f} |")
+        out.append(f"\nGrowth: {s['memory_kb_per_chunk']:.1f} KB per chunk (texts, metadata, vectors, index).")
+    if "retrieval" in sec:
+        s = sec["retrieval"]
+        out += ["", "## 5. Retrieval", "",
+                "Synthetic unit vectors (dimension 384, topic clusters plus low-rank structure); real query "
+                "embedding. Raw = one `faiss` search (k=10); end to end = `Retriever.search` (query "
+                "embedding + search + ranking). IVF = `build_faiss` above its threshold "
+                f"(`ann_threshold` {s['ann_threshold']}). Times in ms, p50 / p95.", "",
+                "| chunks | queries | raw flat | raw IVF | IVF recall@10 vs flat | e2e flat | e2e IVF | "
+                "default index | IVF lists/probed | IVF build s |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for n, x in s["sizes"].items():
+            out.append(f"| {int(n):,} | {x['queries']} | {_p(x['raw_flat_ms'])} | {_p(x['raw_ann_ms'])} | "
+                       f"{x['ann_recall_at_10_vs_flat']:.3f} | {_p(x['e2e_flat_ms'])} | {_p(x['e2e_ann_ms'])} | "
+                       f"{x['default_index']} | {x['ivf_lists_probed'][0]}/{x['ivf_lists_probed'][1]} | "
+                       f"{x['ann_build_s']:.1f} |")
+    if "generation" in sec:
+        s = sec["generation"]
+        d, pc = s["decode"], s["prefix_cache"]
+        out += ["", "## 3-4, 7-8. Generation", "",
+                f"Default model, {s['n_threads']} threads, n_ctx {s['n_ctx']}, max_tokens {s['max_tokens']}.", "",
+                f"- Decode over {d['questions']} questions (tokens {d['tokens']}): RAG.stream "
+                f"{_s(d['rag_tokens_per_s'], '{:.1f}')} tok/s, raw create_completion on the recorded identical "
+                f"prompt and settings {_s(d['raw_tokens_per_s'], '{:.1f}')} tok/s, ratio {_s(d['ratio'], '{:.3f}')}.",
+                f"- Prefix cache: cold TTFT {_s(pc['cold_ttft_s'], '{:.3f}')} s, second question "
+                f"{_s(pc['warm_ttft_s'], '{:.3f}')} s, ratio {_s(pc['ratio'], '{:.3f}')}; share of the second "
+                f"prompt served from the KV cache {_s(pc['cached_fraction_of_prompt'], '{:.2f}')}."]
+        if "threads" in s:
+            out.append("- llama.cpp threads (raw, same prompt): " + "; ".join(
+                f"{n}: decode {t['decode_tokens_per_s']:.1f} tok/s, prefill of {t['prompt_tokens']} tokens "
+                f"{t['prefill_s']:.3f} s" for n, t in s["threads"].items()))
+        c = s["cold_start"]
+        out.append(f"- Cold start (fresh process): import {_s(c['import_s'])} s; `RAG(...)` to first answer "
+                   f"{_s(c['rag_to_first_answer_s'])} s, of which loading {_s(c['load_s'])} s.")
+        e = s["end_to_end"]
+        sp = e["seconds"]
+        out += [f"- End to end over {e['questions']} corpus questions ({e['answered_by_model']} answered by the "
+                f"model): p50 / p95 seconds: total {_p(sp['total'])}, retrieve {_p(sp['retrieve'])}, prompt "
+                f"{_p(sp['prompt'])}, prefill {_p(sp['prefill'])}, decode {_p(sp['decode'])}; prompt tokens "
+                f"{_s(e['prompt_tokens'], '{:.0f}')}, answer tokens {_s(e['completion_tokens'], '{:.0f}')}.", "",
+                "| question | total s | retrieve s | prefill s | decode s | prompt tok | cached | answer tok |",
+                "|---|---|---|---|---|---|---|---|"]
+        for q in e["per_question"]:
+            out.append(f"| {q['question']} | {q['total']:.2f} | {q['retrieve']:.3f} | {q['prefill']:.3f} | "
+                       f"{q['decode']:.2f} | {q['prompt_tokens']} | {q['cached_tokens']} | {q['completion_tokens']} |")
+    if "embed_batch_size" in sec:
+        b = sec["embed_batch_size"]
+        out += ["", "## Embedding batch size", "",
+                f"Raw encode of the {b['chunks']} corpus chunks: " +
+                ", ".join(f"batch {k}: {x:.1f} chunks/s" for k, x in b["chunks_per_s"].items()) + "."]
+    if "onnx" in sec:
+        s = sec["onnx"]
+        out += ["", "## ONNX embedder", "",
+                f"SQuAD sample: {s['paragraphs']} paragraphs, {s['questions']} answerable questions, dense "
+                f"retrieval, gold = the question's paragraph. Export + int8 quantisation took {s['export_s']:.1f} s.", "",
+                "| backend | paragraphs/s | speed vs torch | recall@5 | drop (points) | keep |", "|---|---|---|---|---|---|"]
+        for name in ("torch", "onnx", "onnx-int8"):
+            x = s[name]
+            out.append(f"| {name} | {x['paragraphs_per_s']:.1f} | {x.get('speed_ratio_vs_torch', 1):.2f} | "
+                       f"{x['recall_at_5']:.4f} | {x.get('recall_drop_points', 0):.2f} | "
+                       f"{'-' if name == 'torch' else ('yes' if x['keep'] else 'no')} |")
+    notes = r.get("notes") or []
+    if notes:
+        out += ["", "## Notes", ""] + [f"- {n}" for n in notes]
+    return "\n".join(out) + "\n"

@@ -1,0 +1,100 @@
+"""Run every benchmark and write BENCHMARKS.md and benchmarks/results.json.
+
+    .venv/bin/python benchmarks/run.py            # full run (about 15 minutes on 2 cores)
+    .venv/bin/python benchmarks/run.py --quick    # smoke run of every code path (a few minutes)
+
+Figures are ratios against the raw library doing the same work in the same run, so they stay
+meaningful on a busy machine; absolute times are reported as medians with the min-max spread.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/run.py` from a clone
+
+from benchmarks import common, generation, indexing, onnx_embed, report, retrieval  # noqa: E402
+from rag import index as index_mod  # noqa: E402
+from rag.chunk import embed_text  # noqa: E402
+from rag.config import DEFAULT_EMBEDDER_NAME, Settings  # noqa: E402
+from rag.embed import Embedder  # noqa: E402
+
+SECTIONS = ("indexing", "retrieval", "generation", "onnx")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="small sizes and few repeats: a smoke run")
+    p.add_argument("--only", nargs="+", choices=SECTIONS, help="run only these sections")
+    p.add_argument("--out", default=str(common.ROOT), help="folder for BENCHMARKS.md (default: repo root)")
+    p.add_argument("--json", default=str(common.ROOT / "benchmarks" / "results.json"))
+    args = p.parse_args(argv)
+    results = run(quick=args.quick, only=args.only)
+    command = "python benchmarks/run.py" + (" --quick" if args.quick else "") + \
+        (f" --only {' '.join(args.only)}" if args.only else "")
+    results["command"] = command
+    Path(args.json).write_text(json.dumps(results, indent=1))
+    md = Path(args.out) / "BENCHMARKS.md"
+    md.write_text(report.render(results))
+    print(f"wrote {md} and {args.json}")
+    for g in results["goals"]:
+        print(f"{'MET    ' if g['met'] else 'NOT MET'} {g['goal']}: {g['measured']} {g['unit']} "
+              f"(target {g['target']})")
+    return 0
+
+
+def run(*, quick: bool, only: list[str] | None = None) -> dict:
+    """All sections; returns the results dictionary that the report renders."""
+    sections = only or list(SECTIONS)
+    settings = Settings.load()
+    t_start = time.perf_counter()
+    results: dict = {"quick": quick, "machine": common.machine(), "versions": common.versions(),
+                     "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "sections": {}}
+    embedder = Embedder(settings.embedder_path(), name=DEFAULT_EMBEDDER_NAME,
+                        batch_size=settings.embed_batch_size)
+
+    def section(name, fn, **kw):
+        t = time.perf_counter()
+        print(f"[bench] {name} ...", flush=True)
+        out = fn(**kw)
+        out["section_s"] = time.perf_counter() - t
+        results["sections"][name] = out
+        print(f"[bench] {name} done in {out['section_s']:.0f}s", flush=True)
+
+    if "indexing" in sections:
+        section("indexing", indexing.run, quick=quick, batch_size=settings.embed_batch_size,
+                chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap)
+    if "retrieval" in sections:
+        section("retrieval", retrieval.run, quick=quick, embedder=embedder, top_k=settings.top_k,
+                ann_threshold=settings.ann_threshold)
+    with tempfile.TemporaryDirectory(prefix="rag-bench-index-") as tmp:
+        idx = str(Path(tmp) / "index")
+        if "generation" in sections or "onnx" in sections:
+            index_mod.build([settings.corpus], index_dir=idx, embedder=embedder,
+                            chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap)
+        if "generation" in sections:
+            section("generation", generation.run, quick=quick, index=idx)
+        if "onnx" in sections and importlib.util.find_spec("onnxruntime") is None:
+            results["notes"] = ["onnx section skipped: onnx and onnxruntime are not installed "
+                                "(pip install -e '.[test]')"]
+        elif "onnx" in sections:
+            texts = [embed_text(c) for c in index_mod.open_index(idx).chunks]
+            section("embed_batch_size", lambda: {"chunks_per_s": indexing.batch_sweep(
+                embedder, texts, [16, 32, 64] if quick else [16, 32, 64, 128]), "chunks": len(texts)})
+            section("onnx", onnx_embed.run, quick=quick, embedder=embedder,
+                    batch_size=settings.embed_batch_size)
+    results["total_s"] = time.perf_counter() - t_start
+    results["goals"] = [g for s in results["sections"].values() for g in s.get("goals", [])]
+    return results
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""Smoke test of the benchmark code paths and of the approximate index they justify.
+
+No timings are asserted: benchmarks measure speed, tests check that the code runs and that
+the results have the shape BENCHMARKS.md is rendered from.
+"""
+import faiss
+import numpy as np
+import pytest
+
+from benchmarks import common, report, retrieval
+from rag import index as index_mod
+from rag.config import Settings
+from rag.errors import ConfigError
+
+
+def test_synthetic_vectors_are_unit_length_and_reproducible():
+    a = common.synthetic_vectors(500, seed=3)
+    assert a.shape == (500, 384) and a.dtype == np.float32
+    assert np.allclose(np.linalg.norm(a, axis=1), 1, atol=1e-5)
+    assert np.array_equal(a, common.synthetic_vectors(500, seed=3))
+
+
+def test_build_faiss_is_exact_below_the_threshold_and_ivf_above():
+    v = common.synthetic_vectors(4000, seed=1)
+    assert isinstance(index_mod.build_faiss(v, ann_threshold=5000), faiss.IndexFlatIP)
+    assert isinstance(index_mod.build_faiss(v, ann_threshold=0), faiss.IndexFlatIP)
+    ivf = index_mod.build_faiss(v, ann_threshold=4000)
+    assert isinstance(ivf, faiss.IndexIVFFlat) and ivf.ntotal == 4000
+    nlist, nprobe = index_mod.ivf_params(4000)
+    assert (ivf.nlist, ivf.nprobe) == (nlist, nprobe)
+    q = common.synthetic_vectors(20, seed=9)
+    exact = index_mod.build_faiss(v, ann_threshold=0).search(q, 10)[1]
+    approx = ivf.search(q, 10)[1]
+    assert retrieval._recall(approx, exact) >= 0.5  # structure exploited, not a random answer
+
+
+def test_ann_threshold_reaches_the_stored_index(corpus_copy, tmp_path, fake_embedder):
+    idx = tmp_path / "index"
+    report_ = index_mod.build([corpus_copy], index_dir=idx, embedder=fake_embedder, chunk_size=64,
+                              chunk_overlap=8, ann_threshold=20)
+    store = index_mod.open_index(idx)
+    assert report_.n_chunks >= 20
+    assert isinstance(store.faiss_index, faiss.IndexIVFFlat)
+    assert store.faiss_index.nprobe == index_mod.ivf_params(len(store))[1]  # saved with the index
+    scores, rows = store.search(fake_embedder.embed(["LoRA fine-tuning"]), 3)
+    assert (rows[0] >= 0).all()
+
+
+def test_ann_threshold_setting(monkeypatch):
+    assert Settings.load().ann_threshold > 0
+    monkeypatch.setenv("RAG_ANN_THRESHOLD", "0")
+    assert Settings.load().ann_threshold == 0
+    with pytest.raises(ConfigError):
+        Settings.load(ann_threshold=-1)
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    from rag.config import DEFAULT_EMBEDDER_NAME
+    from rag.embed import Embedder
+
+    return Embedder(Settings.load().embedder_path(), name=DEFAULT_EMBEDDER_NAME)
+
+
+def test_retrieval_section_and_report(embedder, tmp_path):
+    out = retrieval.run(quick=True, embedder=embedder, top_k=4, ann_threshold=3000, sizes=[2000, 4000])
+    assert set(out["sizes"]) == {"2000", "4000"}
+    row = out["sizes"]["4000"]
+    assert row["default_index"] == "ivf" and out["sizes"]["2000"]["default_index"] == "flat"
+    for key in ("raw_flat_ms", "raw_ann_ms", "e2e_flat_ms", "e2e_ann_ms"):
+        assert row[key]["n"] == row["queries"] and 0 < row[key]["p50"] <= row[key]["p95"]
+    assert 0 <= row["ann_recall_at_10_vs_flat"] <= 1
+    assert [g["goal"].startswith("IVF recall@10") for g in out["goals"]] == [True]
+    results = {"quick": True, "command": "python benchmarks/run.py --quick", "started": "now",
+               "total_s": 1.0, "machine": common.machine(), "versions": common.versions(),
+               "sections": {"retrieval": out}, "goals": out["goals"]}
+    md = report.render(results)
+    assert "## 5. Retrieval" in md and "| 4,000 |" in md and "## Goals" in md
+    assert common.machine()["logical_cores"] >= 1
