@@ -205,9 +205,9 @@ def respond(service: ChatService, question: str, chat: list[dict], turns: list[l
         rag = service.get()
         history = [Turn(q, a) for q, a in turns]
         stream = rag.stream(question, template=template, top_k=int(top_k), history=history)
+        # chain-of-thought output streams as plain text too; it only becomes a collapsed block
+        # at the end, because Gradio keeps a block open that was first drawn open
         live = {"role": "assistant", "content": ""}
-        if template == "cot":  # the raw output is reasoning first: stream it into an open block
-            live["metadata"] = {"title": "Reasoning (chain of thought)", "status": "pending"}
         chat.append(live)
         for item in stream:
             if isinstance(item, Answer):
@@ -239,8 +239,8 @@ def api_ask(service: ChatService, question: str, template: str, top_k: int,
         raise gr.Error(f"bad request: {e}", print_exception=False) from None
     d = answer.to_dict()
     texts = {h.chunk.id: h.chunk.text for h in answer.hits}
-    for c in d["citations"]:
-        c["text"] = texts.get(c["chunk_id"], c["snippet"])
+    for item in d["citations"] + d["hits"]:
+        item["text"] = texts.get(item["chunk_id"], item.get("snippet", ""))
     return d
 
 
@@ -295,8 +295,8 @@ def build_ui(service: ChatService):
         def ask(question: str, template: str = "few_shot", top_k: int = 0,
                 history: list[list[str]] | None = None) -> dict:
             """Answer a question from the indexed documents. Returns the answer, whether it
-            abstained, the citations ([n] marker, source, heading, score, chunk text), hits,
-            timings and token usage. `history` is a list of [question, answer] pairs."""
+            abstained, the citations ([n] marker, source, heading, score, chunk text), every
+            retrieved passage (hits), timings and token usage. `history` is a list of [question, answer] pairs."""
             return api_ask(service, question, template, top_k, history)
 
         gr.api(ask, api_name="ask", concurrency_id="llm")

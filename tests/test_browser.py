@@ -1,0 +1,71 @@
+"""The chat in a real browser: Debian's headless Chromium, driven by Playwright.
+
+Nothing is downloaded at run time: the browser is /usr/bin/chromium (scripts/browser.sh
+installs it) and it runs with a fresh profile and background networking off.
+"""
+import re
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+LORA_DOC = "deep-learning-and-choosing-a-model.txt"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--no-proxy-server"]
+# the chat's text length after every change, recorded in the page while the answer streams
+RECORD_LENGTHS = """() => {
+    const chat = document.querySelector('#chat');
+    window.__lengths = [];
+    new MutationObserver(() => window.__lengths.push(chat.innerText.length))
+        .observe(chat, {subtree: true, childList: true, characterData: true});
+}"""
+
+
+@pytest.fixture
+def page(tmp_path):
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/browser.sh (./run.sh test does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        # a persistent context on an empty folder is how Playwright takes --user-data-dir
+        context = pw.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=str(CHROMIUM), headless=True,
+            args=CHROMIUM_ARGS, viewport={"width": 1280, "height": 1000})
+        try:
+            yield context.new_page()
+        finally:
+            context.close()
+
+
+def test_question_streams_an_answer_with_its_sources(chat_app, page):
+    page.goto(chat_app.url)
+    status = page.locator("#status")
+    assert re.search(r"SmolLM2.*all-MiniLM-L6-v2.*\d+ chunks from \d+ documents", status.inner_text())
+    box = page.locator("#question textarea")
+    page.evaluate(RECORD_LENGTHS)
+    box.fill("What is LoRA?")
+    box.press("Enter")
+
+    chat = page.locator("#chat")
+    sources = chat.get_by_text(re.compile(r"^\[\d+\] .+ · score \d\.\d\d"))
+    sources.first.wait_for(timeout=600_000)
+    titles = sources.all_inner_texts()
+    assert any(LORA_DOC in t for t in titles), titles
+    answer = chat.locator("[data-testid=bot]").first.inner_text().strip()
+    assert answer and not answer.startswith("⚠️") and "Not found" not in answer
+    assert "Sources" in chat.inner_text()
+    # the answer grew in several steps before the sources appeared, i.e. it streamed
+    lengths = page.evaluate("window.__lengths")
+    assert len(set(lengths)) >= 4, lengths
+
+    # a source opens to show the passage it stands for
+    before = chat.inner_text()
+    sources.first.click()
+    page.wait_for_function("t => document.querySelector('#chat').innerText.length > t + 100",
+                           arg=len(before))
+    assert "Traceback" not in page.content()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "chat.png"), full_page=True)
