@@ -61,11 +61,15 @@ def test_question_streams_an_answer_with_its_sources(chat_app, page):
     lengths = page.evaluate("window.__lengths")
     assert len(set(lengths)) >= 4, lengths
 
-    # a source opens to show the passage it stands for
-    before = chat.inner_text()
+    # a source opens to show the passage it stands for (the block slides open: wait for it)
     sources.first.click()
-    page.wait_for_function("t => document.querySelector('#chat').innerText.length > t + 100",
-                           arg=len(before))
+    page.wait_for_function("""() => {
+        const blocks = [...document.querySelectorAll('#chat .thought-group .content')];
+        const last = blocks[blocks.length - 1];
+        return last && last.innerText.trim().length > 100
+            && last.getBoundingClientRect().height >= last.scrollHeight - 1
+            && last.getBoundingClientRect().height > 40;
+    }""")
     assert "Traceback" not in page.content()
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "chat.png"), full_page=True)
