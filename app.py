@@ -54,9 +54,12 @@ class ChatService:
     The page stays up either way: a broken setting is shown in every answer until it is fixed.
     """
 
-    def __init__(self, settings: Settings | None = None, **overrides) -> None:
-        self.rag: RAG | None = None
+    def __init__(self, settings: Settings | None = None, *, rag: RAG | None = None,
+                 **overrides) -> None:
+        self.rag: RAG | None = rag
         self.error = ""
+        if rag is not None:
+            return
         try:
             s = settings if settings is not None else Settings.load(**overrides)
             # the chat serves the corpus folder: a missing index is built from it

@@ -82,3 +82,20 @@ def test_uploads_are_indexed_at_once_and_bad_files_are_refused(chat_app, client,
     d = client.predict("How often must a zorblax capacitor be recharged?", "few_shot", 4, None,
                        api_name="/ask")
     assert d["hits"][0]["source"] == "zorblax-capacitors.md"
+
+
+def test_chain_of_thought_streams_then_collapses_its_reasoning(real_rag):
+    from app import ChatService, respond
+
+    service = ChatService(rag=real_rag)  # the session's loaded models
+    outputs = list(respond(service, "What are autoencoders used for?", [], [], "cot", 4))
+    streamed = [chat[-1]["content"] for _, chat, _ in outputs[1:-1]]
+    assert len(streamed) >= 3 and streamed[-1].startswith(streamed[0])  # grew piece by piece
+    _, chat, turns = outputs[-1]
+    assert chat[0] == {"role": "user", "content": "What are autoencoders used for?"}
+    assert turns == [["What are autoencoders used for?", turns[0][1]]] and turns[0][1]
+    answers = [m for m in chat[1:] if "metadata" not in m]
+    assert answers and not answers[0]["content"].startswith("⚠️")
+    reasoning = chat[1]  # before the answer, collapsed until opened
+    assert reasoning["metadata"] == {"title": "Reasoning (chain of thought)", "status": "done"}
+    assert reasoning["content"].strip()
