@@ -27,6 +27,7 @@ log = logging.getLogger("rag.app")
 
 TEMPLATE_CHOICES = [("few-shot", "few_shot"), ("zero-shot", "zero_shot"), ("chain-of-thought", "cot")]
 UPLOAD_TYPES = sorted(ingest.SUPPORTED)
+# abstaining is an answer, not a failure, so it carries no warning sign
 ABSTAIN_HINT = "_None of the indexed passages answers this. Try rephrasing, or add documents._"
 
 
@@ -41,7 +42,7 @@ class UploadReport:
     n_chunks: int = 0
 
     def markdown(self) -> str:
-        lines = [f"✅ **{name}** is indexed and searchable" for name in self.added]
+        lines = [f"✓ **{name}** is indexed and searchable" for name in self.added]
         lines += [f"⚠️ **{name}** not added: {reason}" for name, reason in self.rejected]
         if self.added:
             lines.append(f"The index now holds {self.n_chunks} chunks.")
@@ -172,7 +173,7 @@ def answer_messages(answer: Answer) -> list[dict]:
         out.append({"role": "assistant", "content": answer.reasoning,
                     "metadata": {"title": "Reasoning (chain of thought)", "status": "done"}})
     if answer.abstained:
-        out.append({"role": "assistant", "content": f"🔍 {answer.text}\n\n{ABSTAIN_HINT}"})
+        out.append({"role": "assistant", "content": f"{answer.text}\n\n{ABSTAIN_HINT}"})
         return out
     out.append({"role": "assistant", "content": answer.text})
     texts = {h.chunk.id: h.chunk.text for h in answer.hits}
@@ -325,6 +326,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def _can_listen(host: str, port: int) -> bool:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+            sock.bind((host, port))
+        return True
+    except OSError:
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
@@ -334,6 +346,10 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.load(**{n: getattr(args, n) for n in names})
     except RagError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 1
+    if not _can_listen(args.host, args.port):  # say so now, not after loading the models
+        print(f"error: cannot listen on {args.host}:{args.port} (in use or not this machine's "
+              f"address); choose another with --port or --host", file=sys.stderr)
         return 1
     service = ChatService(settings)
     print("loading the models and the index ...", flush=True)
@@ -350,7 +366,8 @@ def main(argv: list[str] | None = None) -> int:
             server_name=args.host, server_port=args.port, ssr_mode=False, show_error=False,
             max_file_size="200mb", theme=theme, footer_links=["api"])
     except OSError as e:
-        print(f"error: cannot listen on {args.host}:{args.port} ({e})", file=sys.stderr)
+        print(f"error: cannot listen on {args.host}:{args.port} ({str(e).split('. ')[0]})",
+              file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

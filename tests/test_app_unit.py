@@ -64,7 +64,7 @@ def test_answer_messages_list_sources_collapsed_with_full_text():
 def test_abstention_reads_as_not_found_without_sources():
     msgs = answer_messages(Answer(question="q", text="Not found in your documents.", abstained=True))
     assert len(msgs) == 1
-    assert msgs[0]["content"].startswith("🔍 Not found in your documents.")
+    assert msgs[0]["content"].startswith("Not found in your documents.")
     assert "⚠️" not in msgs[0]["content"]
 
 
