@@ -7,7 +7,7 @@ bash scripts/setup.sh
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 if [ "${1:-}" = "test" ]; then
   shift
+  bash scripts/browser.sh
   exec .venv/bin/python -m pytest "$@"
 fi
-.venv/bin/rag index
-exec .venv/bin/rag ask "What is LoRA?" "$@"
+exec .venv/bin/python app.py "$@"

@@ -2,6 +2,12 @@ import hashlib
 import os
 import re
 import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -67,3 +73,62 @@ def real_rag(tmp_path_factory):
     report = rag.index([str(CORPUS)])
     assert report.n_chunks > 20
     return rag
+
+
+@dataclass
+class AppServer:
+    url: str
+    corpus: Path
+    index: Path
+    log: Path
+
+
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # localhost, never a proxy
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def chat_app(tmp_path_factory, real_rag):
+    """`python app.py` really running: real models, over a temporary corpus copy and index.
+
+    The index starts as a copy of real_rag's (same corpus files), so no second embedding pass.
+    Answers are capped at 128 tokens to keep the suite quick on two cores.
+    """
+    base = tmp_path_factory.mktemp("app")
+    corpus, index, log = base / "corpus", base / "index", base / "app.log"
+    shutil.copytree(CORPUS, corpus)
+    shutil.copytree(real_rag.settings.index, index, ignore=shutil.ignore_patterns(".lock"))
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAG_MAX_TOKENS": "128"}
+    cmd = [sys.executable, str(ROOT / "app.py"), "--port", str(port), "--index", str(index),
+           "--corpus", str(corpus), "--n-ctx", "2048"]
+    with log.open("w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=base)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 300
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"app.py exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                with _NO_PROXY.open(url, timeout=5) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"app.py did not answer on {url}:\n{log.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield AppServer(url=url, corpus=corpus, index=index, log=log)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -1,0 +1,101 @@
+"""The chat app as users and API clients meet it: `python app.py` running with the real models,
+asked through gradio_client."""
+import re
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+LORA_DOC = "deep-learning-and-choosing-a-model.txt"
+
+
+@pytest.fixture(scope="module")
+def client(chat_app):
+    from gradio_client import Client
+
+    return Client(chat_app.url, verbose=False)
+
+
+def test_ask_endpoint_returns_the_answer_with_its_sources(client):
+    d = client.predict("What is LoRA?", "few_shot", 4, None, api_name="/ask")
+    assert d["answer"].strip() and not d["abstained"]
+    assert d["hits"][0]["source"] == LORA_DOC
+    sources = {c["source"] for c in d["citations"]}
+    assert LORA_DOC in sources
+    for c in d["citations"]:
+        assert c["text"] and c["score"] > 0 and c["chunk_id"].startswith(c["source"] + "#")
+    # every [n] marker in the answer names a listed source
+    markers = {int(n) for group in re.findall(r"\[(\d+(?:\s*,\s*\d+)*)\]", d["answer"])
+               for n in group.split(",")}
+    listed = {c["n"] for c in d["citations"]}
+    assert markers & set(range(1, len(d["hits"]) + 1)) <= listed
+
+
+def test_follow_up_question_uses_the_history(client):
+    history = [["What are transformer networks?", "Networks built on self-attention [1]."]]
+    d = client.predict("What are its disadvantages?", "zero_shot", 4, history, api_name="/ask")
+    assert d["template"] == "zero_shot"
+    assert any("ransformer" in h["text"] for h in d["hits"][:2])
+
+
+def test_bad_requests_get_one_line_errors(client):
+    from gradio_client.exceptions import AppError
+
+    for question, expected in (("   ", "the question is empty"),
+                               ("why? " * 2000, "characters long")):
+        with pytest.raises(AppError, match=expected) as info:
+            client.predict(question, "few_shot", 4, None, api_name="/ask")
+        assert "Traceback" not in str(info.value) and "\n" not in str(info.value).strip()
+    with pytest.raises(AppError, match="unknown template"):
+        client.predict("What is LoRA?", "poetry", 4, None, api_name="/ask")
+
+
+def test_uploads_are_indexed_at_once_and_bad_files_are_refused(chat_app, client, tmp_path):
+    from gradio_client import handle_file
+
+    before = {p.name: p.read_bytes() for p in chat_app.corpus.iterdir()}
+    new = tmp_path / "zorblax-capacitors.md"
+    new.write_text("# Zorblax capacitors\n\n## Maintenance\n\nA zorblax capacitor stores flux for "
+                   "starship engines. It must be recharged with frobnium paste every 300 light years.\n")
+    broken = tmp_path / "broken.pdf"
+    broken.write_bytes(b"%PDF-1.4\nthis is not really a pdf")
+    exe = tmp_path / "tool.exe"
+    exe.write_bytes(b"MZ\x90\x00\x03")
+    clash = tmp_path / LORA_DOC  # same name as a corpus file, different content
+    clash.write_text("Zorblax wiring notes: the red lead goes to the flux terminal.\n")
+
+    note, status = client.predict([handle_file(str(p)) for p in (new, broken, exe, clash)],
+                                  api_name="/add_documents")
+    assert "**zorblax-capacitors.md** is indexed" in note
+    assert "**deep-learning-and-choosing-a-model-2.txt** is indexed" in note
+    assert re.search(r"\*\*broken\.pdf\*\* not added: .*(PDF|pdf)", note)
+    assert "**tool.exe** not added: unsupported file type '.exe'" in note
+    assert f"{len(before) + 2} documents" in status
+
+    # nothing already there was overwritten; the good files were saved, the bad ones were not
+    after = {p.name for p in chat_app.corpus.iterdir()}
+    assert after == set(before) | {"zorblax-capacitors.md", "deep-learning-and-choosing-a-model-2.txt"}
+    assert all((chat_app.corpus / name).read_bytes() == data for name, data in before.items())
+
+    note, _ = client.predict([handle_file(str(new))], api_name="/add_documents")
+    assert "already in your documents" in note
+
+    d = client.predict("How often must a zorblax capacitor be recharged?", "few_shot", 4, None,
+                       api_name="/ask")
+    assert d["hits"][0]["source"] == "zorblax-capacitors.md"
+
+
+def test_chain_of_thought_streams_then_collapses_its_reasoning(real_rag):
+    from app import ChatService, respond
+
+    service = ChatService(rag=real_rag)  # the session's loaded models
+    outputs = list(respond(service, "What are autoencoders used for?", [], [], "cot", 4))
+    streamed = [chat[-1]["content"] for _, chat, _ in outputs[1:-1]]
+    assert len(streamed) >= 3 and streamed[-1].startswith(streamed[0])  # grew piece by piece
+    _, chat, turns = outputs[-1]
+    assert chat[0] == {"role": "user", "content": "What are autoencoders used for?"}
+    assert turns == [["What are autoencoders used for?", turns[0][1]]] and turns[0][1]
+    answers = [m for m in chat[1:] if "metadata" not in m]
+    assert answers and not answers[0]["content"].startswith("⚠️")
+    reasoning = chat[1]  # before the answer, collapsed until opened
+    assert reasoning["metadata"] == {"title": "Reasoning (chain of thought)", "status": "done"}
+    assert reasoning["content"].strip()

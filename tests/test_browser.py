@@ -1,0 +1,90 @@
+"""The chat in a real browser: Debian's headless Chromium, driven by Playwright.
+
+Nothing is downloaded at run time: the browser is /usr/bin/chromium (scripts/browser.sh
+installs it) and it runs with a fresh profile and background networking off.
+"""
+import re
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+LORA_DOC = "deep-learning-and-choosing-a-model.txt"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--no-proxy-server"]
+# the chat's text length after every change, recorded in the page while the answer streams
+RECORD_LENGTHS = """() => {
+    const chat = document.querySelector('#chat');
+    window.__lengths = [];
+    new MutationObserver(() => window.__lengths.push(chat.innerText.length))
+        .observe(chat, {subtree: true, childList: true, characterData: true});
+}"""
+
+
+@pytest.fixture
+def page(tmp_path):
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/browser.sh (./run.sh test does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        # a persistent context on an empty folder is how Playwright takes --user-data-dir
+        context = pw.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=str(CHROMIUM), headless=True,
+            args=CHROMIUM_ARGS, viewport={"width": 1280, "height": 1000})
+        page = context.new_page()
+        page.set_default_timeout(120_000)  # a loaded two-core CI machine renders slowly
+        try:
+            yield page
+        finally:
+            context.close()
+
+
+def test_question_streams_an_answer_with_its_sources(chat_app, page):
+    ARTIFACTS.mkdir(exist_ok=True)
+    try:
+        _ask_and_open_a_source(chat_app.url, page)
+    except BaseException:  # keep what the page showed for whoever reads the CI log
+        page.screenshot(path=str(ARTIFACTS / "chat-failure.png"), full_page=True)
+        raise
+    page.screenshot(path=str(ARTIFACTS / "chat.png"), full_page=True)
+
+
+def _ask_and_open_a_source(url, page):
+    page.goto(url)
+    status = page.locator("#status")
+    assert re.search(r"SmolLM2.*all-MiniLM-L6-v2.*\d+ chunks from \d+ documents", status.inner_text())
+    box = page.locator("#question textarea")
+    box.wait_for()
+    page.locator("#chat").wait_for()  # the page draws its parts one by one
+    page.evaluate(RECORD_LENGTHS)
+    box.fill("What is LoRA?")
+    box.press("Enter")
+
+    chat = page.locator("#chat")
+    sources = chat.get_by_text(re.compile(r"^\[\d+\] .+ · score \d\.\d\d"))
+    # the exchange ends with sources, an abstention or an error: wait for any, then judge
+    chat.get_by_text(re.compile(r"· score \d\.\d\d|Not found in your documents|⚠️")).first \
+        .wait_for(timeout=600_000)
+    assert sources.count(), f"no sources under the answer:\n{chat.inner_text()}"
+    titles = sources.all_inner_texts()
+    assert any(LORA_DOC in t for t in titles), titles
+    answer = chat.locator("[data-testid=bot]").first.inner_text().strip()
+    assert answer and not answer.startswith("⚠️") and "Not found" not in answer
+    assert "Sources" in chat.inner_text()
+    # the answer grew in several steps before the sources appeared, i.e. it streamed
+    lengths = page.evaluate("window.__lengths")
+    assert len(set(lengths)) >= 4, lengths
+
+    # a source opens to show the passage it stands for (the block slides open: wait for it)
+    sources.first.click()
+    page.wait_for_function("""() => {
+        const blocks = [...document.querySelectorAll('#chat .thought-group .content')];
+        const last = blocks[blocks.length - 1];
+        return last && last.innerText.trim().length > 100
+            && last.getBoundingClientRect().height >= last.scrollHeight - 1
+            && last.getBoundingClientRect().height > 40;
+    }""")
+    assert "Traceback" not in page.content()
