@@ -79,7 +79,7 @@ class Settings:
     retrieval: str = "hybrid"  # hybrid | dense | bm25
     hybrid_alpha: float = 0.6  # weight of the dense score in the hybrid mix
     compress: bool = True  # keep only the passages' sentences closest to the question
-    best_last: bool = False  # show the best passage last, right before the question
+    best_last: bool = True  # best passage last, next to the question (SQuAD contains 0.21 -> 0.29)
     n_ctx: int = 4096
     n_threads: int = 0  # 0: llama.cpp picks (physical cores)
     n_gpu_layers: int = 0  # -1 offloads every layer when llama-cpp-python was built with GPU support

@@ -27,7 +27,12 @@ _CITE = re.compile(r"\s*\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
 SUPPORT_MIN = 0.5  # below this a citation is dropped and no source is attached
 
 
+_WRAP = re.compile(r"(?<![.!?:;\n])\n(?=[a-z(])")
+
+
 def sentences(text: str) -> list[str]:
+    # a line break inside a sentence (hard-wrapped text) is not a boundary; one after a heading is
+    text = _WRAP.sub(" ", text)
     return [s.strip() for s in _SENT.split(text) if s and s.strip()]
 
 

@@ -28,18 +28,20 @@ _COT_RULES = _RULES.replace(
     "question. Then write 'Answer:' followed by the final answer with its citation.")
 
 # Worked examples, fixed so that their tokens are cached. Topics lie outside any likely corpus.
+# The answerable example comes last: a small model leans on the last example it saw, and
+# with the refusal last it refused questions its passages plainly answered.
 _EXAMPLES = [
+    ("<context>\n[1] (bike-manual.txt > Brakes)\nAdjust the brake cable until the lever stops "
+     "two centimetres from the handlebar.\n</context>\nQuestion: Which paint suits a steel frame?",
+     ABSTAIN_TEXT,
+     f"Reasoning: Passage [1] covers brakes only; nothing mentions paint.\n"
+     f"Answer: {ABSTAIN_TEXT}"),
     ("<context>\n[1] (garden-notes.md > Tomatoes)\nTomato plants need at least six hours of "
      "direct sun a day and should be watered at the base.\n[2] (garden-notes.md > Basil)\nBasil "
      "grows well in pots.\n</context>\nQuestion: How much sun do tomatoes need?",
      "Tomato plants need at least six hours of direct sun a day [1].",
      "Reasoning: Passage [1] is about tomatoes and states the hours of sun.\n"
      "Answer: Tomato plants need at least six hours of direct sun a day [1]."),
-    ("<context>\n[1] (bike-manual.txt > Brakes)\nAdjust the brake cable until the lever stops "
-     "two centimetres from the handlebar.\n</context>\nQuestion: What tyre pressure should I use?",
-     ABSTAIN_TEXT,
-     f"Reasoning: Passage [1] covers brakes only; nothing mentions tyre pressure.\n"
-     f"Answer: {ABSTAIN_TEXT}"),
 ]
 
 
