@@ -329,6 +329,8 @@ def run_eval(evalset: EvalSet, rag, *, templates: list[str], limit: int | None =
     """Evaluate `rag` on `evalset`: retrieval once, then every template on every question."""
     from .prompts import get_template
 
+    if not templates and not retrieval_only:
+        raise ConfigError("no templates to evaluate; name some with --templates or use --retrieval-only")
     for name in templates:
         get_template(name)  # an unknown name fails before minutes of work
     t_start = time.perf_counter()

@@ -261,3 +261,11 @@ def test_unknown_gold_source_is_refused(real_rag, tmp_path):
     path.write_text('{"question": "What is LoRA?", "answers": ["LoRA"], "sources": ["no-such-file.txt"]}\n')
     with pytest.raises(DatasetError, match="typo.jsonl line 1: source 'no-such-file.txt' is not in the index"):
         run_eval(load_jsonl(path), real_rag, templates=["few_shot"], retrieval_only=True)
+
+
+def test_template_names_are_checked_before_any_work():
+    evalset = load_jsonl(FIX / "tiny.jsonl")
+    with pytest.raises(ConfigError, match="unknown template 'chatty'"):
+        run_eval(evalset, None, templates=["few_shot", "chatty"])
+    with pytest.raises(ConfigError, match="no templates"):
+        run_eval(evalset, None, templates=[])
