@@ -86,8 +86,8 @@ def _charts(report: EvalReport, out: Path) -> list[Path]:
                 ("abstention", "false_abstention_rate"), ("citations", "precision"),
                 ("citations", "hit_rate")]
         series = {n: [getattr(t, g)[k] for g, k in keys] for n, t in report.templates.items()}
-        labels = [k.replace("_", " ") if g != "abstention" else f"abstain {k}".replace("_", " ")
-                  for g, k in keys]
+        names = {(g, k): label for g, k, label in ROWS}
+        labels = [names[key] for key in keys]
     else:
         series = {"retrieval": list(report.retrieval.values())}
         labels = list(report.retrieval)
