@@ -43,6 +43,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     _model_args(p)
+
+    p = sub.add_parser("eval", help="evaluate retrieval and answers on a question set, templates side by side")
+    p.add_argument("dataset", help="JSONL question set, SQuAD v2 .json file or BEIR folder")
+    p.add_argument("--format", choices=["jsonl", "squad", "beir"], help="default: from the name")
+    p.add_argument("--templates", default=",".join(TEMPLATES),
+                   help=f"comma-separated prompt templates (default: {','.join(TEMPLATES)})")
+    p.add_argument("--top-k", type=int, help="passages put into the prompt")
+    p.add_argument("--limit", type=int, help="evaluate a fixed, stratified sample of N questions")
+    p.add_argument("--retrieval-only", action="store_true", help="retrieval metrics only, no LLM")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any setting, e.g. --set min_score=0.3 (repeatable)")
+    p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    p.add_argument("--report", metavar="DIR", help="write report.md, results.json, questions.jsonl, charts")
+    _model_args(p)
     return parser
 
 
@@ -107,13 +121,38 @@ def cmd_ask(args) -> int:
     return 0
 
 
+def cmd_eval(args) -> int:
+    import dataclasses
+
+    from .eval import CACHE_ROOT, open_rag, parse_overrides, run_eval
+    from .evaldata import load_dataset
+    from .evalreport import format_table, write_report
+
+    settings = dataclasses.replace(_settings(args), **parse_overrides(args.set))
+    settings.validate()
+    templates = [t.strip() for t in args.templates.split(",") if t.strip()]
+    progress = sys.stderr.isatty()
+    evalset = load_dataset(args.dataset, format=args.format, cache_root=CACHE_ROOT)
+    rag = open_rag(evalset, settings, index_given=args.index is not None, progress=progress)
+    report = run_eval(evalset, rag, templates=templates, limit=args.limit,
+                      retrieval_only=args.retrieval_only, progress=progress, seed=settings.seed)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        print(format_table(report))
+    if args.report:
+        write_report(report, args.report)
+        print(f"report written to {args.report}", file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
-        return {"index": cmd_index, "ask": cmd_ask}[args.command](args)
+        return {"index": cmd_index, "ask": cmd_ask, "eval": cmd_eval}[args.command](args)
     except RagError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -19,3 +19,7 @@ class StoreError(RagError):
 
 class QueryError(RagError):
     """The question itself is unusable: empty, or too long for the model's context window."""
+
+
+class DatasetError(RagError):
+    """An evaluation dataset is missing or malformed; the message names the file and line."""

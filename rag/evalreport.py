@@ -1,0 +1,120 @@
+"""Presenting an `EvalReport`: the side-by-side table, and a report folder with JSON, per-question
+results and PNG charts."""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict
+from pathlib import Path
+
+from .errors import ConfigError
+from .eval import EvalReport
+
+log = logging.getLogger(__name__)
+
+# (group, key, label) in table order; latency rows are seconds, token rows are counts
+ROWS = [
+    ("retrieval", "recall@1", "recall@1"), ("retrieval", "recall@3", "recall@3"),
+    ("retrieval", "recall@5", "recall@5"), ("retrieval", "recall@10", "recall@10"),
+    ("retrieval", "mrr@10", "MRR@10"), ("retrieval", "ndcg@10", "nDCG@10"),
+    ("answer", "em", "exact match"), ("answer", "f1", "token F1"), ("answer", "contains", "contains"),
+    ("abstention", "precision", "abstain precision"), ("abstention", "recall", "abstain recall"),
+    ("abstention", "f1", "abstain F1"), ("abstention", "false_abstention_rate", "false abstention rate"),
+    ("citations", "precision", "citation precision"), ("citations", "hit_rate", "citation hit rate"),
+    ("latency", "retrieve_p50_s", "retrieve p50 s"), ("latency", "retrieve_p95_s", "retrieve p95 s"),
+    ("latency", "ttft_p50_s", "first token p50 s"), ("latency", "ttft_p95_s", "first token p95 s"),
+    ("latency", "total_p50_s", "total p50 s"), ("latency", "total_p95_s", "total p95 s"),
+    ("tokens", "prompt_mean", "prompt tokens/q"), ("tokens", "generated_mean", "generated tokens/q"),
+    ("tokens", "per_s", "tokens/s"),
+]
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.1f}" if abs(value) >= 100 else f"{value:.3f}"
+
+
+def format_table(report: EvalReport) -> str:
+    """A Markdown table: one row per metric, one column per template."""
+    head = f"{report.dataset} ({report.format}), n={report.n}, {report.seconds:.0f} s"
+    if not report.templates:
+        lines = [head, "", "| metric | value |", "|---|---:|"]
+        lines += [f"| {k} | {_fmt(v)} |" for k, v in report.retrieval.items()]
+        lines += [f"| retrieve {k} | {_fmt(v)} |" for k, v in report.retrieval_latency.items()]
+        return "\n".join(lines)
+    names = list(report.templates)
+    lines = [head, "", "| metric | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    for group, key, label in ROWS:
+        values = [getattr(report.templates[n], group).get(key, 0.0) for n in names]
+        lines.append(f"| {label} | " + " | ".join(_fmt(v) for v in values) + " |")
+    return "\n".join(lines)
+
+
+def write_report(report: EvalReport, folder: str | Path) -> list[Path]:
+    """Write report.md, results.json, questions.jsonl and the charts into `folder`."""
+    out = Path(folder)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"cannot create report folder {out}: {e.strerror or e}") from None
+    written = [out / "results.json", out / "questions.jsonl"]
+    written[0].write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n")
+    with written[1].open("w", encoding="utf-8") as fh:
+        for r in report.results:
+            fh.write(json.dumps(asdict(r), ensure_ascii=False) + "\n")
+    written += _charts(report, out)
+    md = [f"# Evaluation: {report.dataset}", "", format_table(report), "",
+          "Retrieval metrics rank distinct source documents; answer metrics cover answerable "
+          "questions; abstention treats unanswerable questions as the positive class.", "",
+          "Settings: " + ", ".join(f"{k}={v}" for k, v in report.settings.items()
+                                   if k not in ("index", "corpus")), ""]
+    md += [f"![{p.stem}]({p.name})" for p in written if p.suffix == ".png"]
+    (out / "report.md").write_text("\n".join(md) + "\n", encoding="utf-8")
+    written.append(out / "report.md")
+    return written
+
+
+def _charts(report: EvalReport, out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display on a server or in CI
+    import matplotlib.pyplot as plt
+
+    paths = []
+    if report.templates:
+        keys = [("retrieval", "recall@1"), ("retrieval", "recall@5"), ("retrieval", "mrr@10"),
+                ("answer", "f1"), ("answer", "contains"), ("abstention", "f1"),
+                ("abstention", "false_abstention_rate"), ("citations", "precision"),
+                ("citations", "hit_rate")]
+        series = {n: [getattr(t, g)[k] for g, k in keys] for n, t in report.templates.items()}
+        names = {(g, k): label for g, k, label in ROWS}
+        labels = [names[key] for key in keys]
+    else:
+        series = {"retrieval": list(report.retrieval.values())}
+        labels = list(report.retrieval)
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    width = 0.8 / len(series)
+    for i, (name, values) in enumerate(series.items()):
+        ax.bar([x + i * width - 0.4 + width / 2 for x in range(len(labels))], values, width, label=name)
+    ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
+    ax.set_ylim(0, 1)
+    ax.set_title(f"{report.dataset}: metrics per template (n={report.n})")
+    ax.legend()
+    fig.tight_layout()
+    paths.append(out / "metrics.png")
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    if report.templates:
+        data = {n: [r.total_s for r in report.results if r.template == n] for n in report.templates}
+        ax.set_title("Total latency per question (seconds)")
+    else:
+        data = {"retrieval": [r.retrieval_s * 1000 for r in report.results]}
+        ax.set_title("Retrieval latency per question (milliseconds)")
+    ax.boxplot(list(data.values()), tick_labels=list(data))
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    paths.append(out / "latency.png")
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+    return paths
