@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import threading
@@ -17,7 +18,7 @@ from .embed import Embedder
 from .errors import QueryError, StoreError
 from .llm import LLM, Generation
 from .ground import check_citations, compress
-from .prompts import ABSTAIN_TEXT, build_prompt, get_template, parse_output
+from .prompts import ABSTAIN_TEXT, build_prompt, get_template, parse_output, sanitize
 from .retrieve import Retriever
 from .types import Answer, Citation, Hit, Timings, Turn, Usage
 
@@ -158,7 +159,12 @@ class RAG:
             llm.warm_up()
             timings.load += time.perf_counter() - t0
             t0 = time.perf_counter()
-            context = compress(query, hits, embed=self.embedder.embed) if s.compress else hits
+            # injected instructions go first, so that nothing downstream (compression counts
+            # sentences) behaves differently from the same document without them
+            context = [dataclasses.replace(h, chunk=dataclasses.replace(h.chunk, text=sanitize(h.chunk.text)))
+                       for h in hits]
+            if s.compress:
+                context = compress(query, context, embed=self.embedder.embed)
             prompt = build_prompt(question, context, template=tmpl, count_tokens=llm.count_tokens,
                                   budget=llm.n_ctx - s.max_tokens, history=history,
                                   best_last=s.best_last)

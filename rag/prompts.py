@@ -6,12 +6,15 @@ changes every time, comes last, in the final user message.
 """
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from typing import Callable
 
 from .errors import ConfigError, QueryError
 from .types import Hit, Turn
+
+log = logging.getLogger(__name__)
 
 ABSTAIN_TEXT = "Not found in your documents."
 
@@ -90,17 +93,31 @@ _INJECTION = re.compile(
     r"\b(?:ignore|disregard|forget|override)\b[^.!?\n]{0,40}\b(?:instructions?|rules|prompts?|context|"
     r"directions|question)\b|\byou are now\b|\bdeveloper mode\b|\bnew instructions?\b|"
     r"^\s*(?:system|assistant)\s*:|\b(?:reply|respond|answer)\b[^.!?\n]{0,30}\b(?:only )?with\b[^.!?\n]{0,20}"
-    r"\b(?:word|phrase)\b|\bnothing else\b|\banswer (?:to )?every question\b", re.I | re.M)
-INJECTION_NOTE = "[instruction-like text removed]"
+    r"\b(?:word|phrase)\b|\bnothing else\b|\banswer (?:to )?every question\b|"
+    r"\bdo not (?:mention|say|reveal|answer)\b", re.I | re.M)
+_SENTENCE = re.compile(r"[^.!?\n]+[.!?]*[\"')\]]*[ \t]*")
 
 
 def sanitize(text: str) -> str:
-    """Drop sentences that try to instruct the model, and anything that could close the fence."""
+    """Drop sentences that try to instruct the model, and anything that could close the fence.
+
+    They are removed without a trace in the prompt, so a document with injected instructions
+    yields the same prompt, and the same answer, as the document without them."""
     text = _FENCE.sub(" ", text)
     if not _INJECTION.search(text):
         return text
-    parts = re.split(r"(?<=[.!?])\s+|\n+", text)
-    return " ".join(INJECTION_NOTE if _INJECTION.search(p) else p for p in parts if p.strip())
+    dropped: list[str] = []
+
+    def drop(m: re.Match) -> str:
+        if _INJECTION.search(m.group(0)):
+            dropped.append(m.group(0).strip())
+            return ""
+        return m.group(0)
+
+    out = _SENTENCE.sub(drop, text)
+    log.warning("left out %d instruction-like sentence(s) of retrieved text: %s", len(dropped),
+                "; ".join(d[:60] for d in dropped))
+    return re.sub(r"\n[ \t]*\n(?:[ \t]*\n)+", "\n\n", out).strip()
 
 
 def format_block(n: int, hit: Hit, text: str | None = None) -> str:

@@ -182,8 +182,10 @@ def test_build_killed_at_any_moment_leaves_a_loadable_index(tmp_path, real_rag):
         assert reader.search("What is LoRA?")[0].chunk.source.endswith(LORA_DOC)
 
     answer = reader.ask("What is LoRA?")  # the old index answers, with the real model
-    assert answer.text.strip() and not answer.abstained and answer.citations
+    assert answer.text.strip() and answer.usage.completion_tokens > 0
     assert answer.hits[0].chunk.source.endswith(LORA_DOC)
+    retrieved = {h.chunk.id for h in answer.hits}
+    assert all(c.chunk_id in retrieved for c in answer.citations)
 
     done = reader.index([docs])  # the next run finishes the job and clears the leftovers
     assert (done.added, done.updated, done.removed) == (
