@@ -21,6 +21,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # private: the app c
 
 from rag import RAG, Answer, Settings, Turn  # noqa: E402
 from rag import ingest  # noqa: E402
+from rag.cli import add_model_args  # noqa: E402
 from rag.errors import ConfigError, DocumentError, RagError  # noqa: E402
 
 log = logging.getLogger("rag.app")
@@ -314,13 +315,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--host", default=os.environ.get("RAG_HOST", "127.0.0.1"),
                    help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=int(os.environ.get("RAG_PORT", "7860")))
-    p.add_argument("--index", help="index folder (default: indexes/default)")
     p.add_argument("--corpus", help="documents folder; uploads are saved here (default: corpus/)")
-    p.add_argument("--model", help="path to a GGUF model (default: shipped SmolLM2-135M)")
-    p.add_argument("--embedder", help="sentence-transformers model folder (default: shipped MiniLM)")
-    p.add_argument("--n-gpu-layers", type=int, help="layers to offload to the GPU (-1: all)")
-    p.add_argument("--threads", type=int, dest="n_threads", help="CPU threads for llama.cpp")
-    p.add_argument("--n-ctx", type=int, help="model context window in tokens")
+    add_model_args(p)
     p.add_argument("--top-k", type=int, help="passages retrieved per question (default 4)")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     return p.parse_args(argv)

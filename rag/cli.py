@@ -12,7 +12,8 @@ from .errors import RagError
 from .prompts import TEMPLATES
 
 
-def _model_args(p: argparse.ArgumentParser) -> None:
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    """The model and index flags shared by `rag` and the chat app."""
     g = p.add_argument_group("models (also RAG_MODEL, RAG_EMBEDDER, RAG_N_GPU_LAYERS, ... )")
     g.add_argument("--index", help="index folder (default: indexes/default)")
     g.add_argument("--model", help="path to a GGUF model (default: shipped SmolLM2-135M)")
@@ -35,14 +36,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                    help="if another build is writing this index, wait up to SECONDS for it")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    _model_args(p)
+    add_model_args(p)
 
     p = sub.add_parser("ask", help="answer a question from the indexed documents")
     p.add_argument("question")
     p.add_argument("--template", default="few_shot", choices=list(TEMPLATES))
     p.add_argument("--top-k", type=int)
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    _model_args(p)
+    add_model_args(p)
 
     p = sub.add_parser("eval", help="evaluate retrieval and answers on a question set, templates side by side")
     p.add_argument("dataset", help="JSONL question set, SQuAD v2 .json file or BEIR folder")
@@ -56,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override any setting, e.g. --set min_score=0.3 (repeatable)")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     p.add_argument("--report", metavar="DIR", help="write report.md, results.json, questions.jsonl, charts")
-    _model_args(p)
+    add_model_args(p)
     return parser
 
 
