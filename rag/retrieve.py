@@ -37,6 +37,7 @@ class _BM25:
     def __init__(self, texts: list[str]) -> None:
         import bm25s
 
+        logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at DEBUG
         try:
             import Stemmer
 
