@@ -46,6 +46,9 @@ class Embedder:
             from transformers.utils import logging as hf_logging
 
             hf_logging.disable_progress_bar()  # a bar per model load is noise in a CLI
+            # the chunker measures whole sections with this tokenizer on purpose; its
+            # "longer than the maximum sequence length" warning does not apply
+            hf_logging.set_verbosity_error()
 
             try:
                 self._model = SentenceTransformer(self.path, device=self.device)
