@@ -63,12 +63,13 @@ def render(r: dict) -> str:
                 "embedding + search + ranking). IVF = `build_faiss` above its threshold "
                 f"(`ann_threshold` {s['ann_threshold']}). Times in ms, p50 / p95.", "",
                 "| chunks | queries | raw flat | raw IVF | IVF recall@10 vs flat | e2e flat | e2e IVF | "
-                "default index | IVF lists/probed | IVF build s |", "|---|---|---|---|---|---|---|---|---|---|"]
+                "default index | IVF lists/probed | IVF build s | BM25 build s |",
+                "|---|---|---|---|---|---|---|---|---|---|---|"]
         for n, x in s["sizes"].items():
             out.append(f"| {int(n):,} | {x['queries']} | {_p(x['raw_flat_ms'])} | {_p(x['raw_ann_ms'])} | "
                        f"{x['ann_recall_at_10_vs_flat']:.3f} | {_p(x['e2e_flat_ms'])} | {_p(x['e2e_ann_ms'])} | "
                        f"{x['default_index']} | {x['ivf_lists_probed'][0]}/{x['ivf_lists_probed'][1]} | "
-                       f"{x['ann_build_s']:.1f} |")
+                       f"{x['ann_build_s']:.1f} | {x.get('bm25_build_s', float('nan')):.1f} |")
     if "generation" in sec:
         s = sec["generation"]
         d, pc = s["decode"], s["prefix_cache"]
