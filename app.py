@@ -29,7 +29,7 @@ log = logging.getLogger("rag.app")
 TEMPLATE_CHOICES = [("few-shot", "few_shot"), ("zero-shot", "zero_shot"), ("chain-of-thought", "cot")]
 UPLOAD_TYPES = sorted(ingest.SUPPORTED)
 # abstaining is an answer, not a failure, so it carries no warning sign
-ABSTAIN_HINT = "_None of the indexed passages answers this. Try rephrasing, or add documents._"
+ABSTAIN_HINT = "_None of the indexed passages answers this{why}. Try rephrasing, or add documents._"
 
 
 # ---------------------------------------------------------------- the service behind the page
@@ -174,7 +174,8 @@ def answer_messages(answer: Answer) -> list[dict]:
         out.append({"role": "assistant", "content": answer.reasoning,
                     "metadata": {"title": "Reasoning (chain of thought)", "status": "done"}})
     if answer.abstained:
-        out.append({"role": "assistant", "content": f"{answer.text}\n\n{ABSTAIN_HINT}"})
+        why = f" ({answer.abstain_reason})" if answer.abstain_reason else ""
+        out.append({"role": "assistant", "content": f"{answer.text}\n\n{ABSTAIN_HINT.format(why=why)}"})
         return out
     out.append({"role": "assistant", "content": answer.text})
     texts = {h.chunk.id: h.chunk.text for h in answer.hits}
@@ -184,7 +185,7 @@ def answer_messages(answer: Answer) -> list[dict]:
         where = f"{c.source} › {c.heading}" if c.heading else c.source
         note = ", inferred" if c.inferred else ""
         out.append({"role": "assistant", "content": texts.get(c.chunk_id, c.snippet),
-                    "metadata": {"title": f"[{c.n}] {where} · score {c.score:.2f}{note}",
+                    "metadata": {"title": f"[{c.n}] {where} · similarity {c.score:.2f}{note}",
                                  "status": "done"}})
     return out
 

@@ -26,6 +26,25 @@ _CITE = re.compile(r"\s*\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
 
 SUPPORT_MIN = 0.5  # below this a citation is dropped and no source is attached
 
+# Diagram source (mermaid arrows, fences) carries structure a reader sees rendered; in a prompt it
+# is noise that a small model copies into its answer instead of the sentences around it.
+_DIAGRAM = re.compile(r"^[ \t]*(?:```.*|(?:graph|flowchart)\s+(?:TD|TB|LR|RL|BT)\b.*|.*-->.*)$\n?", re.M)
+
+# Numbers: "0.001", "1,024", "9.2%", "7B"; an enumerator ("1. ", "2) ") at a line start is not one.
+_NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*")
+_ENUMERATOR = re.compile(r"(?:^|(?<=\s))\d{1,2}[.)](?=\s)", re.M)
+_NUMBER_WORDS = frozenset("""one two three four five six seven eight nine ten eleven twelve thirteen
+fourteen fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty
+ninety hundred thousand million billion trillion dozen half twice once first second third""".split())
+# questions whose answer is a quantity or a date
+_QUANTITY = re.compile(
+    r"\bhow (?:many|much|long|old|often|far|big|large|fast|high|tall)\b|\bwhat (?:\w+[ -]){0,4}?"
+    r"(?:rate|size|number|percentage|percent|year|date|accuracy|score|amount|count|price|cost|"
+    r"temperature|speed|length|population)\b|\b(?:which|what) (?:year|decade|century)\b|"
+    r"\bin which year\b|^when\b", re.I)
+# a capitalised word that does not start the question, or an acronym anywhere: "Mamba", "BERT"
+_NAME = re.compile(r"(?<!^)(?<![.?!:]\s)\b[A-Z][\w-]*|\b[A-Z]{2,}[\w-]*")
+
 
 _WRAP = re.compile(r"(?<![.!?:;\n])\n(?=[a-z(])")
 
@@ -98,6 +117,39 @@ def check_citations(answer: str, blocks: list[str], *, embed) -> CheckedAnswer:
                          float(max(whole)))
 
 
+def strip_diagrams(text: str) -> str:
+    return _DIAGRAM.sub("", text)
+
+
+def _numbers(text: str) -> set[str]:
+    return {n.replace(",", "") for n in _NUMBER.findall(_ENUMERATOR.sub(" ", _CITE.sub(" ", text)))}
+
+
+def unsupported_numbers(answer: str, sources: list[str], question: str = "") -> list[str]:
+    """Numbers in `answer` that appear in none of `sources` (nor in the question).
+
+    A figure the passages do not contain is the surest sign of a made-up answer: a small model
+    asked for a learning rate or a year it cannot find will still write one.
+    """
+    known = _numbers(question).union(*(_numbers(s) for s in sources))
+    return sorted(_numbers(answer) - known)
+
+
+def asks_quantity(question: str) -> bool:
+    """Whether the question asks for a number or a date ("How many ...", "In which year ...")."""
+    return bool(_QUANTITY.search(question.strip()))
+
+
+def states_quantity(text: str) -> bool:
+    words = set(re.findall(r"[a-z]+", text.lower()))
+    return bool(_numbers(text)) or bool(words & _NUMBER_WORDS)
+
+
+def question_names(question: str) -> list[str]:
+    """The names a question is about: capitalised words past its first word, and acronyms."""
+    return list(dict.fromkeys(m.group(0).strip("-") for m in _NAME.finditer(question.strip())))
+
+
 def compress(question: str, hits: list[Hit], *, embed, keep_ratio: float = 0.5) -> list[Hit]:
     """Shrink each passage to its sentences most related to the question, in their original order,
     plus the sentence after each of the two best (a heading that matches is followed by its content).
@@ -105,7 +157,7 @@ def compress(question: str, hits: list[Hit], *, embed, keep_ratio: float = 0.5) 
     Prefill dominates answer latency on a CPU, and a small model copies better from a short,
     focused passage. Passages of one or two sentences are kept whole.
     """
-    split = [sentences(h.chunk.text) for h in hits]
+    split = [sentences(strip_diagrams(h.chunk.text)) for h in hits]
     flat = [s for ss in split for s in ss]
     if not flat:
         return hits
@@ -119,7 +171,9 @@ def compress(question: str, hits: list[Hit], *, embed, keep_ratio: float = 0.5) 
         cos = s_vecs[pos:pos + n] @ q
         pos += n
         if n <= 2:
-            out.append(hit)
+            whole = strip_diagrams(hit.chunk.text)
+            out.append(hit if whole == hit.chunk.text else
+                       dataclasses.replace(hit, chunk=dataclasses.replace(hit.chunk, text=whole.strip())))
             continue
         lex = np.array([len(q_words & content_words(s)) / (len(q_words) or 1) for s in ss])
         score = 0.5 * cos + 0.5 * lex

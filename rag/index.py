@@ -13,7 +13,6 @@ written folder. The manifest lists every file with its size and checksum and is 
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import logging
 import math
@@ -27,6 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from . import ingest
+# bound once: the index checks its own files with it, apart from the per-document hashing
+from .ingest import file_sha256 as _sha256
 from .chunk import Chunker, embed_text
 from .config import DEFAULT_ANN_THRESHOLD
 from .errors import DocumentError, StoreError
@@ -97,14 +98,6 @@ def current_version(index_dir: Path) -> Path | None:
     if not name or "/" in name or name.startswith("."):
         raise StoreError(f"{index_dir}: CURRENT is damaged; rebuild with `rag index --rebuild`")
     return index_dir / name
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _manifest_at(version: Path, index_dir: Path) -> dict:

@@ -17,7 +17,8 @@ from .config import DEFAULT_EMBEDDER_NAME, Settings
 from .embed import Embedder
 from .errors import QueryError, StoreError
 from .llm import LLM, Generation
-from .ground import check_citations, compress
+from .ground import (asks_quantity, check_citations, compress, question_names, states_quantity,
+                     unsupported_numbers)
 from .prompts import ABSTAIN_TEXT, build_prompt, get_template, parse_output, sanitize
 from .retrieve import Retriever
 from .types import Answer, Citation, Hit, Timings, Turn, Usage
@@ -147,12 +148,14 @@ class RAG:
             query = rewrite_query(question, history)
             hits = retriever.search(query, k=top_k or s.top_k)
             timings.retrieve = time.perf_counter() - t0
-            if not hits or max(h.dense for h in hits) < s.min_score:
+            reason = _retrieval_gate(retriever, query, hits, min_score=s.min_score)
+            if reason:
                 # nothing relevant: abstaining here saves the whole LLM call
+                log.info("abstaining before generation: %s", reason)
                 timings.total = time.perf_counter() - t_start
                 yield ABSTAIN_TEXT
                 yield Answer(question=question, text=ABSTAIN_TEXT, hits=hits, abstained=True,
-                             template=tmpl.name, timings=timings)
+                             abstain_reason=reason, template=tmpl.name, timings=timings)
                 return
             t0 = time.perf_counter()
             llm = self.llm
@@ -180,16 +183,21 @@ class RAG:
         parsed = parse_output(gen.text, template=tmpl, n_blocks=len(prompt.blocks))
         blocks = list(prompt.blocks)
         support = 0.0
-        abstained = parsed.refused
+        reason = "the model found no answer in the passages" if parsed.refused else \
+            _answer_gate(question, parsed.text, [h.chunk.text for h in hits])
+        abstained = bool(reason)
         text, citations = ABSTAIN_TEXT, []
-        if not abstained:
+        if abstained:
+            log.info("abstaining: %s", reason)
+        else:
             checked = check_citations(parsed.text, [b.chunk.text for b in blocks], embed=self.embedder.embed)
             support = checked.support
             if checked.dropped:
                 log.info("dropped unsupported citations %s", list(checked.dropped))
             if support < s.min_support:
                 # nothing retrieved backs what the model wrote: a made-up answer is worse than none
-                log.info("answer support %.2f below %.2f: abstaining", support, s.min_support)
+                reason = f"answer support {support:.2f} is below {s.min_support:.2f}"
+                log.info("abstaining: %s", reason)
                 abstained = True
             else:
                 text = checked.text
@@ -199,9 +207,37 @@ class RAG:
         timings.generate = gen.total - gen.ttft
         timings.total = time.perf_counter() - t_start
         yield Answer(question=question, text=text, citations=citations, hits=hits,
-                     abstained=abstained, reasoning=parsed.reasoning, template=tmpl.name,
+                     abstained=abstained, abstain_reason=reason if abstained else "",
+                     reasoning=parsed.reasoning, template=tmpl.name,
                      support=round(support, 4), timings=timings,
                      usage=Usage(gen.prompt_tokens, gen.completion_tokens, gen.cached_tokens))
+
+
+def _retrieval_gate(retriever: Retriever, query: str, hits: list[Hit], *, min_score: float) -> str:
+    """Why the retrieved passages cannot answer `query`, or "" when they may."""
+    if not hits:
+        return "the index is empty"
+    names = question_names(query)
+    unknown = retriever.unknown(names)
+    if unknown:
+        # the question is about something the documents never mention, however close its topic
+        return "the documents never mention " + ", ".join(repr(w) for w in unknown)
+    best = max(h.dense for h in hits)
+    # MiniLM embeds rare acronyms poorly ("What does RLHF stand for?" scores 0.16 against the
+    # passage that spells it out), so passages naming everything the question names still count
+    if best < min_score and not (names and retriever.mentioned(names, hits)):
+        return f"no passage is close to the question (best cosine {best:.2f} < {min_score:.2f})"
+    return ""
+
+
+def _answer_gate(question: str, answer: str, sources: list[str]) -> str:
+    """Why a generated answer is not grounded in `sources`, or "" when nothing contradicts it."""
+    made_up = unsupported_numbers(answer, sources, question)
+    if made_up:
+        return "the answer states figures no passage contains: " + ", ".join(made_up[:5])
+    if asks_quantity(question) and not states_quantity(answer):
+        return "the question asks for a figure and the answer gives none"
+    return ""
 
 
 def _clean_question(question: str) -> str:
@@ -253,7 +289,7 @@ def rewrite_query(question: str, history: list[Turn]) -> str:
 def _citation(n: int, hit: Hit, *, inferred: bool = False) -> Citation:
     text = " ".join(hit.chunk.text.split())
     snippet = text if len(text) <= SNIPPET_CHARS else text[:SNIPPET_CHARS].rsplit(" ", 1)[0] + " ..."
-    return Citation(n=n, source=hit.chunk.source, chunk_id=hit.chunk.id, score=round(hit.score, 4),
+    return Citation(n=n, source=hit.chunk.source, chunk_id=hit.chunk.id, score=round(hit.dense, 4),
                     snippet=snippet, heading=hit.chunk.heading, inferred=inferred)
 
 

@@ -65,7 +65,7 @@ class Citation:
     n: int
     source: str
     chunk_id: str
-    score: float
+    score: float  # cosine similarity of the passage to the question (a fused score only ranks)
     snippet: str
     heading: str = ""
     inferred: bool = False  # True when the model cited nothing and the best-supporting block was attached
@@ -99,6 +99,7 @@ class Answer:
     citations: list[Citation] = field(default_factory=list)
     hits: list[Hit] = field(default_factory=list)
     abstained: bool = False
+    abstain_reason: str = ""  # why the answer is "not found": which check decided it
     reasoning: str = ""  # chain-of-thought text, kept apart from the final answer
     template: str = ""
     support: float = 0.0  # how well the best passage supports the answer text (0..1)
@@ -111,12 +112,13 @@ class Answer:
             "question": self.question,
             "answer": self.text,
             "abstained": self.abstained,
+            "abstain_reason": self.abstain_reason,
             "template": self.template,
             "support": self.support,
             "reasoning": self.reasoning,
             "citations": [asdict(c) for c in self.citations],
             "hits": [{"source": h.chunk.source, "chunk_id": h.chunk.id, "score": round(h.score, 4),
-                      "heading": h.chunk.heading} for h in self.hits],
+                      "cosine": round(h.dense, 4), "heading": h.chunk.heading} for h in self.hits],
             "timings": {k: round(v, 4) for k, v in asdict(self.timings).items()},
             "usage": asdict(self.usage),
         }

@@ -56,7 +56,7 @@ def test_answer_messages_list_sources_collapsed_with_full_text():
     assert reasoning["content"] == "Passage [1] defines LoRA."
     assert text == {"role": "assistant", "content": "LoRA trains small matrices [1]."}
     assert "Sources" in header["content"]
-    assert source["metadata"]["title"] == "[1] notes.md › Models > LoRA · score 0.61"
+    assert source["metadata"]["title"] == "[1] notes.md › Models > LoRA · similarity 0.61"
     assert source["metadata"]["status"] == "done"
     assert source["content"] == "LoRA adds small low-rank matrices to a frozen model."
 

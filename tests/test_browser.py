@@ -64,9 +64,9 @@ def _ask_and_open_a_source(url, page):
     box.press("Enter")
 
     chat = page.locator("#chat")
-    sources = chat.get_by_text(re.compile(r"^\[\d+\] .+ · score \d\.\d\d"))
+    sources = chat.get_by_text(re.compile(r"^\[\d+\] .+ · similarity \d\.\d\d"))
     # the exchange ends with sources, an abstention or an error: wait for any, then judge
-    chat.get_by_text(re.compile(r"· score \d\.\d\d|Not found in your documents|⚠️")).first \
+    chat.get_by_text(re.compile(r"· similarity \d\.\d\d|Not found in your documents|⚠️")).first \
         .wait_for(timeout=600_000)
     assert sources.count(), f"no sources under the answer:\n{chat.inner_text()}"
     titles = sources.all_inner_texts()

@@ -1,6 +1,7 @@
 import numpy as np
 
-from rag.ground import check_citations, compress, lexical_support, sentences
+from rag.ground import (asks_quantity, check_citations, compress, lexical_support, question_names,
+                        sentences, states_quantity, unsupported_numbers)
 from rag.pipeline import rewrite_query
 from rag.prompts import sanitize
 from rag.types import Chunk, Hit, Turn
@@ -77,3 +78,48 @@ def test_follow_up_questions_are_rewritten():
     assert rewrite_query("What are its disadvantages?", []) == "What are its disadvantages?"
     h2 = [Turn("What are autoencoders used for?", "...")]
     assert rewrite_query("How do they work?", h2) == "How do autoencoders work?"
+
+
+def test_diagram_source_is_left_out_of_the_context():
+    text = ("Pooling layers reduce the spatial dimensions of the data.\ngraph TD\n"
+            "    A[Feature Maps] --> B[Pooling Layer]\n```mermaid\nThey keep the strongest signals.")
+    hit = Hit(Chunk("p#0", "p.txt", "P", (), text), 1.0)
+    [out] = compress("What do pooling layers do?", [hit], embed=embed)
+    assert "-->" not in out.chunk.text and "graph TD" not in out.chunk.text and "```" not in out.chunk.text
+    assert "Pooling layers reduce the spatial dimensions of the data." in out.chunk.text
+
+
+def test_made_up_figures_are_found():
+    sources = ["Adam is an optimizer; we trained for 1,024 steps with batch size 32 on 7B models."]
+    assert unsupported_numbers("The default learning rate is 0.001 [1].", sources) == ["0.001"]
+    assert unsupported_numbers("It ran 1024 steps with batch size 32 [1].", sources) == []
+    # list enumerators and citation markers are not figures; numbers the question gave are known
+    assert unsupported_numbers("1. LoRA [2]\n2. QLoRA [3]", sources) == []
+    assert unsupported_numbers("ResNet-50 is a CNN.", sources, "What is ResNet-50?") == []
+
+
+def test_quantity_questions_need_a_figure():
+    for q in ("How many parameters does GPT-4 have?", "What dropout rate is recommended?",
+              "Who invented the LSTM, and in which year?", "When did the war end?",
+              "What is the top-1 accuracy of ResNet-50 on ImageNet?"):
+        assert asks_quantity(q), q
+    for q in ("What does GRU stand for?", "Which paper introduced the transformer?", "Who made PyTorch?"):
+        assert not asks_quantity(q), q
+    assert states_quantity("About three million.") and states_quantity("It is 0.5.")
+    assert not states_quantity("A lower value than the number of neurons.")
+
+
+def test_question_names_are_the_capitalised_words_past_the_first():
+    assert question_names("How does the Mamba state-space model differ from transformers?") == ["Mamba"]
+    assert question_names("What is the top-1 accuracy of ResNet-50 on ImageNet?") == ["ResNet-50", "ImageNet"]
+    assert question_names("What does RLHF stand for?") == ["RLHF"]
+    assert question_names("Which paper introduced the transformer architecture?") == []
+
+
+def test_answer_gate_reads_made_up_figures_and_missing_ones():
+    from rag.pipeline import _answer_gate
+
+    sources = ["Dropout randomly zeroes activations during training to reduce overfitting."]
+    assert "0.5" in _answer_gate("What dropout rate is recommended?", "A rate of 0.5 [1].", sources)
+    assert "figure" in _answer_gate("What dropout rate is recommended?", "A lower rate than usual.", sources)
+    assert _answer_gate("What does dropout do?", "It zeroes activations during training [1].", sources) == ""

@@ -128,3 +128,14 @@ def test_duplicate_text_is_returned_once(tmp_path, fake_embedder):
     hits = Retriever(index.open_index(tmp_path / "idx"), fake_embedder).search("gradient boosting", k=3)
     assert [h.chunk.text for h in hits].count(text) == 1
     assert len(hits) == 2
+
+
+def test_names_the_documents_never_mention(tmp_path, corpus_copy, fake_embedder):
+    (corpus_copy / "normans.txt").write_text("Hervé served the Byzantines. The Scottish king took hostages.")
+    build([corpus_copy], tmp_path / "idx", fake_embedder)
+    r = Retriever(index.open_index(tmp_path / "idx"), fake_embedder)
+    assert r.unknown(["Mamba", "Australia", "LoRA", "GANs", "RLHF", "Adam"]) == ["Mamba", "Australia", "Adam"]
+    # accents and small misspellings of a name that is there do not count as missing
+    assert r.unknown(["Herve", "Scotish", "The"]) == []
+    hits = r.search("What does RLHF stand for?", k=4)
+    assert r.mentioned(["RLHF"], hits) and not r.mentioned(["RLHF", "Mamba"], hits)
