@@ -25,6 +25,8 @@ _SENT = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])|\n+")
 _CITE = re.compile(r"\s*\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
 
 SUPPORT_MIN = 0.5  # below this a citation is dropped and no source is attached
+# a cited passage that supports its sentence this much less than another passage gives way to it
+REPOINT_MARGIN = 0.1
 
 # Diagram source (mermaid arrows, fences) carries structure a reader sees rendered; in a prompt it
 # is noise that a small model copies into its answer instead of the sentences around it.
@@ -77,10 +79,12 @@ class CheckedAnswer:
 
 
 def check_citations(answer: str, blocks: list[str], *, embed) -> CheckedAnswer:
-    """Keep the [n] markers whose passage supports their sentence; remove the others.
+    """Keep the [n] markers whose passage supports their sentence; move or remove the others.
 
-    `embed` maps a list of texts to unit vectors (the retrieval embedder). If no supported
-    citation is left, the passage that best supports the whole answer is attached.
+    A marker whose passage supports the sentence clearly less than another passage does is moved
+    to that passage; one that no passage supports is removed. `embed` maps a list of texts to
+    unit vectors (the retrieval embedder). If no supported citation is left, the passage that
+    best supports the whole answer is attached.
     """
     sents = sentences(answer)
     if not sents or not blocks:
@@ -92,18 +96,31 @@ def check_citations(answer: str, blocks: list[str], *, embed) -> CheckedAnswer:
     dropped: list[int] = []
     out: list[str] = []
     for i, sent in enumerate(sents):
+        support = [max(lexical_support(sent, b), float(c)) for b, c in zip(blocks, cos[i])]
+        best = int(np.argmax(support)) + 1
+        emitted: set[int] = set()  # "[1][2]" are two markers; a moved one must not repeat the other
+
         def keep_marker(m: re.Match) -> str:
-            good = []
+            good: list[int] = []
             for part in m.group(1).split(","):
                 n = int(part)
-                if not 1 <= n <= len(blocks):
+                if 1 <= n <= len(blocks) and support[n - 1] >= SUPPORT_MIN \
+                        and support[n - 1] >= support[best - 1] - REPOINT_MARGIN:
+                    chosen = n
+                elif support[best - 1] >= SUPPORT_MIN:
+                    # small models often cite a neighbour of the passage they copied from
+                    chosen = best
+                    if 1 <= n <= len(blocks) and n not in dropped:
+                        dropped.append(n)
+                else:
+                    if 1 <= n <= len(blocks) and n not in dropped:
+                        dropped.append(n)
                     continue
-                support = max(lexical_support(sent, blocks[n - 1]), float(cos[i, n - 1]))
-                if support >= SUPPORT_MIN:
-                    good.append(n)
-                    kept.append(n) if n not in kept else None
-                elif n not in dropped:
-                    dropped.append(n)
+                if chosen not in emitted:
+                    good.append(chosen)
+                    emitted.add(chosen)
+                if chosen not in kept:
+                    kept.append(chosen)
             return " " + "".join(f"[{n}]" for n in good) if good else ""
         out.append(_CITE.sub(keep_marker, sent).strip())
     text = " ".join(out)

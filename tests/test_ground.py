@@ -33,9 +33,11 @@ def test_unsupported_answer_gets_no_source():
     assert "[1]" not in c.text and c.support < 0.5
 
 
-def test_out_of_range_markers_are_removed():
+def test_out_of_range_and_misplaced_markers_move_to_the_supporting_passage():
     c = check_citations("LoRA adds low-rank parameters [7].", BLOCKS, embed=embed)
-    assert "[7]" not in c.text and c.inferred == (1,)
+    assert c.text == "LoRA adds low-rank parameters [1]." and c.cited == (1,)
+    c = check_citations("LoRA adds low-rank parameters [2]. Bake at 230 degrees [2].", BLOCKS, embed=embed)
+    assert c.text == "LoRA adds low-rank parameters [1]. Bake at 230 degrees [2]." and c.cited == (1, 2)
 
 
 def test_lexical_support_ignores_stopwords_and_markers():
