@@ -161,7 +161,7 @@ def end_to_end(rag: RAG, questions: list[str]) -> dict:
 def run(*, quick: bool, index: str) -> dict:
     rag = RAG(index=index)
     rag.warm_up()
-    qs = CORPUS_QUESTIONS[:2] if quick else CORPUS_QUESTIONS[:3]
+    qs = CORPUS_QUESTIONS[:2] if quick else CORPUS_QUESTIONS[:6]
     out = {"n_threads": rag.llm.n_threads, "n_ctx": rag.llm.n_ctx, "max_tokens": rag.settings.max_tokens}
     out["decode"] = decode_ratio(rag, qs)
     pairs = list(zip(CORPUS_QUESTIONS[0::2], CORPUS_QUESTIONS[1::2]))[: 1 if quick else 3]

@@ -22,7 +22,7 @@ from rag.embed import Embedder
 a = json.loads(sys.argv[1])
 s = Settings.load()
 emb = Embedder(s.embedder_path(), name=DEFAULT_EMBEDDER_NAME, batch_size=a["batch_size"])
-emb.warm_up()
+emb.embed(["warm up the model"] * 8)  # the same first forward pass as the raw side
 rss_model = peak_rss_mb()
 t = time.perf_counter()
 rep = index.build([a["corpus"]], index_dir=a["index"], embedder=emb, chunk_size=a["chunk_size"],
@@ -53,7 +53,7 @@ from sentence_transformers import SentenceTransformer
 a = json.loads(sys.argv[1])
 texts = json.load(open(a["texts"]))
 m = SentenceTransformer(Settings.load().embedder_path(), device="cpu")
-m.encode(texts[:8])
+m.encode(["warm up the model"] * 8)  # the same first forward pass as the build side
 rss_model = peak_rss_mb()
 t = time.perf_counter()
 m.encode(texts, batch_size=a["batch_size"], normalize_embeddings=True, convert_to_numpy=True)

@@ -20,6 +20,8 @@ def render(r: dict) -> str:
            f"(this file: `{r['command']}`, started {r['started']}, took {r['total_s'] / 60:.1f} min).",
            "Ratios compare the pipeline with the raw library doing the same work in the same run;",
            "times are medians with (min-max, number of runs).", ""]
+    if r.get("reruns"):
+        out += ["Sections measured again later, on their own: " + "; ".join(f"`{x}`" for x in r["reruns"]) + ".", ""]
     if r["quick"]:
         out += ["**Quick mode: small sizes and single runs; a smoke run, not the reference figures.**", ""]
     out += ["## Machine", "",

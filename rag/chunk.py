@@ -24,9 +24,17 @@ class Chunker:
         self.max_tokens = max_tokens  # the embedder's limit, special tokens included
         self.chunk_size = chunk_size
         self.chunk_overlap = chunk_overlap
+        # the splitter measures the same pieces and separators again while merging: a third of
+        # the calls are new strings
+        self._lengths: dict[str, int] = {}
 
     def _len(self, text: str) -> int:
-        return len(self.tokenizer.tokenize(text))
+        n = self._lengths.get(text)
+        if n is None:
+            if len(self._lengths) > 100_000:  # bounded: a big corpus streams through one Chunker
+                self._lengths.clear()
+            n = self._lengths[text] = len(self.tokenizer.tokenize(text))
+        return n
 
     def _splitter(self, size: int):
         from langchain_text_splitters import RecursiveCharacterTextSplitter

@@ -81,6 +81,8 @@ class Embedder:
         m = self.warm_up()
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if len(texts) == 1 and self.device == "cpu":
+            return self._embed_one(m, texts[0])
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         bar = None
         if progress and len(texts) > EMBED_SLICE:
@@ -97,3 +99,15 @@ class Embedder:
         if bar is not None:
             bar.close()
         return out
+
+    @staticmethod
+    def _embed_one(model, text: str) -> np.ndarray:
+        # A question is embedded on every search; encode()'s batching, sorting and conversions
+        # cost 1-3 ms of a 7-12 ms call. The model's own modules run here, so pooling and any
+        # extra layers are the same and so are the vectors.
+        import torch
+
+        with torch.inference_mode():
+            vec = model(model.tokenize([text]))["sentence_embedding"]
+            vec = torch.nn.functional.normalize(vec.float(), dim=-1)
+        return vec.numpy().astype(np.float32, copy=False)
