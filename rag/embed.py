@@ -108,6 +108,7 @@ class Embedder:
         import torch
 
         with torch.inference_mode():
-            vec = model(model.tokenize([text]))["sentence_embedding"]
+            prepare = getattr(model, "preprocess", None) or model.tokenize  # renamed in 6.x
+            vec = model(prepare([text]))["sentence_embedding"]
             vec = torch.nn.functional.normalize(vec.float(), dim=-1)
         return vec.numpy().astype(np.float32, copy=False)

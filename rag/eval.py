@@ -152,6 +152,9 @@ class QuestionResult:
     retrieval_s: float
     answer: str = ""
     abstained: bool = False
+    abstain_reason: str = ""
+    support: float = 0.0  # how well the best passage supports the answer (Answer.support)
+    relevance: float = 0.0  # cosine between question and answer (Answer.relevance)
     cited_sources: list[str] = field(default_factory=list)
     em: float | None = None
     f1: float | None = None
@@ -311,7 +314,8 @@ def _answer(rag, item: EvalItem, template: str, base: QuestionResult) -> Questio
     t = a.timings
     text = "" if a.abstained else strip_citations(a.text)
     res = QuestionResult(**{**asdict(base), "template": template})
-    res.answer, res.abstained = a.text, a.abstained
+    res.answer, res.abstained, res.abstain_reason = a.text, a.abstained, a.abstain_reason
+    res.support, res.relevance = a.support, a.relevance
     res.cited_sources = list(dict.fromkeys(c.source for c in a.citations))
     if item.answerable and item.answers:
         res.em, res.f1, res.contains = (exact_match(text, item.answers), token_f1(text, item.answers),

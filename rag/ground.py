@@ -64,6 +64,10 @@ def content_words(text: str) -> set[str]:
             for w in words if w not in _STOP and len(w) > 1}
 
 
+def strip_markers(text: str) -> str:
+    return _CITE.sub("", text).strip()
+
+
 def lexical_support(sentence: str, passage: str) -> float:
     words = content_words(sentence)
     return len(words & content_words(passage)) / len(words) if words else 0.0
@@ -78,13 +82,16 @@ class CheckedAnswer:
     support: float  # best support of the answer by any passage, 0..1
 
 
-def check_citations(answer: str, blocks: list[str], *, embed) -> CheckedAnswer:
+def check_citations(answer: str, blocks: list[str], *, embed,
+                    relevance: list[float] | None = None) -> CheckedAnswer:
     """Keep the [n] markers whose passage supports their sentence; move or remove the others.
 
     A marker whose passage supports the sentence clearly less than another passage does is moved
-    to that passage; one that no passage supports is removed. `embed` maps a list of texts to
-    unit vectors (the retrieval embedder). If no supported citation is left, the passage that
-    best supports the whole answer is attached.
+    to that passage; one that no passage supports is removed. With `relevance` (the passages'
+    retrieval scores), a marker among passages that support the sentence about equally well goes
+    to the one ranked highest for the question. `embed` maps a list of texts to unit vectors
+    (the retrieval embedder). If no supported citation is left, the passage that best supports
+    the whole answer is attached.
     """
     sents = sentences(answer)
     if not sents or not blocks:
@@ -98,6 +105,10 @@ def check_citations(answer: str, blocks: list[str], *, embed) -> CheckedAnswer:
     for i, sent in enumerate(sents):
         support = [max(lexical_support(sent, b), float(c)) for b, c in zip(blocks, cos[i])]
         best = int(np.argmax(support)) + 1
+        if relevance is not None:
+            # of the passages that back the sentence about equally well, the one retrieval ranked
+            # highest for the question is the source a reader should check
+            best = _most_relevant(support, relevance, default=best)
         emitted: set[int] = set()  # "[1][2]" are two markers; a moved one must not repeat the other
 
         def keep_marker(m: re.Match) -> str:
@@ -105,7 +116,8 @@ def check_citations(answer: str, blocks: list[str], *, embed) -> CheckedAnswer:
             for part in m.group(1).split(","):
                 n = int(part)
                 if 1 <= n <= len(blocks) and support[n - 1] >= SUPPORT_MIN \
-                        and support[n - 1] >= support[best - 1] - REPOINT_MARGIN:
+                        and support[n - 1] >= max(support) - REPOINT_MARGIN \
+                        and (relevance is None or relevance[n - 1] >= relevance[best - 1]):
                     chosen = n
                 elif support[best - 1] >= SUPPORT_MIN:
                     # small models often cite a neighbour of the passage they copied from
@@ -126,6 +138,8 @@ def check_citations(answer: str, blocks: list[str], *, embed) -> CheckedAnswer:
     text = " ".join(out)
     whole = [max(lexical_support(answer, b), float(c)) for b, c in zip(blocks, b_vecs @ a_vec)]
     best = int(np.argmax(whole))
+    if relevance is not None:
+        best = _most_relevant(whole, relevance, default=best + 1) - 1
     inferred: tuple[int, ...] = ()
     if not kept and whole[best] >= SUPPORT_MIN:
         inferred = (best + 1,)
@@ -140,6 +154,21 @@ def strip_diagrams(text: str) -> str:
 
 def _numbers(text: str) -> set[str]:
     return {n.replace(",", "") for n in _NUMBER.findall(_ENUMERATOR.sub(" ", _CITE.sub(" ", text)))}
+
+
+def drop_made_up_figures(answer: str, sources: list[str], question: str = "") -> tuple[str, list[str]]:
+    """The answer without its sentences that state a figure no source contains, and those figures.
+
+    A small model often wraps a grounded answer in an invented date or count; the grounded part
+    is worth keeping, the invention is not."""
+    kept, made_up = [], []
+    for sent in sentences(answer):
+        bad = unsupported_numbers(sent, sources, question)
+        if bad:
+            made_up += [b for b in bad if b not in made_up]
+        else:
+            kept.append(sent)
+    return (" ".join(kept) if made_up else answer), made_up
 
 
 def unsupported_numbers(answer: str, sources: list[str], question: str = "") -> list[str]:
@@ -165,6 +194,14 @@ def states_quantity(text: str) -> bool:
 def question_names(question: str) -> list[str]:
     """The names a question is about: capitalised words past its first word, and acronyms."""
     return list(dict.fromkeys(m.group(0).strip("-") for m in _NAME.finditer(question.strip())))
+
+
+def _most_relevant(support: list[float], relevance: list[float], *, default: int) -> int:
+    """1-based number of the most question-relevant passage among those supporting about as well
+    as the best one; `default` when none supports well enough."""
+    floor = max(SUPPORT_MIN, max(support) - REPOINT_MARGIN)
+    near = [j for j, x in enumerate(support) if x >= floor]
+    return max(near, key=lambda j: relevance[j]) + 1 if near else default
 
 
 def compress(question: str, hits: list[Hit], *, embed, keep_ratio: float = 0.5) -> list[Hit]:

@@ -17,8 +17,8 @@ from .config import DEFAULT_EMBEDDER_NAME, Settings
 from .embed import Embedder
 from .errors import QueryError, StoreError
 from .llm import LLM, Generation
-from .ground import (asks_quantity, check_citations, compress, question_names, states_quantity,
-                     unsupported_numbers)
+from .ground import (asks_quantity, check_citations, compress, drop_made_up_figures, question_names,
+                     states_quantity, strip_markers)
 from .prompts import ABSTAIN_TEXT, build_prompt, get_template, parse_output, sanitize
 from .retrieve import Retriever
 from .types import Answer, Citation, Hit, Timings, Turn, Usage
@@ -182,19 +182,30 @@ class RAG:
         assert gen is not None
         parsed = parse_output(gen.text, template=tmpl, n_blocks=len(prompt.blocks))
         blocks = list(prompt.blocks)
-        support = 0.0
-        reason = "the model found no answer in the passages" if parsed.refused else \
-            _answer_gate(question, parsed.text, [h.chunk.text for h in hits])
+        support = relevance = 0.0
+        answer_text, reason = parsed.text, ""
+        if parsed.refused:
+            reason = "the model found no answer in the passages"
+        else:
+            answer_text, reason = _answer_gate(question, parsed.text, [h.chunk.text for h in hits])
         abstained = bool(reason)
         text, citations = ABSTAIN_TEXT, []
         if abstained:
             log.info("abstaining: %s", reason)
         else:
-            checked = check_citations(parsed.text, [b.chunk.text for b in blocks], embed=self.embedder.embed)
+            checked = check_citations(answer_text, [b.chunk.text for b in blocks], embed=self.embedder.embed,
+                                      relevance=[b.score for b in blocks])
             support = checked.support
+            q_vec, a_vec = self.embedder.embed([query, strip_markers(answer_text)])
+            relevance = float(q_vec @ a_vec)
             if checked.dropped:
                 log.info("dropped unsupported citations %s", list(checked.dropped))
-            if support < s.min_support:
+            if relevance < s.min_relevance:
+                # grounded or not, text about something else is no answer (and its sources mislead)
+                reason = f"the answer does not address the question (cosine {relevance:.2f} < {s.min_relevance:.2f})"
+                log.info("abstaining: %s", reason)
+                abstained = True
+            elif support < s.min_support:
                 # nothing retrieved backs what the model wrote: a made-up answer is worse than none
                 reason = f"answer support {support:.2f} is below {s.min_support:.2f}"
                 log.info("abstaining: %s", reason)
@@ -209,7 +220,7 @@ class RAG:
         yield Answer(question=question, text=text, citations=citations, hits=hits,
                      abstained=abstained, abstain_reason=reason if abstained else "",
                      reasoning=parsed.reasoning, template=tmpl.name,
-                     support=round(support, 4), timings=timings,
+                     support=round(support, 4), relevance=round(relevance, 4), timings=timings,
                      usage=Usage(gen.prompt_tokens, gen.completion_tokens, gen.cached_tokens))
 
 
@@ -230,14 +241,16 @@ def _retrieval_gate(retriever: Retriever, query: str, hits: list[Hit], *, min_sc
     return ""
 
 
-def _answer_gate(question: str, answer: str, sources: list[str]) -> str:
-    """Why a generated answer is not grounded in `sources`, or "" when nothing contradicts it."""
-    made_up = unsupported_numbers(answer, sources, question)
+def _answer_gate(question: str, answer: str, sources: list[str]) -> tuple[str, str]:
+    """The answer with its made-up figures removed, and why nothing usable is left ("" if it is)."""
+    kept, made_up = drop_made_up_figures(answer, sources, question)
     if made_up:
-        return "the answer states figures no passage contains: " + ", ".join(made_up[:5])
-    if asks_quantity(question) and not states_quantity(answer):
-        return "the question asks for a figure and the answer gives none"
-    return ""
+        log.info("left out answer sentences with figures no passage contains: %s", ", ".join(made_up))
+    if not kept.strip():
+        return answer, "the answer states figures no passage contains: " + ", ".join(made_up[:5])
+    if asks_quantity(question) and not states_quantity(kept):
+        return answer, "the question asks for a figure and no passage-backed one was given"
+    return kept, ""
 
 
 def _clean_question(question: str) -> str:

@@ -103,6 +103,7 @@ class Answer:
     reasoning: str = ""  # chain-of-thought text, kept apart from the final answer
     template: str = ""
     support: float = 0.0  # how well the best passage supports the answer text (0..1)
+    relevance: float = 0.0  # cosine between the question and the answer text
     timings: Timings = field(default_factory=Timings)
     usage: Usage = field(default_factory=Usage)
 
@@ -115,6 +116,7 @@ class Answer:
             "abstain_reason": self.abstain_reason,
             "template": self.template,
             "support": self.support,
+            "relevance": self.relevance,
             "reasoning": self.reasoning,
             "citations": [asdict(c) for c in self.citations],
             "hits": [{"source": h.chunk.source, "chunk_id": h.chunk.id, "score": round(h.score, 4),

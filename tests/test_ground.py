@@ -122,6 +122,26 @@ def test_answer_gate_reads_made_up_figures_and_missing_ones():
     from rag.pipeline import _answer_gate
 
     sources = ["Dropout randomly zeroes activations during training to reduce overfitting."]
-    assert "0.5" in _answer_gate("What dropout rate is recommended?", "A rate of 0.5 [1].", sources)
-    assert "figure" in _answer_gate("What dropout rate is recommended?", "A lower rate than usual.", sources)
-    assert _answer_gate("What does dropout do?", "It zeroes activations during training [1].", sources) == ""
+    assert "0.5" in _answer_gate("What dropout rate is recommended?", "A rate of 0.5 [1].", sources)[1]
+    assert "figure" in _answer_gate("What dropout rate is recommended?", "A lower rate than usual.", sources)[1]
+    answer = "It zeroes activations during training [1]."
+    assert _answer_gate("What does dropout do?", answer, sources) == (answer, "")
+
+
+def test_equal_support_goes_to_the_passage_ranked_first_for_the_question():
+    blocks = ["CNNs suit images; shortlist a CNN for image tasks.", "Shortlist a CNN for image tasks: images suit CNNs."]
+    answer = "Shortlist a CNN for image tasks [2]."
+    assert check_citations(answer, blocks, embed=embed).cited == (2,)
+    c = check_citations(answer, blocks, embed=embed, relevance=[0.9, 0.4])
+    assert c.cited == (1,) and c.text == "Shortlist a CNN for image tasks [1]."
+
+
+def test_made_up_figures_are_cut_and_the_grounded_rest_kept():
+    from rag.pipeline import _answer_gate
+
+    sources = ["Neural architecture search automates the design of network architectures."]
+    text, why = _answer_gate("What does neural architecture search automate?",
+                             "It automates the design of network architectures [1]. It was invented in 2014.", sources)
+    assert (text, why) == ("It automates the design of network architectures [1].", "")
+    text, why = _answer_gate("How many parameters does GPT-4 have?", "GPT-4 has 16 parameters [1].", sources)
+    assert "16" in why
