@@ -157,14 +157,15 @@ def _numbers(text: str) -> set[str]:
 
 
 def drop_made_up_figures(answer: str, sources: list[str], question: str = "") -> tuple[str, list[str]]:
-    """The answer without its sentences that state a figure no source contains, and those figures.
+    """The answer without its sentences whose figures no source contains, and those figures.
 
     A small model often wraps a grounded answer in an invented date or count; the grounded part
     is worth keeping, the invention is not."""
     kept, made_up = [], []
     for sent in sentences(answer):
         bad = unsupported_numbers(sent, sources, question)
-        if bad:
+        # "on the 14th of October 1066" with 1066 in the passage is grounded where it matters
+        if bad and len(bad) == len(_numbers(sent) - _numbers(question)):
             made_up += [b for b in bad if b not in made_up]
         else:
             kept.append(sent)

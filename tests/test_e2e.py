@@ -86,7 +86,8 @@ def test_cli_ask_json(real_rag):
                          capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr
     d = json.loads(out.stdout)
-    assert {"answer", "abstained", "citations", "hits", "timings", "usage"} <= set(d)
+    assert {"answer", "abstained", "abstain_reason", "support", "relevance", "citations", "hits", "timings",
+            "usage"} <= set(d)
     assert d["citations"] and {"source", "chunk_id", "score"} <= set(d["citations"][0])
     assert LORA_DOC in {c["source"] for c in d["citations"]}
     assert d["hits"][0]["source"] == LORA_DOC

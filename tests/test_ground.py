@@ -1,6 +1,7 @@
 import numpy as np
 
-from rag.ground import (asks_quantity, check_citations, compress, lexical_support, question_names,
+from rag.ground import (asks_quantity, check_citations, compress, drop_made_up_figures, lexical_support,
+                        question_names,
                         sentences, states_quantity, unsupported_numbers)
 from rag.pipeline import rewrite_query
 from rag.prompts import sanitize
@@ -145,3 +146,9 @@ def test_made_up_figures_are_cut_and_the_grounded_rest_kept():
     assert (text, why) == ("It automates the design of network architectures [1].", "")
     text, why = _answer_gate("How many parameters does GPT-4 have?", "GPT-4 has 16 parameters [1].", sources)
     assert "16" in why
+
+
+def test_a_sentence_with_one_grounded_figure_stays():
+    sources = ["William defeated Harold at Hastings in 1066."]
+    kept, made_up = drop_made_up_figures("It was fought on 14 October 1066 [1]. It lasted 9 hours.", sources)
+    assert kept == "It was fought on 14 October 1066 [1]." and made_up == ["9"]
