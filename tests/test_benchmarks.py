@@ -77,3 +77,19 @@ def test_retrieval_section_and_report(embedder, tmp_path):
     md = report.render(results)
     assert "## 5. Retrieval" in md and "| 4,000 |" in md and "## Goals" in md
     assert common.machine()["logical_cores"] >= 1
+
+
+def test_a_section_run_again_replaces_only_its_part_of_the_full_run():
+    from benchmarks.run import _merge
+
+    goal = {"goal": "g", "target": "t", "measured": 1, "unit": "", "met": True, "note": ""}
+    old = {"quick": False, "started": "then", "total_s": 60.0, "command": "python benchmarks/run.py",
+           "sections": {"indexing": {"goals": [goal], "x": 1}, "retrieval": {"goals": [], "x": 1}}}
+    new = {"quick": False, "started": "now", "total_s": 120.0, "command": "python benchmarks/run.py --only retrieval",
+           "sections": {"retrieval": {"goals": [{**goal, "goal": "r"}], "x": 2}}}
+    merged = _merge(old, new)
+    assert merged["sections"]["indexing"]["x"] == 1 and merged["sections"]["retrieval"]["x"] == 2
+    assert [g["goal"] for g in merged["goals"]] == ["g", "r"]
+    assert merged["reruns"] == ["python benchmarks/run.py --only retrieval at now (2.0 min)"]
+    assert merged["started"] == "then"
+    assert _merge({**old, "quick": True}, new) is new  # a quick run never mixes with a full one
