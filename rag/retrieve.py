@@ -1,10 +1,14 @@
 """Stage 5: question to ranked `Hit`s. Hybrid by default: BM25 and dense cosine scores, each
-min-max normalised over the union of both candidate lists, then mixed with a fixed weight.
+standardised (z-score) over the union of both candidate lists, then mixed with a fixed weight.
 
 Why a convex mix and not reciprocal-rank fusion: on the shipped SQuAD v2 sample the mix
 reached MRR@10 0.886-0.889 against 0.83-0.84 for RRF (same candidates; alpha picked on one half
 of the questions and checked on the other). Dense-only MiniLM found the gold paragraph in the
-top 5 for 0.85 of the questions, BM25 alone 0.94, the mix 0.95-0.96.
+top 5 for 0.85 of the questions, BM25 alone 0.94, the mix 0.95-0.96. Why z-scores and not
+min-max: on that sample they tie (alpha 0.6: recall@1 0.832 vs 0.831, recall@5 0.962 vs 0.960,
+MRR@10 0.889 both), but when the cosines of all candidates bunch together min-max stretches a
+0.01 difference over the whole range and outvotes a clear BM25 winner; on the corpus questions
+recall@1 went from 0.909 to 0.939.
 """
 from __future__ import annotations
 
@@ -87,9 +91,9 @@ def _fold(term: str) -> str:
     return "".join(c for c in unicodedata.normalize("NFKD", term) if not unicodedata.combining(c))
 
 
-def _minmax(x: np.ndarray) -> np.ndarray:
-    span = float(x.max() - x.min()) if len(x) else 0.0
-    return (x - x.min()) / span if span > 1e-9 else np.zeros_like(x)
+def _zscore(x: np.ndarray) -> np.ndarray:
+    sd = float(x.std()) if len(x) else 0.0
+    return (x - x.mean()) / sd if sd > 1e-9 else np.zeros_like(x)
 
 
 class Retriever:
@@ -145,7 +149,7 @@ class Retriever:
         elif self.mode == "bm25":
             fused = lex
         else:
-            fused = self.alpha * _minmax(dense) + (1 - self.alpha) * _minmax(lex)
+            fused = self.alpha * _zscore(dense) + (1 - self.alpha) * _zscore(lex)
         order = np.argsort(-fused, kind="stable")
         return self._distinct(cand[order], fused[order], dense[order], lex[order], k)
 
