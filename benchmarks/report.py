@@ -79,7 +79,9 @@ def render(r: dict) -> str:
                 f"Default model, {s['n_threads']} threads, n_ctx {s['n_ctx']}, max_tokens {s['max_tokens']}.", "",
                 f"- Decode over {d['questions']} questions (tokens {d['tokens']}): RAG.stream "
                 f"{_s(d['rag_tokens_per_s'], '{:.1f}')} tok/s, raw create_completion on the recorded identical "
-                f"prompt and settings {_s(d['raw_tokens_per_s'], '{:.1f}')} tok/s, ratio {_s(d['ratio'], '{:.3f}')}.",
+                f"prompt and settings {_s(d['raw_tokens_per_s'], '{:.1f}')} tok/s, ratio {_s(d['ratio'], '{:.3f}')} "
+                f"(answers of 32 tokens or fewer left out). Citation and grounding checks after the last "
+                f"token: {_s(d.get('answer_checks_s', {}), '{:.3f}')} s.",
                 f"- Prefix cache: cold TTFT {_s(pc['cold_ttft_s'], '{:.3f}')} s, second question "
                 f"{_s(pc['warm_ttft_s'], '{:.3f}')} s, ratio {_s(pc['ratio'], '{:.3f}')}; share of the second "
                 f"prompt served from the KV cache {_s(pc['cached_fraction_of_prompt'], '{:.2f}')}."]
