@@ -97,7 +97,8 @@ def cmd_ask(args) -> int:
     if args.json:
         answer = rag.ask(args.question, template=args.template, top_k=args.top_k)
         d = answer.to_dict()
-        out = {"answer": d["answer"], "abstained": d["abstained"],
+        out = {"answer": d["answer"], "abstained": d["abstained"], "abstain_reason": d["abstain_reason"],
+               "support": d["support"], "relevance": d["relevance"],
                "citations": [{"source": c["source"], "chunk_id": c["chunk_id"], "score": c["score"],
                               "n": c["n"], "inferred": c["inferred"], "snippet": c["snippet"]}
                              for c in d["citations"]],
@@ -106,13 +107,20 @@ def cmd_ask(args) -> int:
         print(json.dumps(out, indent=2, ensure_ascii=False))
         return 0
     answer = None
+    streamed: list[str] = []
     for item in rag.stream(args.question, template=args.template, top_k=args.top_k):
         if isinstance(item, Answer):
             answer = item
         elif args.template != "cot":
+            streamed.append(item)
             print(item, end="", flush=True)
-    if args.template == "cot":
-        print(answer.text, end="")
+    shown = "".join(streamed).strip()
+    if answer.abstained and shown != answer.text:
+        # the draft streamed above failed a grounding check: say so, and why
+        print(f"\n\n{answer.text} ({answer.abstain_reason})" if shown else answer.text, end="")
+    elif shown != answer.text.strip():
+        # citations moved or removed, made-up figures cut: the checked answer is the one to keep
+        print(f"\n\nChecked against the sources: {answer.text}" if shown else answer.text, end="")
     print()
     if answer.citations:
         print("\nSources:")
