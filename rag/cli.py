@@ -96,14 +96,7 @@ def cmd_ask(args) -> int:
     rag = RAG(_settings(args), build_missing=args.index is None)
     if args.json:
         answer = rag.ask(args.question, template=args.template, top_k=args.top_k)
-        d = answer.to_dict()
-        out = {"answer": d["answer"], "abstained": d["abstained"], "abstain_reason": d["abstain_reason"],
-               "support": d["support"], "relevance": d["relevance"],
-               "citations": [{"source": c["source"], "chunk_id": c["chunk_id"], "score": c["score"],
-                              "n": c["n"], "inferred": c["inferred"], "snippet": c["snippet"]}
-                             for c in d["citations"]],
-               "hits": d["hits"], "timings": d["timings"], "usage": d["usage"],
-               "template": d["template"], "reasoning": d["reasoning"]}
+        out = answer.to_dict()  # one shape for the library and the CLI
         print(json.dumps(out, indent=2, ensure_ascii=False))
         return 0
     answer = None

@@ -32,7 +32,8 @@ REPOINT_MARGIN = 0.1
 # is noise that a small model copies into its answer instead of the sentences around it.
 _DIAGRAM = re.compile(r"^[ \t]*(?:```.*|(?:graph|flowchart)\s+(?:TD|TB|LR|RL|BT)\b.*|.*-->.*)$\n?", re.M)
 
-# Numbers: "0.001", "1,024", "9.2%", "7B"; an enumerator ("1. ", "2) ") at a line start is not one.
+# Numbers: "0.001", "1,024", "9.2%", "7B". A list enumerator ("1. ", "2) ") is not one, at a line
+# start or inline after a space, as small models write lists ("including: 1. denoising 2. ...").
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*")
 _ENUMERATOR = re.compile(r"(?:^|(?<=\s))\d{1,2}[.)](?=\s)", re.M)
 _NUMBER_WORDS = frozenset("""one two three four five six seven eight nine ten eleven twelve thirteen
@@ -115,19 +116,17 @@ def check_citations(answer: str, blocks: list[str], *, embed,
             good: list[int] = []
             for part in m.group(1).split(","):
                 n = int(part)
-                if 1 <= n <= len(blocks) and support[n - 1] >= SUPPORT_MIN \
+                in_range = 1 <= n <= len(blocks)
+                if in_range and support[n - 1] >= SUPPORT_MIN \
                         and support[n - 1] >= max(support) - REPOINT_MARGIN \
                         and (relevance is None or relevance[n - 1] >= relevance[best - 1]):
                     chosen = n
-                elif support[best - 1] >= SUPPORT_MIN:
-                    # small models often cite a neighbour of the passage they copied from
-                    chosen = best
-                    if 1 <= n <= len(blocks) and n not in dropped:
-                        dropped.append(n)
                 else:
-                    if 1 <= n <= len(blocks) and n not in dropped:
+                    if in_range and n not in dropped:
                         dropped.append(n)
-                    continue
+                    if support[best - 1] < SUPPORT_MIN:
+                        continue
+                    chosen = best  # small models often cite a neighbour of the passage they copied from
                 if chosen not in emitted:
                     good.append(chosen)
                     emitted.add(chosen)
@@ -159,27 +158,37 @@ def _numbers(text: str) -> set[str]:
 def drop_made_up_figures(answer: str, sources: list[str], question: str = "") -> tuple[str, list[str]]:
     """The answer without its sentences whose figures no source contains, and those figures.
 
-    A small model often wraps a grounded answer in an invented date or count; the grounded part
-    is worth keeping, the invention is not."""
+    A figure the passages do not contain is the surest sign of a made-up answer: a small model
+    asked for a learning rate or a year it cannot find will still write one, often around a
+    grounded sentence that is worth keeping. Figures the question gave count as known."""
+    asked = _numbers(question)
+    known = asked.union(*(_numbers(s) for s in sources))
+    # Enumerators are told apart in the whole answer: split into sentences, "including: 1. Image"
+    # leaves "1." at a sentence end, where it reads like "has 16.". Masking them with a capital
+    # keeps every sentence boundary where it was, so both splits line up.
+    masked = _mask_enumerators(answer)
     kept, made_up = [], []
-    for sent in sentences(answer):
-        bad = unsupported_numbers(sent, sources, question)
+    for sent, plain in zip(sentences(answer), sentences(masked), strict=True):
+        figures = _numbers(plain) - asked
         # "on the 14th of October 1066" with 1066 in the passage is grounded where it matters
-        if bad and len(bad) == len(_numbers(sent) - _numbers(question)):
-            made_up += [b for b in bad if b not in made_up]
+        if figures and not figures & known:
+            made_up += sorted(f for f in figures if f not in made_up)
         else:
             kept.append(sent)
     return (" ".join(kept) if made_up else answer), made_up
 
 
-def unsupported_numbers(answer: str, sources: list[str], question: str = "") -> list[str]:
-    """Numbers in `answer` that appear in none of `sources` (nor in the question).
-
-    A figure the passages do not contain is the surest sign of a made-up answer: a small model
-    asked for a learning rate or a year it cannot find will still write one.
-    """
-    known = _numbers(question).union(*(_numbers(s) for s in sources))
-    return sorted(_numbers(answer) - known)
+def _mask_enumerators(text: str) -> str:
+    """List numbers replaced by "N": those at a line start or after a colon, and the ones that
+    continue such a list ("including: 1. denoising 2. ..."). "has 16. It" keeps its figure."""
+    out, last, expect = [], 0, None
+    for m in _ENUMERATOR.finditer(text):
+        before = text[:m.start()].rstrip(" \t")
+        n = int(m.group(0)[:-1])
+        if not before or before.endswith(("\n", ":")) or n == expect:
+            out += [text[last:m.start()], "N" + m.group(0)[-1]]
+            last, expect = m.end(), n + 1
+    return "".join(out) + text[last:]
 
 
 def asks_quantity(question: str) -> bool:

@@ -188,11 +188,8 @@ class RAG:
             reason = "the model found no answer in the passages"
         else:
             answer_text, reason = _answer_gate(question, parsed.text, [h.chunk.text for h in hits])
-        abstained = bool(reason)
         text, citations = ABSTAIN_TEXT, []
-        if abstained:
-            log.info("abstaining: %s", reason)
-        else:
+        if not reason:
             checked = check_citations(answer_text, [b.chunk.text for b in blocks], embed=self.embedder.embed,
                                       relevance=[b.score for b in blocks])
             support = checked.support
@@ -203,22 +200,20 @@ class RAG:
             if relevance < s.min_relevance:
                 # grounded or not, text about something else is no answer (and its sources mislead)
                 reason = f"the answer does not address the question (cosine {relevance:.2f} < {s.min_relevance:.2f})"
-                log.info("abstaining: %s", reason)
-                abstained = True
             elif support < s.min_support:
                 # nothing retrieved backs what the model wrote: a made-up answer is worse than none
                 reason = f"answer support {support:.2f} is below {s.min_support:.2f}"
-                log.info("abstaining: %s", reason)
-                abstained = True
             else:
                 text = checked.text
                 citations = [_citation(n, blocks[n - 1]) for n in checked.cited]
                 citations += [_citation(n, blocks[n - 1], inferred=True) for n in checked.inferred]
+        if reason:
+            log.info("abstaining: %s", reason)
         timings.prefill = gen.ttft
         timings.generate = gen.total - gen.ttft
         timings.total = time.perf_counter() - t_start
         yield Answer(question=question, text=text, citations=citations, hits=hits,
-                     abstained=abstained, abstain_reason=reason if abstained else "",
+                     abstained=bool(reason), abstain_reason=reason,
                      reasoning=parsed.reasoning, template=tmpl.name,
                      support=round(support, 4), relevance=round(relevance, 4), timings=timings,
                      usage=Usage(gen.prompt_tokens, gen.completion_tokens, gen.cached_tokens))

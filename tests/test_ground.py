@@ -1,8 +1,7 @@
 import numpy as np
 
 from rag.ground import (asks_quantity, check_citations, compress, drop_made_up_figures, lexical_support,
-                        question_names,
-                        sentences, states_quantity, unsupported_numbers)
+                        question_names, sentences, states_quantity)
 from rag.pipeline import rewrite_query
 from rag.prompts import sanitize
 from rag.types import Chunk, Hit, Turn
@@ -94,11 +93,14 @@ def test_diagram_source_is_left_out_of_the_context():
 
 def test_made_up_figures_are_found():
     sources = ["Adam is an optimizer; we trained for 1,024 steps with batch size 32 on 7B models."]
-    assert unsupported_numbers("The default learning rate is 0.001 [1].", sources) == ["0.001"]
-    assert unsupported_numbers("It ran 1024 steps with batch size 32 [1].", sources) == []
+    assert drop_made_up_figures("The default learning rate is 0.001 [1].", sources)[1] == ["0.001"]
+    assert drop_made_up_figures("It ran 1024 steps with batch size 32 [1].", sources)[1] == []
     # list enumerators and citation markers are not figures; numbers the question gave are known
-    assert unsupported_numbers("1. LoRA [2]\n2. QLoRA [3]", sources) == []
-    assert unsupported_numbers("ResNet-50 is a CNN.", sources, "What is ResNet-50?") == []
+    assert drop_made_up_figures("1. LoRA [2]\n2. QLoRA [3]", sources)[1] == []
+    # an inline list stays; a figure that merely ends a sentence is still a figure
+    kept, made_up = drop_made_up_figures("Uses include: 1. Denoising. 2. Compression. It has 16. Done.", sources)
+    assert made_up == ["16"] and kept == "Uses include: 1. Denoising. 2. Compression. Done."
+    assert drop_made_up_figures("ResNet-50 is a CNN.", sources, "What is ResNet-50?")[1] == []
 
 
 def test_quantity_questions_need_a_figure():
