@@ -120,6 +120,10 @@ class Settings:
             raise ConfigError(f"ann_threshold must be 0 (never) or a chunk count, got {self.ann_threshold}")
         if self.embed_batch_size < 1:
             raise ConfigError(f"embed_batch_size must be at least 1, got {self.embed_batch_size}")
+        for name in ("min_score", "min_support", "min_relevance"):
+            value = getattr(self, name)
+            if not -1.0 <= value <= 1.0:  # cosines and support scores; outside, every answer abstains
+                raise ConfigError(f"{name} must be between -1 and 1, got {value}")
         if self.top_k < 1:
             raise ConfigError(f"top_k must be at least 1, got {self.top_k}")
         if self.n_ctx < 512:

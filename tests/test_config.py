@@ -48,3 +48,9 @@ def test_model_path_checks(tmp_path):
         Settings.load(model=str(fake)).model_path()
     with pytest.raises(ConfigError, match="embedder folder"):
         Settings.load(embedder=str(tmp_path / "nope")).embedder_path()
+
+
+def test_abstention_thresholds_must_be_scores():
+    for name in ("min_score", "min_support", "min_relevance"):
+        with pytest.raises(ConfigError, match=name):
+            Settings.load(**{name: 5.0})
