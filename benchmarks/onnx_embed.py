@@ -1,4 +1,5 @@
-"""ONNX Runtime (fp32 and dynamic int8) as an embedder backend, against sentence-transformers.
+"""ONNX Runtime (fp32 and dynamic int8) as an embedder backend, against sentence-transformers:
+batch throughput (index builds) and one question at a time (retrieval).
 
 sentence-transformers' own `backend="onnx"` needs optimum-onnx, whose only release pins
 transformers < 4.58 while sentence-transformers 6 needs transformers >= 5, so the two cannot be
@@ -14,7 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import goal, squad_paragraphs
+from rag.embed import Embedder, export_onnx
+
+from .common import goal, percentiles, squad_paragraphs
 
 
 class OrtEmbedder:
@@ -56,32 +59,25 @@ class OrtEmbedder:
 
 
 def export(model, folder: Path) -> tuple[Path, Path]:
-    """fp32 ONNX of the transformer inside a SentenceTransformer, and its int8 twin."""
-    import torch
+    """fp32 ONNX of the transformer inside a SentenceTransformer (the product's exporter), and its int8 twin."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    bert = model[0].auto_model.eval()
-    enc = model.tokenizer(["an example sentence"], return_tensors="pt")
-    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in enc]
-    fp32 = folder / "model.onnx"
-    axes = {n: {0: "batch", 1: "seq"} for n in names}
-    axes["last_hidden_state"] = {0: "batch", 1: "seq"}
-
-    class Wrapped(torch.nn.Module):
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, *args):
-            return self.inner(**dict(zip(names, args))).last_hidden_state
-
-    with torch.no_grad():
-        torch.onnx.export(Wrapped(bert), tuple(enc[n] for n in names), str(fp32), input_names=names,
-                          output_names=["last_hidden_state"], dynamic_axes=axes, opset_version=17,
-                          dynamo=False)
+    fp32 = export_onnx(model, folder / "model.onnx")
     int8 = folder / "model.int8.onnx"
     quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8)
     return fp32, int8
+
+
+def _question_ms(embed, questions: list[str]) -> dict:
+    """Latency of one question at a time, as retrieval embeds them."""
+    embed(questions[:3])
+    times = []
+    for q in questions:
+        t = time.perf_counter()
+        embed([q])
+        times.append(time.perf_counter() - t)
+    p = percentiles(times)
+    return {"p50": p["p50"] * 1000, "p95": p["p95"] * 1000, "n": p["n"]}
 
 
 def recall_at_5(doc_vecs: np.ndarray, q_vecs: np.ndarray, gold: np.ndarray) -> float:
@@ -98,11 +94,14 @@ def run(*, quick: bool, embedder, batch_size: int) -> dict:
     model = embedder.warm_up()
     threads = __import__("torch").get_num_threads()
     results: dict = {}
+    torch_only = Embedder(embedder.path, name=embedder.name, batch_size=embedder.batch_size,
+                          query_backend="torch")
+    torch_only._model = model  # the same loaded model, with the question path forced to torch
     with tempfile.TemporaryDirectory(prefix="rag-onnx-") as tmp:
         t = time.perf_counter()
         fp32, int8 = export(model, Path(tmp))
         results["export_s"] = time.perf_counter() - t
-        backends = {"torch": embedder.embed,
+        backends = {"torch": torch_only.embed,
                     "onnx": OrtEmbedder(fp32, model.tokenizer, max_length=embedder.max_seq_length,
                                         threads=threads).embed,
                     "onnx-int8": OrtEmbedder(int8, model.tokenizer, max_length=embedder.max_seq_length,
@@ -115,15 +114,20 @@ def run(*, quick: bool, embedder, batch_size: int) -> dict:
             secs = time.perf_counter() - t
             qv = embed(questions, **kw)
             results[name] = {"paragraphs_per_s": len(paragraphs) / secs,
-                             "recall_at_5": recall_at_5(docs, qv, gold)}
+                             "recall_at_5": recall_at_5(docs, qv, gold),
+                             "question_ms": _question_ms(embed, questions[:200])}
     base = results["torch"]
     goals = []
     for name in ("onnx", "onnx-int8"):
         r = results[name]
         r["speed_ratio_vs_torch"] = r["paragraphs_per_s"] / base["paragraphs_per_s"]
+        r["question_speed_ratio_vs_torch"] = base["question_ms"]["p50"] / r["question_ms"]["p50"]
         r["recall_drop_points"] = (base["recall_at_5"] - r["recall_at_5"]) * 100
-        r["keep"] = r["recall_drop_points"] <= 1.0 and r["speed_ratio_vs_torch"] > 1.0
-        goals.append(goal(f"{name} embedder: SQuAD recall@5 drop (speed x{r['speed_ratio_vs_torch']:.2f})",
+        # kept per use: batches (index builds) and single questions (retrieval) are decided apart
+        r["keep_batches"] = r["recall_drop_points"] <= 1.0 and r["speed_ratio_vs_torch"] > 1.0
+        r["keep_questions"] = r["recall_drop_points"] <= 1.0 and r["question_speed_ratio_vs_torch"] > 1.0
+        goals.append(goal(f"{name} embedder: SQuAD recall@5 drop (speed x{r['speed_ratio_vs_torch']:.2f} "
+                          f"batches, x{r['question_speed_ratio_vs_torch']:.2f} questions)",
                           target="<= 1 point", measured=r["recall_drop_points"], unit="points",
                           met=r["recall_drop_points"] <= 1.0))
     results["questions"], results["paragraphs"] = len(questions), len(paragraphs)

@@ -92,6 +92,7 @@ class Settings:
     # that turned away no answer to an answerable question of the SQuAD sample (lowest: 0.27)
     min_relevance: float = 0.25
     embed_batch_size: int = 32  # on 2 cores, 16-32 embedded chunks of ~170 tokens 1.5x faster than 64
+    query_backend: str = "auto"  # auto: questions through onnxruntime when it works; torch: never
     ann_threshold: int = DEFAULT_ANN_THRESHOLD  # chunks; 0 keeps the exact index at any size
 
     @classmethod
@@ -124,6 +125,8 @@ class Settings:
             value = getattr(self, name)
             if not -1.0 <= value <= 1.0:  # cosines and support scores; outside, every answer abstains
                 raise ConfigError(f"{name} must be between -1 and 1, got {value}")
+        if self.query_backend not in ("auto", "torch"):
+            raise ConfigError(f"query_backend must be auto or torch, got {self.query_backend!r}")
         if self.top_k < 1:
             raise ConfigError(f"top_k must be at least 1, got {self.top_k}")
         if self.n_ctx < 512:

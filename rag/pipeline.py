@@ -61,7 +61,8 @@ class RAG:
         if self._embedder is None:
             s = self.settings
             self._embedder = Embedder(self._embedder_path, batch_size=s.embed_batch_size,
-                                      name="" if s.embedder else DEFAULT_EMBEDDER_NAME)
+                                      name="" if s.embedder else DEFAULT_EMBEDDER_NAME,
+                                      query_backend=s.query_backend)
         return self._embedder
 
     @property
