@@ -102,3 +102,11 @@ def test_module_level_ask_builds_the_index_on_first_use(tmp_path, monkeypatch):
     assert out.returncode == 0, out.stderr
     assert "HITS" in out.stdout and out.stdout.split("HITS")[0].strip()
     assert (tmp_path / "default" / "CURRENT").is_file()
+
+
+def test_warm_up_leaves_nothing_for_the_first_question(real_rag):
+    assert real_rag.warm_up() is real_rag
+    retriever = real_rag._get_retriever()
+    assert retriever._bm25 is not None, "BM25 would be built by the first question"
+    assert real_rag.embedder._query is not None, "the question embedder would load on the first question"
+    assert real_rag.llm._llama is not None
