@@ -174,7 +174,9 @@ class RAG:
                                   best_last=s.best_last)
             grammar = None
             if tmpl.extractive:
-                grammar = span_grammar([b.chunk.text for b in prompt.blocks], abstain=ABSTAIN_TEXT)
+                # a question asking for a figure gets a span holding one, or the abstain text
+                grammar = span_grammar([b.chunk.text for b in prompt.blocks], abstain=ABSTAIN_TEXT,
+                                       need_figure=asks_quantity(question))
             timings.prompt = time.perf_counter() - t0
             gen: Generation | None = None
             for item in llm.stream(list(prompt.messages), max_tokens=s.max_tokens,

@@ -59,7 +59,7 @@ _SPAN_EXAMPLES = (
     ("<context>\n[1] (city-guide.md > Parks)\nThe city has twelve public parks.\n[2] (city-guide.md > "
      "History)\nThe old stone bridge was designed by the engineer Maria Lopez in 1932 and rebuilt "
      "after the flood of 1961.\n</context>\nQuestion: Who designed the stone bridge?",
-     "the engineer Maria Lopez [2]"),
+     "Maria Lopez [2]"),
 )
 
 

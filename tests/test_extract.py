@@ -49,9 +49,25 @@ def test_grammar_grows_linearly_with_the_words():
     assert len(g.splitlines()) == 1 + 300 + 1  # root, one rule per word, one per passage
 
 
+def test_a_span_that_must_hold_a_figure_cannot_stop_before_one():
+    g = rules(span_grammar(["Built in 1932 by Lopez.", "No figures here."], abstain="No.", need_figure=True))
+    assert g["root"] == '"No." | p1'  # the passage without a figure offers no span at all
+    assert g["nw1-0-0"] == '"Built" " " nw1-0-1'  # no way to stop before the figure
+    assert g["nw1-0-1"] == '"in" " " w1-0-2'  # the figure's own rule may stop anywhere after it
+    assert g["w1-0-2"] == '"1932" (" " w1-0-3)?'
+    assert g["p1"] == '(nw1-0-0 | [Ii] "n" " " w1-0-2 | w1-0-2) " [1]"'  # no start past the figure
+    assert "nw1-0-3" not in g
+
+
+def test_number_words_count_as_figures():
+    g = rules(span_grammar(["It has eight legs."], abstain="No.", need_figure=True))
+    assert g["p1"] == '(nw1-0-0 | [Hh] "as" " " w1-0-2 | [Ee] "ight" (" " w1-0-3)?) " [1]"'
+
+
 def test_tidy_span_drops_the_dangling_comma_before_the_citation():
     assert tidy_span("the Dutch Republic, [1]") == "the Dutch Republic [1]"
-    assert tidy_span("in 1932. [2]") == "in 1932. [2]"
+    assert tidy_span("in 1932. [2]") == "in 1932 [2]"
+    assert tidy_span("U.S. presidents [2]") == "U.S. presidents [2]"
     assert tidy_span(ABSTAIN_TEXT) == ABSTAIN_TEXT
 
 
