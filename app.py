@@ -26,7 +26,8 @@ from rag.errors import ConfigError, DocumentError, RagError  # noqa: E402
 
 log = logging.getLogger("rag.app")
 
-TEMPLATE_CHOICES = [("few-shot", "few_shot"), ("zero-shot", "zero_shot"), ("chain-of-thought", "cot")]
+TEMPLATE_CHOICES = [("few-shot", "few_shot"), ("zero-shot", "zero_shot"), ("chain-of-thought", "cot"),
+                    ("extractive", "extract")]
 UPLOAD_TYPES = sorted(ingest.SUPPORTED)
 # abstaining is an answer, not a failure, so it carries no warning sign
 ABSTAIN_HINT = "_None of the indexed passages answers this{why}. Try rephrasing, or add documents._"

@@ -100,8 +100,10 @@ class LLM:
         return len(self.warm_up().tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
     def stream(self, messages: list[Message], *, max_tokens: int = 256, temperature: float = 0.0,
-               stop: tuple[str, ...] = ()) -> Iterator[str | Generation]:
-        """Yield text pieces as they are decoded, then one final `Generation`."""
+               stop: tuple[str, ...] = (), grammar: str | None = None) -> Iterator[str | Generation]:
+        """Yield text pieces as they are decoded, then one final `Generation`.
+
+        `grammar` (GBNF) limits what may be generated; see `extract.span_grammar`."""
         llama = self.warm_up()
         ids, template_stop = self.tokens(messages)
         if len(ids) + max_tokens > llama.n_ctx():
@@ -118,9 +120,15 @@ class LLM:
         pieces: list[str] = []
         finish = "stop"
         n_chunks = 0
+        constraint = None
+        if grammar is not None:
+            from llama_cpp import LlamaGrammar
+
+            constraint = LlamaGrammar.from_string(grammar, verbose=False)
         for chunk in llama.create_completion(
                 prompt=ids, max_tokens=max_tokens, temperature=temperature, top_k=1 if temperature == 0 else 40,
-                repeat_penalty=1.1, stop=list(stop) + template_stop, seed=self.seed, stream=True):
+                repeat_penalty=1.1, stop=list(stop) + template_stop, seed=self.seed, stream=True,
+                grammar=constraint):
             choice = chunk["choices"][0]
             piece = choice.get("text") or ""
             n_chunks += 1

@@ -16,6 +16,7 @@ from . import index as index_mod
 from .config import DEFAULT_EMBEDDER_NAME, Settings
 from .embed import Embedder
 from .errors import QueryError, StoreError
+from .extract import span_grammar, tidy_span
 from .llm import LLM, Generation
 from .ground import (asks_quantity, check_citations, compress, drop_made_up_figures, question_names,
                      states_quantity, strip_markers)
@@ -178,16 +179,22 @@ class RAG:
             prompt = build_prompt(question, context, template=tmpl, count_tokens=llm.count_tokens,
                                   budget=llm.n_ctx - s.max_tokens, history=history,
                                   best_last=s.best_last)
+            grammar = None
+            if tmpl.extractive:
+                # a question asking for a figure gets a span holding one, or the abstain text
+                grammar = span_grammar([b.chunk.text for b in prompt.blocks], abstain=ABSTAIN_TEXT,
+                                       need_figure=asks_quantity(question))
             timings.prompt = time.perf_counter() - t0
             gen: Generation | None = None
             for item in llm.stream(list(prompt.messages), max_tokens=s.max_tokens,
-                                   temperature=s.temperature, stop=STOPS):
+                                   temperature=s.temperature, stop=STOPS, grammar=grammar):
                 if isinstance(item, Generation):
                     gen = item
                 else:
                     yield item
         assert gen is not None
-        parsed = parse_output(gen.text, template=tmpl, n_blocks=len(prompt.blocks))
+        raw = tidy_span(gen.text) if tmpl.extractive else gen.text
+        parsed = parse_output(raw, template=tmpl, n_blocks=len(prompt.blocks))
         blocks = list(prompt.blocks)
         support = relevance = 0.0
         answer_text, reason = parsed.text, ""

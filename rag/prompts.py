@@ -29,6 +29,11 @@ _COT_RULES = _RULES.replace(
     "Answer in one to three sentences.",
     "First write 'Reasoning:' and in one or two sentences find the passage that answers the "
     "question. Then write 'Answer:' followed by the final answer with its citation.")
+_EXTRACT_RULES = _RULES.replace(
+    "Cite every passage you use with its number in square brackets, like [1]. ", "").replace(
+    "Answer in one to three sentences.",
+    "Otherwise answer with the shortest phrase that answers the question, copied word for word "
+    "from one passage, followed by that passage's number in square brackets, like: six hours [1]")
 
 # Worked examples, fixed so that their tokens are cached. Topics lie outside any likely corpus.
 # The answerable example comes last: a small model leans on the last example it saw, and
@@ -46,6 +51,16 @@ _EXAMPLES = [
      "Reasoning: Passage [1] is about tomatoes and states the hours of sun.\n"
      "Answer: Tomato plants need at least six hours of direct sun a day [1]."),
 ]
+# Answers that are short spans copied from the passage, as the extract grammar allows; the
+# second cites a passage other than [1] so that the number is read, not copied.
+_SPAN_EXAMPLES = (
+    (_EXAMPLES[0][0], ABSTAIN_TEXT),
+    (_EXAMPLES[1][0], "at least six hours of direct sun a day [1]"),
+    ("<context>\n[1] (city-guide.md > Parks)\nThe city has twelve public parks.\n[2] (city-guide.md > "
+     "History)\nThe old stone bridge was designed by the engineer Maria Lopez in 1932 and rebuilt "
+     "after the flood of 1961.\n</context>\nQuestion: Who designed the stone bridge?",
+     "Maria Lopez [2]"),
+)
 
 
 @dataclass(frozen=True)
@@ -54,12 +69,14 @@ class Template:
     system: str
     examples: tuple[tuple[str, str], ...] = ()
     reasoning: bool = False
+    extractive: bool = False  # the answer is constrained to a copied span (see extract.py)
 
 
 TEMPLATES = {
     "zero_shot": Template("zero_shot", _RULES),
     "few_shot": Template("few_shot", _RULES, tuple((u, a) for u, a, _ in _EXAMPLES)),
     "cot": Template("cot", _COT_RULES, tuple((u, c) for u, _, c in _EXAMPLES), reasoning=True),
+    "extract": Template("extract", _EXTRACT_RULES, _SPAN_EXAMPLES, extractive=True),
 }
 
 

@@ -1,6 +1,7 @@
 """End to end with the real default models: MiniLM embeddings, FAISS, SmolLM2-135M GGUF."""
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -26,7 +27,7 @@ def test_lora_question_retrieves_and_cites_the_lora_notes(real_rag):
     assert answer.timings.prefill > 0
 
 
-@pytest.mark.parametrize("template", ["zero_shot", "few_shot", "cot"])
+@pytest.mark.parametrize("template", ["zero_shot", "few_shot", "cot", "extract"])
 def test_each_template_answers_autoencoders(real_rag, template):
     answer = real_rag.ask("What are autoencoders used for?", template=template)
     assert answer.template == template
@@ -36,6 +37,11 @@ def test_each_template_answers_autoencoders(real_rag, template):
     assert answer.text.strip()
     if template == "cot" and not answer.abstained:
         assert "Answer:" not in answer.text
+    if template == "extract" and not answer.abstained:
+        # the words before the citation are copied, in order, from a retrieved passage
+        span = re.fullmatch(r"(.+?)(?: \[\d+\])+", answer.text).group(1).lower().rstrip(",;:.")
+        assert any(span in " ".join(h.chunk.text.split()).lower() for h in answer.hits)
+        assert answer.citations
 
 
 def test_stream_yields_pieces_then_the_answer(real_rag):

@@ -1,0 +1,87 @@
+"""Extractive answering: a GBNF grammar that lets the model write only a span copied from a passage.
+
+A 135M model asked to answer in its own words paraphrases and invents ("the country was France"
+where the passage says "the Dutch Republic"). Constrained decoding removes that freedom: the
+answer is a run of consecutive words of one passage sentence followed by the citation of that
+passage, or the abstain text. What the model still chooses is where the span starts and stops.
+
+Rules are one per word position, `wI_J ::= "word" (" " wI_J+1)?`, so the grammar grows linearly
+with the context (a rule per start/end pair would grow quadratically).
+"""
+from __future__ import annotations
+
+import re
+
+from .ground import sentences, states_quantity
+
+# Spans never cross a sentence; words are the passage's whitespace-separated pieces, kept as written.
+_ESCAPE = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def literal(text: str) -> str:
+    """`text` as a GBNF string literal."""
+    return '"' + "".join(_ESCAPE.get(ch, ch) for ch in text) + '"'
+
+
+def _start(word: str, rule: str, tail: str) -> str:
+    """`rule`, or when `word` is lower case the same with the first letter in either case
+    ("the Dutch" -> "The Dutch"), `tail` being what follows the word in `rule`."""
+    if not word[:1].islower():
+        return rule
+    first = f"[{word[0].upper()}{word[0]}]"
+    return f"{first} {literal(word[1:])}{tail}" if word[1:] else f"{first}{tail}"
+
+
+def _sentence_rules(prefix: str, words: list[str], *, need_figure: bool) -> tuple[list[str], list[str]]:
+    """Rules for the spans of one sentence's `words`, and the alternatives that start a span.
+
+    With `need_figure` a span must hold a figure ("1066", "eight"): before one, a word may only
+    go on to the next (rules `n...`); from one on, the span may stop after any word."""
+    rules: list[str] = []
+    starts: list[str] = []
+    figure = [states_quantity(w) for w in words]
+    for j, word in enumerate(words):
+        more = j + 1 < len(words)
+        tail = f' (" " {prefix}-{j + 1})?' if more else ""
+        rules.append(f"{prefix}-{j} ::= {literal(word)}{tail}")
+        if not need_figure or figure[j]:
+            starts.append(_start(word, f"{prefix}-{j}", tail))
+        elif any(figure[j + 1:]):  # a figure lies ahead: go on until it
+            tail = f' " " {_need(prefix, j + 1, figure)}'
+            rules.append(f"n{prefix}-{j} ::= {literal(word)}{tail}")
+            starts.append(_start(word, f"n{prefix}-{j}", tail))
+    return rules, starts
+
+
+def _need(prefix: str, j: int, figure: list[bool]) -> str:
+    """The rule that continues a span at word `j` while it still lacks a figure."""
+    return f"{prefix}-{j}" if figure[j] else f"n{prefix}-{j}"
+
+
+def span_grammar(passages: list[str], *, abstain: str, need_figure: bool = False) -> str:
+    """GBNF for "<span of passage n> [n]" over the numbered `passages` (1-based), or `abstain`.
+
+    A span is one or more consecutive words of a single sentence of one passage; with
+    `need_figure` (the question asks how many, when, ...) one of them must be a figure.
+    """
+    rules: list[str] = []
+    alternatives = [literal(abstain)]
+    for n, passage in enumerate(passages, 1):
+        starts: list[str] = []
+        for i, sent in enumerate(sentences(passage)):
+            more_rules, more_starts = _sentence_rules(f"w{n}-{i}", sent.split(), need_figure=need_figure)
+            rules += more_rules
+            starts += more_starts
+        if starts:
+            rules.append(f"p{n} ::= ({' | '.join(starts)}) \" [{n}]\"")
+            alternatives.append(f"p{n}")
+    return "\n".join([f"root ::= {' | '.join(alternatives)}"] + rules) + "\n"
+
+
+_LOOSE_PUNCT = re.compile(r"[,;:.]+(?=\s*\[\d+\]\s*$)")
+
+
+def tidy_span(text: str) -> str:
+    """Drop the punctuation a span ends on before its citation: "Republic, [1]" was cut
+    mid-sentence, and "1066. [1]" would leave the marker as a sentence of its own."""
+    return _LOOSE_PUNCT.sub("", text.strip())

@@ -1,0 +1,82 @@
+import re
+
+from rag.extract import literal, span_grammar, tidy_span
+from rag.prompts import ABSTAIN_TEXT, TEMPLATES
+
+
+def rules(grammar: str) -> dict[str, str]:
+    return dict(line.split(" ::= ", 1) for line in grammar.strip().splitlines())
+
+
+def test_literal_escapes_quotes_backslashes_and_newlines():
+    assert literal('say "hi"') == r'"say \"hi\""'
+    assert literal("a\\b\nc") == r'"a\\b\nc"'
+    assert literal("Bogotá") == '"Bogotá"'
+
+
+def test_root_offers_the_abstain_text_and_one_span_per_passage():
+    g = rules(span_grammar(["Tea is green.", "Rice grows in water."], abstain=ABSTAIN_TEXT))
+    assert g["root"] == f'"{ABSTAIN_TEXT}" | p1 | p2'
+    assert g["p1"].endswith('" [1]"') and g["p2"].endswith('" [2]"')
+
+
+def test_each_word_continues_only_to_the_next_word_of_its_sentence():
+    g = rules(span_grammar(["The Dutch Republic won. Peace followed."], abstain="No."))
+    assert g["w1-0-0"] == '"The" (" " w1-0-1)?'
+    assert g["w1-0-1"] == '"Dutch" (" " w1-0-2)?'
+    assert g["w1-0-3"] == '"won."'  # a sentence's last word ends the span: no crossing into the next
+    assert g["w1-1-0"] == '"Peace" (" " w1-1-1)?'
+    assert g["w1-1-1"] == '"followed."'
+    # every word position is a possible start, so the span can begin anywhere
+    starts = g["p1"].removesuffix(' " [1]"')[1:-1].split(" | ")
+    assert starts == ["w1-0-0", "w1-0-1", "w1-0-2", '[Ww] "on."', "w1-1-0", '[Ff] "ollowed."']
+
+
+def test_a_lower_case_start_may_be_capitalised_and_then_continues_verbatim():
+    g = rules(span_grammar(["the engineer Maria Lopez"], abstain="No."))
+    assert g["p1"] == ('([Tt] "he" (" " w1-0-1)? | [Ee] "ngineer" (" " w1-0-2)? | w1-0-2 | w1-0-3)'
+                       ' " [1]"')
+    assert g["w1-0-0"] == '"the" (" " w1-0-1)?'
+
+
+def test_empty_passages_add_no_alternative():
+    assert rules(span_grammar(["", "  "], abstain="No."))["root"] == '"No."'
+
+
+def test_grammar_grows_linearly_with_the_words():
+    passage = " ".join(f"word{i}" for i in range(300)) + "."
+    g = span_grammar([passage], abstain="No.")
+    assert len(g.splitlines()) == 1 + 300 + 1  # root, one rule per word, one per passage
+
+
+def test_a_span_that_must_hold_a_figure_cannot_stop_before_one():
+    g = rules(span_grammar(["Built in 1932 by Lopez.", "No figures here."], abstain="No.", need_figure=True))
+    assert g["root"] == '"No." | p1'  # the passage without a figure offers no span at all
+    assert g["nw1-0-0"] == '"Built" " " nw1-0-1'  # no way to stop before the figure
+    assert g["nw1-0-1"] == '"in" " " w1-0-2'  # the figure's own rule may stop anywhere after it
+    assert g["w1-0-2"] == '"1932" (" " w1-0-3)?'
+    assert g["p1"] == '(nw1-0-0 | [Ii] "n" " " w1-0-2 | w1-0-2) " [1]"'  # no start past the figure
+    assert "nw1-0-3" not in g
+
+
+def test_number_words_count_as_figures():
+    g = rules(span_grammar(["It has eight legs."], abstain="No.", need_figure=True))
+    assert g["p1"] == '(nw1-0-0 | [Hh] "as" " " w1-0-2 | [Ee] "ight" (" " w1-0-3)?) " [1]"'
+
+
+def test_tidy_span_drops_the_dangling_comma_before_the_citation():
+    assert tidy_span("the Dutch Republic, [1]") == "the Dutch Republic [1]"
+    assert tidy_span("in 1932. [2]") == "in 1932 [2]"
+    assert tidy_span("U.S. presidents [2]") == "U.S. presidents [2]"
+    assert tidy_span(ABSTAIN_TEXT) == ABSTAIN_TEXT
+
+
+def test_extract_template_examples_answer_with_spans_of_their_own_passages():
+    tmpl = TEMPLATES["extract"]
+    assert tmpl.extractive and not TEMPLATES["few_shot"].extractive
+    for user, answer in tmpl.examples:
+        if answer == ABSTAIN_TEXT:
+            continue
+        span, n = re.fullmatch(r"(.+) \[(\d)\]", answer).groups()
+        passage = re.search(rf"\[{n}\] \([^)]*\)\n(.+)", user).group(1)
+        assert span.lower() in passage.lower()
