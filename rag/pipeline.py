@@ -19,7 +19,7 @@ from .errors import QueryError, StoreError
 from .extract import span_grammar, tidy_span
 from .llm import LLM, Generation
 from .ground import (asks_quantity, check_citations, compress, drop_made_up_figures, question_names,
-                     states_quantity, strip_markers)
+                     sentences, states_quantity, strip_markers)
 from .prompts import ABSTAIN_TEXT, build_prompt, get_template, parse_output, sanitize
 from .retrieve import Retriever
 from .types import Answer, Citation, Hit, Timings, Turn, Usage
@@ -176,14 +176,7 @@ class RAG:
                        for h in hits]
             if s.compress:
                 context = compress(query, context, embed=self.embedder.embed)
-            prompt = build_prompt(question, context, template=tmpl, count_tokens=llm.count_tokens,
-                                  budget=llm.n_ctx - s.max_tokens, history=history,
-                                  best_last=s.best_last)
-            grammar = None
-            if tmpl.extractive:
-                # a question asking for a figure gets a span holding one, or the abstain text
-                grammar = span_grammar([b.chunk.text for b in prompt.blocks], abstain=ABSTAIN_TEXT,
-                                       need_figure=asks_quantity(question))
+            prompt, grammar = self._prompt(question, context, tmpl, history)
             timings.prompt = time.perf_counter() - t0
             gen: Generation | None = None
             for item in llm.stream(list(prompt.messages), max_tokens=s.max_tokens,
@@ -192,45 +185,107 @@ class RAG:
                     gen = item
                 else:
                     yield item
-        assert gen is not None
-        raw = tidy_span(gen.text) if tmpl.extractive else gen.text
-        parsed = parse_output(raw, template=tmpl, n_blocks=len(prompt.blocks))
-        blocks = list(prompt.blocks)
-        support = relevance = 0.0
-        answer_text, reason = parsed.text, ""
-        if parsed.refused:
-            reason = "the model found no answer in the passages"
-        else:
-            answer_text, reason = _answer_gate(question, parsed.text, [h.chunk.text for h in hits])
-        text, citations = ABSTAIN_TEXT, []
-        if not reason:
-            checked = check_citations(answer_text, [b.chunk.text for b in blocks], embed=self.embedder.embed,
-                                      relevance=[b.score for b in blocks])
-            support = checked.support
-            q_vec, a_vec = self.embedder.embed([query, strip_markers(answer_text)])
-            relevance = float(q_vec @ a_vec)
-            if checked.dropped:
-                log.info("dropped unsupported citations %s", list(checked.dropped))
-            if relevance < s.min_relevance:
-                # grounded or not, text about something else is no answer (and its sources mislead)
-                reason = f"the answer does not address the question (cosine {relevance:.2f} < {s.min_relevance:.2f})"
-            elif support < s.min_support:
-                # nothing retrieved backs what the model wrote: a made-up answer is worse than none
-                reason = f"answer support {support:.2f} is below {s.min_support:.2f}"
-            else:
-                text = checked.text
-                citations = [_citation(n, blocks[n - 1]) for n in checked.cited]
-                citations += [_citation(n, blocks[n - 1], inferred=True) for n in checked.inferred]
-        if reason:
-            log.info("abstaining: %s", reason)
+            assert gen is not None
+            checked = self._check(question, query, gen, prompt, hits)
+            if checked.off_topic and s.extract_retry and not tmpl.extractive:
+                # The free answer went somewhere else; a second try that may only quote a
+                # passage (the extract template) often finds what the first one missed.
+                log.info("retrying with the extract template: %s", checked.reason)
+                retry_prompt, retry_grammar = self._prompt(question, context, get_template("extract"), history)
+                retry = llm.generate(list(retry_prompt.messages), max_tokens=s.max_tokens,
+                                     temperature=s.temperature, stop=STOPS, grammar=retry_grammar)
+                second = self._check(question, query, retry, retry_prompt, hits)
+                if second.reason:
+                    log.info("the extract retry failed too: %s", second.reason)
+                else:
+                    checked, prompt = second, retry_prompt
+                    gen = dataclasses.replace(retry, ttft=gen.ttft, total=gen.total + retry.total,
+                                              prompt_tokens=gen.prompt_tokens + retry.prompt_tokens,
+                                              completion_tokens=gen.completion_tokens + retry.completion_tokens,
+                                              cached_tokens=gen.cached_tokens + retry.cached_tokens)
+        if checked.reason:
+            log.info("abstaining: %s", checked.reason)
         timings.prefill = gen.ttft
         timings.generate = gen.total - gen.ttft
         timings.total = time.perf_counter() - t_start
-        yield Answer(question=question, text=text, citations=citations, hits=hits,
-                     abstained=bool(reason), abstain_reason=reason,
-                     reasoning=parsed.reasoning, template=tmpl.name,
-                     support=round(support, 4), relevance=round(relevance, 4), timings=timings,
-                     usage=Usage(gen.prompt_tokens, gen.completion_tokens, gen.cached_tokens))
+        yield Answer(question=question, text=checked.text, citations=checked.citations, hits=hits,
+                     abstained=bool(checked.reason), abstain_reason=checked.reason,
+                     reasoning=checked.reasoning, template=prompt.template.name,
+                     support=round(checked.support, 4), relevance=round(checked.relevance, 4),
+                     timings=timings, usage=Usage(gen.prompt_tokens, gen.completion_tokens, gen.cached_tokens))
+
+    def _prompt(self, question: str, context: list[Hit], tmpl, history: list[Turn]):
+        """The prompt for `tmpl`, and for an extractive template the grammar its answer must follow."""
+        s, llm = self.settings, self.llm
+        prompt = build_prompt(question, context, template=tmpl, count_tokens=llm.count_tokens,
+                              budget=llm.n_ctx - s.max_tokens, history=history, best_last=s.best_last)
+        grammar = None
+        if tmpl.extractive:
+            # a question asking for a figure gets a span holding one, or the abstain text
+            grammar = span_grammar([b.chunk.text for b in prompt.blocks], abstain=ABSTAIN_TEXT,
+                                   need_figure=asks_quantity(question))
+        return prompt, grammar
+
+    def _check(self, question: str, query: str, gen: Generation, prompt, hits: list[Hit]) -> "_Checked":
+        """Read the model's output back and decide whether it is an answer (see `Answer`)."""
+        s, tmpl = self.settings, prompt.template
+        parsed = parse_output(tidy_span(gen.text) if tmpl.extractive else gen.text, template=tmpl,
+                              n_blocks=len(prompt.blocks))
+        out = _Checked(reasoning=parsed.reasoning)
+        if parsed.refused:
+            out.reason = "the model found no answer in the passages"
+            return out
+        answer_text, out.reason = _answer_gate(question, parsed.text, [h.chunk.text for h in hits])
+        if out.reason:
+            return out
+        blocks = list(prompt.blocks)
+        checked = check_citations(answer_text, [b.chunk.text for b in blocks], embed=self.embedder.embed,
+                                  relevance=[b.score for b in blocks])
+        if checked.dropped:
+            log.info("dropped unsupported citations %s", list(checked.dropped))
+        out.support = checked.support
+        # a quoted span is judged with the sentence it was copied from: "Maria Lopez" alone says
+        # little about a bridge, the sentence it comes from says whether it answers the question
+        said = strip_markers(answer_text)
+        if tmpl.extractive:
+            said = _source_sentence(said, [b.chunk.text for b in blocks]) or said
+        q_vec, a_vec = self.embedder.embed([query, said])
+        out.relevance = float(q_vec @ a_vec)
+        if out.relevance < s.min_relevance:
+            # grounded or not, text about something else is no answer (and its sources mislead)
+            out.reason = f"the answer does not address the question (cosine {out.relevance:.2f} < {s.min_relevance:.2f})"
+            out.off_topic = True
+        elif out.support < s.min_support:
+            # nothing retrieved backs what the model wrote: a made-up answer is worse than none
+            out.reason = f"answer support {out.support:.2f} is below {s.min_support:.2f}"
+        else:
+            out.text = checked.text
+            out.citations = [_citation(n, blocks[n - 1]) for n in checked.cited]
+            out.citations += [_citation(n, blocks[n - 1], inferred=True) for n in checked.inferred]
+        return out
+
+
+@dataclasses.dataclass
+class _Checked:
+    """What the checks made of one generation: the answer to show, or why there is none."""
+
+    text: str = ABSTAIN_TEXT
+    citations: list[Citation] = dataclasses.field(default_factory=list)
+    reason: str = ""
+    off_topic: bool = False  # the relevance check failed: worth one extractive retry
+    reasoning: str = ""
+    support: float = 0.0
+    relevance: float = 0.0
+
+
+def _source_sentence(span: str, passages: list[str]) -> str:
+    """The passage sentence that contains `span` word for word, or ""."""
+    key = " ".join(span.split()).lower()
+    for passage in passages:
+        for sent in sentences(passage):
+            if key and key in " ".join(sent.split()).lower():
+                return sent
+    return ""
 
 
 def _retrieval_gate(retriever: Retriever, query: str, hits: list[Hit], *, min_score: float) -> str:
