@@ -11,8 +11,9 @@ with the context (a rule per start/end pair would grow quadratically).
 from __future__ import annotations
 
 import re
+from typing import Callable
 
-from .ground import sentences, states_quantity
+from .ground import content_words, sentences, states_quantity
 
 # Spans never cross a sentence; words are the passage's whitespace-separated pieces, kept as written.
 _ESCAPE = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -32,19 +33,19 @@ def _start(word: str, rule: str, tail: str) -> str:
     return f"{first} {literal(word[1:])}{tail}" if word[1:] else f"{first}{tail}"
 
 
-def _sentence_rules(prefix: str, words: list[str], *, need_figure: bool) -> tuple[list[str], list[str]]:
+def _sentence_rules(prefix: str, words: list[str], *, key: Callable[[str], bool]) -> tuple[list[str], list[str]]:
     """Rules for the spans of one sentence's `words`, and the alternatives that start a span.
 
-    With `need_figure` a span must hold a figure ("1066", "eight"): before one, a word may only
-    go on to the next (rules `n...`); from one on, the span may stop after any word."""
+    A span must hold a word for which `key` is true: before one, a word may only go on to the
+    next (rules `n...`); from one on, the span may stop after any word."""
     rules: list[str] = []
     starts: list[str] = []
-    figure = [states_quantity(w) for w in words]
+    figure = [key(w) for w in words]
     for j, word in enumerate(words):
         more = j + 1 < len(words)
         tail = f' (" " {prefix}-{j + 1})?' if more else ""
         rules.append(f"{prefix}-{j} ::= {literal(word)}{tail}")
-        if not need_figure or figure[j]:
+        if figure[j]:
             starts.append(_start(word, f"{prefix}-{j}", tail))
         elif any(figure[j + 1:]):  # a figure lies ahead: go on until it
             tail = f' " " {_need(prefix, j + 1, figure)}'
@@ -58,18 +59,26 @@ def _need(prefix: str, j: int, figure: list[bool]) -> str:
     return f"{prefix}-{j}" if figure[j] else f"n{prefix}-{j}"
 
 
-def span_grammar(passages: list[str], *, abstain: str, need_figure: bool = False) -> str:
+def span_grammar(passages: list[str], *, abstain: str, need_figure: bool = False, question: str = "") -> str:
     """GBNF for "<span of passage n> [n]" over the numbered `passages` (1-based), or `abstain`.
 
-    A span is one or more consecutive words of a single sentence of one passage; with
-    `need_figure` (the question asks how many, when, ...) one of them must be a figure.
+    A span is one or more consecutive words of a single sentence of one passage, and one of them
+    must carry the answer: with `need_figure` (the question asks how many, when, ...) a figure,
+    otherwise a content word that `question` does not already use. The model, free to stop after
+    any word, otherwise quoted "Autoencoders [4]" back to "What can autoencoders be used for?",
+    or just "The".
     """
+    asked = content_words(question)
+
+    def key(word: str) -> bool:
+        return states_quantity(word) if need_figure else bool(content_words(word) - asked)
+
     rules: list[str] = []
     alternatives = [literal(abstain)]
     for n, passage in enumerate(passages, 1):
         starts: list[str] = []
         for i, sent in enumerate(sentences(passage)):
-            more_rules, more_starts = _sentence_rules(f"w{n}-{i}", sent.split(), need_figure=need_figure)
+            more_rules, more_starts = _sentence_rules(f"w{n}-{i}", sent.split(), key=key)
             rules += more_rules
             starts += more_starts
         if starts:

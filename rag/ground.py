@@ -20,6 +20,7 @@ _STOP = frozenset("""a an the and or but if of to in on at by for with from as i
 being it its this that these those there here which who whom what when where why how do does did
 can could should would may might will shall not no yes than then so such into about over under also
 other some any each more most very just only your you our we they them their he she his her i me my
+whether while whose both either neither all many much few own same too via per
 passage passages context answer question according""".split())
 _SENT = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])|\n+")
 _CITE = re.compile(r"\s*\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")

@@ -223,7 +223,7 @@ class RAG:
         if tmpl.extractive:
             # a question asking for a figure gets a span holding one, or the abstain text
             grammar = span_grammar([b.chunk.text for b in prompt.blocks], abstain=ABSTAIN_TEXT,
-                                   need_figure=asks_quantity(question))
+                                   need_figure=asks_quantity(question), question=question)
         return prompt, grammar
 
     def _check(self, question: str, query: str, gen: Generation, prompt, hits: list[Hit]) -> "_Checked":

@@ -29,12 +29,14 @@ def test_each_word_continues_only_to_the_next_word_of_its_sentence():
     assert g["w1-1-1"] == '"followed."'
     # every word position is a possible start, so the span can begin anywhere
     starts = g["p1"].removesuffix(' " [1]"')[1:-1].split(" | ")
-    assert starts == ["w1-0-0", "w1-0-1", "w1-0-2", '[Ww] "on."', "w1-1-0", '[Ff] "ollowed."']
+    # ... though not stop on a word that carries nothing: "The" must go on to "Dutch"
+    assert starts == ["nw1-0-0", "w1-0-1", "w1-0-2", '[Ww] "on."', "w1-1-0", '[Ff] "ollowed."']
+    assert g["nw1-0-0"] == '"The" " " w1-0-1'
 
 
 def test_a_lower_case_start_may_be_capitalised_and_then_continues_verbatim():
     g = rules(span_grammar(["the engineer Maria Lopez"], abstain="No."))
-    assert g["p1"] == ('([Tt] "he" (" " w1-0-1)? | [Ee] "ngineer" (" " w1-0-2)? | w1-0-2 | w1-0-3)'
+    assert g["p1"] == ('([Tt] "he" " " w1-0-1 | [Ee] "ngineer" (" " w1-0-2)? | w1-0-2 | w1-0-3)'
                        ' " [1]"')
     assert g["w1-0-0"] == '"the" (" " w1-0-1)?'
 
@@ -80,3 +82,21 @@ def test_extract_template_examples_answer_with_spans_of_their_own_passages():
         span, n = re.fullmatch(r"(.+) \[(\d)\]", answer).groups()
         passage = re.search(rf"\[{n}\] \([^)]*\)\n(.+)", user).group(1)
         assert span.lower() in passage.lower()
+
+
+def test_a_span_must_add_a_word_the_question_does_not_already_use():
+    g = rules(span_grammar(["Autoencoders are used for compression and denoising."], abstain="No.",
+                           question="What can autoencoders be used for?"))
+    # "Autoencoders", "are", "used", "for" only echo the question: the span runs on to "compression"
+    assert g["nw1-0-0"] == '"Autoencoders" " " nw1-0-1'
+    assert g["nw1-0-2"] == '"used" " " nw1-0-3'
+    assert g["nw1-0-3"] == '"for" " " w1-0-4'
+    assert g["w1-0-4"] == '"compression" (" " w1-0-5)?'
+    starts = g["p1"].removesuffix(' " [1]"')[1:-1].split(" | ")
+    assert starts[0] == "nw1-0-0" and "w1-0-0" not in starts and "w1-0-4" not in starts
+    assert '[Cc] "ompression" (" " w1-0-5)?' in starts
+
+
+def test_a_sentence_that_only_repeats_the_question_offers_no_span():
+    g = rules(span_grammar(["Autoencoders are used."], abstain="No.", question="What are autoencoders used for?"))
+    assert g["root"] == '"No."'
