@@ -91,8 +91,6 @@ class Settings:
     # abstain when the answer's cosine to the question is below this: the highest round value
     # that turned away no answer to an answerable question of the SQuAD sample (lowest: 0.27)
     min_relevance: float = 0.25
-    # an answer that fails the relevance check gets one more try with the extract template
-    extract_retry: bool = True
     embed_batch_size: int = 32  # on 2 cores, 16-32 embedded chunks of ~170 tokens 1.5x faster than 64
     query_backend: str = "auto"  # auto: questions through onnxruntime when it works; torch: never
     ann_threshold: int = DEFAULT_ANN_THRESHOLD  # chunks; 0 keeps the exact index at any size

@@ -19,7 +19,7 @@ from .errors import QueryError, StoreError
 from .extract import span_grammar, tidy_span
 from .llm import LLM, Generation
 from .ground import (asks_quantity, check_citations, compress, drop_made_up_figures, question_names,
-                     sentences, states_quantity, strip_markers)
+                     states_quantity, strip_markers)
 from .prompts import ABSTAIN_TEXT, build_prompt, get_template, parse_output, sanitize
 from .retrieve import Retriever
 from .types import Answer, Citation, Hit, Timings, Turn, Usage
@@ -187,22 +187,6 @@ class RAG:
                     yield item
             assert gen is not None
             checked = self._check(question, query, gen, prompt, hits)
-            if checked.off_topic and s.extract_retry and not tmpl.extractive:
-                # The free answer went somewhere else; a second try that may only quote a
-                # passage (the extract template) often finds what the first one missed.
-                log.info("retrying with the extract template: %s", checked.reason)
-                retry_prompt, retry_grammar = self._prompt(question, context, get_template("extract"), history)
-                retry = llm.generate(list(retry_prompt.messages), max_tokens=s.max_tokens,
-                                     temperature=s.temperature, stop=STOPS, grammar=retry_grammar)
-                second = self._check(question, query, retry, retry_prompt, hits)
-                if second.reason:
-                    log.info("the extract retry failed too: %s", second.reason)
-                else:
-                    checked, prompt = second, retry_prompt
-                    gen = dataclasses.replace(retry, ttft=gen.ttft, total=gen.total + retry.total,
-                                              prompt_tokens=gen.prompt_tokens + retry.prompt_tokens,
-                                              completion_tokens=gen.completion_tokens + retry.completion_tokens,
-                                              cached_tokens=gen.cached_tokens + retry.cached_tokens)
         if checked.reason:
             log.info("abstaining: %s", checked.reason)
         timings.prefill = gen.ttft
@@ -244,17 +228,11 @@ class RAG:
         if checked.dropped:
             log.info("dropped unsupported citations %s", list(checked.dropped))
         out.support = checked.support
-        # a quoted span is judged with the sentence it was copied from: "Maria Lopez" alone says
-        # little about a bridge, the sentence it comes from says whether it answers the question
-        said = strip_markers(answer_text)
-        if tmpl.extractive:
-            said = _source_sentence(said, [b.chunk.text for b in blocks]) or said
-        q_vec, a_vec = self.embedder.embed([query, said])
+        q_vec, a_vec = self.embedder.embed([query, strip_markers(answer_text)])
         out.relevance = float(q_vec @ a_vec)
         if out.relevance < s.min_relevance:
             # grounded or not, text about something else is no answer (and its sources mislead)
             out.reason = f"the answer does not address the question (cosine {out.relevance:.2f} < {s.min_relevance:.2f})"
-            out.off_topic = True
         elif out.support < s.min_support:
             # nothing retrieved backs what the model wrote: a made-up answer is worse than none
             out.reason = f"answer support {out.support:.2f} is below {s.min_support:.2f}"
@@ -272,20 +250,9 @@ class _Checked:
     text: str = ABSTAIN_TEXT
     citations: list[Citation] = dataclasses.field(default_factory=list)
     reason: str = ""
-    off_topic: bool = False  # the relevance check failed: worth one extractive retry
     reasoning: str = ""
     support: float = 0.0
     relevance: float = 0.0
-
-
-def _source_sentence(span: str, passages: list[str]) -> str:
-    """The passage sentence that contains `span` word for word, or ""."""
-    key = " ".join(span.split()).lower()
-    for passage in passages:
-        for sent in sentences(passage):
-            if key and key in " ".join(sent.split()).lower():
-                return sent
-    return ""
 
 
 def _retrieval_gate(retriever: Retriever, query: str, hits: list[Hit], *, min_score: float) -> str:
