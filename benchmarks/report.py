@@ -146,11 +146,15 @@ def _why_not_met(r: dict) -> list[str]:
     if "indexing" in sec:
         for tag, c in sec["indexing"]["corpora"].items():
             if any(g.startswith(f"index build throughput, {tag} ") for g in unmet):
-                extra = c["full_build_s"]["median"] - c["chunks"] / c["raw_encode_chunks_per_s"]["median"]
-                out.append(f"index build, {tag}: a {c['full_build_s']['median']:.1f} s build carries about "
-                           f"{max(extra, 0):.2f} s of fixed work (reading, chunking, FAISS, the synced manifest) "
-                           f"that encoding {c['chunks']} chunks cannot hide; the ratio spread over runs is "
-                           f"{c['ratio']['min']:.2f}-{c['ratio']['max']:.2f}.")
+                raw_s = [c["chunks"] / x for x in (c["raw_encode_chunks_per_s"]["max"],
+                                                    c["raw_encode_chunks_per_s"]["min"])]
+                b = c["full_build_s"]
+                out.append(f"index build, {tag}: a build of {c['chunks']} chunks took {b['median']:.2f} s "
+                           f"({b['min']:.2f}-{b['max']:.2f}) against {raw_s[0]:.2f}-{raw_s[1]:.2f} s for the raw "
+                           f"encode of the same texts, so single runs overlap and the ratio spans "
+                           f"{c['ratio']['min']:.2f}-{c['ratio']['max']:.2f} over {c['ratio']['n']} runs: at this "
+                           "size the encoder's run-to-run spread decides the figure, not the pipeline's own work "
+                           "(reading, chunking, FAISS, the synced manifest), which the larger corpus shows.")
     if "retrieval" in sec and any(g.startswith("retrieval p50") for g in unmet):
         x = sec["retrieval"]["sizes"].get("100000")
         if x:
