@@ -5,6 +5,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 
 from .config import Settings
@@ -111,8 +112,9 @@ def cmd_ask(args) -> int:
     if answer.abstained and shown != answer.text:
         # the draft streamed above failed a grounding check: say so, and why
         print(f"\n\n{answer.text} ({answer.abstain_reason})" if shown else answer.text, end="")
-    elif shown != answer.text.strip():
+    elif _words(shown) != _words(answer.text):
         # citations moved or removed, made-up figures cut: the checked answer is the one to keep
+        # (punctuation tidied around a marker is not worth a second copy)
         print(f"\n\nChecked against the sources: {answer.text}" if shown else answer.text, end="")
     print()
     if answer.citations:
@@ -170,3 +172,7 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _words(text: str) -> str:
+    return re.sub(r"[\W_]+", " ", text).strip()
