@@ -170,9 +170,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def _words(text: str) -> str:
+    """Text without punctuation, to tell a real change of an answer from tidied markers."""
+    return re.sub(r"[\W_]+", " ", text).strip()
+
+
 if __name__ == "__main__":
     sys.exit(main())
-
-
-def _words(text: str) -> str:
-    return re.sub(r"[\W_]+", " ", text).strip()
