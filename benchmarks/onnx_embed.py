@@ -15,46 +15,26 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.embed import Embedder, export_onnx
+from rag.embed import Embedder, OnnxEncoder, export_onnx
 
 from .common import goal, percentiles, squad_paragraphs
 
 
 class OrtEmbedder:
-    """MiniLM through onnxruntime: tokenizer from the model folder, mean pooling, unit length."""
+    """The product's ONNX encoder over length-sorted batches (less padding, as sentence-transformers does)."""
 
     def __init__(self, onnx_path: Path, tokenizer, *, max_length: int, threads: int) -> None:
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        # sleeping rather than spinning workers, as torch gets from OMP_WAIT_POLICY=PASSIVE
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
-        self.inputs = {i.name for i in self.session.get_inputs()}
-        self.tokenizer = tokenizer
-        self.max_length = max_length
+        self.encoder = OnnxEncoder(onnx_path, tokenizer, max_length=max_length, threads=threads)
 
     def embed(self, texts: list[str], *, batch_size: int = 64) -> np.ndarray:
         out = np.zeros((len(texts), 0), np.float32)
-        parts = []
-        # length-sorted batches waste less padding, as sentence-transformers does
         order = np.argsort([-len(t) for t in texts])
         for s in range(0, len(texts), batch_size):
             idx = order[s:s + batch_size]
-            enc = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
-                                 max_length=self.max_length, return_tensors="np")
-            feed = {k: v.astype(np.int64) for k, v in enc.items() if k in self.inputs}
-            hidden = self.session.run(None, feed)[0]
-            mask = enc["attention_mask"][..., None].astype(np.float32)
-            vec = (hidden * mask).sum(1) / np.maximum(mask.sum(1), 1e-9)
-            parts.append((idx, vec / np.linalg.norm(vec, axis=1, keepdims=True)))
-        if not parts:
-            return out
-        dim = parts[0][1].shape[1]
-        out = np.zeros((len(texts), dim), np.float32)
-        for idx, vec in parts:
-            out[idx] = vec
+            vecs = self.encoder.encode([texts[i] for i in idx])
+            if out.shape[1] == 0:
+                out = np.zeros((len(texts), vecs.shape[1]), np.float32)
+            out[idx] = vecs
         return out
 
 

@@ -45,7 +45,7 @@ class Embedder:
         self.query_backend = query_backend
         self.cache_dir = Path(cache_dir) if cache_dir is not None else ONNX_CACHE
         self._model = None
-        self._query = None  # _OnnxQuery once loaded; False when the torch path is used instead
+        self._query = None  # OnnxEncoder once loaded; False when the torch path is used instead
 
     @property
     def name(self) -> str:
@@ -98,7 +98,7 @@ class Embedder:
             return np.zeros((0, self.dim), dtype=np.float32)
         if len(texts) == 1 and self.device == "cpu":
             query = self._query_model()
-            return query.embed(texts[0]) if query else self._embed_one(m, texts[0])
+            return query.encode(texts) if query else self._embed_one(m, texts[0])
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         bar = None
         if progress and len(texts) > EMBED_SLICE:
@@ -116,7 +116,7 @@ class Embedder:
             bar.close()
         return out
 
-    def _query_model(self) -> "_OnnxQuery | None":
+    def _query_model(self) -> "OnnxEncoder | None":
         """The ONNX Runtime twin of the model for single texts (questions), loaded once.
 
         One short question through torch costs 13-14 ms on 2 cores, most of it Python and
@@ -128,7 +128,7 @@ class Embedder:
             self._query = False
             if self.query_backend == "auto":
                 try:
-                    self._query = _OnnxQuery.load(self.warm_up(), self.path, self.cache_dir / self.name)
+                    self._query = OnnxEncoder.load(self.warm_up(), self.path, self.cache_dir / self.name)
                 except Exception as e:  # missing onnxruntime, odd model layout, unwritable cache
                     log.warning("question embedding stays on torch (%s)", str(e).splitlines()[0][:200])
         return self._query or None
@@ -147,8 +147,9 @@ class Embedder:
         return vec.numpy().astype(np.float32, copy=False)
 
 
-class _OnnxQuery:
-    """A Transformer + mean Pooling (+ Normalize) model's transformer, exported to ONNX."""
+class OnnxEncoder:
+    """A Transformer + mean Pooling (+ Normalize) model's transformer, exported to ONNX and run
+    by onnxruntime; pooled and normalised as sentence-transformers does."""
 
     def __init__(self, onnx_path: Path, tokenizer, *, max_length: int, threads: int) -> None:
         import onnxruntime as ort
@@ -165,7 +166,7 @@ class _OnnxQuery:
         self.max_length = max_length
 
     @classmethod
-    def load(cls, model, path: str, folder: Path) -> "_OnnxQuery":
+    def load(cls, model, path: str, folder: Path) -> "OnnxEncoder":
         import torch
 
         kinds = [type(m).__name__ for m in model]
@@ -178,8 +179,10 @@ class _OnnxQuery:
         return cls(target, model.tokenizer, max_length=int(model.max_seq_length),
                    threads=torch.get_num_threads())
 
-    def embed(self, text: str) -> np.ndarray:
-        enc = self.tokenizer([text], truncation=True, max_length=self.max_length, return_tensors="np")
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """Unit-length float32 vectors of `texts`, run as one padded batch."""
+        enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
+                             return_tensors="np")
         feed = {k: v.astype(np.int64) for k, v in enc.items() if k in self.inputs}
         hidden = self.session.run(None, feed)[0]
         mask = enc["attention_mask"][..., None].astype(np.float32)
