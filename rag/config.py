@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .embed import QUERY_BACKENDS
 from .errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -125,8 +126,8 @@ class Settings:
             value = getattr(self, name)
             if not -1.0 <= value <= 1.0:  # cosines and support scores; outside, every answer abstains
                 raise ConfigError(f"{name} must be between -1 and 1, got {value}")
-        if self.query_backend not in ("auto", "torch"):
-            raise ConfigError(f"query_backend must be auto or torch, got {self.query_backend!r}")
+        if self.query_backend not in QUERY_BACKENDS:
+            raise ConfigError(f"query_backend must be {' or '.join(QUERY_BACKENDS)}, got {self.query_backend!r}")
         if self.top_k < 1:
             raise ConfigError(f"top_k must be at least 1, got {self.top_k}")
         if self.n_ctx < 512:

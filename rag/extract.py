@@ -5,8 +5,10 @@ where the passage says "the Dutch Republic"). Constrained decoding removes that 
 answer is a run of consecutive words of one passage sentence followed by the citation of that
 passage, or the abstain text. What the model still chooses is where the span starts and stops.
 
-Rules are one per word position, `wI_J ::= "word" (" " wI_J+1)?`, so the grammar grows linearly
-with the context (a rule per start/end pair would grow quadratically).
+Rules are one per word position, `wN-I-J ::= "word" (" " wN-I-J+1)?` for word J of sentence I of
+passage N, so the grammar grows linearly with the context (a rule per start/end pair would grow
+quadratically). Spans never cross a sentence; words are the passage's whitespace-separated
+pieces, kept as written.
 """
 from __future__ import annotations
 
@@ -15,7 +17,6 @@ from typing import Callable
 
 from .ground import content_words, sentences, states_quantity
 
-# Spans never cross a sentence; words are the passage's whitespace-separated pieces, kept as written.
 _ESCAPE = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
@@ -40,23 +41,23 @@ def _sentence_rules(prefix: str, words: list[str], *, key: Callable[[str], bool]
     next (rules `n...`); from one on, the span may stop after any word."""
     rules: list[str] = []
     starts: list[str] = []
-    figure = [key(w) for w in words]
+    answers = [key(w) for w in words]
     for j, word in enumerate(words):
         more = j + 1 < len(words)
         tail = f' (" " {prefix}-{j + 1})?' if more else ""
         rules.append(f"{prefix}-{j} ::= {literal(word)}{tail}")
-        if figure[j]:
+        if answers[j]:
             starts.append(_start(word, f"{prefix}-{j}", tail))
-        elif any(figure[j + 1:]):  # a figure lies ahead: go on until it
-            tail = f' " " {_need(prefix, j + 1, figure)}'
+        elif any(answers[j + 1:]):  # an answering word lies ahead: go on until it
+            tail = f' " " {_need(prefix, j + 1, answers)}'
             rules.append(f"n{prefix}-{j} ::= {literal(word)}{tail}")
             starts.append(_start(word, f"n{prefix}-{j}", tail))
     return rules, starts
 
 
-def _need(prefix: str, j: int, figure: list[bool]) -> str:
-    """The rule that continues a span at word `j` while it still lacks a figure."""
-    return f"{prefix}-{j}" if figure[j] else f"n{prefix}-{j}"
+def _need(prefix: str, j: int, answers: list[bool]) -> str:
+    """The rule that continues a span at word `j` while it still lacks an answering word."""
+    return f"{prefix}-{j}" if answers[j] else f"n{prefix}-{j}"
 
 
 def span_grammar(passages: list[str], *, abstain: str, need_figure: bool = False, question: str = "") -> str:
