@@ -22,7 +22,12 @@ can could should would may might will shall not no yes than then so such into ab
 other some any each more most very just only your you our we they them their he she his her i me my
 whether while whose both either neither all many much few own same too via per
 passage passages context answer question according""".split())
-_SENT = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])|\n+")
+# A full stop after an abbreviation or an initial ends no sentence: "(e.g. XGBoost, ...)" split
+# there left "Gradient Boosting Machines (e.g." as a sentence of its own, and compression kept
+# it without the names that answer the question. Each look-behind is fixed-width, as `re` needs.
+_ABBREV = "".join(rf"(?<!\b{a}\.)" for a in ("[eE]\\.g", "[iI]\\.e", "cf", "vs", "al", "Fig", "Figs", "Eq",
+                                            "Dr", "Mr", "Mrs", "Ms", "Prof", "[A-Z]"))
+_SENT = re.compile(rf"(?<=[.!?]){_ABBREV}\s+(?=[A-Z0-9\"'(\[])|\n+")
 _CITE = re.compile(r"\s*\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
 
 SUPPORT_MIN = 0.5  # below this a citation is dropped and no source is attached
@@ -152,6 +157,22 @@ def strip_diagrams(text: str) -> str:
     return _DIAGRAM.sub("", text)
 
 
+# Markdown a reader sees rendered: a link shows its text, bold shows plain. In a prompt the
+# addresses cost tokens and the markers split a name a small model should copy whole.
+_MD_LINK = re.compile(r"!?\[([^\]\n]*)\]\([^)\s]*(?:\s+\"[^\"\n]*\")?\)")
+_MD_BOLD = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
+
+
+def plain_markup(text: str) -> str:
+    return _MD_BOLD.sub(r"\2", _MD_LINK.sub(r"\1", text))
+
+
+def _sentence_key(sentence: str) -> str:
+    """A sentence with case, punctuation and list bullets set aside: the .md and .txt copies of
+    one note give the same key."""
+    return " ".join(re.findall(r"[a-z0-9]+", sentence.lower()))
+
+
 def _numbers(text: str) -> set[str]:
     return {n.replace(",", "") for n in _NUMBER.findall(_ENUMERATOR.sub(" ", _CITE.sub(" ", text)))}
 
@@ -180,14 +201,15 @@ def drop_made_up_figures(answer: str, sources: list[str], question: str = "") ->
 
 
 def _mask_enumerators(text: str) -> str:
-    """List numbers replaced by "N": those at a line start or after a colon, and the ones that
-    continue such a list ("including: 1. denoising 2. ..."). "has 16. It" keeps its figure."""
+    """List numbers replaced by "NN" (one capital would read as an initial, which ends no
+    sentence): those at a line start or after a colon, and the ones that continue such a list
+    ("including: 1. denoising 2. ..."). "has 16. It" keeps its figure."""
     out, last, expect = [], 0, None
     for m in _ENUMERATOR.finditer(text):
         before = text[:m.start()].rstrip(" \t")
         n = int(m.group(0)[:-1])
         if not before or before.endswith(("\n", ":")) or n == expect:
-            out += [text[last:m.start()], "N" + m.group(0)[-1]]
+            out += [text[last:m.start()], "NN" + m.group(0)[-1]]
             last, expect = m.end(), n + 1
     return "".join(out) + text[last:]
 
@@ -222,7 +244,7 @@ def compress(question: str, hits: list[Hit], *, embed, keep_ratio: float = 0.5) 
     Prefill dominates answer latency on a CPU, and a small model copies better from a short,
     focused passage. Passages of one or two sentences are kept whole.
     """
-    split = [sentences(strip_diagrams(h.chunk.text)) for h in hits]
+    split = [sentences(strip_diagrams(plain_markup(h.chunk.text))) for h in hits]
     flat = [s for ss in split for s in ss]
     if not flat:
         return hits
@@ -230,13 +252,18 @@ def compress(question: str, hits: list[Hit], *, embed, keep_ratio: float = 0.5) 
     q, s_vecs = vecs[0], vecs[1:]
     q_words = content_words(question)
     out: list[Hit] = []
+    seen: set[str] = set()
     pos = 0
     for hit, ss in zip(hits, split):
         n = len(ss)
         cos = s_vecs[pos:pos + n] @ q
         pos += n
         if n <= 2:
-            whole = strip_diagrams(hit.chunk.text)
+            keys = {_sentence_key(x) for x in ss}
+            if keys <= seen:
+                continue
+            seen |= keys
+            whole = strip_diagrams(plain_markup(hit.chunk.text))
             out.append(hit if whole == hit.chunk.text else
                        dataclasses.replace(hit, chunk=dataclasses.replace(hit.chunk, text=whole.strip())))
             continue
@@ -247,7 +274,12 @@ def compress(question: str, hits: list[Hit], *, embed, keep_ratio: float = 0.5) 
         chosen = set(ranked[:keep])
         # a matching heading or lead-in is usually followed by the statement that answers it
         chosen |= {i + 1 for i in ranked[:2] if i + 1 < n}
-        best = sorted(chosen)
+        # a sentence already given by a better-ranked passage (a copy of the same note in another
+        # format, overlapping chunks) adds tokens and nothing new
+        best = [i for i in sorted(chosen) if _sentence_key(ss[i]) not in seen]
+        if not best:
+            continue
+        seen |= {_sentence_key(ss[i]) for i in best}
         text = "\n".join(ss[i] for i in best)
         out.append(dataclasses.replace(hit, chunk=dataclasses.replace(hit.chunk, text=text)))
     return out

@@ -1,8 +1,8 @@
 """Stage 7: generation with a GGUF model through llama-cpp-python, loaded on first use.
 
 The prompt is rendered with the model's own chat template (read from the GGUF) and tokenized
-here, so that packing counts exactly the tokens the model will see and llama.cpp's KV cache is
-reused for the longest common prefix with the previous call.
+here, so that packing counts exactly the tokens the model will see; llama.cpp's KV cache is
+reused up to the last message boundary shared with the previous call (see `_prefill_head`).
 """
 from __future__ import annotations
 
@@ -52,6 +52,7 @@ class LLM:
         self.seed = seed
         self._llama = None
         self._formatter = None
+        self._head_formatter = None
 
     @property
     def name(self) -> str:
@@ -75,6 +76,8 @@ class LLM:
         bos = llama.detokenize([bos_id], special=True).decode("utf-8", "ignore") if bos_id >= 0 else ""
         self._formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos,
                                               add_generation_prompt=True)
+        self._head_formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos,
+                                                   add_generation_prompt=False)
         self._llama = llama
         log.info("model %s loaded (n_ctx %d, %d threads, %d GPU layers)", self.name, llama.n_ctx(),
                  self.n_threads, self.n_gpu_layers)
@@ -93,6 +96,42 @@ class LLM:
         stop = out.stop if isinstance(out.stop, list) else [out.stop] if out.stop else []
         return ids, stop
 
+    def _boundaries(self, messages: list[Message], ids: list[int]) -> list[int]:
+        """Token positions in `ids` where each message but the last ends."""
+        llama = self.warm_up()
+        out = []
+        for i in range(1, len(messages)):
+            text = self._head_formatter(messages=[{"role": m.role, "content": m.content}
+                                                  for m in messages[:i]]).prompt
+            head = llama.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+            # a template that renders a conversation's start differently gives no boundary here
+            if head and len(head) < len(ids) and ids[:len(head)] == head and (not out or len(head) > out[-1]):
+                out.append(len(head))
+        return out
+
+    def _prefill_head(self, ids: list[int], boundaries: list[int]) -> int:
+        """Bring the KV cache to the prompt's last message boundary, reusing what matches.
+
+        The cache is reused only up to a message boundary and the rest is evaluated message by
+        message, so that every prompt is computed in the same pieces whatever came before.
+        Reusing the longest token match instead made the answer depend on the previous question:
+        the logits of a prompt prefilled in one batch differ in the last bits from those of the
+        same prompt split at another point, and a small model's greedy pick flips on that
+        ("None." against "Google [4]" for one question, asked after different ones)."""
+        llama = self.warm_up()
+        prev = llama.input_ids[: llama.n_tokens].tolist()
+        match = 0
+        for a, b in zip(prev, ids):
+            if a != b:
+                break
+            match += 1
+        reuse = max([b for b in boundaries if b <= match], default=0)
+        llama.n_tokens = reuse  # what lies past it was computed in other pieces
+        for start, end in zip([reuse] + boundaries, boundaries):
+            if end > reuse:
+                llama.eval(ids[max(start, reuse):end])
+        return reuse
+
     def count_tokens(self, messages: list[Message]) -> int:
         return len(self.tokens(messages)[0])
 
@@ -109,13 +148,8 @@ class LLM:
         if len(ids) + max_tokens > llama.n_ctx():
             raise QueryError(f"prompt of {len(ids)} tokens plus {max_tokens} answer tokens exceeds "
                              f"the context window of {llama.n_ctx()}")
-        prev = llama.input_ids[: llama.n_tokens].tolist()
-        cached = 0
-        for a, b in zip(prev, ids):
-            if a != b:
-                break
-            cached += 1
         t0 = time.perf_counter()
+        cached = self._prefill_head(ids, self._boundaries(messages, ids))
         ttft = None
         pieces: list[str] = []
         finish = "stop"

@@ -40,7 +40,7 @@ _EXTRACT_RULES = _RULES.replace(
 # with the refusal last it refused questions its passages plainly answered.
 _EXAMPLES = [
     ("<context>\n[1] (bike-manual.txt > Brakes)\nAdjust the brake cable until the lever stops "
-     "two centimetres from the handlebar.\n</context>\nQuestion: Which paint suits a steel frame?",
+     "two centimetres from the handlebar.\n</context>\nQuestion: What paint suits a steel frame?",
      ABSTAIN_TEXT,
      f"Reasoning: Passage [1] covers brakes only; nothing mentions paint.\n"
      f"Answer: {ABSTAIN_TEXT}"),
