@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+from typing import Callable
 
 import numpy as np
 
@@ -198,6 +199,47 @@ def drop_made_up_figures(answer: str, sources: list[str], question: str = "") ->
         else:
             kept.append(sent)
     return (" ".join(kept) if made_up else answer), made_up
+
+
+_LEAD_CITE = re.compile(r"(?:\s*\[\d{1,3}(?:\s*,\s*\d{1,3})*\])*\s*")
+# a list item's first word is a sentence start: "- Whisper", "1. **Visualization**:"
+_ITEM_START = re.compile(r"^\s*(?:[-*•>]+|\d{1,2}[.)])?\s*(?:\*\*|__)?")
+# an abbreviation in brackets after the words it shortens: small models coin these ("(DLAS)")
+_COINED = re.compile(r"\s*\(([A-Z][A-Z0-9-]+s?)\)")
+
+
+def drop_made_up_names(answer: str, *, unknown: Callable[[list[str]], list[str]]) -> tuple[str, list[str]]:
+    """The answer without its sentences naming what the documents never mention, and those names.
+
+    The counterpart of `drop_made_up_figures` for names: a small model asked who made PyTorch
+    wrote a pop singer, and "NEAT" became a game "by DeepMind". A name is a capitalised word past
+    a sentence's (or list item's) start, or an acronym; `unknown` returns those of a list that
+    are nowhere in the documents. An abbreviation the model coined in brackets ("neural
+    architecture search (DLAS)") is removed and the sentence kept: the words it shortens are
+    what the sentence says."""
+    kept, made_up = [], []
+    dropped = changed = False
+    for sent in sentences(answer):
+        # "engineer. [4] It ..." splits after the full stop: the marker goes with its sentence
+        lead = _LEAD_CITE.match(sent).group(0)
+        if lead and not dropped and kept:
+            kept[-1] += " " + lead.strip()
+        sent = sent[len(lead):]
+        if not sent.strip():
+            continue
+        coined = set(unknown([m.group(1) for m in _COINED.finditer(sent)]))
+        if coined:
+            sent = _COINED.sub(lambda m: "" if m.group(1) in coined else m.group(0), sent)
+            changed = True
+        body = _CITE.sub(" ", sent)
+        body = body[_ITEM_START.match(body).end():]
+        names = list(dict.fromkeys(m.group(0) for m in _NAME.finditer(body) if m.group(0) != "I"))
+        missing = unknown(names) if names else []
+        made_up += [n for n in missing if n not in made_up]
+        dropped = bool(missing)
+        if not dropped:
+            kept.append(sent)
+    return (" ".join(kept) if made_up or changed else answer), made_up
 
 
 def _mask_enumerators(text: str) -> str:

@@ -10,7 +10,7 @@ import re
 import threading
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from . import index as index_mod
 from .config import DEFAULT_EMBEDDER_NAME, Settings
@@ -18,8 +18,8 @@ from .embed import Embedder
 from .errors import QueryError, StoreError
 from .extract import span_grammar, tidy_span
 from .llm import LLM, Generation
-from .ground import (asks_quantity, check_citations, compress, drop_made_up_figures, question_names,
-                     states_quantity, strip_markers)
+from .ground import (asks_quantity, check_citations, compress, drop_made_up_figures, drop_made_up_names,
+                     question_names, states_quantity, strip_markers)
 from .prompts import ABSTAIN_TEXT, build_prompt, get_template, parse_output, sanitize
 from .retrieve import Retriever
 from .types import Answer, Citation, Hit, Timings, Turn, Usage
@@ -219,7 +219,8 @@ class RAG:
         if parsed.refused:
             out.reason = "the model found no answer in the passages"
             return out
-        answer_text, out.reason = _answer_gate(question, parsed.text, [h.chunk.text for h in hits])
+        answer_text, out.reason = _answer_gate(question, parsed.text, [h.chunk.text for h in hits],
+                                               unknown=_unknown_names(self._get_retriever(), question))
         if out.reason:
             return out
         blocks = list(prompt.blocks)
@@ -272,13 +273,32 @@ def _retrieval_gate(retriever: Retriever, query: str, hits: list[Hit], *, min_sc
     return ""
 
 
-def _answer_gate(question: str, answer: str, sources: list[str]) -> tuple[str, str]:
-    """The answer with its made-up figures removed, and why nothing usable is left ("" if it is)."""
+def _unknown_names(retriever: Retriever, question: str) -> Callable[[list[str]], list[str]]:
+    """Which of some names the indexed documents never mention (for `drop_made_up_names`)."""
+    asked = question.lower()
+
+    def unknown(names: list[str]) -> list[str]:
+        # names from the question count as known: the retrieval gate has already vetted them;
+        # the stemmer keeps "GPUs" and "Google's" whole, so their singular is tried too
+        return [n for n in retriever.unknown(names) if n.lower() not in asked
+                and retriever.unknown([re.sub(r"(?:'s|s)$", "", n)])]
+    return unknown
+
+
+def _answer_gate(question: str, answer: str, sources: list[str], *,
+                 unknown: Callable[[list[str]], list[str]] | None = None) -> tuple[str, str]:
+    """The answer with its made-up figures (and, given `unknown`, names) removed, and why nothing
+    usable is left ("" if it is)."""
     kept, made_up = drop_made_up_figures(answer, sources, question)
     if made_up:
         log.info("left out answer sentences with figures no passage contains: %s", ", ".join(made_up))
-    if not kept.strip():
+    if not strip_markers(kept):
         return answer, "the answer states figures no passage contains: " + ", ".join(made_up[:5])
+    kept, made_up = drop_made_up_names(kept, unknown=unknown) if unknown else (kept, [])
+    if made_up:
+        log.info("left out answer sentences naming what the documents never mention: %s", ", ".join(made_up))
+    if not strip_markers(kept):
+        return answer, "the answer names what the documents never mention: " + ", ".join(made_up[:5])
     if asks_quantity(question) and not states_quantity(kept):
         return answer, "the question asks for a figure and no passage-backed one was given"
     return kept, ""

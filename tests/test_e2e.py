@@ -59,6 +59,18 @@ def test_fixed_prefix_is_reused_from_the_kv_cache(real_rag):
     assert second.usage.cached_tokens > 200
 
 
+def test_an_answer_does_not_depend_on_the_question_before(real_rag):
+    # Asked twice in a row, this question once got "None." and then "Google [4]": the second
+    # prefill reused the whole cached prompt and recomputed only its last token.
+    q = "Which company mostly made TensorFlow?"
+    first = real_rag.ask(q)
+    again = real_rag.ask(q)
+    real_rag.ask("What are GANs?")
+    after_another = real_rag.ask(q)
+    assert first.text == again.text == after_another.text
+    assert again.usage.cached_tokens > 200  # the fixed prefix is still served from the cache
+
+
 def test_irrelevant_question_abstains_without_the_model(real_rag):
     answer = real_rag.ask("What is the boiling point of tungsten?")
     assert answer.abstained and answer.citations == [] and answer.text == ABSTAIN_TEXT

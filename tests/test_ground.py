@@ -1,7 +1,9 @@
+import re
+
 import numpy as np
 
-from rag.ground import (asks_quantity, check_citations, compress, drop_made_up_figures, lexical_support,
-                        question_names, sentences, states_quantity)
+from rag.ground import (asks_quantity, check_citations, compress, drop_made_up_figures, drop_made_up_names,
+                        lexical_support, question_names, sentences, states_quantity)
 from rag.pipeline import rewrite_query
 from rag.prompts import sanitize
 from rag.types import Chunk, Hit, Turn
@@ -153,6 +155,40 @@ def test_answer_gate_reads_made_up_figures_and_missing_ones():
     assert "figure" in _answer_gate("What dropout rate is recommended?", "A lower rate than usual.", sources)[1]
     answer = "It zeroes activations during training [1]."
     assert _answer_gate("What does dropout do?", answer, sources) == (answer, "")
+
+
+def _unknown_to(*texts):
+    """An `unknown` for drop_made_up_names: names none of `texts` contains, case and a plural aside."""
+    words = {w.rstrip("s") for t in texts for w in re.findall(r"[\w-]+", t.lower())}
+    return lambda names: [n for n in names if n.lower().rstrip("s") not in words]
+
+
+def test_made_up_names_are_cut_with_their_markers():
+    unknown = _unknown_to("PyTorch: open source software, made initially by Meta AI.",
+                          "Both TensorFlow & PyTorch are popular; TensorFlow was made mostly by Google.")
+    kept, made_up = drop_made_up_names("PyTorch was made by Meta AI. [1] Its creator was Nicki Minaj. [2]",
+                                       unknown=unknown)
+    assert kept == "PyTorch was made by Meta AI. [1]" and made_up == ["Nicki", "Minaj"]
+    answer = "TensorFlow and the PYTORCH libraries [2]; Software abounds."
+    assert drop_made_up_names(answer, unknown=unknown) == (answer, [])
+    # a list item's first word, bold or numbered, is a sentence start, not a name
+    assert drop_made_up_names("1. **Visualization**: made by Google.", unknown=unknown)[1] == []
+    # a coined abbreviation goes, and the sentence it sat in stays
+    kept, made_up = drop_made_up_names("Search (DLAS) automates design [1]. Google (GOOG) made it.",
+                                       unknown=_unknown_to("search automates design; made by Google"))
+    assert kept == "Search automates design [1]. Google made it." and made_up == []
+
+
+def test_answer_gate_abstains_when_only_made_up_names_are_left():
+    from rag.pipeline import _answer_gate
+
+    sources = ["PyTorch: open source software, made initially by Meta AI."]
+    unknown = _unknown_to(*sources)
+    text, reason = _answer_gate("Who initially made PyTorch?", "The creator was Nicki Minaj, at Google. [1]",
+                                sources, unknown=unknown)
+    assert "Nicki" in reason and "Google" in reason
+    assert _answer_gate("Who made PyTorch?", "Meta AI made it [1].", sources, unknown=unknown) == \
+        ("Meta AI made it [1].", "")
 
 
 def test_equal_support_goes_to_the_passage_ranked_first_for_the_question():
