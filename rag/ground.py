@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import unicodedata
 from typing import Callable
 
 import numpy as np
@@ -28,7 +29,7 @@ passage passages context answer question according""".split())
 # it without the names that answer the question. Each look-behind is fixed-width, as `re` needs.
 _ABBREV = "".join(rf"(?<!\b{a}\.)" for a in ("[eE]\\.g", "[iI]\\.e", "cf", "vs", "al", "Fig", "Figs", "Eq",
                                             "Dr", "Mr", "Mrs", "Ms", "Prof", "[A-Z]"))
-_SENT = re.compile(rf"(?<=[.!?]){_ABBREV}\s+(?=[A-Z0-9\"'(\[])|\n+")
+_SENT = re.compile(rf"(?<=[.!?]){_ABBREV}\s+(?=[A-Z0-9\"'“‘(\[])|\n+")
 _CITE = re.compile(r"\s*\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
 
 SUPPORT_MIN = 0.5  # below this a citation is dropped and no source is attached
@@ -161,7 +162,7 @@ def strip_diagrams(text: str) -> str:
 # Markdown a reader sees rendered: a link shows its text, bold shows plain. In a prompt the
 # addresses cost tokens and the markers split a name a small model should copy whole.
 _MD_LINK = re.compile(r"!?\[([^\]\n]*)\]\([^)\s]*(?:\s+\"[^\"\n]*\")?\)")
-_MD_BOLD = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
+_MD_BOLD = re.compile(r"(\*\*)(?=\S)(.+?)(?<=\S)\1")  # "__" is left alone: it is also in __init__
 
 
 def plain_markup(text: str) -> str:
@@ -171,7 +172,7 @@ def plain_markup(text: str) -> str:
 def _sentence_key(sentence: str) -> str:
     """A sentence with case, punctuation and list bullets set aside: the .md and .txt copies of
     one note give the same key."""
-    return " ".join(re.findall(r"[a-z0-9]+", sentence.lower()))
+    return " ".join(re.findall(r"\w+", unicodedata.normalize("NFKC", sentence).casefold()))
 
 
 def _numbers(text: str) -> set[str]:
@@ -202,10 +203,14 @@ def drop_made_up_figures(answer: str, sources: list[str], question: str = "") ->
 
 
 _LEAD_CITE = re.compile(r"(?:\s*\[\d{1,3}(?:\s*,\s*\d{1,3})*\])*\s*")
-# a list item's first word is a sentence start: "- Whisper", "1. **Visualization**:"
-_ITEM_START = re.compile(r"^\s*(?:[-*•>]+|\d{1,2}[.)])?\s*(?:\*\*|__)?")
+# what may come before a sentence's first word: "- Whisper", "1. **Visualization**:", "## Summary"
+_ITEM_START = re.compile(r"^[\s\"'“‘(#*_>•-]*(?:\d{1,2}[.)])?[\s\"'“‘(*_]*")
+# in an answer already split into sentences, any capitalised word but the first may be a name
+# ("e.g. DeepMind", "J. Minaj"); one after a semicolon is a sentence start in all but name
+_ANSWER_NAME = re.compile(r"(?<!;\s)\b[A-Z][\w-]*|\b[A-Z]{2,}[\w-]*")
+_TITLES = frozenset("Dr Mr Mrs Ms Prof Fig Figs Eq".split())
 # an abbreviation in brackets after the words it shortens: small models coin these ("(DLAS)")
-_COINED = re.compile(r"\s*\(([A-Z][A-Z0-9-]+s?)\)")
+_COINED = re.compile(r"(?<=\w)\s*\(([A-Z][A-Z0-9-]+s?)\)")
 
 
 def drop_made_up_names(answer: str, *, unknown: Callable[[list[str]], list[str]]) -> tuple[str, list[str]]:
@@ -217,29 +222,34 @@ def drop_made_up_names(answer: str, *, unknown: Callable[[list[str]], list[str]]
     are nowhere in the documents. An abbreviation the model coined in brackets ("neural
     architecture search (DLAS)") is removed and the sentence kept: the words it shortens are
     what the sentence says."""
-    kept, made_up = [], []
-    dropped = changed = False
+    kept, made_up, coined = [], [], set()
+    dropped = False
     for sent in sentences(answer):
         # "engineer. [4] It ..." splits after the full stop: the marker goes with its sentence
         lead = _LEAD_CITE.match(sent).group(0)
-        if lead and not dropped and kept:
-            kept[-1] += " " + lead.strip()
-        sent = sent[len(lead):]
-        if not sent.strip():
+        if lead.strip() and kept:
+            if not dropped:
+                kept[-1] += " " + lead.strip()
+            sent = sent[len(lead):]
+        if not strip_markers(sent):
             continue
-        coined = set(unknown([m.group(1) for m in _COINED.finditer(sent)]))
-        if coined:
-            sent = _COINED.sub(lambda m: "" if m.group(1) in coined else m.group(0), sent)
-            changed = True
-        body = _CITE.sub(" ", sent)
+        here = set(unknown([m.group(1) for m in _COINED.finditer(sent)]))
+        coined |= here
+        sent = _COINED.sub(lambda m: "" if m.group(1) in here else m.group(0), sent)
+        body = _CITE.sub(" ", strip_markers(sent))
         body = body[_ITEM_START.match(body).end():]
-        names = list(dict.fromkeys(m.group(0) for m in _NAME.finditer(body) if m.group(0) != "I"))
+        body = re.sub(r"^[\w'’-]+", "", body)  # the first word is capitalised as a sentence start
+        names = list(dict.fromkeys(m.group(0) for m in _ANSWER_NAME.finditer(body)
+                                   if len(m.group(0)) > 1 and m.group(0) not in _TITLES))
         missing = unknown(names) if names else []
         made_up += [n for n in missing if n not in made_up]
         dropped = bool(missing)
         if not dropped:
             kept.append(sent)
-    return (" ".join(kept) if made_up or changed else answer), made_up
+    if made_up:
+        return " ".join(kept), made_up
+    # nothing cut: the answer keeps its layout (lists, line breaks), less the coined abbreviations
+    return _COINED.sub(lambda m: "" if m.group(1) in coined else m.group(0), answer), []
 
 
 def _mask_enumerators(text: str) -> str:
@@ -301,8 +311,8 @@ def compress(question: str, hits: list[Hit], *, embed, keep_ratio: float = 0.5) 
         cos = s_vecs[pos:pos + n] @ q
         pos += n
         if n <= 2:
-            keys = {_sentence_key(x) for x in ss}
-            if keys <= seen:
+            keys = {_sentence_key(x) for x in ss} - {""}
+            if keys and keys <= seen:
                 continue
             seen |= keys
             whole = strip_diagrams(plain_markup(hit.chunk.text))
@@ -318,7 +328,7 @@ def compress(question: str, hits: list[Hit], *, embed, keep_ratio: float = 0.5) 
         chosen |= {i + 1 for i in ranked[:2] if i + 1 < n}
         # a sentence already given by a better-ranked passage (a copy of the same note in another
         # format, overlapping chunks) adds tokens and nothing new
-        best = [i for i in sorted(chosen) if _sentence_key(ss[i]) not in seen]
+        best = [i for i in sorted(chosen) if not _sentence_key(ss[i]) or _sentence_key(ss[i]) not in seen]
         if not best:
             continue
         seen |= {_sentence_key(ss[i]) for i in best}

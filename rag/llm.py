@@ -53,6 +53,7 @@ class LLM:
         self._llama = None
         self._formatter = None
         self._head_formatter = None
+        self._pieces: set[int] = set()  # token positions where the cached prompt's pieces end
 
     @property
     def name(self) -> str:
@@ -101,8 +102,11 @@ class LLM:
         llama = self.warm_up()
         out = []
         for i in range(1, len(messages)):
-            text = self._head_formatter(messages=[{"role": m.role, "content": m.content}
-                                                  for m in messages[:i]]).prompt
+            try:
+                text = self._head_formatter(messages=[{"role": m.role, "content": m.content}
+                                                      for m in messages[:i]]).prompt
+            except Exception:  # noqa: BLE001 - a template may refuse a conversation's start
+                continue
             head = llama.tokenize(text.encode("utf-8"), add_bos=False, special=True)
             # a template that renders a conversation's start differently gives no boundary here
             if head and len(head) < len(ids) and ids[:len(head)] == head and (not out or len(head) > out[-1]):
@@ -125,11 +129,18 @@ class LLM:
             if a != b:
                 break
             match += 1
-        reuse = max([b for b in boundaries if b <= match], default=0)
-        llama.n_tokens = reuse  # what lies past it was computed in other pieces
+        # only the ends of pieces the last call prefilled: its final message went in one batch with
+        # the generation prompt, and its answer a token at a time
+        reuse = max([b for b in boundaries if b <= match and b in self._pieces], default=0)
+        if reuse and not llama._ctx.kv_cache_seq_rm(-1, reuse, -1):
+            reuse = 0  # a model whose cache cannot be cut part way (recurrent) starts afresh
+        if not reuse:
+            llama.reset()
+        llama.n_tokens = reuse
         for start, end in zip([reuse] + boundaries, boundaries):
             if end > reuse:
                 llama.eval(ids[max(start, reuse):end])
+        self._pieces = set(boundaries)
         return reuse
 
     def count_tokens(self, messages: list[Message]) -> int:

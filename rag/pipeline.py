@@ -275,7 +275,7 @@ def _retrieval_gate(retriever: Retriever, query: str, hits: list[Hit], *, min_sc
 
 def _unknown_names(retriever: Retriever, question: str) -> Callable[[list[str]], list[str]]:
     """Which of some names the indexed documents never mention (for `drop_made_up_names`)."""
-    asked = question.lower()
+    asked = set(re.findall(r"[\w-]+", question.lower()))
 
     def unknown(names: list[str]) -> list[str]:
         # names from the question count as known: the retrieval gate has already vetted them;
@@ -289,6 +289,8 @@ def _answer_gate(question: str, answer: str, sources: list[str], *,
                  unknown: Callable[[list[str]], list[str]] | None = None) -> tuple[str, str]:
     """The answer with its made-up figures (and, given `unknown`, names) removed, and why nothing
     usable is left ("" if it is)."""
+    if not strip_markers(answer):
+        return answer, "the answer holds citation markers and no text"
     kept, made_up = drop_made_up_figures(answer, sources, question)
     if made_up:
         log.info("left out answer sentences with figures no passage contains: %s", ", ".join(made_up))

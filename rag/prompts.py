@@ -37,7 +37,9 @@ _EXTRACT_RULES = _RULES.replace(
 
 # Worked examples, fixed so that their tokens are cached. Topics lie outside any likely corpus.
 # The answerable example comes last: a small model leans on the last example it saw, and
-# with the refusal last it refused questions its passages plainly answered.
+# with the refusal last it refused questions its passages plainly answered. The refusal's
+# question opens with "What", not "Which": with "Which paint ...?" the 135M model answered
+# "None." to "Which ...?" questions whose answer was in the passages.
 _EXAMPLES = [
     ("<context>\n[1] (bike-manual.txt > Brakes)\nAdjust the brake cable until the lever stops "
      "two centimetres from the handlebar.\n</context>\nQuestion: What paint suits a steel frame?",

@@ -179,6 +179,38 @@ def test_made_up_names_are_cut_with_their_markers():
     assert kept == "Search automates design [1]. Google made it." and made_up == []
 
 
+def test_names_after_abbreviations_are_checked_and_layout_kept():
+    unknown = _unknown_to("PyTorch was made initially by Meta AI; Google made TensorFlow.")
+    assert drop_made_up_names("It was made by Dr. J. Minaj.", unknown=unknown)[1] == ["Minaj"]
+    assert drop_made_up_names("Labs made it, e.g. DeepMind.", unknown=unknown)[1] == ["DeepMind"]
+    # a marker before the first sentence stays with it
+    kept, _ = drop_made_up_names("[1] Meta AI made PyTorch. Its singer was Nicki Minaj. [2]", unknown=unknown)
+    assert kept == "[1] Meta AI made PyTorch."
+    # with nothing cut, a list keeps its lines, less a coined abbreviation
+    assert drop_made_up_names("Made by:\n- Meta AI [1]\n- Google (GOOGL) [2]", unknown=unknown) == \
+        ("Made by:\n- Meta AI [1]\n- Google [2]", [])
+    # a quoted or headed first word is still a sentence start
+    for answer in ('"Overall, Google made it." [2]', "### Summary\nMeta AI made PyTorch."):
+        assert drop_made_up_names(answer, unknown=unknown) == (answer, [])
+
+
+def test_unknown_names_look_past_plurals_and_at_the_question_words():
+    from rag.pipeline import _unknown_names
+
+    class Retriever:
+        def unknown(self, names):
+            return [n for n in names if n.lower() not in {"gpu", "pytorch", "meta"}]
+
+    unknown = _unknown_names(Retriever(), "Who maintains PyTorch at Toda?")
+    assert unknown(["GPUs", "Meta", "Toda", "Tor", "Nicki"]) == ["Tor", "Nicki"]
+
+
+def test_compress_keeps_passages_in_other_scripts():
+    hits = [Hit(Chunk(f"r#{i}", "r.txt", "", (), t), 1.0 - i / 10)
+            for i, t in enumerate(["Привет мир.", "Кошки едят мышей. Собаки лают.", "日本の首都は東京です。"])]
+    assert len(compress("Что едят кошки?", hits, embed=embed)) == 3
+
+
 def test_answer_gate_abstains_when_only_made_up_names_are_left():
     from rag.pipeline import _answer_gate
 
@@ -189,6 +221,7 @@ def test_answer_gate_abstains_when_only_made_up_names_are_left():
     assert "Nicki" in reason and "Google" in reason
     assert _answer_gate("Who made PyTorch?", "Meta AI made it [1].", sources, unknown=unknown) == \
         ("Meta AI made it [1].", "")
+    assert "no text" in _answer_gate("Who made PyTorch?", "[1]", sources, unknown=unknown)[1]
 
 
 def test_equal_support_goes_to_the_passage_ranked_first_for_the_question():
