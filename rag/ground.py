@@ -27,8 +27,8 @@ passage passages context answer question according""".split())
 # A full stop after an abbreviation or an initial ends no sentence: "(e.g. XGBoost, ...)" split
 # there left "Gradient Boosting Machines (e.g." as a sentence of its own, and compression kept
 # it without the names that answer the question. Each look-behind is fixed-width, as `re` needs.
-_ABBREV = "".join(rf"(?<!\b{a}\.)" for a in ("[eE]\\.g", "[iI]\\.e", "cf", "vs", "al", "Fig", "Figs", "Eq",
-                                            "Dr", "Mr", "Mrs", "Ms", "Prof", "[A-Z]"))
+_ABBREVIATIONS = ("cf", "vs", "al", "Fig", "Figs", "Eq", "Dr", "Mr", "Mrs", "Ms", "Prof")
+_ABBREV = "".join(rf"(?<!\b{a}\.)" for a in ("[eE]\\.g", "[iI]\\.e", *_ABBREVIATIONS, "[A-Z]"))
 _SENT = re.compile(rf"(?<=[.!?]){_ABBREV}\s+(?=[A-Z0-9\"'“‘(\[])|\n+")
 _CITE = re.compile(r"\s*\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
 
@@ -202,13 +202,13 @@ def drop_made_up_figures(answer: str, sources: list[str], question: str = "") ->
     return (" ".join(kept) if made_up else answer), made_up
 
 
-_LEAD_CITE = re.compile(r"(?:\s*\[\d{1,3}(?:\s*,\s*\d{1,3})*\])*\s*")
+_LEAD_CITE = re.compile(rf"(?:{_CITE.pattern})*\s*")
 # what may come before a sentence's first word: "- Whisper", "1. **Visualization**:", "## Summary"
 _ITEM_START = re.compile(r"^[\s\"'“‘(#*_>•-]*(?:\d{1,2}[.)])?[\s\"'“‘(*_]*")
 # in an answer already split into sentences, any capitalised word but the first may be a name
 # ("e.g. DeepMind", "J. Minaj"); one after a semicolon is a sentence start in all but name
 _ANSWER_NAME = re.compile(r"(?<!;\s)\b[A-Z][\w-]*|\b[A-Z]{2,}[\w-]*")
-_TITLES = frozenset("Dr Mr Mrs Ms Prof Fig Figs Eq".split())
+_TITLES = frozenset(_ABBREVIATIONS)
 # an abbreviation in brackets after the words it shortens: small models coin these ("(DLAS)")
 _COINED = re.compile(r"(?<=\w)\s*\(([A-Z][A-Z0-9-]+s?)\)")
 
@@ -236,7 +236,7 @@ def drop_made_up_names(answer: str, *, unknown: Callable[[list[str]], list[str]]
         here = set(unknown([m.group(1) for m in _COINED.finditer(sent)]))
         coined |= here
         sent = _COINED.sub(lambda m: "" if m.group(1) in here else m.group(0), sent)
-        body = _CITE.sub(" ", strip_markers(sent))
+        body = strip_markers(sent)
         body = body[_ITEM_START.match(body).end():]
         body = re.sub(r"^[\w'’-]+", "", body)  # the first word is capitalised as a sentence start
         names = list(dict.fromkeys(m.group(0) for m in _ANSWER_NAME.finditer(body)
@@ -310,11 +310,12 @@ def compress(question: str, hits: list[Hit], *, embed, keep_ratio: float = 0.5) 
         n = len(ss)
         cos = s_vecs[pos:pos + n] @ q
         pos += n
+        keys = [_sentence_key(x) for x in ss]
         if n <= 2:
-            keys = {_sentence_key(x) for x in ss} - {""}
-            if keys and keys <= seen:
+            whole_keys = set(keys) - {""}
+            if whole_keys and whole_keys <= seen:
                 continue
-            seen |= keys
+            seen |= whole_keys
             whole = strip_diagrams(plain_markup(hit.chunk.text))
             out.append(hit if whole == hit.chunk.text else
                        dataclasses.replace(hit, chunk=dataclasses.replace(hit.chunk, text=whole.strip())))
@@ -328,10 +329,10 @@ def compress(question: str, hits: list[Hit], *, embed, keep_ratio: float = 0.5) 
         chosen |= {i + 1 for i in ranked[:2] if i + 1 < n}
         # a sentence already given by a better-ranked passage (a copy of the same note in another
         # format, overlapping chunks) adds tokens and nothing new
-        best = [i for i in sorted(chosen) if not _sentence_key(ss[i]) or _sentence_key(ss[i]) not in seen]
+        best = [i for i in sorted(chosen) if not keys[i] or keys[i] not in seen]
         if not best:
             continue
-        seen |= {_sentence_key(ss[i]) for i in best}
+        seen |= {keys[i] for i in best}
         text = "\n".join(ss[i] for i in best)
         out.append(dataclasses.replace(hit, chunk=dataclasses.replace(hit.chunk, text=text)))
     return out
