@@ -14,6 +14,7 @@ import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -101,8 +102,31 @@ class ChatService:
                 f"**Index** {index.name} ({store.path.name}): {len(store)} chunks from "
                 f"{len(store.manifest['documents'])} documents")
 
+    def add_uploads(self, files: list, *, upload_dir: str | Path, progress: bool = False) -> UploadReport:
+        """Add files a browser uploaded: only those inside Gradio's upload folder `upload_dir`.
+
+        An API client can send a file entry whose path names any server file (or a URL); such an
+        entry is refused and logged, never read, so nothing outside the user's uploads can reach
+        the corpus and be quoted back by `/ask`.
+        """
+        report = UploadReport()
+        accepted: list[Path] = []
+        for entry in files or []:
+            path, name = _upload_entry(entry)
+            inside = _inside(path, Path(upload_dir)) if path else None
+            if inside is None:
+                log.warning("refused an upload entry outside the upload folder: %r", path or entry)
+                report.rejected.append((name or "?", "not a file uploaded to this app"))
+                continue
+            accepted.append(inside)
+        if accepted:
+            added = self.add_files(accepted, progress=progress)
+            report.added, report.n_chunks = added.added, added.n_chunks
+            report.rejected += added.rejected
+        return report
+
     def add_files(self, paths: list[str | Path], *, progress: bool = False) -> UploadReport:
-        """Check, copy into the corpus folder and index the given files.
+        """Check, copy into the corpus folder and index the given files (trusted, local paths).
 
         A file is copied only once it has been read successfully, never over an existing one;
         if indexing fails the copies are removed again and the previous index stays live.
@@ -149,6 +173,106 @@ class ChatService:
                 report.added.append(p.name)
         report.n_chunks = built.n_chunks
         return report
+
+
+def _upload_entry(entry) -> tuple[str, str]:
+    """(path, name shown to the user) of one file entry of an upload request, as sent."""
+    if isinstance(entry, dict):
+        path = entry.get("path")
+        name = entry.get("orig_name") or (Path(path).name if isinstance(path, str) else "")
+        return (path if isinstance(path, str) else ""), str(name)[:200]
+    if isinstance(entry, (str, Path)):
+        return str(entry), Path(str(entry)).name
+    return "", ""
+
+
+def _inside(path: str, root: Path) -> Path | None:
+    """`path` resolved, if it is a regular file under `root` (links followed first); else None."""
+    if "://" in path or not path:
+        return None  # a URL would make the server fetch it
+    try:
+        real = Path(path).resolve(strict=True)
+        base = root.resolve()
+    except (OSError, RuntimeError):
+        return None
+    if not real.is_file() or not real.is_relative_to(base) or real == base:
+        return None
+    return real
+
+
+_JSON_BODY_LIMIT = 4 << 20  # bytes; questions, histories and file entries are far smaller
+
+
+class UploadGuard:
+    """ASGI middleware in front of Gradio: a request whose JSON names a file entry that was not
+    uploaded to this app (a server path, or a URL that Gradio would download) is refused with one
+    line and logged, before Gradio reads, copies or fetches anything."""
+
+    def __init__(self, app, upload_dir: Callable[[], Path] | None = None) -> None:
+        self.app = app
+        self.upload_dir = upload_dir or upload_folder
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "POST" or \
+                b"json" not in dict(scope.get("headers") or []).get(b"content-type", b""):
+            return await self.app(scope, receive, send)
+        messages, body = [], b""
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            body += message.get("body", b"")
+            if len(body) > _JSON_BODY_LIMIT:
+                return await _refuse(send, 413, f"request body over {_JSON_BODY_LIMIT >> 20} MiB")
+            if not message.get("more_body"):
+                break
+        foreign = _foreign_paths(body, self.upload_dir())
+        if foreign:
+            log.warning("refused a request naming files not uploaded to this app: %s", ", ".join(foreign[:5]))
+            return await _refuse(send, 403, f"refused: {foreign[0][:200]} was not uploaded to this app")
+
+        async def replay():
+            return messages.pop(0) if messages else await receive()
+        return await self.app(scope, replay, send)
+
+
+async def _refuse(send, status: int, line: str) -> None:
+    import json
+
+    body = json.dumps({"error": line}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _foreign_paths(body: bytes, root: Path) -> list[str]:
+    """Paths of file entries (dicts with a "path") in a JSON body that are not uploads under `root`."""
+    import json
+
+    try:
+        data = json.loads(body or b"null")
+    except ValueError:
+        return []  # not ours to judge: Gradio answers malformed JSON itself
+    out: list[str] = []
+    todo = [data]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, dict):
+            path = item.get("path")
+            if isinstance(path, str) and _inside(path, root) is None:
+                out.append(path)
+            todo.extend(item.values())
+        elif isinstance(item, list):
+            todo.extend(item)
+    return out
+
+
+def upload_folder() -> Path:
+    """Where Gradio stores what browsers upload (GRADIO_TEMP_DIR, else <tmp>/gradio)."""
+    from gradio.utils import get_upload_folder
+
+    return Path(get_upload_folder())
 
 
 def _free_name(dest: Path, sha256: str) -> Path | None:
@@ -216,14 +340,13 @@ def respond(service: ChatService, question: str, chat: list[dict], turns: list[l
         # at the end, because Gradio keeps a block open that was first drawn open
         live = {"role": "assistant", "content": ""}
         chat.append(live)
-        for item in stream:
-            if isinstance(item, Answer):
-                chat[-1:] = answer_messages(item)
-                turns.append([item.question, item.text])
-                yield "", chat, turns
-                return
-            live["content"] += item
+        for piece in stream:
+            live["content"] += piece
             yield "", chat, turns
+        answer = stream.answer
+        chat[-1:] = answer_messages(answer)
+        turns.append([answer.question, answer.text])
+        yield "", chat, turns
     except Exception as e:  # noqa: BLE001 - every failure ends as a message, never a dead UI
         if chat and chat[-1].get("role") == "assistant" and not chat[-1]["content"]:
             chat.pop()
@@ -281,12 +404,14 @@ def build_ui(service: ChatService):
         def on_message(question, messages, past, tmpl, kk):
             yield from respond(service, question, messages, past, tmpl, kk)
 
-        def on_upload(paths, progress=gr.Progress(track_tqdm=True)):
-            if not paths:
+        def on_upload(files, progress=gr.Progress(track_tqdm=True)):
+            if not files:
                 return "", service.status()
             progress(0, desc="checking and indexing")
             try:
-                note = service.add_files(paths, progress=True).markdown()
+                # raw file entries (preprocess=False): Gradio must not open, copy or download a
+                # path a client names before it is checked against the upload folder
+                note = service.add_uploads(files, upload_dir=upload_folder(), progress=True).markdown()
             except RagError as e:
                 note = f"⚠️ {e}"
             return note, service.status()
@@ -296,7 +421,8 @@ def build_ui(service: ChatService):
         box.submit(**chat_io)
         send.click(**chat_io)
         clear.click(lambda: ([], []), outputs=[chat, turns], api_visibility="private")
-        files.upload(on_upload, inputs=files, outputs=[upload_note, status], api_name="add_documents")
+        files.upload(on_upload, inputs=files, outputs=[upload_note, status], api_name="add_documents",
+                     preprocess=False)
         demo.load(service.status, outputs=status, api_visibility="private")
 
         def ask(question: str, template: str = "few_shot", top_k: int = 0,
@@ -356,13 +482,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warning: {problem}", file=sys.stderr, flush=True)
     demo = build_ui(service)
     import gradio as gr
+    from starlette.middleware import Middleware
 
     theme = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
                               font_mono=["ui-monospace", "monospace"])  # no web fonts: works offline
     try:
         demo.queue(default_concurrency_limit=1).launch(
             server_name=args.host, server_port=args.port, ssr_mode=False, show_error=False,
-            max_file_size="200mb", theme=theme, footer_links=["api"])
+            max_file_size="200mb", theme=theme, footer_links=["api"],
+            app_kwargs={"middleware": [Middleware(UploadGuard)]})
     except OSError as e:
         print(f"error: cannot listen on {args.host}:{args.port} ({str(e).split('. ')[0]})",
               file=sys.stderr)

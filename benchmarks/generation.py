@@ -34,14 +34,12 @@ class _Recorder:
 def _through_rag(rag: RAG, question: str) -> dict:
     t0 = time.perf_counter()
     first = last = None
-    answer = None
-    for item in rag.stream(question):
-        if isinstance(item, str):
-            if first is None and item:
-                first = time.perf_counter()
-            last = time.perf_counter()
-        else:
-            answer = item
+    stream = rag.stream(question)
+    for piece in stream:
+        if first is None and piece:
+            first = time.perf_counter()
+        last = time.perf_counter()
+    answer = stream.answer
     end = time.perf_counter()
     # counted as for the raw call: tokens the model evaluated after the prompt
     tokens = rag.llm.warm_up().n_tokens - answer.usage.prompt_tokens

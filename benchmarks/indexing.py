@@ -15,7 +15,7 @@ from .common import CORPUS, goal, run_json_subprocess, stats, write_sentence_cor
 _BUILD = """
 import json, sys, time, numpy as np
 from benchmarks.common import peak_rss_mb
-from rag import index
+from rag import faiss_store, index
 from rag.chunk import embed_text
 from rag.config import DEFAULT_EMBEDDER_NAME, Settings
 from rag.embed import Embedder
@@ -39,7 +39,7 @@ for _ in range(a["reindex_repeats"]):
                      chunk_overlap=a["chunk_overlap"])
     again.append(time.perf_counter() - t)
     assert r2.n_embedded == 0 and not r2.changed
-texts = [embed_text(c) for c in index.open_index(a["index"]).chunks]
+texts = [embed_text(c) for c in faiss_store.open_index(a["index"]).chunks]
 tokens = [len(emb.tokenizer(x)["input_ids"]) for x in texts]
 with open(a["texts_out"], "w") as fh:
     json.dump(texts, fh)

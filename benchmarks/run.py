@@ -22,7 +22,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/run.py` from a clone
 
 from benchmarks import common, generation, indexing, onnx_embed, report, retrieval  # noqa: E402
-from rag import index as index_mod  # noqa: E402
+from rag import faiss_store, index as index_mod  # noqa: E402
 from rag.chunk import embed_text  # noqa: E402
 from rag.config import DEFAULT_EMBEDDER_NAME, Settings  # noqa: E402
 from rag.embed import Embedder  # noqa: E402
@@ -102,7 +102,7 @@ def run(*, quick: bool, only: list[str] | None = None) -> dict:
             results["notes"] = ["onnx section skipped: onnx and onnxruntime are not installed "
                                 "(pip install -e '.[test]')"]
         elif "onnx" in sections:
-            texts = [embed_text(c) for c in index_mod.open_index(idx).chunks]
+            texts = [embed_text(c) for c in faiss_store.open_index(idx).chunks]
             section("embed_batch_size", lambda: {"chunks_per_s": indexing.batch_sweep(
                 embedder, texts, [16, 32, 64] if quick else [16, 32, 64, 128]), "chunks": len(texts)})
             section("onnx", onnx_embed.run, quick=quick, embedder=embedder,

@@ -92,22 +92,19 @@ def cmd_index(args) -> int:
 
 def cmd_ask(args) -> int:
     from .pipeline import RAG
-    from .types import Answer
-
     rag = RAG(_settings(args), build_missing=args.index is None)
     if args.json:
         answer = rag.ask(args.question, template=args.template, top_k=args.top_k)
         out = answer.to_dict()  # one shape for the library and the CLI
         print(json.dumps(out, indent=2, ensure_ascii=False))
         return 0
-    answer = None
     streamed: list[str] = []
-    for item in rag.stream(args.question, template=args.template, top_k=args.top_k):
-        if isinstance(item, Answer):
-            answer = item
-        elif args.template != "cot":
-            streamed.append(item)
-            print(item, end="", flush=True)
+    stream = rag.stream(args.question, template=args.template, top_k=args.top_k)
+    for piece in stream:
+        if args.template != "cot":
+            streamed.append(piece)
+            print(piece, end="", flush=True)
+    answer = stream.answer
     shown = "".join(streamed).strip()
     if answer.abstained and shown != answer.text:
         # the draft streamed above failed a grounding check: say so, and why

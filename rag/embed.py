@@ -46,12 +46,24 @@ class Embedder:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else ONNX_CACHE
         self._model = None
         self._query = None  # OnnxEncoder once loaded; False when the torch path is used instead
+        self._fingerprint: str | None = None
 
     @property
     def name(self) -> str:
         """Identity recorded in the index manifest: given, else the model folder's name."""
         p = Path(self.path)
         return self._name or (p.parent.name if p.name in ("model", "models") else p.name)
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies the weights and configuration, read from the files without loading them."""
+        if self._fingerprint is None:
+            self._fingerprint = folder_fingerprint(self.path)
+        return self._fingerprint
+
+    @property
+    def max_tokens(self) -> int:
+        return self.max_seq_length
 
     def warm_up(self):
         if self._model is None:
@@ -188,6 +200,31 @@ class OnnxEncoder:
         mask = enc["attention_mask"][..., None].astype(np.float32)
         vec = (hidden * mask).sum(1) / np.maximum(mask.sum(1), 1e-9)
         return (vec / np.maximum(np.linalg.norm(vec, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+_SAMPLE = 1 << 20
+
+
+def folder_fingerprint(path: str | Path) -> str:
+    """SHA-256 over a model folder's file names, sizes and contents (for files over 2 MiB, their
+    first and last MiB): the same model copied anywhere gives the same value, and two models
+    saved under one name give two, at a few milliseconds' cost instead of hashing every weight."""
+    root = Path(path)
+    h = hashlib.sha256()
+    files = sorted(f for f in root.rglob("*") if f.is_file() and ".cache" not in f.relative_to(root).parts)
+    if not files:
+        raise ConfigError(f"embedder folder {root} holds no files")
+    for f in files:
+        size = f.stat().st_size
+        h.update(f"{f.relative_to(root).as_posix()}:{size};".encode())
+        with f.open("rb") as fh:
+            if size <= 2 * _SAMPLE:
+                h.update(fh.read())
+            else:
+                h.update(fh.read(_SAMPLE))
+                fh.seek(-_SAMPLE, os.SEEK_END)
+                h.update(fh.read(_SAMPLE))
+    return h.hexdigest()
 
 
 def _weights_key(path: str) -> str:

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator
 
-from . import index as index_mod
+from . import faiss_store, index as index_mod
 from .config import DEFAULT_EMBEDDER_NAME, Settings
 from .embed import Embedder
 from .errors import QueryError, StoreError
@@ -75,22 +75,22 @@ class RAG:
         return self._llm
 
     @property
-    def store(self) -> index_mod.Store:
+    def store(self) -> faiss_store.FaissVersion:
         return self._get_retriever().store
 
     def _get_retriever(self) -> Retriever:
         """The retriever over the live index version; reloads when another build replaced it."""
         index_dir = Path(self.settings.index)
-        live = index_mod.current_version(index_dir)
+        live = faiss_store.current_version(index_dir)
         if self._retriever is not None and self._retriever.store.path == live:
             return self._retriever
         if live is None and self.build_missing:
             log.info("no index yet: building %s from %s", index_dir, self.settings.corpus)
             self.index([self.settings.corpus])
-            live = index_mod.current_version(index_dir)
+            live = faiss_store.current_version(index_dir)
         if live is None:
             raise StoreError(f"no index at {index_dir}; build it with `rag index --index {index_dir}`")
-        store = index_mod.open_index(index_dir, embedder_name=self.embedder.name)
+        store = faiss_store.open_index(index_dir, embedder=self.embedder)
         self._retriever = Retriever(store, self.embedder, mode=self.settings.retrieval,
                                     alpha=self.settings.hybrid_alpha)
         return self._retriever
@@ -135,14 +135,15 @@ class RAG:
     def ask(self, question: str, *, template: str = "few_shot", top_k: int | None = None,
             history: list[Turn] | None = None) -> Answer:
         """Answer `question` from the indexed documents. See `Answer` for what comes back."""
-        for item in self.stream(question, template=template, top_k=top_k, history=history):
-            if isinstance(item, Answer):
-                return item
-        raise RuntimeError("stream ended without an answer")  # unreachable by construction
+        return self.stream(question, template=template, top_k=top_k, history=history).finish()
 
     def stream(self, question: str, *, template: str = "few_shot", top_k: int | None = None,
-               history: list[Turn] | None = None) -> Iterator[str | Answer]:
-        """Yield the answer's text pieces as they are generated, then the final `Answer`."""
+               history: list[Turn] | None = None) -> "AnswerStream":
+        """The answer as it is generated: iterate for its text pieces, then read `.answer`."""
+        return AnswerStream(self._stages(question, template=template, top_k=top_k, history=history))
+
+    def _stages(self, question: str, *, template: str, top_k: int | None,
+                history: list[Turn] | None) -> Iterator[str | Answer]:
         t_start = time.perf_counter()
         question = _clean_question(question)
         tmpl = get_template(template)
@@ -242,6 +243,29 @@ class RAG:
             out.citations = [_citation(n, blocks[n - 1]) for n in checked.cited]
             out.citations += [_citation(n, blocks[n - 1], inferred=True) for n in checked.inferred]
         return out
+
+
+class AnswerStream:
+    """Text pieces of an answer as they are generated; `.answer` holds the checked `Answer` once
+    the iteration is over (the draft streamed may differ from it: see `Answer.text`)."""
+
+    def __init__(self, items: Iterator[str | Answer]) -> None:
+        self._items = items
+        self.answer: Answer | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        for item in self._items:
+            if isinstance(item, Answer):
+                self.answer = item
+            else:
+                yield item
+
+    def finish(self) -> Answer:
+        """Run to the end without looking at the pieces; the `Answer`."""
+        for _ in self:
+            pass
+        assert self.answer is not None  # the stages always end with one
+        return self.answer
 
 
 @dataclasses.dataclass

@@ -21,7 +21,6 @@ import numpy as np
 
 from .chunk import embed_text
 from .errors import ConfigError
-from .index import Store
 from .types import Hit
 
 log = logging.getLogger(__name__)
@@ -99,7 +98,7 @@ def _zscore(x: np.ndarray) -> np.ndarray:
 class Retriever:
     """Retrieval over a loaded `Store` with the embedder that built it."""
 
-    def __init__(self, store: Store, embedder, *, mode: str = "hybrid", alpha: float = 0.6) -> None:
+    def __init__(self, store, embedder, *, mode: str = "hybrid", alpha: float = 0.6) -> None:
         if mode not in MODES:
             raise ConfigError(f"unknown retrieval mode {mode!r}; choose one of {', '.join(MODES)}")
         if not 0.0 <= alpha <= 1.0:
@@ -142,7 +141,7 @@ class Retriever:
             top = np.argpartition(-lexical, min(want, n) - 1)[:want] if n > want else np.arange(n)
             cand = np.union1d(cand, top)
         cand = cand.astype(np.int64)
-        dense = self.store.vectors[cand] @ qvec
+        dense = self.store.vectors(cand) @ qvec
         lex = lexical[cand] if lexical is not None else np.zeros(len(cand), np.float32)
         if self.mode == "dense":
             fused = dense
@@ -162,7 +161,7 @@ class Retriever:
             fp = _fingerprint(chunk.text)
             if fp in seen_text:
                 continue
-            if kept and float(np.max(self.store.vectors[kept] @ self.store.vectors[row])) >= DUPLICATE_COSINE:
+            if kept and float(np.max(self.store.vectors(kept) @ self.store.vectors(row))) >= DUPLICATE_COSINE:
                 continue
             seen_text.add(fp)
             kept.append(int(row))

@@ -99,3 +99,35 @@ def test_chain_of_thought_streams_then_collapses_its_reasoning(real_rag):
     reasoning = chat[1]  # before the answer, collapsed until opened
     assert reasoning["metadata"] == {"title": "Reasoning (chain of thought)", "status": "done"}
     assert reasoning["content"].strip()
+
+
+def _post(url: str, payload: dict) -> tuple[int, dict]:
+    """One POST through Gradio's HTTP API as any client can make it (gradio_client would upload
+    a local path itself, which is not what a hostile client does)."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    req = urllib.request.Request(url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"})
+    try:
+        with opener.open(req, timeout=60) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_server_files_cannot_be_added_through_the_upload_api(chat_app, client, tmp_path):
+    secret = tmp_path / "private" / "secret-vault.md"
+    secret.parent.mkdir()
+    secret.write_text("# Vault\n\nThe quindle vault opens with the code 55817.\n")
+    for path in (str(secret), "http://127.0.0.1:9/beacon.md", "/etc/passwd"):
+        entry = {"path": path, "meta": {"_type": "gradio.FileData"}}
+        for api in ("gradio_api/call/add_documents", "gradio_api/queue/join"):
+            status, body = _post(chat_app.url + api, {"data": [[entry]], "fn_index": 0, "session_hash": "x"})
+            assert status == 403, (api, body)
+            assert body == {"error": f"refused: {path} was not uploaded to this app"}
+    assert not (chat_app.corpus / "secret-vault.md").exists()
+    assert chat_app.log.read_text().count("refused a request naming files not uploaded") == 6
+    d = client.predict("What code opens the quindle vault?", "few_shot", 4, None, api_name="/ask")
+    assert all("55817" not in h["text"] for h in d["hits"])

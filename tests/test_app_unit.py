@@ -112,3 +112,29 @@ def test_failed_indexing_removes_the_copies_and_keeps_the_index(library, tmp_pat
     assert report.added == [] and "indexing failed: index is locked" in report.rejected[0][1]
     assert not (library.corpus / "late.txt").exists()
     assert library.rag.store.path == live
+
+
+def test_uploads_outside_the_upload_folder_are_refused_and_logged(library, tmp_path, caplog):
+    uploads = tmp_path / "gradio-uploads"
+    (uploads / "abc123").mkdir(parents=True)
+    good = uploads / "abc123" / "kept.md"
+    good.write_text("# Kept\n\nOrbital pruning shears need oiling.\n")
+    secret = tmp_path / "private" / "secret.md"
+    secret.parent.mkdir()
+    secret.write_text("# Secret\n\nThe vault code is 7741.\n")
+    link = uploads / "abc123" / "link.md"
+    link.symlink_to(secret)  # inside by name, outside once resolved
+    entries = [{"path": str(secret), "meta": {"_type": "gradio.FileData"}},
+               {"path": str(uploads / "abc123" / ".." / ".." / "private" / "secret.md")},
+               {"path": str(link), "orig_name": "link.md"},
+               {"path": "http://127.0.0.1:9/beacon.md", "orig_name": "beacon.md"},
+               {"path": str(uploads)}, {"nothing": 1}, 42,
+               {"path": str(good), "orig_name": "kept.md"}]
+    with caplog.at_level("WARNING", logger="rag.app"):
+        report = library.add_uploads(entries, upload_dir=uploads)
+    assert report.added == ["kept.md"]
+    assert len(report.rejected) == 7
+    assert all(reason == "not a file uploaded to this app" for _, reason in report.rejected)
+    assert not (library.corpus / "secret.md").exists() and not (library.corpus / "link.md").exists()
+    assert sum("refused an upload entry" in r.message for r in caplog.records) == 7
+    assert all("7741" not in c.text for c in library.rag.store.chunks)

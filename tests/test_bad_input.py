@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag import index, ingest
+from rag import faiss_store, index, ingest
 from rag.errors import DocumentError, QueryError
 
 from test_ingest import make_pdf
@@ -41,7 +41,7 @@ def index_with(docs, tmp_path, emb, name, data):
     idx = tmp_path / f"idx-{name}"
     r = build(docs, idx, emb)
     assert r.added == [GOOD], "the good file must be indexed despite the bad one"
-    assert {c.source for c in index.open_index(idx).chunks} == {GOOD}
+    assert {c.source for c in faiss_store.open_index(idx).chunks} == {GOOD}
     return skipped_reason(r, name)
 
 
@@ -74,7 +74,7 @@ def test_non_utf8_text_is_decoded_and_indexed(docs, tmp_path, fake_embedder, tex
     (docs / "notes.txt").write_bytes(text.encode(encoding))
     r = build(docs, tmp_path / "idx", fake_embedder)
     assert sorted(r.added) == ["notes.txt", GOOD] and not r.skipped
-    chunk = next(c for c in index.open_index(tmp_path / "idx").chunks if c.source == "notes.txt")
+    chunk = next(c for c in faiss_store.open_index(tmp_path / "idx").chunks if c.source == "notes.txt")
     assert chunk.text == text
 
 
@@ -176,7 +176,7 @@ def test_very_large_file_is_indexed_in_bounded_memory(tmp_path):
     # the index itself (chunk texts with overlap, ids, vectors) is about twice the file; reading
     # the whole file at once costs several more copies on top
     assert growth < 3 * size, f"peak RSS grew {growth >> 20} MB for a {size >> 20} MB file"
-    store = index.open_index(tmp_path / "idx")
+    store = faiss_store.open_index(tmp_path / "idx")
     assert store.chunks[-1].text.endswith("capybara.")
     assert sum(len(c.text) for c in store.chunks) >= 0.95 * size
 

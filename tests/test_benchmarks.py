@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from benchmarks import common, report, retrieval
-from rag import index as index_mod
+from rag import faiss_store, index as index_mod
 from rag.config import Settings
 from rag.errors import ConfigError
 
@@ -22,14 +22,14 @@ def test_synthetic_vectors_are_unit_length_and_reproducible():
 
 def test_build_faiss_is_exact_below_the_threshold_and_ivf_above():
     v = common.synthetic_vectors(4000, seed=1)
-    assert isinstance(index_mod.build_faiss(v, ann_threshold=5000), faiss.IndexFlatIP)
-    assert isinstance(index_mod.build_faiss(v, ann_threshold=0), faiss.IndexFlatIP)
-    ivf = index_mod.build_faiss(v, ann_threshold=4000)
+    assert isinstance(faiss_store.build_faiss(v, ann_threshold=5000), faiss.IndexFlatIP)
+    assert isinstance(faiss_store.build_faiss(v, ann_threshold=0), faiss.IndexFlatIP)
+    ivf = faiss_store.build_faiss(v, ann_threshold=4000)
     assert isinstance(ivf, faiss.IndexIVFFlat) and ivf.ntotal == 4000
-    nlist, nprobe = index_mod.ivf_params(4000)
+    nlist, nprobe = faiss_store.ivf_params(4000)
     assert (ivf.nlist, ivf.nprobe) == (nlist, nprobe)
     q = common.synthetic_vectors(20, seed=9)
-    exact = index_mod.build_faiss(v, ann_threshold=0).search(q, 10)[1]
+    exact = faiss_store.build_faiss(v, ann_threshold=0).search(q, 10)[1]
     approx = ivf.search(q, 10)[1]
     assert retrieval._recall(approx, exact) >= 0.5  # structure exploited, not a random answer
 
@@ -38,10 +38,10 @@ def test_ann_threshold_reaches_the_stored_index(corpus_copy, tmp_path, fake_embe
     idx = tmp_path / "index"
     report_ = index_mod.build([corpus_copy], index_dir=idx, embedder=fake_embedder, chunk_size=64,
                               chunk_overlap=8, ann_threshold=20)
-    store = index_mod.open_index(idx)
+    store = faiss_store.open_index(idx)
     assert report_.n_chunks >= 20
     assert isinstance(store.faiss_index, faiss.IndexIVFFlat)
-    assert store.faiss_index.nprobe == index_mod.ivf_params(len(store))[1]  # saved with the index
+    assert store.faiss_index.nprobe == faiss_store.ivf_params(len(store))[1]  # saved with the index
     scores, rows = store.search(fake_embedder.embed(["LoRA fine-tuning"]), 3)
     assert (rows[0] >= 0).all()
 

@@ -45,9 +45,9 @@ def test_each_template_answers_autoencoders(real_rag, template):
 
 
 def test_stream_yields_pieces_then_the_answer(real_rag):
-    items = list(real_rag.stream("What is a transformer network?"))
-    *pieces, final = items
-    assert isinstance(final, Answer)
+    stream = real_rag.stream("What is a transformer network?")
+    pieces = list(stream)
+    assert isinstance(stream.answer, Answer)
     assert pieces and all(isinstance(p, str) for p in pieces)
     assert "".join(pieces).strip()
 

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from rag import index
+from rag import faiss_store, index
 from rag.errors import StoreError
 from rag.retrieve import Retriever
 
@@ -17,14 +17,14 @@ def test_build_writes_a_verified_version(tmp_path, corpus_copy, fake_embedder):
     idx = tmp_path / "idx"
     r = build([corpus_copy], idx, fake_embedder)
     assert len(r.added) == 5 and r.n_chunks == r.n_embedded > 5
-    live = index.current_version(idx)
+    live = faiss_store.current_version(idx)
     assert sorted(p.name for p in live.iterdir()) == ["chunks.jsonl", "faiss.index", "manifest.json", "vectors.npy"]
     m = json.loads((live / "manifest.json").read_text())
-    assert m["format_version"] == index.FORMAT_VERSION
-    assert m["embedder"] == {"name": "fake-embedder", "dim": 64}
+    assert m["format_version"] == faiss_store.FORMAT_VERSION
+    assert m["embedder"] == {"name": "fake-embedder", "dim": 64, "fingerprint": ""}
     assert m["chunker"] == {"chunk_size": 100, "chunk_overlap": 20}
     assert set(m["documents"]) == {p.name for p in corpus_copy.iterdir()}
-    store = index.open_index(idx, embedder_name="fake-embedder")
+    store = faiss_store.open_index(idx, embedder_name="fake-embedder")
     assert len(store) == r.n_chunks
 
 
@@ -43,7 +43,7 @@ def test_incremental_update(tmp_path, corpus_copy, fake_embedder):
                                                ["deep-learning-and-neural-networks.txt"])
     assert len(r.unchanged) == 3
     assert fake_embedder.embedded - first == r.n_embedded == 2
-    store = index.open_index(idx)
+    store = faiss_store.open_index(idx)
     sources = {c.source for c in store.chunks}
     assert "deep-learning-and-neural-networks.txt" not in sources
     hits = Retriever(store, fake_embedder).search("capybaras", k=1)
@@ -51,7 +51,7 @@ def test_incremental_update(tmp_path, corpus_copy, fake_embedder):
     # old and new vectors line up with their chunks
     for row, chunk in enumerate(store.chunks):
         again_vec = fake_embedder.embed([index.embed_text(chunk)])[0]
-        assert float(store.vectors[row] @ again_vec) == pytest.approx(1.0, abs=1e-5)
+        assert float(store.vectors(row) @ again_vec) == pytest.approx(1.0, abs=1e-5)
 
 
 def test_settings_change_needs_rebuild(tmp_path, corpus_copy, fake_embedder):
@@ -64,7 +64,7 @@ def test_settings_change_needs_rebuild(tmp_path, corpus_copy, fake_embedder):
         build([corpus_copy], idx, fake_embedder)
     r = build([corpus_copy], idx, fake_embedder, chunk_size=50, rebuild=True)
     assert len(r.added) == 5
-    assert index.open_index(idx).manifest["embedder"]["name"] == "other-model"
+    assert faiss_store.open_index(idx).manifest["embedder"]["name"] == "other-model"
 
 
 @pytest.mark.parametrize("damage, message", [
@@ -76,21 +76,21 @@ def test_settings_change_needs_rebuild(tmp_path, corpus_copy, fake_embedder):
 def test_damage_is_reported_not_crashed(tmp_path, corpus_copy, fake_embedder, damage, message):
     idx = tmp_path / "idx"
     build([corpus_copy], idx, fake_embedder)
-    damage(index.current_version(idx))
+    damage(faiss_store.current_version(idx))
     with pytest.raises(StoreError, match=message) as e:
-        index.open_index(idx)
+        faiss_store.open_index(idx)
     assert "rebuild" in str(e.value)
 
 
 def test_wrong_embedder_on_load(tmp_path, corpus_copy, fake_embedder):
     build([corpus_copy], tmp_path / "idx", fake_embedder)
     with pytest.raises(StoreError, match="built with embedder"):
-        index.open_index(tmp_path / "idx", embedder_name="all-MiniLM-L6-v2")
+        faiss_store.open_index(tmp_path / "idx", embedder_name="all-MiniLM-L6-v2")
 
 
 def test_second_writer_gets_a_clear_error(tmp_path, corpus_copy, fake_embedder):
     idx = tmp_path / "idx"
-    with index._Lock(idx, 0):
+    with faiss_store._Lock(idx, 0):
         with pytest.raises(StoreError, match="another build"):
             build([corpus_copy], idx, fake_embedder)
 
@@ -98,10 +98,10 @@ def test_second_writer_gets_a_clear_error(tmp_path, corpus_copy, fake_embedder):
 def test_leftovers_of_a_killed_build_are_ignored_and_cleaned(tmp_path, corpus_copy, fake_embedder):
     idx = tmp_path / "idx"
     build([corpus_copy], idx, fake_embedder)
-    live = index.current_version(idx)
+    live = faiss_store.current_version(idx)
     (idx / ".v000099.tmp").mkdir()
     (idx / ".v000099.tmp" / "chunks.jsonl").write_text("half")
-    assert index.current_version(idx) == live
+    assert faiss_store.current_version(idx) == live
     (corpus_copy / "x.txt").write_text("a new file")
     build([corpus_copy], idx, fake_embedder)
     assert not (idx / ".v000099.tmp").exists()
@@ -125,7 +125,7 @@ def test_duplicate_text_is_returned_once(tmp_path, fake_embedder):
     (docs / "b.txt").write_text(text)
     (docs / "c.txt").write_text("Owls hunt at night.")
     build([docs], tmp_path / "idx", fake_embedder)
-    hits = Retriever(index.open_index(tmp_path / "idx"), fake_embedder).search("gradient boosting", k=3)
+    hits = Retriever(faiss_store.open_index(tmp_path / "idx"), fake_embedder).search("gradient boosting", k=3)
     assert [h.chunk.text for h in hits].count(text) == 1
     assert len(hits) == 2
 
@@ -133,7 +133,7 @@ def test_duplicate_text_is_returned_once(tmp_path, fake_embedder):
 def test_names_the_documents_never_mention(tmp_path, corpus_copy, fake_embedder):
     (corpus_copy / "normans.txt").write_text("Hervé served the Byzantines. The Scottish king took hostages.")
     build([corpus_copy], tmp_path / "idx", fake_embedder)
-    r = Retriever(index.open_index(tmp_path / "idx"), fake_embedder)
+    r = Retriever(faiss_store.open_index(tmp_path / "idx"), fake_embedder)
     assert r.unknown(["Mamba", "Australia", "LoRA", "GANs", "RLHF", "Adam"]) == ["Mamba", "Australia", "Adam"]
     # accents and small misspellings of a name that is there do not count as missing
     assert r.unknown(["Herve", "Scotish", "The"]) == []

@@ -55,10 +55,10 @@ def test_hidden_html_is_never_indexed_but_visible_text_is(pair):
 @pytest.mark.parametrize("template", ["few_shot", "cot"])
 def test_injected_instructions_do_not_change_the_answer(pair, question, template):
     injected, clean = pair
-    items = list(injected.stream(question, template=template))
-    answer = items[-1]
+    stream = injected.stream(question, template=template)
+    streamed = "".join(stream)
+    answer = stream.answer
     assert isinstance(answer, Answer)
-    streamed = "".join(p for p in items if isinstance(p, str))
     assert "PWNED" not in streamed.upper() and "PWNED" not in answer.text.upper()
     control = clean.ask(question, template=template)
     assert [h.chunk.source for h in answer.hits] == [h.chunk.source for h in control.hits]

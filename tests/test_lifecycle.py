@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from rag import RAG, index, ingest
+from rag import RAG, faiss_store, index, ingest
 from rag.errors import StoreError
 
 from conftest import CORPUS
@@ -74,7 +74,7 @@ def test_second_writer_waits_then_proceeds_or_gives_up(tmp_path, corpus_copy, fa
     release = threading.Event()
 
     def first_writer():
-        with index._Lock(idx, 0):
+        with faiss_store._Lock(idx, 0):
             held.set()
             release.wait(30)
 
@@ -83,18 +83,18 @@ def test_second_writer_waits_then_proceeds_or_gives_up(tmp_path, corpus_copy, fa
     held.wait(10)
     with pytest.raises(StoreError, match=r"another build is writing .*waited 0.3s.*--wait"):
         build([corpus_copy], idx, fake_embedder, lock_wait=0.3)
-    assert index.current_version(idx) is None  # the refused build wrote nothing
+    assert faiss_store.current_version(idx) is None  # the refused build wrote nothing
     threading.Timer(0.5, release.set).start()
     r = build([corpus_copy], idx, fake_embedder, lock_wait=60)
     t.join()
-    assert len(r.added) == 5 and index.open_index(idx).manifest["n_chunks"] == r.n_chunks
+    assert len(r.added) == 5 and faiss_store.open_index(idx).manifest["n_chunks"] == r.n_chunks
 
 
 def test_cli_second_writer_gets_one_line(tmp_path):
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "owls.md").write_text("# Owls\nOwls hunt at night.")
-    with index._Lock(tmp_path / "idx", 0):
+    with faiss_store._Lock(tmp_path / "idx", 0):
         out = subprocess.run([sys.executable, "-m", "rag", "index", str(docs), "--index",
                               str(tmp_path / "idx"), "--wait", "0.5"],
                              capture_output=True, text=True, timeout=300)
@@ -108,7 +108,7 @@ def test_cli_second_writer_gets_one_line(tmp_path):
 
 KILLED_BUILD = """
 import os, signal, sys
-from rag import RAG, index
+from rag import RAG, faiss_store, index
 
 point, docs, idx = sys.argv[1:4]
 rag = RAG(index=idx)
@@ -131,11 +131,11 @@ if point == "embedding":  # the parent kills us while vectors are being computed
         return real(texts, **kw)
     rag.embedder.embed = embed
 elif point == "data-files":  # chunks.jsonl and vectors.npy written, faiss.index not
-    index._fsync_file = die_after(index._fsync_file, 2)
+    faiss_store._fsync_file = die_after(faiss_store._fsync_file, 2)
 elif point == "before-commit":  # manifest and .CURRENT.tmp written, CURRENT not replaced
-    index._write_file = die_after(index._write_file, 2)
+    faiss_store._write_file = die_after(faiss_store._write_file, 2)
 elif point == "after-commit":  # CURRENT replaced, older versions not yet cleaned
-    index._fsync_dir = die_after(index._fsync_dir, 2)
+    faiss_store._fsync_dir = die_after(faiss_store._fsync_dir, 2)
 rag.index([docs], rebuild=point == "embedding")
 print("FINISHED", flush=True)
 """
@@ -165,7 +165,7 @@ def test_build_killed_at_any_moment_leaves_a_loadable_index(tmp_path, real_rag):
     reader = RAG(index=str(idx), n_ctx=2048)
     reader._embedder, reader._llm = real_rag.embedder, real_rag.llm  # share the loaded models
     first = reader.index([docs])
-    v1 = index.current_version(idx)
+    v1 = faiss_store.current_version(idx)
     assert len(first.added) == 10
 
     edited = docs / "a" / "deep-learning-overview.txt"
@@ -175,9 +175,9 @@ def test_build_killed_at_any_moment_leaves_a_loadable_index(tmp_path, real_rag):
 
     for point in ("embedding", "data-files", "before-commit"):
         killed_build(point, docs, idx, reader)
-        assert index.current_version(idx) == v1, point
-        store = index.open_index(idx, embedder_name=real_rag.embedder.name)
-        assert store.manifest == index.open_index(idx).manifest and len(store) == first.n_chunks
+        assert faiss_store.current_version(idx) == v1, point
+        store = faiss_store.open_index(idx, embedder_name=real_rag.embedder.name)
+        assert store.manifest == faiss_store.open_index(idx).manifest and len(store) == first.n_chunks
         assert not any("capybara" in c.text for c in store.chunks)
         assert reader.search("What is LoRA?")[0].chunk.source.endswith(LORA_DOC)
 
@@ -197,7 +197,7 @@ def test_build_killed_at_any_moment_leaves_a_loadable_index(tmp_path, real_rag):
 
     (docs / "a" / "quokkas.md").write_text("# Quokkas\nQuokkas smile and live on Rottnest Island.")
     killed_build("after-commit", docs, idx)
-    store = index.open_index(idx)  # the new version is live and whole
+    store = faiss_store.open_index(idx)  # the new version is live and whole
     assert store.path != v1 and any("Quokkas smile" in c.text for c in store.chunks)
     again = reader.index([docs])
     assert not again.changed and len(again.unchanged) == 10
