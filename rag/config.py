@@ -92,6 +92,12 @@ class Settings:
     # abstain when the answer's cosine to the question is below this: the highest round value
     # that turned away no answer to an answerable question of the SQuAD sample (lowest: 0.27)
     min_relevance: float = 0.25
+    # which answer checks run (see rag/guards.py): auto, small, capable or off
+    guards: str = "auto"
+    checks_off: str = ""  # comma-separated check names switched off on top of the profile
+    max_sentences: int = 5  # the length check cuts longer answers (0: no limit)
+    citation_min_support: float = 0.5  # a marker's passage must support its sentence this well
+    repoint_margin: float = 0.1  # a better-supporting passage by this much takes the marker
     embed_batch_size: int = 32  # on 2 cores, 16-32 embedded chunks of ~170 tokens 1.5x faster than 64
     query_backend: str = "auto"  # auto: questions through onnxruntime when it works; torch: never
     ann_threshold: int = DEFAULT_ANN_THRESHOLD  # chunks; 0 keeps the exact index at any size
@@ -122,12 +128,17 @@ class Settings:
             raise ConfigError(f"ann_threshold must be 0 (never) or a chunk count, got {self.ann_threshold}")
         if self.embed_batch_size < 1:
             raise ConfigError(f"embed_batch_size must be at least 1, got {self.embed_batch_size}")
-        for name in ("min_score", "min_support", "min_relevance"):
+        for name in ("min_score", "min_support", "min_relevance", "citation_min_support", "repoint_margin"):
             value = getattr(self, name)
             if not -1.0 <= value <= 1.0:  # cosines and support scores; outside, every answer abstains
                 raise ConfigError(f"{name} must be between -1 and 1, got {value}")
         if self.query_backend not in QUERY_BACKENDS:
             raise ConfigError(f"query_backend must be {' or '.join(QUERY_BACKENDS)}, got {self.query_backend!r}")
+        from .guards import policy
+
+        policy(self)  # an unknown profile or check name fails here, not at the first question
+        if self.max_sentences < 0:
+            raise ConfigError(f"max_sentences must be 0 (no limit) or more, got {self.max_sentences}")
         if self.top_k < 1:
             raise ConfigError(f"top_k must be at least 1, got {self.top_k}")
         if self.n_ctx < 512:

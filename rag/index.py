@@ -95,11 +95,11 @@ def build(paths: list[str | Path], *, embedder, chunk_size: int, chunk_overlap: 
     with store.writer(lock_wait=lock_wait) as writer:
         scan_ns = time.time_ns()
         old = writer.start(fresh=rebuild, embedder=embedder)
-        if old and old.manifest["chunker"] != settings:
+        if old is not None and old.manifest["chunker"] != settings:
             raise StoreError(f"chunker settings changed from {old.manifest['chunker']} to "
                              f"{settings}: a full rebuild is needed (`rag index --rebuild`)")
-        old_docs = old.manifest["documents"] if old else {}
-        old_scan = old.manifest.get("scanned_ns") if old else None
+        old_docs = old.manifest["documents"] if old is not None else {}
+        old_scan = old.manifest.get("scanned_ns") if old is not None else None
         indexed = writer.sources()
 
         chunker = None
@@ -150,12 +150,12 @@ def build(paths: list[str | Path], *, embedder, chunk_size: int, chunk_overlap: 
             for source in sorted(set(old_docs) - seen):
                 documents[source] = old_docs[source]
 
-        if old and not report.changed:  # a stat-only change is not worth a new version
+        if old is not None and not report.changed:  # a stat-only change is not worth a new version
             report.n_chunks = len(old)
             report.seconds = time.perf_counter() - t0
             return report
 
-        record = old.manifest["embedder"] if old else embedder_record(embedder)
+        record = old.manifest["embedder"] if old is not None else embedder_record(embedder)
         _embed_into(writer, pending, embedder, int(record["dim"]), progress)
         manifest = {
             "format_version": FORMAT_VERSION,

@@ -9,30 +9,17 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass
 from typing import Iterator
 
 from .errors import ConfigError, QueryError
 from .prompts import Message
+from .types import Generation
 
 log = logging.getLogger(__name__)
 
 # Used only when a GGUF carries no chat template of its own.
 CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
           "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
-
-
-@dataclass
-class Generation:
-    """One completion and what it cost."""
-
-    text: str
-    prompt_tokens: int
-    completion_tokens: int
-    cached_tokens: int
-    ttft: float  # seconds from the call to the first piece of text (prefill)
-    total: float
-    finish_reason: str
 
 
 def default_threads() -> int:
@@ -55,9 +42,16 @@ class LLM:
         self._head_formatter = None
         self._pieces: set[int] = set()  # token positions where the cached prompt's pieces end
 
+    supports_grammar = True
+
     @property
     def name(self) -> str:
         return os.path.basename(self.path)
+
+    @property
+    def n_params(self) -> int:
+        """Parameter count, from the loaded GGUF (guards=auto picks its profile by it)."""
+        return int(self.warm_up()._model.n_params())
 
     def warm_up(self):
         if self._llama is not None:
@@ -185,7 +179,9 @@ class LLM:
             if choice.get("finish_reason"):
                 finish = choice["finish_reason"]
         total = time.perf_counter() - t0
-        completion = max(n_chunks, llama.n_tokens - len(ids))
+        # tokens decoded after the prompt; the last one sampled is not evaluated, and a stream's
+        # closing chunk carries no token, so neither count alone is right
+        completion = min(max_tokens, max(llama.n_tokens - len(ids), n_chunks - 1 if finish == "length" else n_chunks))
         yield Generation(text="".join(pieces), prompt_tokens=len(ids), completion_tokens=completion,
                          cached_tokens=cached, ttft=ttft if ttft is not None else total, total=total,
                          finish_reason=finish)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .errors import ConfigError, QueryError
+from .text import cited_numbers, sentences
 from .types import Hit, Turn
 
 log = logging.getLogger(__name__)
@@ -140,8 +141,10 @@ def sanitize(text: str) -> str:
 
 
 def format_block(n: int, hit: Hit, text: str | None = None) -> str:
+    """Context block [n]: where the passage comes from, then its text (already through `sanitize`
+    when the injection check is on: the pipeline filters each passage once)."""
     where = " > ".join(x for x in (hit.chunk.source, hit.chunk.heading) if x)
-    body = sanitize(text if text is not None else hit.chunk.text)
+    body = _FENCE.sub(" ", text if text is not None else hit.chunk.text)
     return f"[{n}] ({where})\n{body.strip()}"
 
 
@@ -211,11 +214,6 @@ def build_prompt(question: str, hits: list[Hit], *, template: Template, count_to
 
 # ---------------------------------------------------------------- reading the output
 
-_CITE = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
-_REFUSAL = re.compile(
-    r"not found in (?:your|the) (?:documents|passages|context)|\bI (?:do not|don't|cannot|can't) "
-    r"(?:know|find|answer)|\b(?:passages|context|documents) (?:do(?:es)? not|don't) "
-    r"(?:contain|mention|say|provide)|no (?:relevant )?information (?:about|on|in)", re.I)
 _ANSWER_MARK = re.compile(r"(?:final\s+)?answer\s*:", re.I)
 _REASON_MARK = re.compile(r"^\s*reasoning\s*:\s*", re.I)
 
@@ -225,50 +223,11 @@ class Parsed:
     text: str
     reasoning: str
     cited: tuple[int, ...]  # block numbers in order of first use, only those that exist
-    refused: bool
-
-
-def cited_numbers(text: str, n_blocks: int) -> tuple[int, ...]:
-    out: list[int] = []
-    for m in _CITE.finditer(text):
-        for part in m.group(1).split(","):
-            n = int(part)
-            if 1 <= n <= n_blocks and n not in out:
-                out.append(n)
-    return tuple(out)
-
-
-def _drop_repeats(text: str) -> str:
-    """Small models loop; keep each sentence once."""
-    seen: set[str] = set()
-    out = []
-    for sent in re.split(r"(?<=[.!?])\s+", text.strip()):
-        key = re.sub(r"\W+", " ", sent).lower().strip()
-        if key and key in seen:
-            continue
-        seen.add(key)
-        out.append(sent)
-    return " ".join(out).strip()
-
-
-# A small model that starts copying the prompt's scaffolding has stopped answering.
-_ECHO = re.compile(r"\n?\[\d{1,3}\]\s*\([^)\n]*\)\s*\n|</?(?:context|pre|section|div|p|span)\b[^>]*>|"
-                   r"\n\s*Question\s*:", re.I)
-MAX_SENTENCES = 5
-
-
-def _trim(text: str) -> str:
-    m = _ECHO.search(text)
-    if m:
-        text = text[:m.start()]
-    sents = re.split(r"(?<=[.!?])\s+", text.strip())
-    if len(sents) > MAX_SENTENCES:  # rambling: the answer was asked for in one to three sentences
-        text = " ".join(sents[:MAX_SENTENCES])
-    return text.strip()
 
 
 def parse_output(raw: str, *, template: Template, n_blocks: int) -> Parsed:
-    """Split reasoning from the final answer, find citations and refusals."""
+    """Split a chain-of-thought's reasoning from its final answer and find the citations; what
+    the answer is worth is for `guards` to say."""
     raw = raw.strip()
     reasoning = ""
     text = raw
@@ -279,8 +238,6 @@ def parse_output(raw: str, *, template: Template, n_blocks: int) -> Parsed:
             text = raw[marks[-1].end():].strip()
         else:  # the model never reached its answer: its last sentence is the best guess
             reasoning = _REASON_MARK.sub("", raw).strip()
-            sentences = [s for s in re.split(r"(?<=[.!?])\s+", reasoning) if s.strip()]
-            text = sentences[-1] if sentences else ""
-    text = _drop_repeats(_trim(text))
-    refused = bool(_REFUSAL.search(text)) or not text
-    return Parsed(text=text, reasoning=reasoning, cited=cited_numbers(text, n_blocks), refused=refused)
+            said = sentences(reasoning)
+            text = said[-1] if said else ""
+    return Parsed(text=text, reasoning=reasoning, cited=cited_numbers(text, n_blocks))

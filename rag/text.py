@@ -105,3 +105,19 @@ def mask_enumerators(text: str) -> str:
             out += [text[last:m.start()], "NN" + m.group(0)[-1]]
             last, expect = m.end(), n + 1
     return "".join(out) + text[last:]
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) offsets in `text` of the pieces `sentences` returns, so that a sentence can be
+    cut or removed without flattening the line breaks around it."""
+    flat = _WRAP.sub(" ", text)  # same length: offsets carry over
+    out, pos = [], 0
+    for m in list(_SENT.finditer(flat)) + [None]:
+        end = m.start() if m else len(flat)
+        piece = flat[pos:end]
+        if piece.strip():
+            lead = len(piece) - len(piece.lstrip())
+            out.append((pos + lead, pos + len(piece.rstrip())))
+        if m:
+            pos = m.end()
+    return out

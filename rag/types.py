@@ -80,6 +80,7 @@ class Timings:
     prompt: float = 0.0
     prefill: float = 0.0  # time to first token, i.e. prompt evaluation
     generate: float = 0.0  # decoding after the first token
+    check: float = 0.0  # the answer checks after generation
     total: float = 0.0
 
 
@@ -91,6 +92,30 @@ class Usage:
 
 
 @dataclass
+class Generation:
+    """One completion and what it cost."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    ttft: float  # seconds from the call to the first piece of text (prefill)
+    total: float
+    finish_reason: str
+
+
+@dataclass(frozen=True)
+class SentenceSupport:
+    """One sentence of an answer and how the documents back it."""
+
+    text: str
+    passage: int  # the [n] of the context block that supports it best, 0 for none
+    support: float | None  # 0..1, None when the citation check is off
+    verified: bool | None  # supported and not flagged; None when not checked
+    flags: tuple[str, ...] = ()  # why it is not verified ("states 2019, which no passage contains")
+
+
+@dataclass
 class Answer:
     """What `ask()` returns: the answer text, the sources it cited and how it was made."""
 
@@ -99,11 +124,14 @@ class Answer:
     citations: list[Citation] = field(default_factory=list)
     hits: list[Hit] = field(default_factory=list)
     abstained: bool = False
-    abstain_reason: str = ""  # why the answer is "not found": which check decided it
+    abstain_reason: str = ""  # why the answer is "not found", for people
+    abstain_code: str = ""  # the same as a stable code for programs (see guards)
     reasoning: str = ""  # chain-of-thought text, kept apart from the final answer
     template: str = ""
     support: float = 0.0  # how well the best passage supports the answer text (0..1)
     relevance: float = 0.0  # cosine between the question and the answer text
+    sentences: list[SentenceSupport] = field(default_factory=list)
+    guards: str = ""  # the guard profile that checked it: small, capable or off
     timings: Timings = field(default_factory=Timings)
     usage: Usage = field(default_factory=Usage)
 
@@ -114,11 +142,14 @@ class Answer:
             "answer": self.text,
             "abstained": self.abstained,
             "abstain_reason": self.abstain_reason,
+            "abstain_code": self.abstain_code,
+            "guards": self.guards,
             "template": self.template,
             "support": self.support,
             "relevance": self.relevance,
             "reasoning": self.reasoning,
             "citations": [asdict(c) for c in self.citations],
+            "sentences": [{**asdict(x), "flags": list(x.flags)} for x in self.sentences],
             "hits": [{"source": h.chunk.source, "chunk_id": h.chunk.id, "score": round(h.score, 4),
                       "cosine": round(h.dense, 4), "heading": h.chunk.heading} for h in self.hits],
             "timings": {k: round(v, 4) for k, v in asdict(self.timings).items()},

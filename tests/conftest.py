@@ -10,45 +10,28 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from rag.testing import HashEmbedder  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpus"
 
 
-class FakeTokenizer:
-    def tokenize(self, text):
-        return re.findall(r"\w+|[^\w\s]", text)
-
-    def __call__(self, text, add_special_tokens=True, truncation=False):
-        return {"input_ids": [0] * (len(self.tokenize(text)) + 2 * add_special_tokens)}
-
-
-class FakeEmbedder:
-    """Hashed bag of words: fast, deterministic, and similar texts get similar vectors."""
-
-    name = "fake-embedder"
-    dim = 64
-    max_seq_length = 128
+class FakeEmbedder(HashEmbedder):
+    """The shipped stand-in under the name the index tests record."""
 
     def __init__(self):
-        self.tokenizer = FakeTokenizer()
-        self.calls = 0
-        self.embedded = 0
+        super().__init__(name="fake-embedder")
 
-    def embed(self, texts, *, progress=False):
-        self.calls += 1
-        self.embedded += len(texts)
-        out = np.zeros((len(texts), self.dim), np.float32)
-        for i, t in enumerate(texts):
-            for w in re.findall(r"\w+", t.lower()):
-                out[i, int(hashlib.md5(w.encode()).hexdigest(), 16) % self.dim] += 1
-        out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
-        return out
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "e2e" not in item.keywords and "unit" not in item.keywords:
+            item.add_marker(pytest.mark.unit)
 
 
 @pytest.fixture

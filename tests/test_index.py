@@ -21,7 +21,7 @@ def test_build_writes_a_verified_version(tmp_path, corpus_copy, fake_embedder):
     assert sorted(p.name for p in live.iterdir()) == ["chunks.jsonl", "faiss.index", "manifest.json", "vectors.npy"]
     m = json.loads((live / "manifest.json").read_text())
     assert m["format_version"] == faiss_store.FORMAT_VERSION
-    assert m["embedder"] == {"name": "fake-embedder", "dim": 64, "fingerprint": ""}
+    assert m["embedder"] == {"name": "fake-embedder", "dim": 64, "fingerprint": "hash-64"}
     assert m["chunker"] == {"chunk_size": 100, "chunk_overlap": 20}
     assert set(m["documents"]) == {p.name for p in corpus_copy.iterdir()}
     store = faiss_store.open_index(idx, embedder_name="fake-embedder")

@@ -1,0 +1,390 @@
+"""The answer checks, as one policy: what is checked before the model runs and after it, each
+check named, with a stable code for the abstentions it causes, a switch, and its thresholds in
+the settings.
+
+Checks tuned on a 135M model's failures damage a capable model's answers (a terse correct
+"Hugging Face [4]" scored 0.08 on the question-to-answer cosine; "When should I ...?" read as a
+date question), so they come in profiles:
+
+- `small`: everything below; what SmolLM2-135M needs (it invents names, figures and dates,
+  rambles and loops);
+- `capable`: only what helps any model: the retrieval gate, the injection filter, citation
+  support and made-up figures, which flag a sentence instead of cutting it;
+- `off`: nothing; the model's text as written, its markers read as citations;
+- `auto` (default): `small` under about 1B parameters (read from the GGUF), else `capable`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+from typing import Callable
+
+from .errors import ConfigError
+from .ground import SentenceCheck, check_citations
+from .text import (ABBREVIATIONS, CITE, cited_numbers, figures, mask_enumerators, normalise,
+                   sentence_spans, sentences, states_quantity, strip_markers)
+
+log = logging.getLogger(__name__)
+
+# name -> what it does; `checks_off` names any of these
+CHECKS = {
+    "retrieval": "abstain before generation when nothing retrieved can answer: an empty index, "
+                 "a question naming what the documents never mention, no passage close enough (min_score)",
+    "injection": "leave instruction-like sentences of the passages out of the prompt",
+    "refusal": "read the model's refusal as an abstention",
+    "echo": "cut the answer where the model starts copying the prompt's scaffolding",
+    "repeats": "keep a sentence the model repeats once",
+    "length": "cut a rambling answer to max_sentences",
+    "figures": "sentences stating figures no passage contains (cut, or flagged under capable)",
+    "names": "cut sentences naming what the documents never mention",
+    "quantity": "abstain when a question asking for a figure gets none",
+    "citations": "move or remove markers whose passage does not support their sentence; sentence support",
+    "support": "abstain when no passage supports the answer min_support",
+    "relevance": "abstain when the answer's cosine to the question is below min_relevance",
+}
+PROFILES = {
+    "small": frozenset(CHECKS),
+    "capable": frozenset({"retrieval", "injection", "refusal", "echo", "repeats", "figures", "citations",
+                          "support"}),
+    "off": frozenset(),
+}
+GUARDS = ("auto", *PROFILES)
+# under `auto`, models with fewer parameters than this get `small`
+SMALL_MODEL_PARAMS = 1_000_000_000
+
+# Abstain codes: stable strings for programs; `Answer.abstain_reason` is the sentence for people.
+EMPTY_INDEX = "empty_index"
+UNKNOWN_NAMES = "unknown_names"
+LOW_RETRIEVAL = "low_retrieval_score"
+REFUSED = "refused"
+NO_TEXT = "markers_only"
+MADE_UP_FIGURES = "made_up_figures"
+MADE_UP_NAMES = "made_up_names"
+MISSING_FIGURE = "missing_figure"
+LOW_SUPPORT = "low_support"
+OFF_TOPIC = "off_topic"
+
+
+@dataclasses.dataclass(frozen=True)
+class Policy:
+    """Which checks run and how; made from the settings by `policy()`."""
+
+    profile: str
+    enabled: frozenset[str]
+    flag_figures: bool = False  # flag made-up figures instead of cutting their sentences
+    strict_refusal: bool = True  # any refusal phrase, not only in an answer that cites nothing
+    max_sentences: int = 5
+    min_score: float = 0.2
+    min_support: float = 0.0
+    min_relevance: float = 0.25
+    citation_min_support: float = 0.5
+    repoint_margin: float = 0.1
+
+    def on(self, check: str) -> bool:
+        return check in self.enabled
+
+
+def policy(settings, *, n_params: int | None = None) -> Policy:
+    """The policy the settings ask for; `auto` reads the model's size `n_params` (None: unknown,
+    as behind an LLM server, where capable models are the norm)."""
+    name = settings.guards
+    if name not in GUARDS:
+        raise ConfigError(f"unknown guards profile {name!r}; choose one of {', '.join(GUARDS)}")
+    if name == "auto":
+        name = "small" if n_params is not None and n_params < SMALL_MODEL_PARAMS else "capable"
+    off = {c.strip() for c in settings.checks_off.split(",") if c.strip()}
+    unknown = off - set(CHECKS)
+    if unknown:
+        raise ConfigError(f"checks_off names unknown check(s) {', '.join(sorted(unknown))}; "
+                          f"known: {', '.join(CHECKS)}")
+    small = name == "small"
+    return Policy(profile=name, enabled=PROFILES[name] - off, flag_figures=not small,
+                  strict_refusal=small, max_sentences=settings.max_sentences, min_score=settings.min_score,
+                  min_support=settings.min_support, min_relevance=settings.min_relevance,
+                  citation_min_support=settings.citation_min_support,
+                  repoint_margin=settings.repoint_margin)
+
+
+# ---------------------------------------------------------------- before generation
+
+_NAME = re.compile(r"(?<!^)(?<![.?!:]\s)\b[A-Z][\w-]*|\b[A-Z]{2,}[\w-]*")
+
+
+def question_names(question: str) -> list[str]:
+    """The names a question is about: capitalised words past its first word, and acronyms."""
+    return list(dict.fromkeys(m.group(0).strip("-") for m in _NAME.finditer(question.strip())))
+
+
+def retrieval_gate(retriever, query: str, hits, pol: Policy) -> tuple[str, str]:
+    """(code, reason) why the retrieved passages cannot answer `query`, or ("", "") when they may."""
+    if not hits:
+        return EMPTY_INDEX, "the index is empty"
+    if not pol.on("retrieval"):
+        return "", ""
+    names = question_names(query)
+    unknown = retriever.unknown(names)
+    if unknown:
+        # the question is about something the documents never mention, however close its topic
+        return UNKNOWN_NAMES, "the documents never mention " + ", ".join(repr(w) for w in unknown)
+    best = max(h.dense for h in hits)
+    # MiniLM embeds rare acronyms poorly ("What does RLHF stand for?" scores 0.16 against the
+    # passage that spells it out), so passages naming everything the question names still count
+    if best < pol.min_score and not (names and retriever.mentioned(names, hits)):
+        return LOW_RETRIEVAL, f"no passage is close to the question (best cosine {best:.2f} < {pol.min_score:.2f})"
+    return "", ""
+
+
+def unknown_names(retriever, question: str) -> Callable[[list[str]], list[str]]:
+    """Which of some names the indexed documents never mention (for `drop_made_up_names`)."""
+    asked = set(re.findall(r"[\w-]+", question.lower()))
+
+    def unknown(names: list[str]) -> list[str]:
+        # names from the question count as known: the retrieval gate has already vetted them;
+        # the stemmer keeps "GPUs" and "Google's" whole, so their singular is tried too
+        return [n for n in retriever.unknown(names) if n.lower() not in asked
+                and retriever.unknown([re.sub(r"(?:'s|s)$", "", n)])]
+    return unknown
+
+
+# ---------------------------------------------------------------- reading the output
+
+_REFUSAL = re.compile(
+    r"not found in (?:your|the) (?:documents|passages|context)|\bI (?:do not|don't|cannot|can't) "
+    r"(?:know|find|answer)|\b(?:passages|context|documents) (?:do(?:es)? not|don't) "
+    r"(?:contain|mention|say|provide)|no (?:relevant )?information (?:about|on|in)", re.I)
+# A small model that starts copying the prompt's scaffolding has stopped answering.
+_ECHO = re.compile(r"\n?\[\d{1,3}\]\s*\([^)\n]*\)\s*\n|</?(?:context|pre|section|div|p|span)\b[^>]*>|"
+                   r"\n\s*Question\s*:", re.I)
+
+
+def refused(text: str, *, strict: bool = True) -> bool:
+    """Whether `text` is a refusal. Strictly, any refusal phrase makes it one; otherwise only an
+    answer that cites nothing ("The passages do not mention the year, but LoRA ... [1]" answers)."""
+    if not strip_markers(text):
+        return not text.strip()
+    if not _REFUSAL.search(text):
+        return False
+    return strict or not CITE.search(text)
+
+
+def cut_echo(text: str) -> str:
+    m = _ECHO.search(text)
+    return (text[:m.start()] if m else text).strip()
+
+
+def drop_repeats(text: str) -> str:
+    """Small models loop; keep each sentence once, the layout around the others as it was."""
+    seen: set[str] = set()
+    out, cursor, prev_end = [], 0, 0
+    for start, end in sentence_spans(text):
+        key = normalise(text[start:end])
+        if key and key in seen:  # the repeat goes with the space before it
+            out.append(text[cursor:prev_end])
+            cursor = end
+        seen.add(key)
+        prev_end = end
+    out.append(text[cursor:])
+    return "".join(out).strip()
+
+
+def trim(text: str, max_sentences: int) -> str:
+    """The first `max_sentences` sentences of `text` (0: all), line breaks kept."""
+    spans = sentence_spans(text)
+    if not max_sentences or len(spans) <= max_sentences:
+        return text.strip()
+    return text[:spans[max_sentences - 1][1]].strip()
+
+
+# ---------------------------------------------------------------- figures and names
+
+def made_up_figures(answer: str, sources: list[str], question: str = "") -> list[tuple[str, list[str]]]:
+    """Each sentence of the answer with the figures in it that no source contains ([] if none).
+
+    A figure the passages do not contain is the surest sign of a made-up answer: a small model
+    asked for a learning rate or a year it cannot find will still write one, often around a
+    grounded sentence that is worth keeping. Figures the question gave count as known."""
+    asked = figures(question)
+    known = asked.union(*(figures(s) for s in sources))
+    # Enumerators are told apart in the whole answer: split into sentences, "including: 1. Image"
+    # leaves "1." at a sentence end, where it reads like "has 16.". Masking them keeps every
+    # sentence boundary where it was, so both splits line up.
+    out = []
+    for sent, plain in zip(sentences(answer), sentences(mask_enumerators(answer)), strict=True):
+        found = figures(plain) - asked
+        # "on the 14th of October 1066" with 1066 in the passage is grounded where it matters
+        out.append((sent, sorted(found) if found and not found & known else []))
+    return out
+
+
+def drop_made_up_figures(answer: str, sources: list[str], question: str = "") -> tuple[str, list[str]]:
+    """The answer without its sentences whose figures no source contains, and those figures."""
+    kept, made_up = [], []
+    for sent, bad in made_up_figures(answer, sources, question):
+        made_up += [f for f in bad if f not in made_up]
+        if not bad:
+            kept.append(sent)
+    return (" ".join(kept) if made_up else answer), made_up
+
+
+_LEAD_CITE = re.compile(rf"(?:{CITE.pattern})*\s*")
+# what may come before a sentence's first word: "- Whisper", "1. **Visualization**:", "## Summary"
+_ITEM_START = re.compile(r"^[\s\"'“‘(#*_>•-]*(?:\d{1,2}[.)])?[\s\"'“‘(*_]*")
+# in an answer already split into sentences, any capitalised word but the first may be a name
+# ("e.g. DeepMind", "J. Minaj"); one after a semicolon is a sentence start in all but name
+_ANSWER_NAME = re.compile(r"(?<!;\s)\b[A-Z][\w-]*|\b[A-Z]{2,}[\w-]*")
+_TITLES = frozenset(ABBREVIATIONS)
+# an abbreviation in brackets after the words it shortens: small models coin these ("(DLAS)")
+_COINED = re.compile(r"(?<=\w)\s*\(([A-Z][A-Z0-9-]+s?)\)")
+
+
+def drop_made_up_names(answer: str, *, unknown: Callable[[list[str]], list[str]]) -> tuple[str, list[str]]:
+    """The answer without its sentences naming what the documents never mention, and those names.
+
+    The counterpart of `drop_made_up_figures` for names: a small model asked who made PyTorch
+    wrote a pop singer, and "NEAT" became a game "by DeepMind". A name is a capitalised word past
+    a sentence's (or list item's) start, or an acronym; `unknown` returns those of a list that
+    are nowhere in the documents. An abbreviation the model coined in brackets ("neural
+    architecture search (DLAS)") is removed and the sentence kept: the words it shortens are
+    what the sentence says."""
+    kept, made_up, coined = [], [], set()
+    dropped = False
+    for sent in sentences(answer):
+        # "engineer. [4] It ..." splits after the full stop: the marker goes with its sentence
+        lead = _LEAD_CITE.match(sent).group(0)
+        if lead.strip() and kept:
+            if not dropped:
+                kept[-1] += " " + lead.strip()
+            sent = sent[len(lead):]
+        if not strip_markers(sent):
+            continue
+        here = set(unknown([m.group(1) for m in _COINED.finditer(sent)]))
+        coined |= here
+        sent = _COINED.sub(lambda m: "" if m.group(1) in here else m.group(0), sent)
+        body = strip_markers(sent)
+        body = body[_ITEM_START.match(body).end():]
+        body = re.sub(r"^[\w'’-]+", "", body)  # the first word is capitalised as a sentence start
+        names = list(dict.fromkeys(m.group(0) for m in _ANSWER_NAME.finditer(body)
+                                   if len(m.group(0)) > 1 and m.group(0) not in _TITLES))
+        missing = unknown(names) if names else []
+        made_up += [n for n in missing if n not in made_up]
+        dropped = bool(missing)
+        if not dropped:
+            kept.append(sent)
+    if made_up:
+        return " ".join(kept), made_up
+    # nothing cut: the answer keeps its layout (lists, line breaks), less the coined abbreviations
+    return _COINED.sub(lambda m: "" if m.group(1) in coined else m.group(0), answer), []
+
+
+
+# "When should I use LoRA?" asks for a condition; "When was/did ...?" for a date
+_QUANTITY = re.compile(
+    r"\bhow (?:many|much|long|old|often|far|big|large|fast|high|tall)\b|\bwhat (?:\w+[ -]){0,4}?"
+    r"(?:rate|size|number|percentage|percent|year|date|accuracy|score|amount|count|price|cost|"
+    r"temperature|speed|length|population)\b|\b(?:which|what) (?:year|decade|century)\b|"
+    r"\bin which year\b|^when (?:was|were|did)\b", re.I)
+
+
+def asks_quantity(question: str) -> bool:
+    """Whether the question asks for a number or a date ("How many ...", "In which year ...")."""
+    return bool(_QUANTITY.search(question.strip()))
+
+
+# ---------------------------------------------------------------- after generation
+
+@dataclasses.dataclass
+class Verdict:
+    """What the checks made of one generation: the answer to show, or the code and reason why
+    there is none; per-sentence support and flags for the answer shown."""
+
+    text: str = ""
+    code: str = ""
+    reason: str = ""
+    cited: tuple[int, ...] = ()
+    inferred: tuple[int, ...] = ()
+    sentences: list[dict] = dataclasses.field(default_factory=list)
+    support: float = 0.0
+    relevance: float = 0.0
+
+    def abstain(self, code: str, reason: str) -> "Verdict":
+        self.code, self.reason = code, reason
+        return self
+
+
+def check_answer(question: str, query: str, text: str, blocks: list[str], sources: list[str], *,
+                 pol: Policy, embed: Callable[[list[str]], "object"],
+                 unknown: Callable[[list[str]], list[str]] | None = None,
+                 relevance: list[float] | None = None) -> Verdict:
+    """Run the policy's checks on the model's answer `text` (reasoning already split off).
+
+    `blocks` are the context passages as numbered in the prompt, `sources` the retrieved passages
+    in full (what a figure may come from), `unknown` tells which names the documents never
+    mention, `relevance` the blocks' retrieval scores."""
+    out = Verdict()
+    if pol.on("echo"):
+        text = cut_echo(text)
+    if pol.on("length"):
+        text = trim(text, pol.max_sentences)
+    if pol.on("repeats"):
+        text = drop_repeats(text)
+    if pol.on("refusal") and refused(text, strict=pol.strict_refusal):
+        return out.abstain(REFUSED, "the model found no answer in the passages")
+    if not strip_markers(text):
+        return out.abstain(NO_TEXT, "the answer holds citation markers and no text" if text.strip()
+                           else "the model wrote nothing")
+    flags: dict[str, list[str]] = {}
+    if pol.on("figures"):
+        per_sentence = made_up_figures(text, sources, question)
+        made_up = [f for _, bad in per_sentence for f in bad]
+        if made_up and pol.flag_figures:
+            for sent, bad in per_sentence:
+                if bad:
+                    flags.setdefault(normalise(strip_markers(sent)), []).append(
+                        "states " + ", ".join(bad) + ", which no passage contains")
+        elif made_up:
+            log.info("left out answer sentences with figures no passage contains: %s", ", ".join(made_up))
+            text = " ".join(s for s, bad in per_sentence if not bad)
+            if not strip_markers(text):
+                return out.abstain(MADE_UP_FIGURES, "the answer states figures no passage contains: "
+                                   + ", ".join(dict.fromkeys(made_up[:5])))
+    if pol.on("names") and unknown is not None:
+        text, made_up = drop_made_up_names(text, unknown=unknown)
+        if made_up:
+            log.info("left out answer sentences naming what the documents never mention: %s", ", ".join(made_up))
+        if not strip_markers(text):
+            return out.abstain(MADE_UP_NAMES, "the answer names what the documents never mention: "
+                               + ", ".join(made_up[:5]))
+    if pol.on("quantity") and asks_quantity(question) and not states_quantity(text):
+        return out.abstain(MISSING_FIGURE, "the question asks for a figure and no passage-backed one was given")
+    if pol.on("citations"):
+        checked = check_citations(text, blocks, embed=embed, relevance=relevance,
+                                  min_support=pol.citation_min_support, margin=pol.repoint_margin)
+        if checked.dropped:
+            log.info("dropped unsupported citations %s", list(checked.dropped))
+        out.text, out.cited, out.inferred, out.support = checked.text, checked.cited, checked.inferred, checked.support
+        out.sentences = [_sentence(c, flags.get(normalise(strip_markers(c.text)), []), pol)
+                         for c in checked.sentences]
+    else:
+        out.text, out.cited = text, cited_numbers(text, len(blocks))
+        out.sentences = [{"text": s, "passage": 0, "support": None, "verified": None,
+                          "flags": flags.get(normalise(strip_markers(s)), [])} for s in sentences(text)]
+    if pol.on("relevance") or pol.on("support"):
+        q_vec, a_vec = embed([query, strip_markers(out.text)])
+        out.relevance = float(q_vec @ a_vec)
+    if pol.on("relevance") and out.relevance < pol.min_relevance:
+        # grounded or not, text about something else is no answer (and its sources mislead)
+        return out.abstain(OFF_TOPIC, f"the answer does not address the question (cosine "
+                                      f"{out.relevance:.2f} < {pol.min_relevance:.2f})")
+    if pol.on("support") and out.support < pol.min_support:
+        # nothing retrieved backs what the model wrote: a made-up answer is worse than none
+        return out.abstain(LOW_SUPPORT, f"answer support {out.support:.2f} is below {pol.min_support:.2f}")
+    return out
+
+
+def _sentence(check: SentenceCheck, flags: list[str], pol: Policy) -> dict:
+    supported = check.supported(pol.citation_min_support)
+    if not supported:
+        flags = [*flags, "no passage supports it"]
+    return {"text": check.text, "passage": check.passage, "support": check.support,
+            "verified": supported and not flags, "flags": flags}

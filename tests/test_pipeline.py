@@ -1,0 +1,254 @@
+"""The pipeline with stand-in components (rag.testing): every gate, check, abstain code, guard
+profile, history and error path, without a model."""
+import pytest
+
+from rag import RAG
+from rag.errors import ConfigError, QueryError
+from rag.guards import asks_quantity
+from rag.prompts import ABSTAIN_TEXT
+from rag.testing import HashEmbedder, MemoryStore, ScriptedGenerator
+from rag.types import Turn
+
+pytestmark = pytest.mark.unit
+
+DOCS = {
+    "lora.md": "# LoRA\n\nUse LoRA instead of full fine-tuning when you have limited GPU memory and a small "
+               "dataset. LoRA freezes the base model and trains small low-rank matrices. The peft library "
+               "implements LoRA adapters for many models.\n",
+    "peft.md": "# Adapters\n\nHugging Face maintains the peft library of adapters. Adapters are small "
+               "modules added to a frozen model. They train quickly. They save memory. They can be "
+               "swapped per task. They are stored as small files. They merge into the base weights.\n",
+    "bread.md": "# Bread\n\nBake the sourdough loaf at 230 degrees for 40 minutes after an overnight rise.\n",
+}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("docs")
+    for name, text in DOCS.items():
+        (root / name).write_text(text)
+    return root
+
+
+@pytest.fixture(scope="module")
+def store(corpus):
+    """One index of the corpus, shared: building it is the slowest step here."""
+    store = MemoryStore()
+    rag = RAG(embedder=EMBEDDER, generator=ScriptedGenerator([]), store=store, corpus=str(corpus))
+    assert rag.index().n_chunks >= 3
+    return store
+
+
+EMBEDDER = HashEmbedder(dim=512)  # wide enough that unrelated words rarely share a bucket
+
+
+def make(store, outputs, **settings):
+    settings.setdefault("min_score", 0.05)  # hashed words are no semantic embedding
+    settings.setdefault("best_last", False)  # block [1] is the best passage
+    settings.setdefault("compress", False)  # whole passages: support is read off the text as written
+    gen = ScriptedGenerator(outputs, n_params=settings.pop("n_params", None))
+    return RAG(embedder=EMBEDDER, generator=gen, store=store, **settings), gen
+
+
+def ask(store, question, output, **settings):
+    rag, _ = make(store, [output], **settings)
+    return rag.ask(question)
+
+
+# ---------------------------------------------------------------- capable models' answers pass intact
+
+# (question, answer with {n} for the block of the source it quotes, that source)
+CAPABLE_CASES = [
+    ("When should I use LoRA instead of full fine-tuning?",
+     "When you have limited GPU memory and a small dataset [{n}].", "lora.md"),
+    ("What year was LoRA introduced?",
+     "The passages do not mention the exact year, but LoRA freezes the base model and trains small "
+     "low-rank matrices [{n}].", "lora.md"),
+    ("What are the adapters Hugging Face maintains?",
+     "Adapters are small modules added to a frozen model [{n}]. They train quickly [{n}]. They save memory "
+     "[{n}]. They can be swapped per task [{n}]. They are stored as small files [{n}]. They merge into the "
+     "base weights [{n}].", "peft.md"),
+    ("Which library implements LoRA?", "In PyTorch, the peft library by Hugging Face implements it [{n}].",
+     "peft.md"),
+    ("Which company maintains the peft library?", "Hugging Face [{n}].", "peft.md"),
+]
+
+
+def case(store, i):
+    """Question i of CAPABLE_CASES and its answer, marked with the block of its source."""
+    question, template, source = CAPABLE_CASES[i]
+    rag, _ = make(store, [])
+    n = [h.chunk.source for h in rag.search(question)].index(source) + 1
+    return question, template.format(n=n)
+
+
+@pytest.mark.parametrize("i", range(len(CAPABLE_CASES)))
+def test_capable_profile_keeps_good_answers_intact(store, i):
+    question, output = case(store, i)
+    answer = ask(store, question, output, guards="capable")
+    assert not answer.abstained, answer.abstain_reason
+    assert answer.guards == "capable"
+    assert answer.text == output
+    assert answer.citations and all(c.source == CAPABLE_CASES[i][2] for c in answer.citations)
+    assert answer.sentences and all(s.verified for s in answer.sentences)
+
+
+def test_small_profile_still_cuts_what_a_135m_model_gets_wrong(store):
+    # the names check: PyTorch and Hugging Face are nowhere near the LoRA notes... or anywhere
+    names = ask(store, *case(store, 3), guards="small")
+    assert names.abstained and names.abstain_code == "made_up_names" and "PyTorch" in names.abstain_reason
+    # the answer-to-question cosine gate turns a terse answer away
+    terse = ask(store, *case(store, 4), guards="small")
+    assert terse.abstained and terse.abstain_code == "off_topic"
+    # the length check: a rambling answer is cut to five sentences
+    long = ask(store, *case(store, 2), guards="small", checks_off="relevance")
+    assert len(long.sentences) == 5 and long.text == case(store, 2)[1].split(" They merge")[0]
+    # a refusal phrase anywhere makes a refusal
+    partial = ask(store, *case(store, 1), guards="small")
+    assert partial.abstained and partial.abstain_code == "refused"
+
+
+def test_when_questions_ask_for_a_date_only_when_they_ask_when_something_was(store):
+    assert not asks_quantity("When should I use LoRA instead of full fine-tuning?")
+    assert asks_quantity("When was LoRA introduced?") and asks_quantity("When did the war end?")
+    question, output = case(store, 0)
+    answer = ask(store, question, output, guards="small", checks_off="relevance")
+    assert not answer.abstained and answer.text == output
+
+
+def test_each_check_can_be_switched_off_on_its_own(store):
+    answer = ask(store, "Which company maintains the peft library?", "Hugging Face [1].", guards="small",
+                 checks_off="relevance")
+    assert not answer.abstained and answer.text == "Hugging Face [1]."
+    with pytest.raises(ConfigError, match="unknown check"):
+        make(store, [], checks_off="relevance,vibes")
+    with pytest.raises(ConfigError, match="guards profile"):
+        make(store, [], guards="paranoid")
+
+
+def test_auto_profile_reads_the_model_size(store):
+    for n_params, profile in ((135_000_000, "small"), (1_500_000_000, "capable"), (None, "capable")):
+        rag, _ = make(store, ["Hugging Face [1]."], n_params=n_params)
+        assert rag.policy().profile == profile
+        assert rag.ask("Which company maintains the peft library?").guards == profile
+
+
+def test_off_profile_passes_the_text_as_written(store):
+    raw = "Bread is baked at 999 degrees by Nicki Minaj [7]."
+    answer = ask(store, "How hot is the oven for bread?", raw, guards="off")
+    assert not answer.abstained and answer.text == raw and answer.guards == "off"
+    assert answer.citations == []  # [7] names no context block
+    # the abstain text the prompt asks for is an abstention under any profile
+    assert ask(store, "How hot is the oven for bread?", ABSTAIN_TEXT, guards="off").abstain_code == "refused"
+
+
+# ---------------------------------------------------------------- flags, sentence support
+
+def test_capable_profile_flags_made_up_figures_instead_of_cutting(store):
+    output = "Bake the loaf for 40 minutes [1]. Rest the sourdough loaf for 75 minutes after baking [1]."
+    answer = ask(store, "How long is the sourdough bread baked?", output, guards="capable")
+    assert not answer.abstained and answer.text == output
+    first, second = answer.sentences
+    assert first.verified and not first.flags
+    assert second.verified is False and any("75" in f for f in second.flags)
+    d = answer.to_dict()
+    assert d["sentences"][1]["flags"] and d["sentences"][0]["support"] >= 0.5
+    small = ask(store, "How long is the sourdough bread baked?", output, guards="small", checks_off="relevance")
+    assert small.text == "Bake the loaf for 40 minutes [1]."
+
+
+def test_unsupported_sentences_are_flagged_not_cut_under_capable(store):
+    output = "LoRA freezes the base model [1]. Penguins live in Antarctica [1]."
+    answer = ask(store, "What does LoRA freeze?", output, guards="capable")
+    assert not answer.abstained
+    assert answer.text == "LoRA freezes the base model [1]. Penguins live in Antarctica."  # marker moved off
+    assert [s.verified for s in answer.sentences] == [True, False]
+    assert answer.sentences[1].flags == ("no passage supports it",)
+
+
+# ---------------------------------------------------------------- every abstain code
+
+@pytest.mark.parametrize("question, output, settings, code", [
+    ("What is a Zorblax?", "unused", {}, "unknown_names"),
+    ("How do penguins swim underwater?", "unused", {"min_score": 0.9}, "low_retrieval_score"),
+    ("What does LoRA freeze?", "I don't know.", {}, "refused"),
+    ("What does LoRA freeze?", "[1]", {}, "markers_only"),
+    ("What does LoRA freeze?", "", {}, "refused"),
+    ("What does LoRA freeze?", "It freezes 12 layers [1].", {}, "made_up_figures"),
+    ("What does LoRA freeze?", "Nicki Minaj froze it [1].", {}, "made_up_names"),
+    ("How many minutes is the loaf baked?", "For a long while [1].", {"checks_off": "relevance"}, "missing_figure"),
+    ("What does LoRA freeze?", "LoRA freezes the base model while penguins dance [1].",
+     {"min_support": 0.9, "checks_off": "relevance"}, "low_support"),
+    ("What does LoRA freeze?", "Sourdough bread [1].", {}, "off_topic"),
+])
+def test_abstain_codes(store, question, output, settings, code):
+    answer = ask(store, question, output, guards="small", **settings)
+    assert answer.abstained and answer.text == ABSTAIN_TEXT
+    assert answer.abstain_code == code and answer.abstain_reason
+    assert answer.citations == [] and answer.to_dict()["abstain_code"] == code
+
+
+def test_a_question_the_documents_cannot_answer_never_reaches_the_model(store):
+    rag, gen = make(store, [], guards="small")
+    answer = rag.ask("What is a Zorblax?")
+    assert answer.abstain_code == "unknown_names" and gen.calls == []
+
+
+def test_an_empty_index_abstains(tmp_path):
+    store = MemoryStore()
+    rag = RAG(embedder=EMBEDDER, generator=ScriptedGenerator([]), store=store, corpus=str(tmp_path))
+    rag.index()
+    assert rag.ask("What is LoRA?").abstain_code == "empty_index"
+
+
+# ---------------------------------------------------------------- history, streaming, errors
+
+def test_follow_ups_retrieve_with_the_history_and_show_it_to_the_model(store):
+    rag, gen = make(store, ["It trains small low-rank matrices [1]."], guards="capable")
+    history = [Turn("What is LoRA?", "A way to fine-tune [1].")]
+    answer = rag.ask("What does it train?", history=history)
+    assert answer.hits[0].chunk.source == "lora.md"
+    contents = [m.content for m in gen.calls[0]["messages"]]
+    assert "Question: What is LoRA?" in contents and "A way to fine-tune [1]." in contents
+    assert contents[-1].endswith("Question: What does it train?")
+
+
+def test_stream_yields_the_draft_then_the_checked_answer(store):
+    rag, _ = make(store, ["LoRA freezes the base model [1]. Nicki Minaj made it [1]."], guards="small",
+                  checks_off="relevance")
+    stream = rag.stream("What does LoRA freeze?")
+    draft = "".join(stream)
+    assert "Minaj" in draft and stream.answer.text == "LoRA freezes the base model [1]."
+    assert stream.answer.timings.total >= stream.answer.timings.check > 0
+
+
+def test_errors_reach_the_caller_as_they_are(store):
+    rag, _ = make(store, [QueryError("the prompt is too long")])
+    with pytest.raises(QueryError, match="too long"):
+        rag.ask("What does LoRA freeze?")
+    with pytest.raises(QueryError, match="empty"):
+        rag.ask(" \x1b[31m \x00 ")
+
+
+def test_control_characters_are_stripped_before_retrieval(store):
+    rag, gen = make(store, ["LoRA freezes the base model [1]."], guards="capable")
+    answer = rag.ask("What does \x1b[31mLoRA\x1b[0m freeze?\x07")
+    assert answer.question == "What does LoRA freeze?"
+    assert "\x1b" not in gen.calls[0]["messages"][-1].content
+
+
+def test_extract_needs_a_generator_that_takes_a_grammar(store):
+    rag, gen = make(store, ["small low-rank matrices [1]"], guards="capable")
+    answer = rag.ask("What does LoRA train?", template="extract")
+    assert gen.calls[0]["grammar"] and answer.text == "small low-rank matrices [1]"
+    gen.supports_grammar = False
+    with pytest.raises(ConfigError, match="takes a grammar"):
+        rag.ask("What does LoRA train?", template="extract")
+
+
+def test_stand_ins_answer_end_to_end_with_citations(store, corpus):
+    rag, _ = make(store, ["Bake it at 230 degrees for 40 minutes [1]."], guards="capable")
+    answer = rag.ask("How hot should the oven be for the sourdough loaf?")
+    assert answer.hits[0].chunk.source == "bread.md"
+    assert [c.source for c in answer.citations] == ["bread.md"]
+    assert answer.usage.completion_tokens > 0 and answer.sentences[0].verified
