@@ -98,28 +98,42 @@ def cmd_ask(args) -> int:
         out = answer.to_dict()  # one shape for the library and the CLI
         print(json.dumps(out, indent=2, ensure_ascii=False))
         return 0
-    streamed: list[str] = []
-    stream = rag.stream(args.question, template=args.template, top_k=args.top_k)
-    for piece in stream:
-        if args.template != "cot":
-            streamed.append(piece)
-            print(piece, end="", flush=True)
-    answer = stream.answer
-    shown = "".join(streamed).strip()
-    if answer.abstained and shown != answer.text:
-        # the draft streamed above failed a grounding check: say so, and why
-        print(f"\n\n{answer.text} ({answer.abstain_reason})" if shown else answer.text, end="")
-    elif _words(shown) != _words(answer.text):
-        # citations moved or removed, made-up figures cut: the checked answer is the one to keep
-        # (punctuation tidied around a marker is not worth a second copy)
-        print(f"\n\nChecked against the sources: {answer.text}" if shown else answer.text, end="")
-    print()
+    answer = _stream_answer(rag, args, live=sys.stdout.isatty())
+    if answer.abstained and answer.abstain_reason:
+        print(f"({answer.abstain_reason})")
+    for s in answer.sentences:
+        if s.verified is False:  # the reader should know which sentences the documents do not back
+            print(f"  unverified: {s.text} ({'; '.join(s.flags)})")
     if answer.citations:
         print("\nSources:")
         for c in answer.citations:
             where = f"{c.source} > {c.heading}" if c.heading else c.source
             print(f"  [{c.n}] {where} (score {c.score:.2f}{', inferred' if c.inferred else ''})")
     return 0
+
+
+def _stream_answer(rag, args, *, live: bool):
+    """Print the answer and return it. On a terminal the draft streams as it is generated and is
+    replaced by the checked answer when the checks changed it; elsewhere only the checked answer
+    is printed, so a pipe or a log never holds text that failed a check."""
+    import shutil
+
+    stream = rag.stream(args.question, template=args.template, top_k=args.top_k)
+    streamed: list[str] = []
+    for piece in stream:
+        if live and args.template != "cot":  # reasoning is not the answer: it is not streamed
+            streamed.append(piece)
+            print(piece, end="", flush=True)
+    answer = stream.answer
+    shown = "".join(streamed)
+    if shown and _words(shown) != _words(answer.text):
+        # move back over the rows the draft took and clear them: the checked answer replaces it
+        cols = max(20, shutil.get_terminal_size().columns)
+        rows = sum(max(1, -(-len(line) // cols)) for line in shown.split("\n"))
+        print("\r" + (f"\x1b[{rows - 1}A" if rows > 1 else "") + "\x1b[J", end="")
+        shown = ""
+    print(answer.text if not shown else "")
+    return answer
 
 
 def cmd_eval(args) -> int:

@@ -34,9 +34,30 @@ def plain_markup(text: str) -> str:
     return _MD_BOLD.sub(r"\2", _MD_LINK.sub(r"\1", text))
 
 
-def compress(question: str, hits: list[Hit], *, embed, keep_ratio: float = 0.5) -> list[Hit]:
-    """Shrink each passage to its sentences most related to the question, in their original order,
-    plus the sentence after each of the two best (a heading that matches is followed by its content).
+# A line that heads what follows it: a heading left in the text ("Word2Vec#", with the permalink
+# mark of the page it was copied from; "## Setup") or a lead-in ending in a colon.
+_HEADING = re.compile(r"^#{1,6}\s+\S|[#:]\s*$")
+SECTION_MAX = 6  # sentences of a heading's section kept with it
+
+
+def _section(ss: list[str], i: int) -> set[int]:
+    """The sentences under heading `i`, up to the next heading or SECTION_MAX of them."""
+    out: set[int] = set()
+    for j in range(i + 1, min(len(ss), i + 1 + SECTION_MAX)):
+        if _HEADING.search(ss[j]):
+            break
+        out.add(j)
+    return out
+
+
+def compress(question: str, hits: list[Hit], *, embed, keep_ratio: float = 0.5,
+             sections: bool = True) -> list[Hit]:
+    """Shrink each passage to its sentences most related to the question, in their original order.
+
+    Kept always: the sentence that best matches the question's rarest words (rare among the
+    retrieved sentences), and what follows each of the two best (with `sections`, a matching
+    heading keeps its section: "Word2Vec#" keeps the lines under it down to "King - Man + Woman
+    = Queen", which shares no word with "What vector arithmetic example illustrates word2vec?").
 
     Prefill dominates answer latency on a CPU, and a small model copies better from a short,
     focused passage. Passages of one or two sentences are kept whole.
@@ -48,6 +69,9 @@ def compress(question: str, hits: list[Hit], *, embed, keep_ratio: float = 0.5) 
     vecs = embed([question] + flat)
     q, s_vecs = vecs[0], vecs[1:]
     q_words = content_words(question)
+    words = [content_words(s) for s in flat]
+    # a question word found in few of the retrieved sentences tells them apart; one in all, not
+    rarity = {w: 1.0 / sum(w in ws for ws in words) for w in q_words if any(w in ws for ws in words)}
     out: list[Hit] = []
     seen: set[str] = set()
     pos = 0
@@ -65,13 +89,21 @@ def compress(question: str, hits: list[Hit], *, embed, keep_ratio: float = 0.5) 
             out.append(hit if whole == hit.chunk.text else
                        dataclasses.replace(hit, chunk=dataclasses.replace(hit.chunk, text=whole.strip())))
             continue
-        lex = np.array([len(q_words & content_words(s)) / (len(q_words) or 1) for s in ss])
+        here = words[pos - n:pos]
+        lex = np.array([len(q_words & ws) / (len(q_words) or 1) for ws in here])
+        rare = np.array([sum(rarity.get(w, 0.0) for w in ws) for ws in here])
         score = 0.5 * cos + 0.5 * lex
         keep = max(2, math.ceil(n * keep_ratio))
         ranked = np.argsort(-score).tolist()
         chosen = set(ranked[:keep])
+        if rare.max() > 0:
+            chosen.add(int(np.argmax(rare)))
         # a matching heading or lead-in is usually followed by the statement that answers it
-        chosen |= {i + 1 for i in ranked[:2] if i + 1 < n}
+        for i in ranked[:2]:
+            if sections and _HEADING.search(ss[i]):
+                chosen |= _section(ss, i)
+            elif i + 1 < n:
+                chosen.add(i + 1)
         # a sentence already given by a better-ranked passage (a copy of the same note in another
         # format, overlapping chunks) adds tokens and nothing new
         best = [i for i in sorted(chosen) if not keys[i] or keys[i] not in seen]

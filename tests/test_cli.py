@@ -38,3 +38,47 @@ def test_index_reports_summary(tmp_path):
     assert "skipped" in out.stdout and "binary" in out.stdout
     again = rag("index", str(docs), "--index", str(tmp_path / "idx"))
     assert "0 added, 0 updated, 0 removed, 1 unchanged" in again.stdout
+
+
+@pytest.fixture
+def scripted(tmp_path):
+    """A RAG of stand-ins over one document, whose model writes a made-up second sentence."""
+    from rag import RAG
+    from rag.testing import HashEmbedder, MemoryStore, ScriptedGenerator
+
+    (tmp_path / "owls.md").write_text("# Owls\n\nOwls hunt at night and sleep by day.\n")
+
+    def make():
+        gen = ScriptedGenerator(["Owls hunt at night [1]. Nicki Minaj trains them [1]."])
+        rag = RAG(embedder=HashEmbedder(dim=512), generator=gen, store=store, corpus=str(tmp_path),
+                  guards="small", checks_off="relevance", min_score=0.05)
+        return rag
+    store = MemoryStore()
+    make().index()
+    return make
+
+
+def _args(question):
+    import argparse
+
+    return argparse.Namespace(question=question, template="few_shot", top_k=None)
+
+
+def test_a_pipe_gets_only_the_checked_answer(scripted, capsys):
+    from rag.cli import _stream_answer
+
+    answer = _stream_answer(scripted(), _args("When do owls hunt?"), live=False)
+    out = capsys.readouterr().out
+    assert out == "Owls hunt at night [1].\n" and answer.text == "Owls hunt at night [1]."
+    assert "Minaj" not in out
+
+
+def test_a_terminal_sees_the_draft_replaced_by_the_checked_answer(scripted, capsys):
+    from rag.cli import _stream_answer
+
+    _stream_answer(scripted(), _args("When do owls hunt?"), live=True)
+    out = capsys.readouterr().out
+    draft, _, after = out.partition("\r")
+    assert "Minaj" in draft  # streamed as generated
+    assert after.startswith("\x1b[J") and after.endswith("Owls hunt at night [1].\n")
+    assert "Minaj" not in after

@@ -58,3 +58,25 @@ def test_compress_keeps_passages_in_other_scripts():
     hits = [Hit(Chunk(f"r#{i}", "r.txt", "", (), t), 1.0 - i / 10)
             for i, t in enumerate(["Привет мир.", "Кошки едят мышей. Собаки лают.", "日本の首都は東京です。"])]
     assert len(compress("Что едят кошки?", hits, embed=embed)) == 3
+
+
+def test_a_matching_heading_keeps_its_section_and_the_rarest_match_stays():
+    text = ("Example mainstream CNNs include: ImageNet, ResNet, Inception.\nWord2Vec#\n"
+            "Word2Vec described two ways to get efficient vector representations of words.\n"
+            "CBOW walks through the sentence predicting the middle word.\n"
+            "Skip-Gram tries to predict the words next to a given word.\n"
+            "The inside of these models assigns a vector to a given word.\n"
+            "King - Man + Woman = Queen\nArchitectures#\nAutoencoder networks recover data through a bottleneck.\n"
+            "They behave as a non-linear PCA alternative.\nVariations of note include denoising ones.")
+    hit = Hit(Chunk("w#3", "w.txt", "", (), text), 1.0)
+    question = "What vector arithmetic example illustrates word2vec embeddings?"
+    [out] = compress(question, [hit], embed=embed)
+    assert "King - Man + Woman = Queen" in out.chunk.text
+    assert "Autoencoder networks recover data through a bottleneck." not in out.chunk.text
+    [off] = compress(question, [hit], embed=embed, sections=False)
+    assert "King - Man + Woman = Queen" not in off.chunk.text  # the switch: the old rule lost it
+    # the one sentence naming the question's rarest word is kept whatever the other scores
+    filler = [f"Gardening tip {i} concerns soil moisture and tomato plants." for i in range(8)]
+    hit = Hit(Chunk("g#0", "g.txt", "", (), " ".join(filler[:4] + ["Mulch helps zucchini."] + filler[4:])), 1.0)
+    [out] = compress("Which tip concerns soil for zucchini plants?", [hit], embed=embed)
+    assert "Mulch helps zucchini." in sentences(out.chunk.text)
