@@ -243,9 +243,16 @@ def _parse_markdown(text: str) -> tuple[str, tuple[Section, ...]]:
 
 class _HTMLSections(HTMLParser):
     """Collects visible text by heading. Hidden markup is dropped: it is invisible to the reader
-    and a favourite place to hide instructions aimed at the model."""
+    and a favourite place to hide instructions aimed at the model. So is page furniture that
+    says nothing about the page: navigation bars and sidebars (Sphinx's "Navigation", "Table of
+    Contents" and "Quick search" blocks), search boxes, footers and heading permalinks (`¶`)."""
 
-    SKIP = {"script", "style", "noscript", "template", "head", "svg", "iframe", "object"}
+    SKIP = {"script", "style", "noscript", "template", "head", "svg", "iframe", "object", "nav",
+            "search"}
+    # roles and classes of navigation and permalinks (Sphinx, Read the Docs and common themes)
+    SKIP_ROLES = {"navigation", "search", "contentinfo"}
+    SKIP_CLASSES = {"headerlink", "sphinxsidebar", "sphinxsidebarwrapper", "related", "searchbox",
+                    "wy-nav-side", "rst-footer-buttons", "footer"}
     BLOCK = {"p", "div", "li", "br", "tr", "section", "article", "pre", "blockquote", "table",
              "ul", "ol", "dd", "dt", "header", "footer", "main", "nav", "aside", "figure"}
     VOID = {"br", "img", "hr", "meta", "link", "input", "area", "base", "col", "embed",
@@ -269,7 +276,10 @@ class _HTMLSections(HTMLParser):
         a = {k: (v or "") for k, v in attrs}
         style = a.get("style", "").replace(" ", "").lower()
         hidden = (tag in self.SKIP or "hidden" in a or a.get("aria-hidden") == "true"
-                  or "display:none" in style or "visibility:hidden" in style)
+                  or "display:none" in style or "visibility:hidden" in style
+                  or a.get("role", "").strip().lower() in self.SKIP_ROLES
+                  or a.get("id", "").strip().lower() == "searchbox"
+                  or not self.SKIP_CLASSES.isdisjoint(a.get("class", "").lower().split()))
         if tag == "title":
             self._in_title = True
         if tag not in self.VOID:
