@@ -189,8 +189,9 @@ def drop_repeats(text: str) -> str:
 
 
 def trim(text: str, max_sentences: int) -> str:
-    """The first `max_sentences` sentences of `text` (0: all), line breaks kept."""
-    spans = sentence_spans(text)
+    """The first `max_sentences` sentences of `text` (0: all). Sentences end at their punctuation
+    only, so a list's lines count as the sentence they belong to, and the layout is kept."""
+    spans = sentence_spans(text.replace("\n", " "))  # same length: offsets carry over
     if not max_sentences or len(spans) <= max_sentences:
         return text.strip()
     return text[:spans[max_sentences - 1][1]].strip()
