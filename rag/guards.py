@@ -23,7 +23,7 @@ from typing import Callable
 from .errors import ConfigError
 from .ground import SentenceCheck, check_citations
 from .text import (ABBREVIATIONS, CITE, cited_numbers, figures, mask_enumerators, normalise,
-                   sentence_spans, sentences, states_quantity, strip_markers)
+                   sentences, states_quantity, stop_spans, strip_markers)
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ def drop_repeats(text: str) -> str:
     """Small models loop; keep each sentence once, the layout around the others as it was."""
     seen: set[str] = set()
     out, cursor, prev_end = [], 0, 0
-    for start, end in sentence_spans(text):
+    for start, end in stop_spans(text):
         key = normalise(text[start:end])
         if key and key in seen:  # the repeat goes with the space before it
             out.append(text[cursor:prev_end])
@@ -189,9 +189,9 @@ def drop_repeats(text: str) -> str:
 
 
 def trim(text: str, max_sentences: int) -> str:
-    """The first `max_sentences` sentences of `text` (0: all). Sentences end at their punctuation
-    only, so a list's lines count as the sentence they belong to, and the layout is kept."""
-    spans = sentence_spans(text.replace("\n", " "))  # same length: offsets carry over
+    """The first `max_sentences` sentences of `text` (0: all), the layout kept. "e.g." and
+    initials end no sentence; a list item that ends in a full stop counts as one."""
+    spans = stop_spans(text)
     if not max_sentences or len(spans) <= max_sentences:
         return text.strip()
     return text[:spans[max_sentences - 1][1]].strip()

@@ -107,6 +107,23 @@ def mask_enumerators(text: str) -> str:
     return "".join(out) + text[last:]
 
 
+# how a reader counts the sentences of a model's answer: a full stop, "!" or "?" and a space end
+# one whatever follows ("model. - Gradient" is two), abbreviations and initials aside
+_STOP = re.compile(rf"(?<=[.!?]){_ABBREV}\s+")
+
+
+def stop_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) offsets of the pieces of `text` that end at sentence punctuation."""
+    out, pos = [], 0
+    for m in list(_STOP.finditer(text)) + [None]:
+        end = m.start() if m else len(text)
+        if text[pos:end].strip():
+            out.append((pos, end))
+        if m:
+            pos = m.end()
+    return out
+
+
 def sentence_spans(text: str) -> list[tuple[int, int]]:
     """(start, end) offsets in `text` of the pieces `sentences` returns, so that a sentence can be
     cut or removed without flattening the line breaks around it."""

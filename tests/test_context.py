@@ -78,5 +78,7 @@ def test_a_matching_heading_keeps_its_section_and_the_rarest_match_stays():
     # the one sentence naming the question's rarest word is kept whatever the other scores
     filler = [f"Gardening tip {i} concerns soil moisture and tomato plants." for i in range(8)]
     hit = Hit(Chunk("g#0", "g.txt", "", (), " ".join(filler[:4] + ["Mulch helps zucchini."] + filler[4:])), 1.0)
-    [out] = compress("Which tip concerns soil for zucchini plants?", [hit], embed=embed)
+    [out] = compress("Which tip concerns soil for zucchini plants?", [hit], embed=embed, rare=True)
     assert "Mulch helps zucchini." in sentences(out.chunk.text)
+    [off] = compress("Which tip concerns soil for zucchini plants?", [hit], embed=embed)
+    assert "Mulch helps zucchini." not in sentences(off.chunk.text)

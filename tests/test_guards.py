@@ -143,8 +143,9 @@ def test_refusals_repeats_and_length():
     assert refused(partial) and not refused(partial, strict=False)
     assert refused("The passages do not mention it.", strict=False)
     # the cut counts sentences as the splitter does: "e.g." ends none, and line breaks stay
-    # a list's lines belong to the sentence that introduces them
+    # a list's lines without a full stop belong to the sentence that introduces them
     text = "One (e.g. this). Two. Three:\n- a\n- b\nFour. Five. Six. Seven."
     assert trim(text, 5) == "One (e.g. this). Two. Three:\n- a\n- b\nFour. Five. Six."
     assert trim(text, 0) == text
-    assert drop_repeats("Steps:\n- Oil it.\n- Oil it.\n- Wipe it.") == "Steps:\n- Oil it.\n- Wipe it."
+    assert trim("Dr. J. Smith said so. A. B. C. D. E.", 2) == "Dr. J. Smith said so. A. B. C. D. E."
+    assert drop_repeats("- Oil it.\n- Oil it.\n- Wipe it.") == "- Oil it.\n- Wipe it."
