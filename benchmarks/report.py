@@ -107,6 +107,18 @@ def render(r: dict) -> str:
         for q in e["per_question"]:
             out.append(f"| {q['question']} | {q['total']:.2f} | {q['retrieve']:.3f} | {q['prefill']:.3f} | "
                        f"{q['decode']:.2f} | {q['prompt_tokens']} | {q['cached_tokens']} | {q['completion_tokens']} |")
+    if "server" in sec:
+        s = sec["server"]
+        out += ["", "## LLM server", "",
+                f"The default GGUF behind `python -m llama_cpp.server` on loopback, against the same GGUF "
+                f"in-process (raw `create_completion`), on the pipeline's identical prompts for {s['questions']} "
+                f"corpus questions, greedy, at most {s['max_tokens']} tokens, alternating which side goes first.", "",
+                f"- decode tokens/s: server {_s(s['server_tokens_per_s'])}, in-process {_s(s['raw_tokens_per_s'])}, "
+                f"ratio {_s(s['decode_ratio'])}",
+                f"- time to first token: server {_s(s['server_ttft_s'], '{:.3f}')} s, in-process "
+                f"{_s(s['raw_ttft_s'], '{:.3f}')} s, ratio {_s(s['ttft_ratio'])}",
+                f"- HTTP overhead per question (server total - in-process total): {_s(s['http_overhead_s'], '{:.3f}')} s",
+                f"- tokens generated: server {s['tokens']['server']}, in-process {s['tokens']['raw']}"]
     if "embed_batch_size" in sec:
         b = sec["embed_batch_size"]
         out += ["", "## Embedding batch size", "",

@@ -21,13 +21,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/run.py` from a clone
 
-from benchmarks import common, generation, indexing, onnx_embed, report, retrieval  # noqa: E402
+from benchmarks import common, generation, indexing, onnx_embed, report, retrieval, server  # noqa: E402
 from rag import faiss_store, index as index_mod  # noqa: E402
 from rag.chunk import embed_text  # noqa: E402
 from rag.config import DEFAULT_EMBEDDER_NAME, Settings  # noqa: E402
 from rag.embed import Embedder  # noqa: E402
 
-SECTIONS = ("indexing", "retrieval", "generation", "onnx")
+SECTIONS = ("indexing", "retrieval", "generation", "server", "onnx")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,11 +93,13 @@ def run(*, quick: bool, only: list[str] | None = None) -> dict:
                 ann_threshold=settings.ann_threshold)
     with tempfile.TemporaryDirectory(prefix="rag-bench-index-") as tmp:
         idx = str(Path(tmp) / "index")
-        if "generation" in sections or "onnx" in sections:
+        if "generation" in sections or "onnx" in sections or "server" in sections:
             index_mod.build([settings.corpus], index_dir=idx, embedder=embedder,
                             chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap)
         if "generation" in sections:
             section("generation", generation.run, quick=quick, index=idx)
+        if "server" in sections:
+            section("server", server.run, quick=quick, index=idx)
         if "onnx" in sections and importlib.util.find_spec("onnxruntime") is None:
             results["notes"] = ["onnx section skipped: onnx and onnxruntime are not installed "
                                 "(pip install -e '.[test]')"]

@@ -18,6 +18,9 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("models (also RAG_MODEL, RAG_EMBEDDER, RAG_N_GPU_LAYERS, ... )")
     g.add_argument("--index", help="index folder (default: indexes/default)")
     g.add_argument("--model", help="path to a GGUF model (default: shipped SmolLM2-135M)")
+    g.add_argument("--llm-url", help="an OpenAI-compatible server (e.g. http://127.0.0.1:8080/v1) "
+                                     "instead of a GGUF in-process; also RAG_LLM_URL, RAG_LLM_API_KEY")
+    g.add_argument("--llm-model", help="the model to ask the server for (default: the first it lists)")
     g.add_argument("--embedder", help="sentence-transformers model folder (default: shipped MiniLM)")
     g.add_argument("--n-gpu-layers", type=int, help="layers to offload to the GPU (-1: all)")
     g.add_argument("--threads", type=int, dest="n_threads", help="CPU threads for llama.cpp")
@@ -64,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _settings(args) -> Settings:
     names = ("index", "model", "embedder", "n_gpu_layers", "n_threads", "n_ctx", "top_k",
-             "chunk_size", "chunk_overlap")
+             "chunk_size", "chunk_overlap", "llm_url", "llm_model")
     return Settings.load(**{n: getattr(args, n, None) for n in names})
 
 

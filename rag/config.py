@@ -72,6 +72,11 @@ class Settings:
 
     embedder: str = ""  # sentence-transformers folder; "" means the shipped MiniLM
     model: str = ""  # GGUF path; "" means the shipped SmolLM2-135M
+    # an OpenAI-compatible server (".../v1") instead of an in-process GGUF
+    llm_url: str = ""
+    llm_api_key: str = ""
+    llm_model: str = ""  # the model to request; "" takes the first the server lists
+    llm_timeout: float = 120.0  # seconds to wait for the server's next bytes
     index: str = str(PROJECT_ROOT / "indexes" / "default")
     corpus: str = str(PROJECT_ROOT / "corpus")
     chunk_size: int = 200  # embedder tokens; must fit the embedder's max sequence length
@@ -141,6 +146,10 @@ class Settings:
             raise ConfigError(f"max_sentences must be 0 (no limit) or more, got {self.max_sentences}")
         if self.top_k < 1:
             raise ConfigError(f"top_k must be at least 1, got {self.top_k}")
+        if self.llm_url and not self.llm_url.startswith(("http://", "https://")):
+            raise ConfigError(f"llm_url must start with http:// or https://, got {self.llm_url!r}")
+        if self.llm_timeout <= 0:
+            raise ConfigError(f"llm_timeout must be positive, got {self.llm_timeout}")
         if self.n_ctx < 512:
             raise ConfigError(f"n_ctx={self.n_ctx} is too small (at least 512)")
         if self.max_tokens < 1 or self.max_tokens > self.n_ctx // 2:

@@ -354,16 +354,17 @@ def run_eval(evalset: EvalSet, rag, *, templates: list[str], limit: int | None =
     search_s = [r.retrieval_s for r in base]
     report = EvalReport(
         dataset=evalset.name, format=evalset.format, n=len(items),
-        settings={**asdict(rag.settings), "model": Path(rag.settings.model_path()).name,
+        settings={**asdict(rag.settings), "llm_api_key": "", "model": rag.generator.name,
                   "embedder": rag.embedder.name},
         retrieval=retrieval,
         retrieval_latency={"p50_s": percentile(search_s, 50), "p95_s": percentile(search_s, 95)},
         templates={}, results=[] if not retrieval_only else base, seconds=0.0)
     if not retrieval_only:
-        llama = rag.llm.warm_up()
+        rag.generator.warm_up()
         for name in templates:
             # start each template from an empty KV cache so a run does not depend on what ran before
-            llama.reset()
+            if hasattr(rag.generator, "reset"):
+                rag.generator.reset()
             results = [_answer(rag, item, name, b)
                        for item, b in zip(_bar(items, progress, name), base)]
             report.templates[name] = _template_scores(results, retrieval)

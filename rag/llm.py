@@ -78,6 +78,11 @@ class LLM:
                  self.n_threads, self.n_gpu_layers)
         return llama
 
+    def reset(self) -> None:
+        """Forget the KV cache: the next prompt is evaluated from its first token."""
+        self.warm_up().reset()
+        self._pieces = set()
+
     @property
     def n_ctx(self) -> int:
         return self.warm_up().n_ctx()

@@ -55,7 +55,7 @@ class RAG:
         self.build_missing = (overrides.get("index") is None and settings is None and store is None) \
             if build_missing is None else build_missing
         # path checks are cheap and a wrong path should fail now, not at the first question
-        self._model_path = self.settings.model_path() if generator is None else ""
+        self._model_path = self.settings.model_path() if generator is None and not self.settings.llm_url else ""
         self._embedder_path = self.settings.embedder_path() if embedder is None else ""
         self._embedder = embedder
         self._generator = generator
@@ -79,12 +79,19 @@ class RAG:
 
     @property
     def generator(self):
+        """The chat model: an LLM server when `llm_url` is set, else the GGUF in-process."""
         if self._generator is None:
-            from .llm import LLM
-
             s = self.settings
-            self._generator = LLM(self._model_path, n_ctx=s.n_ctx, n_threads=s.n_threads,
-                                  n_gpu_layers=s.n_gpu_layers, seed=s.seed)
+            if s.llm_url:
+                from .server_llm import ServerGenerator
+
+                self._generator = ServerGenerator(s.llm_url, api_key=s.llm_api_key, model=s.llm_model,
+                                                  timeout=s.llm_timeout, n_ctx=s.n_ctx, seed=s.seed)
+            else:
+                from .llm import LLM
+
+                self._generator = LLM(self._model_path, n_ctx=s.n_ctx, n_threads=s.n_threads,
+                                      n_gpu_layers=s.n_gpu_layers, seed=s.seed)
         return self._generator
 
     llm = generator  # the name this attribute had before generators other than llama.cpp existed
