@@ -9,7 +9,7 @@ import re
 import sys
 
 from .config import Settings
-from .errors import RagError
+from .errors import ConfigError, RagError
 from .prompts import TEMPLATES
 
 
@@ -47,6 +47,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--template", default="few_shot", choices=list(TEMPLATES))
     p.add_argument("--top-k", type=int)
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_model_args(p)
+
+    p = sub.add_parser("serve", help="an OpenAI-compatible API over the indexed documents")
+    p.add_argument("--host", default=os.environ.get("RAG_HOST", "127.0.0.1"),
+                   help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--api-key", default=os.environ.get("RAG_API_KEY", ""),
+                   help="require `Authorization: Bearer KEY` (also RAG_API_KEY)")
+    p.add_argument("--max-queue", type=int, default=16, help="requests that may wait for the model (429 past it)")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds a request may wait and run")
+    p.add_argument("--top-k", type=int)
     add_model_args(p)
 
     p = sub.add_parser("eval", help="evaluate retrieval and answers on a question set, templates side by side")
@@ -164,13 +175,26 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    from .pipeline import RAG
+    from .serve import Limits, serve
+
+    if not 1 <= args.port <= 65535:
+        raise ConfigError(f"--port must be between 1 and 65535, got {args.port}")
+    if args.max_queue < 1 or args.timeout <= 0:
+        raise ConfigError("--max-queue must be at least 1 and --timeout positive")
+    rag = RAG(_settings(args), build_missing=args.index is None)
+    return serve(rag, host=args.host, port=args.port,
+                 limits=Limits(api_key=args.api_key, max_queue=args.max_queue, timeout=args.timeout))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
-        return {"index": cmd_index, "ask": cmd_ask, "eval": cmd_eval}[args.command](args)
+        return {"index": cmd_index, "ask": cmd_ask, "eval": cmd_eval, "serve": cmd_serve}[args.command](args)
     except RagError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

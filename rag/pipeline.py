@@ -61,7 +61,9 @@ class RAG:
         self._generator = generator
         self._store = store
         self._retriever: Retriever | None = None
-        self._model_lock = threading.RLock()  # one generation at a time: llama.cpp contexts are not thread-safe
+        # one generation at a time: llama.cpp contexts are not thread-safe. A plain Lock, since a
+        # streamed answer may be resumed by another thread than the one that started it (Gradio)
+        self._model_lock = threading.Lock()
         self._retriever_lock = threading.Lock()
 
     # ---------------------------------------------------------------- components
@@ -178,20 +180,30 @@ class RAG:
         return self._get_retriever().search(clean_question(query), k=top_k or self.settings.top_k)
 
     def ask(self, question: str, *, template: str = "few_shot", top_k: int | None = None,
-            history: list[Turn] | None = None) -> Answer:
-        """Answer `question` from the indexed documents. See `Answer` for what comes back."""
-        return self.stream(question, template=template, top_k=top_k, history=history).finish()
+            history: list[Turn] | None = None, max_tokens: int | None = None,
+            temperature: float | None = None) -> Answer:
+        """Answer `question` from the indexed documents. See `Answer` for what comes back.
+
+        `top_k`, `max_tokens` and `temperature` override the settings for this question."""
+        return self.stream(question, template=template, top_k=top_k, history=history, max_tokens=max_tokens,
+                           temperature=temperature).finish()
 
     def stream(self, question: str, *, template: str = "few_shot", top_k: int | None = None,
-               history: list[Turn] | None = None) -> "AnswerStream":
+               history: list[Turn] | None = None, max_tokens: int | None = None,
+               temperature: float | None = None) -> "AnswerStream":
         """The answer as it is generated: iterate for its text pieces, then read `.answer`."""
-        return AnswerStream(self._stages(question, template=template, top_k=top_k, history=history))
+        return AnswerStream(self._stages(question, template=template, top_k=top_k, history=history,
+                                         max_tokens=max_tokens, temperature=temperature))
 
     # ---------------------------------------------------------------- the stages
 
-    def _stages(self, question: str, *, template: str, top_k: int | None,
-                history: list[Turn] | None) -> Iterator[str | Answer]:
+    def _stages(self, question: str, *, template: str, top_k: int | None, history: list[Turn] | None,
+                max_tokens: int | None = None, temperature: float | None = None) -> Iterator[str | Answer]:
         s = self.settings
+        if max_tokens is not None or temperature is not None:
+            s = dataclasses.replace(s, max_tokens=max_tokens or s.max_tokens,
+                                    temperature=s.temperature if temperature is None else temperature)
+            s.validate()
         clock = _Clock()
         with clock("total"):
             question = clean_question(question)
@@ -217,7 +229,7 @@ class RAG:
                 pol = self.policy()
             with clock("prompt"):
                 context = self._context(query, hits, pol)
-                prompt, grammar = self._prompt(question, context, tmpl, history)
+                prompt, grammar = self._prompt(question, context, tmpl, history, max_tokens=s.max_tokens)
             gen = None
             with self._model_lock:
                 for item in self.generator.stream(list(prompt.messages), max_tokens=s.max_tokens,
@@ -243,7 +255,8 @@ class RAG:
             context = compress(query, context, embed=self.embedder.embed)
         return context
 
-    def _prompt(self, question: str, context: list[Hit], tmpl, history: list[Turn]):
+    def _prompt(self, question: str, context: list[Hit], tmpl, history: list[Turn], *,
+                max_tokens: int | None = None):
         """The prompt for `tmpl`, and for an extractive template the grammar its answer must follow."""
         s, gen = self.settings, self.generator
         grammar = None
@@ -251,7 +264,8 @@ class RAG:
             raise ConfigError(f"the {tmpl.name} template needs a model that takes a grammar, and "
                               f"{gen.name} does not; choose another template")
         prompt = build_prompt(question, context, template=tmpl, count_tokens=gen.count_tokens,
-                              budget=gen.n_ctx - s.max_tokens, history=history, best_last=s.best_last)
+                              budget=gen.n_ctx - (max_tokens or s.max_tokens), history=history,
+                              best_last=s.best_last)
         if tmpl.extractive:
             # a question asking for a figure gets a span holding one, or the abstain text
             grammar = span_grammar([b.chunk.text for b in prompt.blocks], abstain=ABSTAIN_TEXT,
@@ -298,11 +312,19 @@ class AnswerStream:
         self.answer: Answer | None = None
 
     def __iter__(self) -> Iterator[str]:
-        for item in self._items:
-            if isinstance(item, Answer):
-                self.answer = item
-            else:
-                yield item
+        try:
+            for item in self._items:
+                if isinstance(item, Answer):
+                    self.answer = item
+                else:
+                    yield item
+        finally:
+            # a consumer that stops early (a client gone) ends the stages now, so the model's
+            # lock is released by the thread that holds it, not whenever the stream is collected
+            self._items.close()
+
+    def close(self) -> None:
+        self._items.close()
 
     def finish(self) -> Answer:
         """Run to the end without looking at the pieces; the `Answer`."""

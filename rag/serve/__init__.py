@@ -1,0 +1,40 @@
+"""`rag serve`: an OpenAI-compatible API over your documents (see `app` for the routes).
+
+    rag serve --port 8000 --api-key KEY
+    curl -s http://127.0.0.1:8000/v1/chat/completions -H "Authorization: Bearer KEY" \\
+         -H "Content-Type: application/json" -d '{"model": "rag-local", "messages": [...]}'
+"""
+from __future__ import annotations
+
+import ipaddress
+import logging
+import sys
+
+from .app import MODEL, Limits, create_app
+
+__all__ = ["MODEL", "Limits", "create_app", "serve"]
+log = logging.getLogger(__name__)
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(rag, *, host: str = "127.0.0.1", port: int = 8000, limits: Limits | None = None) -> int:
+    """Load the models and the index once, then answer on host:port until interrupted."""
+    import uvicorn
+
+    limits = limits or Limits()
+    if not is_loopback(host) and not limits.api_key:
+        print(f"warning: serving on {host} without an API key: anyone who can reach this address can "
+              "read your documents through the API; set --api-key or RAG_API_KEY", file=sys.stderr)
+    print("loading the models and the index ...", file=sys.stderr, flush=True)
+    rag.warm_up()
+    print(f"serving {MODEL} on http://{host}:{port}/v1", file=sys.stderr, flush=True)
+    uvicorn.run(create_app(rag, limits), host=host, port=port, log_level="warning", access_log=False)
+    return 0

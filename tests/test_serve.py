@@ -1,0 +1,222 @@
+"""`rag serve` as its clients meet it: the real server process (real models, a copy of the
+session's index) driven with the official `openai` client, curl and raw HTTP."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from rag.serve.app import parse_chat
+from rag.serve.errors import APIError
+
+from conftest import _NO_PROXY, _free_port
+
+KEY = "test-key-123"
+LORA_DOC = "deep-learning-and-choosing-a-model.txt"
+
+
+# ---------------------------------------------------------------- requests, without a server
+
+@pytest.mark.parametrize("body, message", [
+    ({}, "messages must be a non-empty list"),
+    ({"messages": [{"role": "user", "content": 5}]}, "content must be text"),
+    ({"messages": [{"role": "wizard", "content": "hi"}]}, "role of system, user or assistant"),
+    ({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}, "last message"),
+    ({"messages": [{"role": "user", "content": "q"}], "top_k": -5}, "top_k must be between 1 and 20"),
+    ({"messages": [{"role": "user", "content": "q"}], "top_k": 10**9}, "top_k must be between 1 and 20"),
+    ({"messages": [{"role": "user", "content": "q"}], "max_tokens": "many"}, "max_tokens must be an integer"),
+    ({"messages": [{"role": "user", "content": "q"}], "temperature": 9}, "temperature must be between"),
+    ({"messages": [{"role": "user", "content": "q"}], "n": 3}, "n must be between 1 and 1"),
+    ({"messages": [{"role": "user", "content": "q"}], "model": "gpt-4"}, "does not exist"),
+])
+def test_bad_requests_name_what_is_wrong(body, message):
+    with pytest.raises(APIError, match=message) as e:
+        parse_chat(body, n_ctx=2048)
+    assert e.value.status in (400, 404) and "\n" not in e.value.message
+
+
+def test_history_and_templates_come_from_the_messages():
+    req = parse_chat({"model": "rag-local:extract", "messages": [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": "What is LoRA?"}, {"role": "assistant", "content": "Adapters [1]."},
+        {"role": "user", "content": [{"type": "text", "text": "Who made it?"}]}], "top_k": 3}, n_ctx=2048)
+    assert req.question == "Who made it?" and req.template == "extract" and req.top_k == 3
+    assert [(t.question, t.answer) for t in req.history] == [("What is LoRA?", "Adapters [1].")]
+
+
+# ---------------------------------------------------------------- the real server
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, real_rag):
+    base = tmp_path_factory.mktemp("serve")
+    index = base / "index"
+    shutil.copytree(real_rag.settings.index, index, ignore=shutil.ignore_patterns(".lock"))
+    port = _free_port()
+    log = base / "serve.log"
+    env = {**os.environ, "RAG_MAX_TOKENS": "64", "RAG_API_KEY": KEY}
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "rag", "serve", "--port", str(port), "--index", str(index),
+                                 "--n-ctx", "2048", "--max-queue", "32"], stdout=out, stderr=subprocess.STDOUT,
+                                env=env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"rag serve exited:\n{log.read_text()[-3000:]}")
+        try:
+            with _NO_PROXY.open(url + "/health", timeout=5) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"rag serve did not answer:\n{log.read_text()[-3000:]}")
+        time.sleep(0.5)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    import httpx
+    from openai import OpenAI
+
+    return OpenAI(base_url=server + "/v1", api_key=KEY, http_client=httpx.Client(trust_env=False, timeout=600))
+
+
+@pytest.mark.e2e
+def test_answers_come_with_their_citations(client):
+    r = client.chat.completions.create(model="rag-local", messages=[{"role": "user", "content": "What is LoRA?"}])
+    content = r.choices[0].message.content
+    rag = r.model_extra["rag"]
+    assert content.strip() and content == rag["answer"] and not rag["abstained"]
+    assert LORA_DOC in {c["source"] for c in rag["citations"]}
+    for c in rag["citations"]:
+        assert c["chunk_id"].startswith(c["source"] + "#") and c["snippet"] and c["score"] > 0
+        assert f"[{c['n']}]" in content or c["inferred"]
+    assert r.usage.prompt_tokens > 100 and r.usage.completion_tokens > 0
+    assert rag["sentences"] and {"text", "support", "verified", "flags"} <= set(rag["sentences"][0])
+
+
+@pytest.mark.e2e
+def test_a_streamed_answer_ends_with_the_checked_one(client):
+    stream = client.chat.completions.create(model="rag-local", stream=True,
+                                            messages=[{"role": "user", "content": "What are autoencoders used for?"}])
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    final = chunks[-1].model_extra["rag"]
+    assert len(chunks) > 3 and text.strip()
+    assert final["answer"] in text or final["abstained"]
+    assert chunks[-1].choices[0].finish_reason == "stop" and chunks[-1].usage.completion_tokens > 0
+
+
+@pytest.mark.e2e
+def test_an_off_topic_question_abstains(client):
+    r = client.chat.completions.create(model="rag-local",
+                                       messages=[{"role": "user", "content": "What is the capital of Peru?"}])
+    rag = r.model_extra["rag"]
+    assert rag["abstained"] and rag["abstain_code"] and rag["citations"] == []
+    assert r.choices[0].message.content == "Not found in your documents."
+
+
+@pytest.mark.e2e
+def test_a_follow_up_uses_the_history(client):
+    r = client.chat.completions.create(model="rag-local:zero_shot", messages=[
+        {"role": "user", "content": "What are transformer networks?"},
+        {"role": "assistant", "content": "Networks built on self-attention [1]."},
+        {"role": "user", "content": "What are its disadvantages?"}])
+    rag = r.model_extra["rag"]
+    assert rag["template"] == "zero_shot"
+    assert r.choices[0].message.content.strip()
+
+
+@pytest.mark.e2e
+def test_embeddings_and_models(client, real_rag):
+    e = client.embeddings.create(model="rag-local", input=["What is LoRA?", "owls"])
+    assert len(e.data) == 2 and len(e.data[0].embedding) == real_rag.embedder.dim
+    local = real_rag.embedder.embed(["What is LoRA?"])[0]
+    assert sum(a * b for a, b in zip(e.data[0].embedding, local)) > 0.999
+    ids = [m.id for m in client.models.list().data]
+    assert ids[0] == "rag-local" and "rag-local:extract" in ids
+
+
+@pytest.mark.e2e
+def test_errors_have_openai_shape_and_status(server, client):
+    import httpx
+    import openai
+
+    bad = openai.OpenAI(base_url=server + "/v1", api_key="wrong", http_client=httpx.Client(trust_env=False))
+    with pytest.raises(openai.AuthenticationError) as e:
+        bad.models.list()
+    assert e.value.status_code == 401 and "API key" in e.value.body["message"]
+    with pytest.raises(openai.BadRequestError) as e:
+        client.chat.completions.create(model="rag-local", messages=[])
+    assert e.value.status_code == 400 and "messages" in e.value.body["message"]
+    # an oversized body is refused from its Content-Length, before it is read
+    import socket
+
+    host, port = server.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {KEY}\r\n"
+                     f"Content-Type: application/json\r\nContent-Length: {5 << 20}\r\n\r\n{{".encode())
+        reply = sock.recv(65536).decode()
+    assert reply.startswith("HTTP/1.1 413") and '"code":"request_too_large"' in reply.replace(" ", "")
+    with pytest.raises(openai.BadRequestError, match="top_k must be between 1 and 20"):
+        client.chat.completions.create(model="rag-local", messages=[{"role": "user", "content": "q"}],
+                                       extra_body={"top_k": 10**9})
+
+
+@pytest.mark.e2e
+def test_twenty_concurrent_clients_are_all_answered(client):
+    questions = ["What is LoRA?", "What are GANs?", "What is transfer learning?", "What is the capital of Peru?"]
+    answers, errors = [], []
+
+    def one(i):
+        try:
+            r = client.chat.completions.create(model="rag-local", max_tokens=8,
+                                               messages=[{"role": "user", "content": questions[i % 4]}])
+            answers.append(r.choices[0].message.content)
+        except Exception as e:  # noqa: BLE001 - collected and asserted below
+            errors.append(e)
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=900)
+    assert errors == [] and len(answers) == 20 and all(a.strip() for a in answers)
+
+
+@pytest.mark.e2e
+def test_a_client_that_disconnects_mid_stream_frees_the_model(server, client):
+    import httpx
+
+    body = {"model": "rag-local", "stream": True, "max_tokens": 64,
+            "messages": [{"role": "user", "content": "What are autoencoders used for?"}]}
+    with httpx.Client(trust_env=False, timeout=120) as h:
+        with h.stream("POST", server + "/v1/chat/completions", json=body,
+                      headers={"Authorization": f"Bearer {KEY}"}) as r:
+            for i, _ in enumerate(r.iter_lines()):
+                if i >= 4:
+                    break  # leave mid-answer
+    t0 = time.monotonic()
+    r = client.chat.completions.create(model="rag-local", max_tokens=4,
+                                       messages=[{"role": "user", "content": "What is LoRA?"}])
+    assert r.choices[0].message.content.strip()
+    assert time.monotonic() - t0 < 60  # not stuck behind the abandoned answer's lock
+
+
+@pytest.mark.e2e
+def test_the_documented_curl_call(server):
+    out = subprocess.run(["curl", "-s", "--noproxy", "*", server + "/v1/chat/completions",
+                          "-H", f"Authorization: Bearer {KEY}", "-H", "Content-Type: application/json",
+                          "-d", json.dumps({"model": "rag-local",
+                                            "messages": [{"role": "user", "content": "What is LoRA?"}]})],
+                         capture_output=True, text=True, timeout=300)
+    d = json.loads(out.stdout)
+    assert d["object"] == "chat.completion" and d["choices"][0]["message"]["content"].strip()
+    assert "citations" in d["rag"]
