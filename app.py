@@ -8,10 +8,18 @@ restart. Every failure the user can cause or meet becomes a one-line message in 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import hashlib
+import hmac
+import html
+import ipaddress
 import logging
 import os
+import re
 import shutil
+import socket
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -23,7 +31,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # private: the app c
 from rag import RAG, Answer, Settings, Turn  # noqa: E402
 from rag import ingest  # noqa: E402
 from rag.cli import add_model_args  # noqa: E402
-from rag.errors import ConfigError, DocumentError, RagError  # noqa: E402
+from rag.errors import ConfigError, DocumentError, QueryError, RagError  # noqa: E402
 
 log = logging.getLogger("rag.app")
 
@@ -31,10 +39,68 @@ TEMPLATE_CHOICES = [("few-shot", "few_shot"), ("zero-shot", "zero_shot"), ("chai
                     ("extractive", "extract")]
 UPLOAD_TYPES = sorted(ingest.SUPPORTED)
 # abstaining is an answer, not a failure, so it carries no warning sign
-ABSTAIN_HINT = "_None of the indexed passages answers this{why}. Try rephrasing, or add documents._"
+ABSTAIN_HINT = "<em>None of the indexed passages answers this{why}. Try rephrasing, or add documents.</em>"
+SOURCES_HEADER = "<strong>Sources</strong> (open one to read the passage)"
+# the chat shows text exactly as written: newlines break lines, nothing is rendered
+CSS = "#chat .md { white-space: pre-wrap; }"
+
+
+# ---------------------------------------------------------------- text shown in the page
+#
+# Documents are not trusted: a passage, heading or file name may hold HTML or Markdown that
+# would make the reader's browser fetch something (an <img> beacon, a Markdown image) or hide
+# what it says. The chat renders its messages as HTML (Markdown off), so every piece of text
+# from a document, the model or the user goes through `html_text`; the app's own markup
+# (the bold "Sources" header, the italic hint) is the only HTML in it. Markdown components
+# (header, upload note) get `md_text`, which leaves no Markdown or HTML construct in place.
+
+def html_text(text: str) -> str:
+    """`text` as HTML that displays exactly these characters and makes no element."""
+    return html.escape(str(text), quote=False)
+
+
+_MD_ENTITY = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+
+
+def md_text(text: str) -> str:
+    """`text` as Markdown that displays exactly these characters, within a line: white space
+    runs become one space, the marks that start emphasis, code, links, images, autolinks,
+    tables, LaTeX or a heading are escaped, and HTML's three special characters become entities
+    (no tag, comment or entity). Hyphens, dots and commas, which mean nothing inside a line,
+    stay as they are, so file names read as written."""
+    text = " ".join(str(text).split())
+    return re.sub(r"[\\`*_{}\[\]()#+!|~:$^<>&]",
+                  lambda m: _MD_ENTITY.get(m.group()) or "\\" + m.group(), text)
 
 
 # ---------------------------------------------------------------- the service behind the page
+
+MB = 1 << 20
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    """What one user may upload (0: no limit): bytes per file, files per upload, and bytes added
+    in all since the app started (per signed-in user, or per client address without sign-in)."""
+
+    file_bytes: int = 50 * MB
+    files: int = 20
+    total_bytes: int = 500 * MB
+
+
+def _mb(n: int) -> str:
+    """A size for people: 50 MB, 1.5 MB, 2.4 KB, 300 bytes."""
+    if n >= 10 * MB or n and n % MB == 0:
+        return f"{n / MB:.0f} MB"
+    if n >= MB:
+        return f"{n / MB:.1f} MB"
+    return f"{n / 1024:.1f} KB" if n >= 1024 else f"{n} bytes"
+
+
+class UploadCancelled(Exception):
+    """The user cancelled the upload (raised where the work can stop: between files, between
+    embedding batches); nothing it brought is kept."""
+
 
 @dataclass
 class UploadReport:
@@ -43,10 +109,13 @@ class UploadReport:
     added: list[str] = field(default_factory=list)  # names as saved in the corpus folder
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (uploaded name, reason)
     n_chunks: int = 0
+    cancelled: bool = False
 
     def markdown(self) -> str:
-        lines = [f"✓ **{name}** is indexed and searchable" for name in self.added]
-        lines += [f"⚠️ **{name}** not added: {reason}" for name, reason in self.rejected]
+        lines = [f"✓ **{md_text(name)}** is indexed and searchable" for name in self.added]
+        lines += [f"⚠️ **{md_text(name)}** not added: {md_text(reason)}" for name, reason in self.rejected]
+        if self.cancelled:
+            lines.insert(0, "Upload cancelled: nothing from it was added.")
         if self.added:
             lines.append(f"The index now holds {self.n_chunks} chunks.")
         return "\n\n".join(lines) or "No files were given."
@@ -59,9 +128,12 @@ class ChatService:
     """
 
     def __init__(self, settings: Settings | None = None, *, rag: RAG | None = None,
-                 **overrides) -> None:
+                 limits: UploadLimits | None = None, **overrides) -> None:
         self.rag: RAG | None = rag
         self.error = ""
+        self.limits = limits or UploadLimits()
+        self._used: dict[str, int] = {}  # bytes added so far, by owner (user or client address)
+        self._used_lock = threading.Lock()
         if rag is not None:
             return
         try:
@@ -91,26 +163,30 @@ class ChatService:
     def status(self) -> str:
         """One line for the header: model, embedder, index and its size, or what is wrong."""
         if self.rag is None:
-            return f"⚠️ {self.error}"
+            return f"⚠️ {md_text(self.error)}"
         rag = self.rag
         index = Path(rag.settings.index)
         try:
             store = rag.store
         except RagError as e:
-            return f"**Model** {rag.llm.name} · ⚠️ index {index}: {e}"
-        return (f"**Model** {rag.llm.name} · **Embedder** {rag.embedder.name} · "
-                f"**Index** {index.name} ({store.path.name}): {len(store)} chunks from "
+            return f"**Model** {md_text(rag.llm.name)} · ⚠️ index {md_text(index)}: {md_text(e)}"
+        return (f"**Model** {md_text(rag.llm.name)} · **Embedder** {md_text(rag.embedder.name)} · "
+                f"**Index** {md_text(index.name)} ({md_text(store.path.name)}): {len(store)} chunks from "
                 f"{len(store.manifest['documents'])} documents")
 
-    def add_uploads(self, files: list, *, upload_dir: str | Path, progress: bool = False) -> UploadReport:
-        """Add files a browser uploaded: only those inside Gradio's upload folder `upload_dir`.
+    def add_uploads(self, files: list, *, upload_dir: str | Path, owner: str = "", progress: bool = False,
+                    cancel: threading.Event | None = None,
+                    on_file: Callable[[int, int, str], None] | None = None) -> UploadReport:
+        """Add files a browser uploaded: only those inside Gradio's upload folder `upload_dir`,
+        within `self.limits` for `owner` (files over a limit are refused, one line each, and the
+        rest added).
 
         An API client can send a file entry whose path names any server file (or a URL); such an
         entry is refused and logged, never read, so nothing outside the user's uploads can reach
         the corpus and be quoted back by `/ask`.
         """
         report = UploadReport()
-        accepted: list[Path] = []
+        accepted: list[tuple[Path, str]] = []
         for entry in files or []:
             path, name = _upload_entry(entry)
             inside = _inside(path, Path(upload_dir)) if path else None
@@ -118,26 +194,74 @@ class ChatService:
                 log.warning("refused an upload entry outside the upload folder: %r", path or entry)
                 report.rejected.append((name or "?", "not a file uploaded to this app"))
                 continue
-            accepted.append(inside)
-        if accepted:
-            added = self.add_files(accepted, progress=progress)
-            report.added, report.n_chunks = added.added, added.n_chunks
-            report.rejected += added.rejected
+            accepted.append((inside, name or inside.name))
+        lim = self.limits
+        kept: list[Path] = []
+        with self._used_lock:  # the allowance is reserved now and settled below
+            used, reserved = self._used.get(owner, 0), 0
+            for path, name in accepted:
+                try:
+                    size = path.stat().st_size
+                except OSError as e:
+                    report.rejected.append((name, f"cannot read ({e.strerror or e})"))
+                    continue
+                if lim.files and len(kept) >= lim.files:
+                    reason = f"over the limit of {lim.files} files per upload"
+                elif lim.file_bytes and size > lim.file_bytes:
+                    reason = f"{_mb(size)}, over the limit of {_mb(lim.file_bytes)} per file"
+                elif lim.total_bytes and used + reserved + size > lim.total_bytes:
+                    reason = (f"over your upload allowance of {_mb(lim.total_bytes)} "
+                              f"({_mb(used + reserved)} used)")
+                else:
+                    kept.append(path)
+                    reserved += size
+                    continue
+                report.rejected.append((name, reason))
+            self._used[owner] = used + reserved
+        added = UploadReport()
+        try:
+            if kept:
+                added = self.add_files(kept, progress=progress, cancel=cancel, on_file=on_file)
+        finally:
+            kept_bytes = sum((self.corpus / n).stat().st_size for n in added.added
+                             if (self.corpus / n).is_file())
+            with self._used_lock:
+                self._used[owner] = max(0, self._used.get(owner, 0) - reserved + kept_bytes)
+        report.added, report.n_chunks, report.cancelled = added.added, added.n_chunks, added.cancelled
+        report.rejected += added.rejected
         return report
 
-    def add_files(self, paths: list[str | Path], *, progress: bool = False) -> UploadReport:
+    def add_files(self, paths: list[str | Path], *, progress: bool = False,
+                  cancel: threading.Event | None = None,
+                  on_file: Callable[[int, int, str], None] | None = None) -> UploadReport:
         """Check, copy into the corpus folder and index the given files (trusted, local paths).
 
         A file is copied only once it has been read successfully, never over an existing one;
-        if indexing fails the copies are removed again and the previous index stays live.
+        if indexing fails the copies are removed again and the previous index stays live. Once
+        `cancel` is set (checked between files and before indexing; an `UploadCancelled` raised
+        while indexing counts the same), the copies are removed, nothing is indexed and the report
+        says so. `on_file(i, n, name)` is called before file i of n is checked.
         """
         rag = self.get()
         report = UploadReport()
         saved: list[Path] = []
         self.corpus.mkdir(parents=True, exist_ok=True)
-        for raw in paths:
+
+        def cancelled(pending: list[str]) -> UploadReport:
+            for p in saved:
+                p.unlink(missing_ok=True)
+            log.info("upload cancelled: %d files not added", len(saved) + len(pending))
+            report.cancelled = True
+            report.rejected += [(n, "upload cancelled") for n in [p.name for p in saved] + pending]
+            return report
+
+        for i, raw in enumerate(paths):
             src = Path(raw)
             name = src.name
+            if cancel is not None and cancel.is_set():
+                return cancelled([Path(p).name for p in paths[i:]])
+            if on_file is not None:
+                on_file(i, len(paths), name)
             if src.suffix.lower() not in ingest.SUPPORTED:
                 report.rejected.append((name, f"unsupported file type '{src.suffix or name}' "
                                               f"(supported: {', '.join(UPLOAD_TYPES)})"))
@@ -157,8 +281,12 @@ class ChatService:
             saved.append(dest)
         if not saved:
             return report
+        if cancel is not None and cancel.is_set():
+            return cancelled([])
         try:
             built = rag.index([self.corpus], prune=False, progress=progress)
+        except UploadCancelled:
+            return cancelled([])
         except RagError as e:
             for p in saved:
                 p.unlink(missing_ok=True)
@@ -208,11 +336,22 @@ class UploadGuard:
     uploaded to this app (a server path, or a URL that Gradio would download) is refused with one
     line and logged, before Gradio reads, copies or fetches anything."""
 
-    def __init__(self, app, upload_dir: Callable[[], Path] | None = None) -> None:
+    def __init__(self, app, upload_dir: Callable[[], Path] | None = None,
+                 max_request_bytes: int | None = None) -> None:
         self.app = app
         self.upload_dir = upload_dir or upload_folder
+        self.max_request_bytes = max_request_bytes
 
     async def __call__(self, scope, receive, send):
+        if self.max_request_bytes and scope["type"] == "http" and scope["method"] == "POST" and \
+                scope.get("path", "").rstrip("/").endswith("/gradio_api/upload"):
+            # an upload is refused by its declared size before any of it is stored
+            size = dict(scope.get("headers") or []).get(b"content-length", b"")
+            if not size.isdigit():
+                return await _refuse(send, 411, "an upload must declare its length")
+            if int(size) > self.max_request_bytes:
+                return await _refuse(send, 413, f"upload over {_mb(self.max_request_bytes)} "
+                                                f"in one request")
         if scope["type"] != "http" or scope["method"] != "POST" or \
                 b"json" not in dict(scope.get("headers") or []).get(b"content-type", b""):
             return await self.app(scope, receive, send)
@@ -292,27 +431,37 @@ def answer_messages(answer: Answer) -> list[dict]:
     """The finished answer as chat messages: reasoning (collapsed), the answer, its sources.
 
     Each source is a collapsed block titled with its [n] marker, file, heading and score; the
-    full chunk text shows when it is opened.
+    full chunk text shows when it is opened. All text is escaped (`html_text`): a passage or an
+    answer quoting one shows its markup as text, and the browser fetches nothing it names.
     """
     out: list[dict] = []
     if answer.reasoning:
-        out.append({"role": "assistant", "content": answer.reasoning,
+        out.append({"role": "assistant", "content": html_text(answer.reasoning),
                     "metadata": {"title": "Reasoning (chain of thought)", "status": "done"}})
     if answer.abstained:
-        why = f" ({answer.abstain_reason})" if answer.abstain_reason else ""
-        out.append({"role": "assistant", "content": f"{answer.text}\n\n{ABSTAIN_HINT.format(why=why)}"})
+        why = html_text(f" ({answer.abstain_reason})") if answer.abstain_reason else ""
+        out.append({"role": "assistant",
+                    "content": f"{html_text(answer.text)}\n\n{ABSTAIN_HINT.format(why=why)}"})
         return out
-    out.append({"role": "assistant", "content": answer.text})
+    out.append({"role": "assistant", "content": html_text(answer.text)})
     texts = {h.chunk.id: h.chunk.text for h in answer.hits}
     if answer.citations:
-        out.append({"role": "assistant", "content": "**Sources** (open one to read the passage)"})
+        out.append({"role": "assistant", "content": SOURCES_HEADER})
     for c in answer.citations:
         where = f"{c.source} › {c.heading}" if c.heading else c.source
         note = ", inferred" if c.inferred else ""
-        out.append({"role": "assistant", "content": texts.get(c.chunk_id, c.snippet),
-                    "metadata": {"title": f"[{c.n}] {where} · similarity {c.score:.2f}{note}",
+        out.append({"role": "assistant", "content": html_text(texts.get(c.chunk_id, c.snippet)),
+                    "metadata": {"title": html_text(f"[{c.n}] {where} · similarity {c.score:.2f}{note}"),
                                  "status": "done"}})
     return out
+
+
+def _message_text(message: dict) -> str:
+    """The text of a chat message as the page sends it back (a string, or a list of parts)."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    return "".join(p.get("text", "") for p in content or [] if isinstance(p, dict))
 
 
 def error_message(e: Exception) -> dict:
@@ -321,31 +470,82 @@ def error_message(e: Exception) -> dict:
     else:  # a bug: the log gets the traceback, the user one line
         log.exception("unexpected error while answering")
         text = f"unexpected {type(e).__name__}: {e}"
-    return {"role": "assistant", "content": f"⚠️ {text}"}
+    return {"role": "assistant", "content": f"⚠️ {html_text(text)}"}
+
+
+# ---------------------------------------------------------------- what a request may ask for
+
+MAX_TOP_K = 12  # the slider's range; the API is held to the same
+MAX_HISTORY_TURNS = 20  # [question, answer] pairs a request may carry; the chat keeps the last ones
+MAX_ANSWER_CHARS = 8000  # per answer in a history
+
+
+def check_request(question, template, top_k, history) -> tuple[str, str, int | None, list[Turn]]:
+    """The arguments of one question, checked against the page's bounds (QueryError, one line).
+
+    `top_k` None means the configured default; `history` is None or a list of [question, answer]
+    string pairs."""
+    from rag.pipeline import clean_question
+
+    question = clean_question(question)
+    known = [value for _, value in TEMPLATE_CHOICES]
+    if not isinstance(template, str) or template not in known:
+        raise QueryError(f"unknown template {str(template)[:40]!r}; choose one of {', '.join(known)}")
+    if top_k is not None:
+        whole = isinstance(top_k, int) or (isinstance(top_k, float) and top_k.is_integer())
+        if isinstance(top_k, bool) or not whole or not 1 <= top_k <= MAX_TOP_K:
+            raise QueryError(f"top_k must be a whole number from 1 to {MAX_TOP_K}, not {str(top_k)[:40]}")
+        top_k = int(top_k)
+    if history is None:
+        history = []
+    if not isinstance(history, (list, tuple)):
+        raise QueryError("history must be a list of [question, answer] pairs")
+    if len(history) > MAX_HISTORY_TURNS:
+        raise QueryError(f"history has {len(history)} turns; the limit is {MAX_HISTORY_TURNS}")
+    turns = []
+    for i, pair in enumerate(history, 1):
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2 or \
+                not all(isinstance(x, str) for x in pair):
+            raise QueryError(f"history turn {i} is not a [question, answer] pair of strings")
+        q, a = pair
+        try:
+            q = clean_question(q)
+        except QueryError as e:
+            raise QueryError(f"history turn {i}: {e}") from None
+        if len(a) > MAX_ANSWER_CHARS:
+            raise QueryError(f"history turn {i}: the answer is {len(a)} characters long; "
+                             f"the limit is {MAX_ANSWER_CHARS}")
+        turns.append(Turn(q, a))
+    return question, template, top_k, turns
 
 
 def respond(service: ChatService, question: str, chat: list[dict], turns: list[list[str]],
-            template: str, top_k: float):
-    """Stream one exchange: yields (textbox value, chat messages, turns) as the answer grows."""
+            template: str, top_k: float, *, shown: bool = False):
+    """Stream one exchange: yields (textbox value, chat messages, turns) as the answer grows.
+
+    `shown`: the question is already the last message of `chat` (the page shows it at once,
+    while the answer waits in the queue)."""
     chat = list(chat or [])
-    turns = list(turns or [])
-    if question and question.strip():
-        chat.append({"role": "user", "content": question})
+    turns = list(turns or [])[-MAX_HISTORY_TURNS:]
+    if question and question.strip() and not shown:
+        chat.append({"role": "user", "content": html_text(question)})
     yield "", chat, turns
     try:
         rag = service.get()
-        history = [Turn(q, a) for q, a in turns]
-        stream = rag.stream(question, template=template, top_k=int(top_k), history=history)
+        question, template, top_k, history = check_request(question, template, top_k, turns)
+        stream = rag.stream(question, template=template, top_k=top_k, history=history)
         # chain-of-thought output streams as plain text too; it only becomes a collapsed block
         # at the end, because Gradio keeps a block open that was first drawn open
         live = {"role": "assistant", "content": ""}
         chat.append(live)
+        text = ""
         for piece in stream:
-            live["content"] += piece
+            text += piece
+            live["content"] = html_text(text)
             yield "", chat, turns
         answer = stream.answer
         chat[-1:] = answer_messages(answer)
-        turns.append([answer.question, answer.text])
+        turns.append([answer.question, answer.text[:MAX_ANSWER_CHARS]])
         yield "", chat, turns
     except Exception as e:  # noqa: BLE001 - every failure ends as a message, never a dead UI
         if chat and chat[-1].get("role") == "assistant" and not chat[-1]["content"]:
@@ -354,17 +554,16 @@ def respond(service: ChatService, question: str, chat: list[dict], turns: list[l
         yield "", chat, turns
 
 
-def api_ask(service: ChatService, question: str, template: str, top_k: int,
+def api_ask(service: ChatService, question: str, template: str, top_k: int | None,
             history: list[list[str]] | None) -> dict:
     """The structured answer for API clients; errors come back as gradio errors with one line."""
     import gradio as gr
 
     try:
-        turns = [Turn(q, a) for q, a in (history or [])]
-        answer = service.get().ask(question, template=template, top_k=int(top_k) or None,
-                                   history=turns)
+        question, template, top_k, turns = check_request(question, template, top_k, history)
+        answer = service.get().ask(question, template=template, top_k=top_k, history=turns)
     except RagError as e:
-        raise gr.Error(str(e), print_exception=False) from None
+        raise gr.Error(" ".join(str(e).split()), print_exception=False) from None
     except (TypeError, ValueError) as e:
         raise gr.Error(f"bad request: {e}", print_exception=False) from None
     d = answer.to_dict()
@@ -376,18 +575,93 @@ def api_ask(service: ChatService, question: str, template: str, top_k: int,
 
 # ---------------------------------------------------------------- the page
 
+@dataclass
+class _UploadJob:
+    cancel: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)
+    report: UploadReport | None = None
+
+
+class UploadJobs:
+    """The upload running for each browser session, so that session's Cancel can stop it."""
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, _UploadJob] = {}
+        self._lock = threading.Lock()
+
+    def start(self, session: str) -> _UploadJob:
+        with self._lock:
+            job = self._jobs[session] = _UploadJob()
+            return job
+
+    def finish(self, session: str, job: _UploadJob, report: UploadReport | None) -> None:
+        job.report = report
+        job.done.set()
+        with self._lock:
+            if self._jobs.get(session) is job:
+                del self._jobs[session]
+
+    def cancel(self, session: str) -> _UploadJob | None:
+        with self._lock:
+            job = self._jobs.get(session)
+        if job is not None:
+            job.cancel.set()
+        return job
+
+
+def _stop_on_cancel(progress, cancel: threading.Event) -> None:
+    """Make Gradio's progress tracker raise UploadCancelled once `cancel` is set. With
+    track_tqdm every tqdm bar in the handler's thread steps through the tracker (iterating or
+    `update`): the index build's file loop and embedding slices, and the embedder's batches of
+    32 texts, so a cancelled build stops within a batch, before anything is committed."""
+
+    class Cancellable(type(progress)):
+        def __next__(self):
+            if cancel.is_set():
+                raise UploadCancelled()
+            return super().__next__()
+
+        def update(self, n=1):
+            if cancel.is_set():
+                raise UploadCancelled()
+            return super().update(n)
+
+    progress.__class__ = Cancellable
+
+
+def client_key(username: str | None, client=None) -> str:
+    """Who is asking, for per-user limits: the signed-in user, else the client's address
+    (`client`: a request's client, with a `host`)."""
+    return f"user {username}" if username else f"address {getattr(client, 'host', None) or '?'}"
+
+
+def request_key(request) -> str:
+    return client_key(getattr(request, "username", None), getattr(request, "client", None))
+
+
 def build_ui(service: ChatService):
     """The Gradio Blocks of the chat, bound to `service`."""
     import gradio as gr
 
     top_k = service.rag.settings.top_k if service.rag else 4
-    with gr.Blocks(title="rag-local", analytics_enabled=False) as demo:
+    lim = service.limits
+    limits = ", ".join(x for x in (
+        f"up to {lim.files} files" if lim.files else "",
+        f"{_mb(lim.file_bytes)} each" if lim.file_bytes else "",
+        f"{_mb(lim.total_bytes)} in all" if lim.total_bytes else "") if x)
+    uploads = UploadJobs()
+    # uploaded files are kept a day in Gradio's cache, then deleted (the corpus keeps its copies)
+    with gr.Blocks(title="rag-local", analytics_enabled=False, delete_cache=(3600, 86400)) as demo:
         gr.Markdown("## rag-local · ask your documents")
         status = gr.Markdown(service.status(), elem_id="status")
         with gr.Row():
             with gr.Column(scale=3):
+                # messages are HTML built by html_text (Markdown off, no LaTeX, no custom tags,
+                # sanitised): document text can neither render nor make the browser fetch
                 chat = gr.Chatbot(label="Chat", elem_id="chat", height=520, feedback_options=None,
-                                  placeholder="Ask something about your documents.")
+                                  placeholder="Ask something about your documents.",
+                                  render_markdown=False, sanitize_html=True, latex_delimiters=[],
+                                  allow_tags=False, buttons=["copy", "copy_all"])
                 with gr.Row():
                     box = gr.Textbox(placeholder="Ask a question and press Enter", show_label=False,
                                      elem_id="question", scale=5, autofocus=True)
@@ -395,45 +669,340 @@ def build_ui(service: ChatService):
                 clear = gr.Button("New conversation", size="sm")
             with gr.Column(scale=1):
                 template = gr.Radio(TEMPLATE_CHOICES, value="few_shot", label="Prompt template")
-                k = gr.Slider(1, 12, value=top_k, step=1, label="Passages retrieved (top-k)")
-                files = gr.File(label=f"Add documents ({', '.join(UPLOAD_TYPES)})",
+                k = gr.Slider(1, MAX_TOP_K, value=min(top_k, MAX_TOP_K), step=1,
+                              label="Passages retrieved (top-k)")
+                files = gr.File(label=f"Add documents ({', '.join(UPLOAD_TYPES)}; {limits})",
                                 file_count="multiple", elem_id="upload")
+                stop = gr.Button("Cancel upload", size="sm", elem_id="cancel-upload")
                 upload_note = gr.Markdown(elem_id="upload-note")
         turns = gr.State([])
+        pending = gr.State("")  # the question on its way from the box to the answer
+
+        def show_question(question, messages):
+            """The fast first step (not queued): the question shows in the chat at once and the
+            box waits until the answer is in, however long the queue."""
+            messages = list(messages or [])
+            if question and question.strip():
+                messages.append({"role": "user", "content": html_text(question)})
+            return gr.update(value="", interactive=False), gr.update(interactive=False), messages, question
 
         def on_message(question, messages, past, tmpl, kk):
-            yield from respond(service, question, messages, past, tmpl, kk)
+            shown = bool(question and question.strip())
+            for _, messages, past in respond(service, question, messages, past, tmpl, kk, shown=shown):
+                yield messages, past
 
-        def on_upload(files, progress=gr.Progress(track_tqdm=True)):
+        def unlock():
+            return gr.update(interactive=True), gr.update(interactive=True)
+
+        def take_back(question, messages):
+            messages = list(messages or [])
+            if question and messages and messages[-1].get("role") == "user" and \
+                    _message_text(messages[-1]).strip() == html_text(question).strip():
+                messages.pop()
+            return gr.update(value=question, interactive=True), gr.update(interactive=True), messages
+
+        def on_upload(files, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
             if not files:
                 return "", service.status()
-            progress(0, desc="checking and indexing")
+            job = uploads.start(request.session_hash or "")
+            _stop_on_cancel(progress, job.cancel)
+            report = None
             try:
+                progress(0, desc="checking the files")
                 # raw file entries (preprocess=False): Gradio must not open, copy or download a
                 # path a client names before it is checked against the upload folder
-                note = service.add_uploads(files, upload_dir=upload_folder(), progress=True).markdown()
+                report = service.add_uploads(
+                    files, upload_dir=upload_folder(), owner=request_key(request), progress=True,
+                    cancel=job.cancel,
+                    on_file=lambda i, n, name: progress((i, n), desc="checking the files", unit="files"))
+                note = report.markdown()
             except RagError as e:
-                note = f"⚠️ {e}"
+                note = f"⚠️ {md_text(e)}"
+            finally:
+                uploads.finish(request.session_hash or "", job, report)
             return note, service.status()
 
-        chat_io = dict(fn=on_message, inputs=[box, chat, turns, template, k],
-                       outputs=[box, chat, turns], concurrency_id="llm", api_visibility="private")
-        box.submit(**chat_io)
-        send.click(**chat_io)
+        def on_cancel_upload(request: gr.Request):
+            job = uploads.cancel(request.session_hash or "")
+            if job is not None:
+                job.done.wait(120)  # it stops at the next file or embedding batch
+            if job is not None and job.report is not None and job.report.added:
+                note = "The upload was already indexed when it was cancelled.\n\n" + job.report.markdown()
+            else:
+                note = "Upload cancelled: nothing from it was added."
+            return note, service.status()
+
+        # Gradio finds gr.Request by its annotation, which postponed evaluation leaves a string
+        on_upload.__annotations__["request"] = on_cancel_upload.__annotations__["request"] = gr.Request
+        ask_steps = dict(fn=show_question, inputs=[box, chat], outputs=[box, send, chat, pending],
+                         queue=False, api_visibility="private")
+        answer_step = dict(fn=on_message, inputs=[pending, chat, turns, template, k],
+                           outputs=[chat, turns], concurrency_id="llm", api_visibility="private",
+                           show_progress="minimal")
+        for trigger in (box.submit, send.click):
+            answered = trigger(**ask_steps).then(**answer_step)
+            answered.success(unlock, outputs=[box, send], queue=False, api_visibility="private")
+            # refused ("busy, try again"): the question goes back from the chat to the box
+            answered.failure(take_back, inputs=[pending, chat], outputs=[box, send, chat],
+                             queue=False, api_visibility="private")
         clear.click(lambda: ([], []), outputs=[chat, turns], api_visibility="private")
-        files.upload(on_upload, inputs=files, outputs=[upload_note, status], api_name="add_documents",
-                     preprocess=False)
+        upload = files.upload(on_upload, inputs=files, outputs=[upload_note, status],
+                              api_name="add_documents", preprocess=False)
+        stop.click(on_cancel_upload, outputs=[upload_note, status], cancels=[upload], queue=False,
+                   api_name="cancel_upload")
         demo.load(service.status, outputs=status, api_visibility="private")
 
-        def ask(question: str, template: str = "few_shot", top_k: int = 0,
+        def ask(question: str, template: str = "few_shot", top_k: int | None = None,
                 history: list[list[str]] | None = None) -> dict:
             """Answer a question from the indexed documents. Returns the answer, whether it
             abstained, the citations ([n] marker, source, heading, score, chunk text), every
-            retrieved passage (hits), timings and token usage. `history` is a list of [question, answer] pairs."""
+            retrieved passage (hits), timings and token usage. `template`: few_shot, zero_shot,
+            cot or extract; `top_k`: passages retrieved, 1 to 12 (default: the app's); `history`:
+            up to 20 [question, answer] pairs of earlier turns."""
             return api_ask(service, question, template, top_k, history)
 
         gr.api(ask, api_name="ask", concurrency_id="llm")
     return demo
+
+
+# ---------------------------------------------------------------- sign-in
+
+class AuthError(ValueError):
+    """A bad --auth or --auth-file argument (one line)."""
+
+
+_SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 1 << 14, 8, 1  # about 50 ms and 16 MiB per check
+_HASH = re.compile(r"scrypt\$(\d+)\$(\d+)\$(\d+)\$([0-9a-f]{32,})\$([0-9a-f]{64})")
+
+
+def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+    return hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, dklen=32,
+                          maxmem=256 * n * r * p + (1 << 20))
+
+
+def hash_password(password: str, *, salt: bytes | None = None) -> str:
+    """A salted scrypt hash of `password`: `scrypt$N$r$p$<salt hex>$<hash hex>`."""
+    salt = os.urandom(16) if salt is None else salt
+    digest = _scrypt(password, salt, _SCRYPT_N, _SCRYPT_R, _SCRYPT_P)
+    return f"scrypt${_SCRYPT_N}${_SCRYPT_R}${_SCRYPT_P}${salt.hex()}${digest.hex()}"
+
+
+def _parse_hash(stored: str) -> tuple[bytes, int, int, int, bytes] | None:
+    m = _HASH.fullmatch(stored)
+    if not m:
+        return None
+    n, r, p = (int(m.group(i)) for i in (1, 2, 3))
+    if n < 2 or n & (n - 1) or n > 1 << 20 or not 1 <= r <= 32 or not 1 <= p <= 16:
+        return None
+    return bytes.fromhex(m.group(4)), n, r, p, bytes.fromhex(m.group(5))
+
+
+class Accounts:
+    """Who may sign in: users with a password given on the command line (`--auth`) or a salted
+    scrypt hash from a file (`--auth-file`). Checks take the same time whether or not the user
+    exists, run off the server's event loop, and a failed one answers a second later."""
+
+    FAIL_DELAY = 1.0
+
+    def __init__(self) -> None:
+        self._users: dict[str, tuple[bytes, int, int, int, bytes]] = {}
+        self._dummy = _parse_hash(hash_password(os.urandom(8).hex()))
+        self._gate = threading.BoundedSemaphore(2)  # a flood of logins cannot take every core
+
+    def __len__(self) -> int:
+        return len(self._users)
+
+    def add(self, user: str, *, password: str | None = None, hashed: str | None = None,
+            where: str = "--auth") -> None:
+        if not user or user != user.strip() or any(c.isspace() or c == ":" for c in user):
+            raise AuthError(f"{where}: the user name {user!r} is empty or has spaces or colons")
+        if user in self._users:
+            raise AuthError(f"{where}: user {user!r} is given twice")
+        if password is not None:
+            if not password:
+                raise AuthError(f"{where}: the password of {user!r} is empty")
+            hashed = hash_password(password)
+        parsed = _parse_hash(hashed or "")
+        if parsed is None:
+            raise AuthError(f"{where}: expected user:scrypt$N$r$p$SALT$HASH "
+                            f"(make a line with: python app.py --hash-password {user})")
+        self._users[user] = parsed
+
+    def check(self, user: str, password: str) -> bool:
+        record = self._users.get(user)
+        salt, n, r, p, digest = record or self._dummy
+        with self._gate:
+            ok = hmac.compare_digest(_scrypt(password or "", salt, n, r, p), digest)
+        return ok and record is not None
+
+    async def login(self, user: str, password: str) -> bool:
+        """Gradio's auth callback (async, so the check runs in a worker thread)."""
+        ok = await asyncio.to_thread(self.check, user, password)
+        if not ok:
+            log.warning("failed sign-in for %r", user[:80])
+            await asyncio.sleep(self.FAIL_DELAY)
+        return ok
+
+
+def load_accounts(auth: list[str] | None, auth_file: str | None) -> Accounts | None:
+    """The accounts named by --auth USER:PASSWORD (repeatable) and --auth-file PATH (lines of
+    USER:HASH; blank lines and # comments allowed); None when neither is given."""
+    if not auth and not auth_file:
+        return None
+    accounts = Accounts()
+    for item in auth or []:
+        user, colon, password = item.partition(":")
+        if not colon:
+            raise AuthError("--auth expects USER:PASSWORD")
+        accounts.add(user, password=password)
+    if auth_file:
+        try:
+            text = Path(auth_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            why = getattr(e, "strerror", None) or type(e).__name__
+            raise AuthError(f"cannot read the auth file {auth_file} ({why})") from None
+        for no, line in enumerate(text.splitlines(), 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            user, colon, hashed = line.partition(":")
+            where = f"{auth_file} line {no}"
+            if not colon:
+                raise AuthError(f"{where}: expected user:scrypt$N$r$p$SALT$HASH "
+                                f"(make a line with: python app.py --hash-password USER)")
+            accounts.add(user, hashed=hashed, where=where)
+        if not len(accounts):
+            raise AuthError(f"the auth file {auth_file} names no user")
+    return accounts
+
+
+_OPEN_PATHS = re.compile(r"/(login|logout|favicon\.ico|theme\.css|robots\.txt|manifest\.json|pwa_icon.*"
+                         r"|(assets|static|svelte)/.*|gradio_api/(login_check|theme\.css|startup-events))/?")
+
+
+class SignInGuard:
+    """ASGI middleware: with sign-in on, every request but the page itself and what the login
+    form needs carries a valid session cookie, or gets 401 with one line. Gradio checks its API
+    routes itself; this covers the ones it leaves open (cancel, reset, heartbeat, streams, run
+    history, monitoring) and any it adds later. The page shown before signing in (the login
+    form) also loses the description of the API that Gradio writes into it."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        gradio = scope.get("app")
+        path = scope.get("path", "")
+        if scope["type"] not in ("http", "websocket") or getattr(gradio, "auth", None) is None \
+                or _signed_in(scope, gradio):
+            return await self.app(scope, receive, send)
+        if path == "/":
+            return await self.app(scope, receive, _without_api_info(send))
+        if _OPEN_PATHS.fullmatch(path):
+            return await self.app(scope, receive, send)
+        if scope["type"] == "websocket":
+            return await send({"type": "websocket.close", "code": 1008})
+        return await _refuse(send, 401, "sign in first")
+
+
+def _signed_in(scope, gradio) -> bool:
+    """Whether the request carries the cookie of a session Gradio's login handed out."""
+    cookies = {}
+    for name, value in scope.get("headers") or []:
+        if name == b"cookie":
+            for part in value.decode("latin-1").split(";"):
+                k, _, v = part.strip().partition("=")
+                cookies[k] = v
+    cid = gradio.cookie_id
+    token = cookies.get(f"access-token-{cid}") or cookies.get(f"access-token-unsecure-{cid}")
+    return bool(token) and token in gradio.tokens
+
+
+_API_INFO = re.compile(rb"window\.gradio_api_info = .*?;</script>", re.S)
+
+
+def _without_api_info(send):
+    """`send` for the login page: the body is held until complete, then sent without the API
+    description (endpoint names, parameters, docstrings)."""
+    start, chunks = None, []
+
+    async def filtered(message):
+        nonlocal start
+        if message["type"] == "http.response.start":
+            start = message
+            return None
+        if message["type"] != "http.response.body":
+            return await send(message)
+        chunks.append(message.get("body", b""))
+        if message.get("more_body"):
+            return None
+        body = _API_INFO.sub(b"window.gradio_api_info = {};</script>", b"".join(chunks))
+        headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
+        await send({**start, "headers": headers + [(b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    return filtered
+
+
+# ---------------------------------------------------------------- a fair queue
+
+BUSY = "the server is busy ({why}); try again in a minute"
+
+
+def limit_queue(demo, per_client: int) -> None:
+    """Refuse a new queued request from a client (signed-in user, else address) that already
+    has `per_client` requests waiting or running, as Gradio refuses one when the whole queue is
+    full: HTTP 503, which the page shows as "busy, try again" and gradio_client raises."""
+    queue = demo._queue
+    push = queue.push
+
+    def owner(event) -> str:
+        return client_key(event.username, getattr(event.request, "client", None))
+
+    async def fair_push(body, request, username):
+        key = client_key(username, request.client)
+        if queue.max_size is not None and len(queue) >= queue.max_size:
+            return False, BUSY.format(why=f"{len(queue)} requests waiting"), "queue_full"
+        if per_client:
+            waiting = [e for q in queue.event_queue_per_concurrency_id.values() for e in q.queue]
+            running = [e for job in queue.active_jobs if job for e in job]
+            mine = sum(owner(e) == key for e in waiting + running)
+            if mine >= per_client:
+                log.info("refused a request from %s: %d already queued", key, mine)
+                return False, BUSY.format(why=f"you have {mine} requests waiting, the most one "
+                                                f"client may have"), "queue_full"
+        return await push(body, request, username)
+
+    queue.push = fair_push
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError:
+        return False
+    return bool(infos) and all(ipaddress.ip_address(i[4][0].split("%")[0]).is_loopback for i in infos)
+
+
+def _print_hash_line(user: str | None) -> int:
+    if sys.stdin.isatty():
+        import getpass
+
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            print("error: the passwords differ", file=sys.stderr)
+            return 1
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        print("error: the password is empty", file=sys.stderr)
+        return 1
+    if user is not None and (not user or any(c.isspace() or c == ":" for c in user)):
+        print(f"error: the user name {user!r} is empty or has spaces or colons", file=sys.stderr)
+        return 1
+    hashed = hash_password(password)
+    print(f"{user}:{hashed}" if user is not None else hashed)
+    return 0
 
 
 # ---------------------------------------------------------------- command line
@@ -445,14 +1014,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--port", type=int, default=int(os.environ.get("RAG_PORT", "7860")))
     p.add_argument("--corpus", help="documents folder; uploads are saved here (default: corpus/)")
     add_model_args(p)
-    p.add_argument("--top-k", type=int, help="passages retrieved per question (default 4)")
+    p.add_argument("--top-k", type=int, help=f"passages retrieved per question, 1 to {MAX_TOP_K} (default 4)")
+    g = p.add_argument_group("sign-in (off unless one of these is given)")
+    g.add_argument("--auth", action="append", metavar="USER:PASSWORD",
+                   help="a user who may sign in (repeatable; the password shows in the process list, "
+                        "so prefer --auth-file)")
+    g.add_argument("--auth-file", metavar="PATH",
+                   help="a file of USER:HASH lines (make one with --hash-password USER)")
+    g.add_argument("--hash-password", nargs="?", const="", metavar="USER",
+                   help="read a password from stdin, print its USER:HASH line for --auth-file and exit")
+    g = p.add_argument_group("limits (0: none)")
+    g.add_argument("--max-file-mb", type=float, default=50, help="largest file one may upload (default 50)")
+    g.add_argument("--max-files", type=int, default=20, help="files per upload (default 20)")
+    g.add_argument("--max-upload-mb", type=float, default=500,
+                   help="MB one user (or address, without sign-in) may add in all while the app runs (default 500)")
+    g.add_argument("--queue-size", type=int, default=64, help="requests waiting at most, from all clients (default 64)")
+    g.add_argument("--queue-per-client", type=int, default=4,
+                   help="requests one user or address may have waiting or running (default 4)")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     return p.parse_args(argv)
 
 
 def _can_listen(host: str, port: int) -> bool:
-    import socket
-
     try:
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
             sock.bind((host, port))
@@ -461,11 +1044,32 @@ def _can_listen(host: str, port: int) -> bool:
         return False
 
 
+def _check_args(args: argparse.Namespace) -> str:
+    """The first thing wrong with the limits, as one line ("" when they are fine)."""
+    if args.top_k is not None and not 1 <= args.top_k <= MAX_TOP_K:
+        return f"--top-k must be from 1 to {MAX_TOP_K}"
+    for flag in ("max_file_mb", "max_files", "max_upload_mb", "queue_size", "queue_per_client"):
+        if getattr(args, flag) < 0:
+            return f"--{flag.replace('_', '-')} must be 0 (no limit) or more"
+    return ""
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    names = ("index", "corpus", "model", "embedder", "n_gpu_layers", "n_threads", "n_ctx", "top_k")
+    if args.hash_password is not None:
+        return _print_hash_line(args.hash_password or None)
+    try:
+        accounts = load_accounts(args.auth, args.auth_file)
+    except AuthError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if problem := _check_args(args):
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
+    names = ("index", "corpus", "model", "embedder", "n_gpu_layers", "n_threads", "n_ctx", "top_k",
+             "llm_url", "llm_model")
     try:
         settings = Settings.load(**{n: getattr(args, n) for n in names})
     except RagError as e:
@@ -475,7 +1079,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: cannot listen on {args.host}:{args.port} (in use or not this machine's "
               f"address); choose another with --port or --host", file=sys.stderr)
         return 1
-    service = ChatService(settings)
+    if accounts is None and not _is_loopback(args.host):
+        print(f"warning: listening on {args.host}:{args.port} without sign-in: anyone who can reach "
+              f"it can read your documents through the chat and add files; use --auth-file "
+              f"(see README, Security)", file=sys.stderr, flush=True)
+    limits = UploadLimits(file_bytes=int(args.max_file_mb * MB), files=args.max_files,
+                          total_bytes=int(args.max_upload_mb * MB))
+    service = ChatService(settings, limits=limits)
     print("loading the models and the index ...", flush=True)
     problem = service.error or service.warm_up()
     if problem:  # the page still opens and shows it, so it can be read and fixed
@@ -486,11 +1096,23 @@ def main(argv: list[str] | None = None) -> int:
 
     theme = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
                               font_mono=["ui-monospace", "monospace"])  # no web fonts: works offline
+    # one request body may hold a full upload; a single file may be as large as the whole
+    # allowance (files over the per-file limit are refused one by one, the rest of the batch added)
+    per_request = limits.files * (limits.file_bytes + 1024) + 64 * 1024 \
+        if limits.files and limits.file_bytes else None  # room for the multipart headers
+    transport = limits.total_bytes or limits.file_bytes or None
+    # the REST routes that skip the queue are closed (api_open=False): every request queues
+    demo.queue(default_concurrency_limit=1, max_size=args.queue_size or None, api_open=False)
+    limit_queue(demo, args.queue_per_client)
     try:
-        demo.queue(default_concurrency_limit=1).launch(
+        demo.launch(
             server_name=args.host, server_port=args.port, ssr_mode=False, show_error=False,
-            max_file_size="200mb", theme=theme, footer_links=["api"],
-            app_kwargs={"middleware": [Middleware(UploadGuard)]})
+            max_file_size=transport, theme=theme, css=CSS, footer_links=["api"],
+            auth=accounts.login if accounts else None,
+            auth_message="Sign in to ask your documents." if accounts else None,
+            share=False, mcp_server=False, run_history=False, enable_monitoring=False,
+            app_kwargs={"middleware": [Middleware(SignInGuard),
+                                       Middleware(UploadGuard, max_request_bytes=per_request)]})
     except OSError as e:
         print(f"error: cannot listen on {args.host}:{args.port} ({str(e).split('. ')[0]})",
               file=sys.stderr)

@@ -82,14 +82,19 @@ def chat_app(tmp_path_factory, real_rag):
     The index starts as a copy of real_rag's (same corpus files), so no second embedding pass.
     Answers are capped at 128 tokens to keep the suite quick on two cores.
     """
-    base = tmp_path_factory.mktemp("app")
+    yield from run_app(tmp_path_factory.mktemp("app"), real_rag)
+
+
+def run_app(base: Path, real_rag, args: list[str] = (), env: dict[str, str] | None = None):
+    """Start app.py over a copy of corpus/ and of real_rag's index in `base` with extra `args`
+    and environment; yields its AppServer once the page answers, stops it afterwards."""
     corpus, index, log = base / "corpus", base / "index", base / "app.log"
     shutil.copytree(CORPUS, corpus)
     shutil.copytree(real_rag.settings.index, index, ignore=shutil.ignore_patterns(".lock"))
     port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAG_MAX_TOKENS": "128"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAG_MAX_TOKENS": "128", **(env or {})}
     cmd = [sys.executable, str(ROOT / "app.py"), "--port", str(port), "--index", str(index),
-           "--corpus", str(corpus), "--n-ctx", "2048"]
+           "--corpus", str(corpus), "--n-ctx", "2048", *args]
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=base)
     url = f"http://127.0.0.1:{port}/"

@@ -1,6 +1,7 @@
 """The chat app as users and API clients meet it: `python app.py` running with the real models,
 asked through gradio_client."""
 import re
+import time
 
 import pytest
 
@@ -47,6 +48,49 @@ def test_bad_requests_get_one_line_errors(client):
         assert "Traceback" not in str(info.value) and "\n" not in str(info.value).strip()
     with pytest.raises(AppError, match="unknown template"):
         client.predict("What is LoRA?", "poetry", 4, None, api_name="/ask")
+
+
+def test_ask_arguments_are_held_to_the_page_bounds(client):
+    """top_k=-5 or 10**9 packed 53-56 passages; every argument now has the slider's bounds."""
+    from gradio_client.exceptions import AppError
+
+    for args, expected in ((("What is LoRA?", "few_shot", -5, None), "from 1 to 12, not -5"),
+                           (("What is LoRA?", "few_shot", 10**9, None), "from 1 to 12, not 1000000000"),
+                           (("What is LoRA?", "few_shot", 4, [["q"]] * 3), "not a [question, answer] pair"),
+                           (("What is LoRA?", "few_shot", 4, [["q", "a"]] * 50), "history has 50 turns"),
+                           ((None, "few_shot", 4, None), "the question must be text")):
+        with pytest.raises(AppError) as info:
+            client.predict(*args, api_name="/ask")
+        assert expected in str(info.value) and "\n" not in str(info.value).strip()
+    d = client.predict("What is the capital of Zorbania?", "few_shot", 12, None, api_name="/ask")
+    assert d["abstained"] and 4 < len(d["hits"]) <= 12  # the slider's top is allowed (no LLM call here)
+
+
+def test_an_upload_shows_its_progress_and_can_be_cancelled(chat_app, tmp_path):
+    """A 1.5 MB manual takes a while to embed on two cores; its progress shows and Cancel stops
+    it before anything is committed: the file is not kept, the index is as before."""
+    import random
+
+    from gradio_client import Client, handle_file
+
+    rng = random.Random(1)
+    words = "flux gear spindle rotor valve piston bearing shaft coil magnet lever gasket".split()
+    big = tmp_path / "huge-manual.txt"
+    big.write_text("\n".join(" ".join(rng.choice(words) for _ in range(12)) + "." for _ in range(20000)))
+    uploader = Client(chat_app.url, verbose=False)  # one session: its Cancel stops its upload
+    _, before = uploader.predict([], api_name="/add_documents")  # the header: index version, counts
+    job = uploader.submit([handle_file(str(big))], api_name="/add_documents")
+    seen, deadline = set(), time.monotonic() + 120
+    while "embedding" not in seen and time.monotonic() < deadline and not job.done():
+        seen |= {p.desc for p in job.status().progress_data or []}
+        time.sleep(0.1)
+    assert {"reading", "embedding"} <= seen, seen  # the page shows these as progress bars
+    t0 = time.monotonic()
+    note, status = uploader.predict(api_name="/cancel_upload")
+    assert note == "Upload cancelled: nothing from it was added." and time.monotonic() - t0 < 30
+    note, _ = job.result(timeout=60)
+    assert note.startswith("Upload cancelled") and "huge-manual.txt** not added: upload cancelled" in note
+    assert not (chat_app.corpus / big.name).exists() and status == before
 
 
 def test_uploads_are_indexed_at_once_and_bad_files_are_refused(chat_app, client, tmp_path):

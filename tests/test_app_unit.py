@@ -1,5 +1,6 @@
 """The chat app's logic without a server: messages, errors in the chat, uploads."""
 import json
+from pathlib import Path
 
 import pytest
 
@@ -56,7 +57,7 @@ def test_answer_messages_list_sources_collapsed_with_full_text():
     assert reasoning["content"] == "Passage [1] defines LoRA."
     assert text == {"role": "assistant", "content": "LoRA trains small matrices [1]."}
     assert "Sources" in header["content"]
-    assert source["metadata"]["title"] == "[1] notes.md › Models > LoRA · similarity 0.61"
+    assert source["metadata"]["title"] == "[1] notes.md › Models &gt; LoRA · similarity 0.61"  # escaped
     assert source["metadata"]["status"] == "done"
     assert source["content"] == "LoRA adds small low-rank matrices to a frozen model."
 
@@ -138,3 +139,354 @@ def test_uploads_outside_the_upload_folder_are_refused_and_logged(library, tmp_p
     assert not (library.corpus / "secret.md").exists() and not (library.corpus / "link.md").exists()
     assert sum("refused an upload entry" in r.message for r in caplog.records) == 7
     assert all("7741" not in c.text for c in library.rag.store.chunks)
+
+
+# ---------------------------------------------------------------- text is shown, never rendered
+
+BEACON = '<img src="http://127.0.0.1:9/beacon.png?leak=x">'
+
+
+def test_html_text_leaves_no_element_and_keeps_every_character():
+    import html as html_mod
+
+    from app import html_text
+
+    for text in (BEACON, "<script>alert(1)</script>", "a < b && c > d", "<!-- x -->", "&lt;img&gt;",
+                 "plain [1] text\nnext line"):
+        out = html_text(text)
+        assert "<" not in out and ">" not in out
+        assert html_mod.unescape(out) == text  # the browser shows exactly the original
+
+
+def test_md_text_escapes_markdown_and_html():
+    from app import md_text
+
+    out = md_text("![x](http://h/a.png) **b** <img src=x> [y]: http://h `c` # h")
+    for construct in ("![", "](", "**", "<img", "[y]:", "`c`"):
+        assert construct not in out
+    assert "&lt;img" in out and "\\!\\[x\\]" in out and "\\*\\*b\\*\\*" in out
+    assert "\n" not in md_text("two\nlines")
+
+
+def test_passages_headings_names_and_answers_are_escaped_in_the_chat():
+    chunk = Chunk(id="x.md#1", source="<b>x</b>.md", title="X", headings=("<i>Head</i>",),
+                  text=f"Mount it with bolts. {BEACON} ![logo](http://127.0.0.1:9/md.png)")
+    cite = Citation(n=1, source="<b>x</b>.md", chunk_id="x.md#1", score=0.5, snippet="...",
+                    heading="<i>Head</i>")
+    answer = Answer(question="q", text=f"Use bolts {BEACON} [1].", citations=[cite], hits=[Hit(chunk, 0.5)],
+                    reasoning="<script>alert(1)</script>")
+    msgs = answer_messages(answer)
+    everything = " ".join(m["content"] + m.get("metadata", {}).get("title", "") for m in msgs)
+    assert "<img" not in everything and "<script" not in everything and "<b>" not in everything
+    assert "&lt;img src=\"http://127.0.0.1:9/beacon.png?leak=x\"&gt;" in everything
+    assert msgs[-1]["metadata"]["title"].startswith("[1] &lt;b&gt;x&lt;/b&gt;.md › &lt;i&gt;Head&lt;/i&gt;")
+    # the app's own formatting stays
+    assert "<strong>Sources</strong>" in msgs[2]["content"]
+    abstained = answer_messages(Answer(question="q", text="Not found in your documents.", abstained=True,
+                                       abstain_reason="<img src=x>"))
+    assert "<em>" in abstained[0]["content"] and "&lt;img src=x&gt;" in abstained[0]["content"]
+
+
+def test_html_document_text_that_shows_a_tag_keeps_it_as_text(tmp_path):
+    from rag import ingest
+
+    page = tmp_path / "tags.html"
+    page.write_text("<html><body><h1>Tags</h1><p>Type &lt;script&gt;alert(1)&lt;/script&gt; or "
+                    "&lt;img src=\"http://127.0.0.1:9/x.png\"&gt; to test.</p></body></html>")
+    text = ingest.load(page).sections[0].text
+    assert '<img src="http://127.0.0.1:9/x.png">' in text  # the document shows this text
+    chunk = Chunk(id="tags.html#0", source="tags.html", title="Tags", headings=("Tags",), text=text)
+    cite = Citation(n=1, source="tags.html", chunk_id="tags.html#0", score=0.5, snippet="", heading="Tags")
+    shown = answer_messages(Answer(question="q", text="See [1].", citations=[cite],
+                                   hits=[Hit(chunk, 0.5)]))[-1]["content"]
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in shown and "&lt;img src=" in shown
+
+
+def test_streamed_answer_and_question_are_escaped(tmp_path):
+    from app import respond
+
+    class Stream:
+        def __init__(self):
+            self.answer = Answer(question="q <b>", text=f"It says {BEACON}.")
+
+        def __iter__(self):
+            yield "It says <img "
+            yield 'src="http://127.0.0.1:9/beacon.png?leak=x">.'
+
+    class FakeRag:
+        def stream(self, question, **kw):
+            return Stream()
+
+    service = ChatService(rag=FakeRag())
+    outputs = list(respond(service, "q <b>", [], [], "few_shot", 4))
+    for _, chat, _ in outputs:
+        assert all("<img" not in m["content"] and "<b>" not in m["content"] for m in chat)
+    assert outputs[0][1][0]["content"] == "q &lt;b&gt;"
+    assert outputs[2][1][-1]["content"] == "It says &lt;img src=\"http://127.0.0.1:9/beacon.png?leak=x\"&gt;."
+
+
+def test_upload_report_escapes_file_names():
+    from app import UploadReport
+
+    note = UploadReport(added=["![a](http:x).md"], rejected=[("<img src=x>.md", "bad <b>")]).markdown()
+    assert "![" not in note and "<img" not in note and "<b>" not in note
+    assert "**" in note  # the bold names are the app's own Markdown
+
+
+# ---------------------------------------------------------------- request bounds
+
+@pytest.mark.parametrize("args, message", [
+    (("q?", "few_shot", -5, None), "top_k must be a whole number from 1 to 12, not -5"),
+    (("q?", "few_shot", 10**9, None), "top_k must be a whole number from 1 to 12"),
+    (("q?", "few_shot", 0, None), "from 1 to 12, not 0"),
+    (("q?", "few_shot", 2.5, None), "not 2.5"),
+    (("q?", "few_shot", True, None), "not True"),
+    (("q?", "few_shot", "4", None), "not 4"),
+    (("q?", "poetry", 4, None), "unknown template 'poetry'"),
+    (("q?", None, 4, None), "unknown template"),
+    (("q?", "few_shot", 4, "x"), "history must be a list"),
+    (("q?", "few_shot", 4, [["a"]]), "history turn 1 is not a [question, answer] pair"),
+    (("q?", "few_shot", 4, [["a", 3]]), "history turn 1 is not"),
+    (("q?", "few_shot", 4, [["a", "b"]] * 21), "history has 21 turns; the limit is 20"),
+    (("q?", "few_shot", 4, [["a" * 5000, "b"]]), "history turn 1: the question is 5000 characters"),
+    (("q?", "few_shot", 4, [["a", "b" * 9000]]), "history turn 1: the answer is 9000 characters"),
+    ((["q"], "few_shot", 4, None), "the question must be text"),
+    (("q" * 4001, "few_shot", 4, None), "the question is 4001 characters long"),
+    (("  ", "few_shot", 4, None), "the question is empty"),
+])
+def test_request_arguments_are_held_to_the_page_bounds(args, message):
+    from app import check_request
+    from rag.errors import QueryError
+
+    with pytest.raises(QueryError) as e:
+        check_request(*args)
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_good_request_arguments_pass():
+    from app import check_request
+
+    q, t, k, turns = check_request(" What is LoRA? ", "cot", 12.0, [("What is PEFT?", "Tuning.")])
+    assert (q, t, k) == ("What is LoRA?", "cot", 12) and turns[0].question == "What is PEFT?"
+    assert check_request("q?", "few_shot", None, None)[2:] == (None, [])
+
+
+def test_chat_refuses_bounds_a_crafted_request_breaks(tmp_path):
+    from app import respond
+
+    class NoRag:
+        def stream(self, *a, **kw):
+            raise AssertionError("must not be asked")
+
+    chat, _ = _last(list(respond(ChatService(rag=NoRag()), "q?", [], [], "few_shot", 10**9)))
+    assert chat[-1]["content"] == "⚠️ top_k must be a whole number from 1 to 12, not 1000000000"
+
+
+# ---------------------------------------------------------------- upload limits and cancelling
+
+def _uploads(tmp_path, sizes: dict[str, int]) -> tuple[Path, list[dict]]:
+    up = tmp_path / "gradio-up" / "h1"
+    up.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for name, size in sizes.items():
+        words = f"{name.split('.')[0]} gizmo notes. "
+        (up / name).write_text((words * (size // len(words) + 1))[:size])
+        entries.append({"path": str(up / name), "orig_name": name})
+    return up.parent, entries
+
+
+def test_uploads_over_a_limit_are_refused_one_line_each_and_the_rest_added(tmp_path, corpus_copy, fake_embedder):
+    from app import UploadLimits
+
+    service = ChatService(index=str(tmp_path / "index"), corpus=str(corpus_copy),
+                          limits=UploadLimits(file_bytes=2000, files=2, total_bytes=3000))
+    service.rag._embedder = fake_embedder
+    service.rag.index()
+    root, entries = _uploads(tmp_path, {"huge.md": 2500, "a.md": 900, "b.md": 900, "c.md": 900})
+    report = service.add_uploads(entries, upload_dir=root, owner="user alice")
+    assert report.added == ["a.md", "b.md"]
+    reasons = dict(report.rejected)
+    assert reasons == {"huge.md": "2.4 KB, over the limit of 2.0 KB per file",
+                       "c.md": "over the limit of 2 files per upload"}
+    # the allowance counts what was added: 1800 of 3000 bytes used
+    root2, more = _uploads(tmp_path / "2", {"d.md": 900, "e.md": 900})
+    report = service.add_uploads(more, upload_dir=root2, owner="user alice")
+    assert report.added == ["d.md"]
+    assert report.rejected == [("e.md", "over your upload allowance of 2.9 KB (2.6 KB used)")]
+    # another user has an allowance of their own
+    assert service.add_uploads(more[1:], upload_dir=root2, owner="user bob").added == ["e.md"]
+    assert not (service.corpus / "huge.md").exists() and not (service.corpus / "c.md").exists()
+
+
+def test_refused_or_failed_files_do_not_use_the_allowance(tmp_path, corpus_copy, fake_embedder):
+    from app import UploadLimits
+
+    service = ChatService(index=str(tmp_path / "index"), corpus=str(corpus_copy),
+                          limits=UploadLimits(file_bytes=0, files=0, total_bytes=1000))
+    service.rag._embedder = fake_embedder
+    service.rag.index()
+    root, entries = _uploads(tmp_path, {"bad.pdf": 900})
+    assert service.add_uploads(entries, upload_dir=root, owner="x").added == []
+    root, entries = _uploads(tmp_path / "2", {"good.md": 900})
+    assert service.add_uploads(entries, upload_dir=root, owner="x").added == ["good.md"]
+
+
+def test_a_cancelled_upload_adds_nothing(library, tmp_path):
+    import threading
+
+    live = library.rag.store.path
+    root, entries = _uploads(tmp_path, {"one.md": 300, "two.md": 300})
+    cancel = threading.Event()
+    seen = []
+
+    def on_file(i, n, name):
+        seen.append(name)
+        cancel.set()  # the user cancels while the first file is checked
+
+    report = library.add_uploads(entries, upload_dir=root, cancel=cancel, on_file=on_file)
+    assert report.cancelled and report.added == [] and seen == ["one.md"]
+    assert dict(report.rejected) == {"one.md": "upload cancelled", "two.md": "upload cancelled"}
+    assert "Upload cancelled" in report.markdown()
+    assert not (library.corpus / "one.md").exists() and library.rag.store.path == live
+
+
+def test_cancelling_while_indexing_removes_the_copies(library, tmp_path, monkeypatch):
+    from app import UploadCancelled
+
+    live = library.rag.store.path
+
+    def cancelled_build(*a, **kw):
+        raise UploadCancelled()  # what the progress hook raises between embedding batches
+
+    monkeypatch.setattr(library.rag, "index", cancelled_build)
+    root, entries = _uploads(tmp_path, {"late.md": 300})
+    report = library.add_uploads(entries, upload_dir=root)
+    assert report.cancelled and report.added == []
+    assert not (library.corpus / "late.md").exists() and library.rag.store.path == live
+
+
+def test_progress_tracker_stops_an_embedding_pass_once_cancelled():
+    import threading
+
+    import gradio as gr
+
+    from app import UploadCancelled, _stop_on_cancel
+
+    progress = gr.Progress()
+    cancel = threading.Event()
+    _stop_on_cancel(progress, cancel)
+    progress.update(1)  # no event context: nothing to report, nothing raised
+    assert list(iter(progress.tqdm([1, 2]))) == [1, 2]
+    cancel.set()
+    with pytest.raises(UploadCancelled):
+        progress.update(1)
+    with pytest.raises(UploadCancelled):
+        next(progress)
+
+
+# ---------------------------------------------------------------- sign-in
+
+def test_passwords_are_stored_salted_and_checked():
+    from app import Accounts, hash_password
+
+    a, b = hash_password("s3cret"), hash_password("s3cret")
+    assert a != b and a.startswith("scrypt$16384$8$1$") and "s3cret" not in a
+    accounts = Accounts()
+    accounts.add("bob", hashed=a)
+    accounts.add("alice", password="wonder")
+    assert accounts.check("bob", "s3cret") and accounts.check("alice", "wonder")
+    assert not accounts.check("bob", "wonder") and not accounts.check("carol", "s3cret")
+    assert not accounts.check("bob", "")
+
+
+def test_accounts_load_from_arguments_and_a_file(tmp_path):
+    from app import hash_password, load_accounts
+
+    f = tmp_path / "users"
+    f.write_text(f"# who may sign in\n\nbob:{hash_password('s3cret')}\n")
+    accounts = load_accounts(["alice:won:der"], str(f))
+    assert accounts.check("alice", "won:der") and accounts.check("bob", "s3cret") and len(accounts) == 2
+    assert load_accounts(None, None) is None
+
+
+@pytest.mark.parametrize("auth, text, message", [
+    (["alice"], None, "--auth expects USER:PASSWORD"),
+    ([":pw"], None, "the user name '' is empty"),
+    (["al ice:pw"], None, "has spaces or colons"),
+    (["alice:"], None, "the password of 'alice' is empty"),
+    (["alice:a", "alice:b"], None, "user 'alice' is given twice"),
+    (None, "bob\n", "line 1: expected user:scrypt$"),
+    (None, "bob:plaintext\n", "line 1: expected user:scrypt$N$r$p$SALT$HASH (make a line with: "
+                              "python app.py --hash-password bob)"),
+    (None, "bob:scrypt$3$8$1$00112233445566778899aabbccddeeff$" + "0" * 64 + "\n", "line 1: expected"),
+    (None, "# nobody\n", "names no user"),
+    (None, b"\xff\xfe\x00bad", "cannot read the auth file"),
+])
+def test_bad_auth_arguments_are_one_line_errors(tmp_path, auth, text, message):
+    from app import AuthError, load_accounts
+
+    path = None
+    if text is not None:
+        path = tmp_path / "users"
+        path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(AuthError) as e:
+        load_accounts(auth, str(path) if path else None)
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_bad_auth_arguments_exit_1_with_one_line(tmp_path, capsys):
+    import app
+
+    for argv in (["--auth", "nocolon"], ["--auth-file", str(tmp_path / "missing")],
+                 ["--auth", ":x"], ["--max-files", "-1"], ["--top-k", "13"]):
+        assert app.main(argv) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1, err
+
+
+def test_hash_password_prints_a_line_the_auth_file_accepts(tmp_path):
+    import subprocess
+    import sys
+
+    from app import load_accounts
+
+    ROOT_DIR = Path(__file__).resolve().parent.parent
+
+    out = subprocess.run([sys.executable, str(ROOT_DIR / "app.py"), "--hash-password", "bob"],
+                         input="s3cret\n", capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    line = out.stdout.strip()
+    assert line.startswith("bob:scrypt$") and "s3cret" not in line
+    (tmp_path / "users").write_text(line + "\n")
+    assert load_accounts(None, str(tmp_path / "users")).check("bob", "s3cret")
+    empty = subprocess.run([sys.executable, str(ROOT_DIR / "app.py"), "--hash-password"],
+                           input="\n", capture_output=True, text=True, timeout=60)
+    assert empty.returncode == 1 and empty.stderr == "error: the password is empty\n"
+
+
+def test_listening_beyond_this_machine_without_sign_in_warns(capsys, monkeypatch):
+    import app
+
+    class Stop(Exception):
+        pass
+
+    def stop(*a, **kw):
+        raise Stop()
+
+    monkeypatch.setattr(app, "ChatService", stop)  # the warning comes before the models load
+    monkeypatch.setattr(app, "_can_listen", lambda host, port: True)
+    with pytest.raises(Stop):
+        app.main(["--host", "0.0.0.0", "--port", "7999"])
+    err = capsys.readouterr().err
+    assert "warning: listening on 0.0.0.0:7999 without sign-in" in err and err.count("\n") == 1
+    for argv in (["--host", "127.0.0.1"], ["--host", "0.0.0.0", "--auth", "a:b"]):
+        with pytest.raises(Stop):
+            app.main(argv)
+        assert "warning" not in capsys.readouterr().err
+
+
+def test_loopback_addresses():
+    from app import _is_loopback
+
+    assert _is_loopback("127.0.0.1") and _is_loopback("localhost") and _is_loopback("::1")
+    assert not _is_loopback("0.0.0.0") and not _is_loopback("::") and not _is_loopback("no.such.host.invalid")

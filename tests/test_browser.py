@@ -88,3 +88,87 @@ def _ask_and_open_a_source(url, page):
             && last.getBoundingClientRect().height > 40;
     }""")
     assert "Traceback" not in page.content()
+
+
+class _Listener:
+    """An HTTP server on a loopback port that records every request made to it."""
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        seen = self.requests = []
+
+        class Record(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                seen.append(f"{self.command} {self.path}")
+                self.send_response(204)
+                self.end_headers()
+
+            do_POST = do_HEAD = do_OPTIONS = do_GET
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Record)
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_documents_cannot_make_the_browser_fetch_and_questions_show_while_queued(chat_app, page, tmp_path):
+    """A passage holding an <img> beacon, a Markdown image and a script is shown as that text,
+    and the browser requests nothing from the listener they name. A question shows in the chat
+    the moment it is sent, with its place in the queue while another answer is written."""
+    listener = _Listener()
+    tag = f'<img src="{listener.base}/beacon.png?leak=x">'
+    markdown_image = f"![logo]({listener.base}/md.png?leak=y)"
+    script = f'<script>fetch("{listener.base}/script?leak=z")</script>'
+    doc = tmp_path / "quorvex-beacons.md"
+    doc.write_text(f"# Quorvex beacons\n\n## Mounting\n\nA quorvex beacon is mounted on the mast "
+                   f"with three brass bolts. {tag} {markdown_image} {script}\n")
+    other = page.context.new_page()
+    try:
+        page.goto(chat_app.url)
+        page.locator("#upload input[type=file]").set_input_files(str(doc))
+        page.locator("#upload-note").get_by_text(re.compile("is indexed and searchable|not added")).wait_for()
+        assert "quorvex-beacons.md is indexed" in page.locator("#upload-note").inner_text()
+        other.goto(chat_app.url)
+        other.locator("#question textarea").wait_for()
+
+        box = page.locator("#question textarea")
+        box.fill("How is a quorvex beacon mounted?")
+        box.press("Enter")
+        chat = page.locator("#chat")
+        chat.get_by_text("How is a quorvex beacon mounted?").wait_for(timeout=3000)  # at once
+        # a second tab asks meanwhile: its question shows at once too, with its queue position
+        other.locator("#question textarea").fill("What is the capital of Zorbania?")
+        other.locator("#question textarea").press("Enter")
+        other.locator("#chat").get_by_text("What is the capital of Zorbania?").wait_for(timeout=3000)
+        other.get_by_text(re.compile(r"queue: 1/1")).wait_for(timeout=30_000)
+        assert other.locator("#question textarea").is_disabled()  # until its answer is in
+
+        chat.get_by_text(re.compile(r"· similarity \d\.\d\d|Not found in your documents|⚠️")).first \
+            .wait_for(timeout=600_000)
+        sources = chat.get_by_text(re.compile(r"^\[\d+\] quorvex-beacons\.md .+ · similarity \d\.\d\d"))
+        assert sources.count(), f"the beacon note is not cited:\n{chat.inner_text()}"
+        sources.first.click()
+        page.wait_for_function("""(tag) => [...document.querySelectorAll('#chat .thought-group .content')]
+            .some(b => b.innerText.includes(tag) && b.getBoundingClientRect().height > 20)""", arg=tag)
+        shown = chat.inner_text()
+        for text in (tag, markdown_image, script):
+            assert text in shown, shown  # the markup reads as text
+        assert page.evaluate("document.querySelectorAll('#chat img, #chat script').length") == 0
+        other.locator("#chat").get_by_text("Not found in your documents").wait_for(timeout=120_000)
+        page.wait_for_timeout(500)  # anything the page would fetch has been asked for by now
+        assert listener.requests == []
+    except BaseException:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "beacon-failure.png"), full_page=True)
+        raise
+    finally:
+        other.close()
+        listener.close()

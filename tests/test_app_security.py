@@ -1,0 +1,202 @@
+"""The app with sign-in and small limits, as a LAN user or a hostile client meets it: `python
+app.py --auth ... --auth-file ...` really running (its own process, over a copy of the session's
+index), asked through raw HTTP and gradio_client."""
+import http.cookiejar
+import json
+import re
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import pytest
+
+from conftest import run_app
+from test_browser import page  # noqa: F401 (the browser fixture)
+
+pytestmark = pytest.mark.e2e
+USERS = {"alice": "wonder", "bob": "s3cret-b0b"}  # alice by --auth, bob by a hashed line
+NOT_THERE = "What is the capital of Zorbania?"  # abstains before the model runs: a fast answer
+
+
+@pytest.fixture(scope="module")
+def secure_app(tmp_path_factory, real_rag):
+    from app import hash_password
+
+    base = tmp_path_factory.mktemp("secure-app")
+    users = base / "users"
+    users.write_text(f"# made with: python app.py --hash-password bob\nbob:{hash_password(USERS['bob'])}\n")
+    args = ["--auth", f"alice:{USERS['alice']}", "--auth-file", str(users),
+            "--max-file-mb", "0.02", "--max-files", "3", "--max-upload-mb", "0.05",
+            "--queue-size", "2", "--queue-per-client", "2"]
+    yield from run_app(base, real_rag, args, env={"RAG_MAX_TOKENS": "48"})
+
+
+def _opener(cookies: http.cookiejar.CookieJar | None = None):
+    handlers = [urllib.request.ProxyHandler({})]
+    if cookies is not None:
+        handlers.append(urllib.request.HTTPCookieProcessor(cookies))
+    return urllib.request.build_opener(*handlers)
+
+
+def _request(opener, url: str, payload: dict | None = None, *, form: dict | None = None):
+    """(status, body text) of a GET, a JSON POST or a form POST."""
+    data, headers = None, {}
+    if payload is not None:
+        data, headers = json.dumps(payload).encode(), {"Content-Type": "application/json"}
+    elif form is not None:
+        data = urllib.parse.urlencode(form).encode()
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    req = urllib.request.Request(url, data=data, headers=headers)
+    try:
+        with opener.open(req, timeout=60) as r:
+            return r.status, r.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode("utf-8", "replace")
+
+
+def _signed_in(url: str, user: str):
+    jar = http.cookiejar.CookieJar()
+    opener = _opener(jar)
+    status, body = _request(opener, url + "login", form={"username": user, "password": USERS[user]})
+    assert status == 200, body
+    return opener
+
+
+def test_every_endpoint_refuses_a_request_without_the_session_cookie(secure_app):
+    url, anyone = secure_app.url, _opener()
+    status, page = _request(anyone, url)
+    assert status == 200 and '"auth_required":true' in page  # the login form, and nothing more:
+    assert "add_documents" not in page and "/ask" not in page  # not even the API's description
+    gets = ["config", "gradio_api/info", "gradio_api/openapi.json", "gradio_api/login_check",
+            "gradio_api/queue/data?session_hash=x", "gradio_api/heartbeat/x", "gradio_api/runs",
+            "gradio_api/file=/etc/passwd", "gradio_api/upload_progress?upload_id=x",
+            "gradio_api/call/ask/x", "monitoring", "gradio_api/stream/x/0/1/playlist.m3u8"]
+    body = {"data": [NOT_THERE, "few_shot", 4, None], "fn_index": 0, "session_hash": "x", "event_id": "y"}
+    posts = ["gradio_api/queue/join", "gradio_api/call/ask", "gradio_api/run/ask", "gradio_api/api/ask",
+             "gradio_api/cancel", "gradio_api/reset", "gradio_api/upload", "gradio_api/stream/x"]
+    for path in gets + posts:
+        status, text = _request(anyone, url + path, body if path in posts else None)
+        assert status == 401, (path, status, text[:200])
+    # a wrong password gets no session, and the right one opens every route
+    status, _ = _request(_opener(http.cookiejar.CookieJar()), url + "login",
+                         form={"username": "bob", "password": "wonder"})
+    assert status == 400
+    bob = _signed_in(url, "bob")
+    assert _request(bob, url + "gradio_api/info")[0] == 200
+    status, page = _request(bob, url)
+    assert status == 200 and "add_documents" in page
+
+
+def test_gradio_client_signs_in_with_a_password_or_a_hashed_one(secure_app):
+    from gradio_client import Client
+
+    with pytest.raises(Exception, match="credentials were not provided|login"):
+        Client(secure_app.url, verbose=False)
+    with pytest.raises(ValueError, match="Could not login"):
+        Client(secure_app.url, auth=("alice", USERS["bob"]), verbose=False)
+    for user in USERS:
+        d = Client(secure_app.url, auth=(user, USERS[user]), verbose=False).predict(
+            NOT_THERE, "few_shot", 4, None, api_name="/ask")
+        assert d["abstained"] and d["answer"] == "Not found in your documents."
+    assert "failed sign-in for 'alice'" in secure_app.log.read_text()
+
+
+def test_uploads_over_a_limit_are_refused_and_the_rest_added(secure_app, tmp_path):
+    """Limits: 20 KB a file (0.02 MB), 3 files an upload, 50 KB in all per user."""
+    from gradio_client import Client, handle_file
+
+    def doc(name: str, size: int):
+        path = tmp_path / name
+        words = f"The {name.split('.')[0]} gadget needs oiling. "
+        path.write_text((words * (size // len(words) + 1))[:size])
+        return handle_file(str(path))
+
+    alice = Client(secure_app.url, auth=("alice", USERS["alice"]), verbose=False)
+    note, _ = alice.predict([doc("whopper.md", 30_000), doc("one.md", 15_000), doc("two.md", 15_000),
+                             doc("three.md", 15_000), doc("four.md", 1_000)], api_name="/add_documents")
+    lines = note.split("\n\n")
+    assert lines[:3] == [f"✓ **{n}.md** is indexed and searchable" for n in ("one", "two", "three")]
+    assert lines[3:5] == ["⚠️ **whopper.md** not added: 29.3 KB, over the limit of 20.5 KB per file",
+                          "⚠️ **four.md** not added: over the limit of 3 files per upload"]
+    # 43.9 KB of alice's 51.2 KB are used: 15 KB more are refused; bob has his own allowance
+    note, _ = alice.predict([doc("five.md", 15_000)], api_name="/add_documents")
+    assert note == "⚠️ **five.md** not added: over your upload allowance of 51.2 KB \\(43.9 KB used\\)"
+    bob = Client(secure_app.url, auth=("bob", USERS["bob"]), verbose=False)
+    note, _ = bob.predict([doc("five.md", 15_000)], api_name="/add_documents")
+    assert note.startswith("✓ **five.md** is indexed")
+    saved = {p.name for p in secure_app.corpus.iterdir()}
+    assert {"one.md", "two.md", "three.md", "five.md"} <= saved and not {"whopper.md", "four.md"} & saved
+    # a request body over files x size is refused before it is stored
+    status, text = _request(_signed_in(secure_app.url, "bob"), secure_app.url + "gradio_api/upload",
+                            {"data": "x" * 200_000})
+    assert status == 413 and "in one request" in text
+
+
+def _join(opener, url: str, fn_index: int, question: str, session: str) -> tuple[int, str]:
+    return _request(opener, url + "gradio_api/queue/join",
+                    {"data": [question, "few_shot", 4, None], "fn_index": fn_index, "session_hash": session})
+
+
+def test_the_queue_is_bounded_and_shared_fairly(secure_app):
+    """Queue of 2 waiting at most, 2 waiting or running per user: alice's third request and
+    bob's request past a full queue are refused with "busy, try again"; nothing else is."""
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    url = secure_app.url
+    alice = Client(url, auth=("alice", USERS["alice"]), verbose=False)
+    status, config = _request(_signed_in(url, "alice"), url + "config")
+    ask = next(d["id"] for d in json.loads(config)["dependencies"] if d.get("api_name") == "ask")
+    running = alice.submit("What is LoRA?", "few_shot", 4, None, api_name="/ask")  # a real answer
+    deadline = time.monotonic() + 60
+    while running.status().code.name not in ("PROCESSING", "ITERATING") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    waiting = alice.submit(NOT_THERE, "few_shot", 4, None, api_name="/ask")
+    time.sleep(0.5)
+    raw_alice = _signed_in(url, "alice")
+    status, text = _join(raw_alice, url, ask, NOT_THERE, "alice-3")
+    assert status == 503 and "you have 2 requests waiting" in text and "try again" in text
+    raw_bob = _signed_in(url, "bob")
+    assert _join(raw_bob, url, ask, NOT_THERE, "bob-1")[0] == 200  # his first: the queue holds 2 now
+    status, text = _join(raw_bob, url, ask, NOT_THERE, "bob-2")
+    assert status == 503 and "the server is busy (2 requests waiting)" in text
+    with pytest.raises(Exception, match="Queue is full! Please try again"):
+        Client(url, auth=("bob", USERS["bob"]), verbose=False).predict(NOT_THERE, api_name="/ask")
+    assert running.result(timeout=300)["answer"] and waiting.result(timeout=300)["abstained"]
+    # once the queue has drained, everyone is served again
+    assert alice.predict(NOT_THERE, "few_shot", 4, None, api_name="/ask")["abstained"]
+    with pytest.raises(AppError, match="top_k must be a whole number from 1 to 12, not -5"):
+        alice.predict("What is LoRA?", "few_shot", -5, None, api_name="/ask")
+
+
+def test_the_page_signs_in_and_a_refused_question_goes_back_to_the_box(secure_app, page):
+    """In the browser: the login form, then the chat. With alice's two requests in the queue
+    (her limit), her question from the page is refused: "busy, try again" shows, the question
+    is back in the box, and the box works again."""
+    from gradio_client import Client
+
+    page.goto(secure_app.url)
+    page.get_by_label(re.compile("username", re.I)).fill("alice")
+    page.get_by_label(re.compile("password", re.I)).fill(USERS["alice"])
+    page.get_by_role("button", name=re.compile("login", re.I)).click()
+    box = page.locator("#question textarea")
+    box.wait_for()
+    assert "chunks from" in page.locator("#status").inner_text()
+
+    alice = Client(secure_app.url, auth=("alice", USERS["alice"]), verbose=False)
+    running = alice.submit("What is LoRA?", "few_shot", 4, None, api_name="/ask")
+    deadline = time.monotonic() + 60
+    while running.status().code.name not in ("PROCESSING", "ITERATING") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    waiting = alice.submit(NOT_THERE, "few_shot", 4, None, api_name="/ask")
+    time.sleep(0.5)
+    box.fill("What are autoencoders used for?")
+    box.press("Enter")
+    page.get_by_text("This application is currently busy. Please try again.").wait_for(timeout=30_000)
+    page.wait_for_function("""() => {
+        const box = document.querySelector('#question textarea');
+        return !box.disabled && box.value === 'What are autoencoders used for?';
+    }""", timeout=30_000)
+    assert "What are autoencoders used for?" not in page.locator("#chat").inner_text()
+    assert running.result(timeout=300)["answer"] and waiting.result(timeout=300)["abstained"]
