@@ -25,6 +25,8 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--n-gpu-layers", type=int, help="layers to offload to the GPU (-1: all)")
     g.add_argument("--threads", type=int, dest="n_threads", help="CPU threads for llama.cpp")
     g.add_argument("--n-ctx", type=int, help="model context window in tokens")
+    g.add_argument("--store", choices=["faiss", "milvus"], help="where vectors live (default faiss; also RAG_STORE)")
+    g.add_argument("--milvus-uri", help="Milvus Lite .db file or http://host:19530 (also RAG_MILVUS_URI)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ask", help="answer a question from the indexed documents")
     p.add_argument("question")
+    p.add_argument("--source", help="search only documents whose path starts with this")
     p.add_argument("--template", default="few_shot", choices=list(TEMPLATES))
     p.add_argument("--top-k", type=int)
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -78,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _settings(args) -> Settings:
     names = ("index", "model", "embedder", "n_gpu_layers", "n_threads", "n_ctx", "top_k",
-             "chunk_size", "chunk_overlap", "llm_url", "llm_model")
+             "chunk_size", "chunk_overlap", "llm_url", "llm_model", "store", "milvus_uri")
     return Settings.load(**{n: getattr(args, n, None) for n in names})
 
 
@@ -108,7 +111,7 @@ def cmd_ask(args) -> int:
     from .pipeline import RAG
     rag = RAG(_settings(args), build_missing=args.index is None)
     if args.json:
-        answer = rag.ask(args.question, template=args.template, top_k=args.top_k)
+        answer = rag.ask(args.question, template=args.template, top_k=args.top_k, source=args.source)
         out = answer.to_dict()  # one shape for the library and the CLI
         print(json.dumps(out, indent=2, ensure_ascii=False))
         return 0
@@ -132,7 +135,8 @@ def _stream_answer(rag, args, *, live: bool):
     is printed, so a pipe or a log never holds text that failed a check."""
     import shutil
 
-    stream = rag.stream(args.question, template=args.template, top_k=args.top_k)
+    stream = rag.stream(args.question, template=args.template, top_k=args.top_k,
+                        source=getattr(args, "source", None))
     streamed: list[str] = []
     for piece in stream:
         if live and args.template != "cot":  # reasoning is not the answer: it is not streamed

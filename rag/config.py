@@ -20,6 +20,7 @@ DEFAULT_LLM_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # From this many chunks on an approximate (IVF) FAISS index replaces the exact scan: at 100k
 # chunks the exact scan alone costs more than embedding the question (see BENCHMARKS.md).
 DEFAULT_ANN_THRESHOLD = 50_000
+STORES = ("faiss", "milvus")
 
 
 def default_embedder_path() -> str:
@@ -79,6 +80,10 @@ class Settings:
     llm_timeout: float = 120.0  # seconds to wait for the server's next bytes
     index: str = str(PROJECT_ROOT / "indexes" / "default")
     corpus: str = str(PROJECT_ROOT / "corpus")
+    store: str = "faiss"  # where vectors live: faiss (a folder, `index`) or milvus
+    milvus_uri: str = ""  # a Milvus Lite .db path or http://host:19530; "" is <index>/milvus.db
+    milvus_token: str = ""  # "user:password" or an API key, for a Milvus server
+    milvus_collection: str = "rag"  # the alias naming the live version
     chunk_size: int = 200  # embedder tokens; must fit the embedder's max sequence length
     chunk_overlap: int = 40
     top_k: int = 4
@@ -146,6 +151,8 @@ class Settings:
             raise ConfigError(f"max_sentences must be 0 (no limit) or more, got {self.max_sentences}")
         if self.top_k < 1:
             raise ConfigError(f"top_k must be at least 1, got {self.top_k}")
+        if self.store not in STORES:
+            raise ConfigError(f"store must be {' or '.join(STORES)}, got {self.store!r}")
         if self.llm_url and not self.llm_url.startswith(("http://", "https://")):
             raise ConfigError(f"llm_url must start with http:// or https://, got {self.llm_url!r}")
         if self.llm_timeout <= 0:

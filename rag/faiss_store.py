@@ -57,10 +57,28 @@ class FaissVersion:
         """The stored unit vectors of `rows` (all when None)."""
         return self._vectors if rows is None else self._vectors[rows]
 
-    def search(self, query_vecs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Raw FAISS search: (scores, row ids), -1 where fewer than k rows exist."""
+    def search(self, query_vecs: np.ndarray, k: int, *, source: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Raw FAISS search: (scores, row ids), -1 where fewer than k rows exist. With `source`,
+        only rows of documents whose path starts with it, scored exactly."""
         k = max(1, min(k, len(self.chunks)))
-        return self.faiss_index.search(np.ascontiguousarray(query_vecs, dtype=np.float32), k)
+        q = np.ascontiguousarray(query_vecs, dtype=np.float32)
+        if source is None:
+            return self.faiss_index.search(q, k)
+        return exact_search(self._vectors, [c.source.startswith(source) for c in self.chunks], q, k)
+
+
+def exact_search(vectors: np.ndarray, keep: list[bool], q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Inner-product top-k over the rows where `keep` is true: (scores, row ids), -1 padded."""
+    rows = np.flatnonzero(np.asarray(keep, dtype=bool))
+    scores = np.full((len(q), k), -np.inf, np.float32)
+    ids = -np.ones((len(q), k), np.int64)
+    if len(rows):
+        sims = q @ vectors[rows].T
+        top = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+        n = top.shape[1]
+        scores[:, :n] = np.take_along_axis(sims, top, axis=1)
+        ids[:, :n] = rows[top]
+    return scores, ids
 
 
 class FaissStore:

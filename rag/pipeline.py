@@ -48,6 +48,8 @@ class RAG:
 
     def __init__(self, settings: Settings | None = None, *, embedder=None, generator=None, store=None,
                  build_missing: bool | None = None, **overrides) -> None:
+        if isinstance(store, str):  # the `store` setting ("faiss" or "milvus"), not a store object
+            overrides["store"], store = store, None
         if settings is not None and overrides:
             raise TypeError("pass either settings or keyword overrides, not both")
         self.settings = settings if settings is not None else Settings.load(**overrides)
@@ -100,11 +102,21 @@ class RAG:
 
     @property
     def vector_store(self):
-        """Where the index lives (a `VectorStore`): the FAISS folder `settings.index` by default."""
+        """Where the index lives (a `VectorStore`): the FAISS folder `settings.index` by default,
+        Milvus with `store="milvus"`."""
         if self._store is None:
-            from .faiss_store import FaissStore
+            s = self.settings
+            if s.store == "milvus":
+                from .milvus_store import MilvusStore
 
-            self._store = FaissStore(self.settings.index, ann_threshold=self.settings.ann_threshold)
+                uri = s.milvus_uri or str(Path(s.index) / "milvus.db")
+                if "://" not in uri:
+                    Path(uri).parent.mkdir(parents=True, exist_ok=True)
+                self._store = MilvusStore(uri, token=s.milvus_token, name=s.milvus_collection)
+            else:
+                from .faiss_store import FaissStore
+
+                self._store = FaissStore(s.index, ann_threshold=s.ann_threshold)
         return self._store
 
     @property
@@ -175,30 +187,33 @@ class RAG:
         self._retriever = None
         return report
 
-    def search(self, query: str, *, top_k: int | None = None) -> list[Hit]:
-        """Retrieve the best distinct chunks for `query`."""
-        return self._get_retriever().search(clean_question(query), k=top_k or self.settings.top_k)
+    def search(self, query: str, *, top_k: int | None = None, source: str | None = None) -> list[Hit]:
+        """Retrieve the best distinct chunks for `query` (from documents under `source`, if given)."""
+        return self._get_retriever().search(clean_question(query), k=top_k or self.settings.top_k,
+                                            source=source or None)
 
     def ask(self, question: str, *, template: str = "few_shot", top_k: int | None = None,
             history: list[Turn] | None = None, max_tokens: int | None = None,
-            temperature: float | None = None) -> Answer:
+            temperature: float | None = None, source: str | None = None) -> Answer:
         """Answer `question` from the indexed documents. See `Answer` for what comes back.
 
-        `top_k`, `max_tokens` and `temperature` override the settings for this question."""
+        `top_k`, `max_tokens` and `temperature` override the settings for this question; with
+        `source`, only documents whose path starts with it are searched."""
         return self.stream(question, template=template, top_k=top_k, history=history, max_tokens=max_tokens,
-                           temperature=temperature).finish()
+                           temperature=temperature, source=source).finish()
 
     def stream(self, question: str, *, template: str = "few_shot", top_k: int | None = None,
                history: list[Turn] | None = None, max_tokens: int | None = None,
-               temperature: float | None = None) -> "AnswerStream":
+               temperature: float | None = None, source: str | None = None) -> "AnswerStream":
         """The answer as it is generated: iterate for its text pieces, then read `.answer`."""
         return AnswerStream(self._stages(question, template=template, top_k=top_k, history=history,
-                                         max_tokens=max_tokens, temperature=temperature))
+                                         max_tokens=max_tokens, temperature=temperature, source=source))
 
     # ---------------------------------------------------------------- the stages
 
     def _stages(self, question: str, *, template: str, top_k: int | None, history: list[Turn] | None,
-                max_tokens: int | None = None, temperature: float | None = None) -> Iterator[str | Answer]:
+                max_tokens: int | None = None, temperature: float | None = None,
+                source: str | None = None) -> Iterator[str | Answer]:
         s = self.settings
         if max_tokens is not None or temperature is not None:
             s = dataclasses.replace(s, max_tokens=max_tokens or s.max_tokens,
@@ -214,7 +229,7 @@ class RAG:
                 self.embedder.warm_up()
             with clock("retrieve"):
                 query = rewrite_query(question, history)
-                hits = retriever.search(query, k=top_k or s.top_k)
+                hits = retriever.search(query, k=top_k or s.top_k, source=source or None)
             # the gate reads only retrieval settings, which every profile shares; the model is
             # not loaded for a question nothing in the documents answers
             code, reason = retrieval_gate(retriever, query, hits, policy(s, n_params=0))

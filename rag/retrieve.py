@@ -124,8 +124,9 @@ class Retriever:
         found = {t for h in hits for t in self.bm25.terms(embed_text(h.chunk))}
         return all(t in found for w in words for t in self.bm25.terms(w))
 
-    def search(self, query: str, *, k: int = 4) -> list[Hit]:
-        """The k best distinct chunks for `query`, best first."""
+    def search(self, query: str, *, k: int = 4, source: str | None = None) -> list[Hit]:
+        """The k best distinct chunks for `query`, best first; with `source`, only chunks of
+        documents whose path starts with it."""
         n = len(self.store)
         if n == 0:
             return []
@@ -134,14 +135,20 @@ class Retriever:
         qvec = self.embedder.embed([query])[0]
         cand: np.ndarray = np.zeros(0, dtype=np.int64)
         if self.mode != "bm25":
-            _, rows = self.store.search(qvec[None, :], want)
+            _, rows = self.store.search(qvec[None, :], want, **({"source": source} if source else {}))
             cand = rows[0][rows[0] >= 0]
         lexical = self.bm25.scores(query) if self.mode != "dense" else None
         if lexical is not None:
+            if source:
+                lexical = np.where(self._prefix_mask(source), lexical, -np.inf).astype(np.float32)
             top = np.argpartition(-lexical, min(want, n) - 1)[:want] if n > want else np.arange(n)
+            top = top[np.isfinite(lexical[top])]
             cand = np.union1d(cand, top)
         cand = cand.astype(np.int64)
-        dense = self.store.vectors(cand) @ qvec
+        if not len(cand):
+            return []
+        vecs = self.store.vectors(cand)  # once: a remote store answers each call over the network
+        dense = vecs @ qvec
         lex = lexical[cand] if lexical is not None else np.zeros(len(cand), np.float32)
         if self.mode == "dense":
             fused = dense
@@ -150,21 +157,24 @@ class Retriever:
         else:
             fused = self.alpha * _zscore(dense) + (1 - self.alpha) * _zscore(lex)
         order = np.argsort(-fused, kind="stable")
-        return self._distinct(cand[order], fused[order], dense[order], lex[order], k)
+        return self._distinct(cand[order], vecs[order], fused[order], dense[order], lex[order], k)
 
-    def _distinct(self, rows, fused, dense, lex, k: int) -> list[Hit]:
+    def _prefix_mask(self, source: str) -> np.ndarray:
+        return np.array([c.source.startswith(source) for c in self.store.chunks], dtype=bool)
+
+    def _distinct(self, rows, vecs, fused, dense, lex, k: int) -> list[Hit]:
         hits: list[Hit] = []
-        kept: list[int] = []
+        kept: list[np.ndarray] = []
         seen_text: set[str] = set()
-        for row, score, d, b in zip(rows, fused, dense, lex):
+        for row, vec, score, d, b in zip(rows, vecs, fused, dense, lex):
             chunk = self.store.chunks[row]
             fp = _fingerprint(chunk.text)
             if fp in seen_text:
                 continue
-            if kept and float(np.max(self.store.vectors(kept) @ self.store.vectors(row))) >= DUPLICATE_COSINE:
+            if kept and float(np.max(np.stack(kept) @ vec)) >= DUPLICATE_COSINE:
                 continue
             seen_text.add(fp)
-            kept.append(int(row))
+            kept.append(vec)
             hits.append(Hit(chunk=chunk, score=float(score), dense=float(d), lexical=float(b)))
             if len(hits) == k:
                 break

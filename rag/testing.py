@@ -126,13 +126,12 @@ class MemoryVersion:
     def vectors(self, rows=None) -> np.ndarray:
         return self._vectors if rows is None else self._vectors[rows]
 
-    def search(self, query_vecs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, query_vecs: np.ndarray, k: int, *, source: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        from .faiss_store import exact_search
+
         k = max(1, min(k, len(self.chunks)))
-        if not len(self.chunks):
-            return np.zeros((len(query_vecs), 1), np.float32), -np.ones((len(query_vecs), 1), np.int64)
-        scores = query_vecs @ self._vectors.T
-        rows = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-        return np.take_along_axis(scores, rows, axis=1), rows
+        keep = [source is None or c.source.startswith(source) for c in self.chunks]
+        return exact_search(self._vectors, keep, np.asarray(query_vecs, np.float32), k)
 
 
 class MemoryStore:
