@@ -65,9 +65,9 @@ def _signed_in(url: str, user: str):
 
 def test_every_endpoint_refuses_a_request_without_the_session_cookie(secure_app):
     url, anyone = secure_app.url, _opener()
-    status, page = _request(anyone, url)
-    assert status == 200 and '"auth_required":true' in page  # the login form, and nothing more:
-    assert "add_documents" not in page and "/ask" not in page  # not even the API's description
+    status, login_page = _request(anyone, url)
+    assert status == 200 and '"auth_required":true' in login_page  # the login form, nothing more:
+    assert "add_documents" not in login_page and "/ask" not in login_page  # not the API's description
     gets = ["config", "gradio_api/info", "gradio_api/openapi.json", "gradio_api/login_check",
             "gradio_api/queue/data?session_hash=x", "gradio_api/heartbeat/x", "gradio_api/runs",
             "gradio_api/file=/etc/passwd", "gradio_api/upload_progress?upload_id=x",
@@ -84,8 +84,8 @@ def test_every_endpoint_refuses_a_request_without_the_session_cookie(secure_app)
     assert status == 400
     bob = _signed_in(url, "bob")
     assert _request(bob, url + "gradio_api/info")[0] == 200
-    status, page = _request(bob, url)
-    assert status == 200 and "add_documents" in page
+    status, chat_page = _request(bob, url)
+    assert status == 200 and "add_documents" in chat_page
 
 
 def test_gradio_client_signs_in_with_a_password_or_a_hashed_one(secure_app):
