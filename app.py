@@ -1069,7 +1069,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 1
     names = ("index", "corpus", "model", "embedder", "n_gpu_layers", "n_threads", "n_ctx", "top_k",
-             "llm_url", "llm_model")
+             "llm_url", "llm_model", "store", "milvus_uri")
     try:
         settings = Settings.load(**{n: getattr(args, n) for n in names})
     except RagError as e:

@@ -107,6 +107,18 @@ def render(r: dict) -> str:
         for q in e["per_question"]:
             out.append(f"| {q['question']} | {q['total']:.2f} | {q['retrieve']:.3f} | {q['prefill']:.3f} | "
                        f"{q['decode']:.2f} | {q['prompt_tokens']} | {q['cached_tokens']} | {q['completion_tokens']} |")
+    if "milvus" in sec:
+        out += ["", "## Milvus Lite against FAISS", "",
+                "The same synthetic 384-d vectors in both stores through the `VectorStore` writer (build: "
+                "add + commit, which for Milvus is insert, flush, load and the alias switch) and one "
+                "question's dense search for the top 50 (FAISS: exact below 50k chunks, IVF from there).", "",
+                "| chunks | FAISS build chunks/s | Milvus build chunks/s | ratio | FAISS search p50 / p95 ms | "
+                "Milvus search p50 / p95 ms |", "|---|---|---|---|---|---|"]
+        for n, x in sec["milvus"]["sizes"].items():
+            f, m = x["faiss"], x["milvus"]
+            out.append(f"| {int(n):,} | {f['chunks_per_s']:.0f} | {m['chunks_per_s']:.0f} | "
+                       f"{x['build_ratio_milvus_vs_faiss']:.3f} | {f['search_p50_ms']:.2f} / {f['search_p95_ms']:.2f} | "
+                       f"{m['search_p50_ms']:.2f} / {m['search_p95_ms']:.2f} |")
     if "server" in sec:
         s = sec["server"]
         out += ["", "## LLM server", "",

@@ -21,13 +21,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/run.py` from a clone
 
-from benchmarks import common, generation, indexing, onnx_embed, report, retrieval, server  # noqa: E402
+from benchmarks import common, generation, indexing, milvus, onnx_embed, report, retrieval, server  # noqa: E402
 from rag import faiss_store, index as index_mod  # noqa: E402
 from rag.chunk import embed_text  # noqa: E402
 from rag.config import DEFAULT_EMBEDDER_NAME, Settings  # noqa: E402
 from rag.embed import Embedder  # noqa: E402
 
-SECTIONS = ("indexing", "retrieval", "generation", "server", "onnx")
+SECTIONS = ("indexing", "retrieval", "milvus", "generation", "server", "onnx")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,6 +91,8 @@ def run(*, quick: bool, only: list[str] | None = None) -> dict:
     if "retrieval" in sections:
         section("retrieval", retrieval.run, quick=quick, embedder=embedder, top_k=settings.top_k,
                 ann_threshold=settings.ann_threshold)
+    if "milvus" in sections:
+        section("milvus", milvus.run, quick=quick)
     with tempfile.TemporaryDirectory(prefix="rag-bench-index-") as tmp:
         idx = str(Path(tmp) / "index")
         if "generation" in sections or "onnx" in sections or "server" in sections:

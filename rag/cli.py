@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("index", help="index documents (incremental: only changed files are embedded)")
     p.add_argument("paths", nargs="*", help="files or folders (default: corpus/)")
     p.add_argument("--rebuild", action="store_true", help="rebuild from scratch")
+    p.add_argument("--rollback", action="store_true",
+                   help="make the newest intact older version live again (after damage)")
     p.add_argument("--chunk-size", type=int, help="chunk size in embedder tokens")
     p.add_argument("--chunk-overlap", type=int, help="overlap in embedder tokens")
     p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
@@ -89,7 +91,8 @@ def cmd_index(args) -> int:
     from .pipeline import RAG
 
     rag = RAG(_settings(args))
-    report = rag.index(args.paths or None, rebuild=args.rebuild, progress=sys.stderr.isatty(),
+    # a bar on a terminal; in a log or a pipe, a line every few seconds
+    report = rag.index(args.paths or None, rebuild=args.rebuild, progress=True if sys.stderr.isatty() else "lines",
                        lock_wait=max(0.0, args.wait))
     if args.json:
         print(json.dumps({"index": report.index_dir, "added": report.added, "updated": report.updated,

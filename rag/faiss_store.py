@@ -103,6 +103,32 @@ class FaissStore:
     def manifest(self) -> dict | None:
         return read_manifest(self.path)
 
+    def intact_previous(self) -> Path | None:
+        """The newest version older than the live one that loads and verifies, if any."""
+        live = current_version(self.path)
+        older = sorted((p for p in self.path.glob("v[0-9]*") if p.is_dir() and (live is None or p.name < live.name)),
+                       reverse=True)
+        for version in older:
+            try:
+                _open_version(self.path, version, None, None, False)
+                return version
+            except StoreError:
+                continue
+        return None
+
+    def rollback(self) -> str:
+        """Make the newest intact older version live again (after the live one was damaged)."""
+        with _Lock(self.path, 0):
+            version = self.intact_previous()
+            if version is None:
+                raise StoreError(f"{self.path} has no intact older version; rebuild with `rag index --rebuild`")
+            cur_tmp = self.path / ".CURRENT.tmp"
+            _write_file(cur_tmp, version.name.encode())
+            os.replace(cur_tmp, self.path / "CURRENT")
+            _fsync_dir(self.path)
+            log.warning("index %s rolled back to %s", self.path, version.name)
+            return version.name
+
     def writer(self, *, lock_wait: float = 0.0) -> "FaissWriter":
         return FaissWriter(self, lock_wait)
 
@@ -226,9 +252,14 @@ def open_index(index_dir: str | Path, *, embedder=None, embedder_name: str | Non
             raise StoreError(f"no index at {index_dir}; build it with `rag index`")
         try:
             return _open_version(index_dir, version, embedder, embedder_name, rebuild_hint)
-        except StoreError:
+        except StoreError as e:
             # a build may have flipped CURRENT and pruned this version while we read it
             if version.is_dir() or current_version(index_dir) == version:
+                previous = FaissStore(index_dir).intact_previous() if "corrupted" in str(e) or \
+                    "missing" in str(e) or "cannot be read" in str(e) or "disagree" in str(e) else None
+                if previous is not None:
+                    raise StoreError(f"{e}, or make the intact previous version {previous.name} live "
+                                     f"again with `rag index --rollback --index {index_dir}`") from None
                 raise
             log.info("index version %s replaced while loading; loading the new one", version.name)
     raise StoreError(f"{index_dir} keeps changing while loading; try again")

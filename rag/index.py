@@ -68,7 +68,7 @@ def _same_file(prev: dict, key: dict, scanned_ns: int | None) -> bool:
 
 def build(paths: list[str | Path], *, embedder, chunk_size: int, chunk_overlap: int,
           store=None, index_dir: str | Path | None = None, rebuild: bool = False, prune: bool = True,
-          progress: bool = False, lock_wait: float = 0.0,
+          progress: bool | str = False, lock_wait: float = 0.0,
           ann_threshold: int = DEFAULT_ANN_THRESHOLD) -> IndexReport:
     """Bring `store` (or the FAISS index at `index_dir`) in line with the files under `paths`.
 
@@ -180,7 +180,7 @@ def _skip(report: IndexReport, writer, path: Path, source: str, reason: str) -> 
     log.warning("skipped %s: %s", path, reason)
 
 
-def _embed_into(writer, chunks: list[Chunk], embedder, dim: int, progress: bool) -> None:
+def _embed_into(writer, chunks: list[Chunk], embedder, dim: int, progress: bool | str) -> None:
     """Embed in batches and hand each to the writer, so only one batch of texts exists at a time."""
     bar = _progress(None, progress, "embedding", "chunk", total=len(chunks)) if chunks else None
     for start in range(0, len(chunks), EMBED_BATCH):
@@ -196,10 +196,43 @@ def _embed_into(writer, chunks: list[Chunk], embedder, dim: int, progress: bool)
         bar.close()
 
 
-def _progress(items, enabled: bool, desc: str, unit: str, total: int | None = None):
-    """A tqdm bar with counts on stderr when enabled (the CLI enables it on a terminal)."""
-    if not enabled:
+def _progress(items, mode: bool | str, desc: str, unit: str, total: int | None = None):
+    """Progress on stderr: a tqdm bar when `mode` is true (the CLI's choice on a terminal), a
+    plain line every few seconds with "lines" (a log or a pipe), nothing when false."""
+    if not mode:
         return items
+    if mode == "lines":
+        return _Lines(items, desc, unit, total)
     from tqdm import tqdm
 
     return tqdm(items, desc=desc, unit=unit, total=total, file=sys.stderr, dynamic_ncols=True)
+
+
+class _Lines:
+    """Counts items as they pass (or as `update` says) and prints "desc: n/total unit" to stderr
+    at most every `every` seconds, and once at the end."""
+
+    def __init__(self, items, desc: str, unit: str, total: int | None, every: float = 5.0) -> None:
+        self.items, self.desc, self.unit, self.every = items, desc, unit, every
+        self.total = total if total is not None else (len(items) if hasattr(items, "__len__") else None)
+        self.n, self._last = 0, time.monotonic()
+
+    def __iter__(self):
+        for item in self.items:
+            yield item
+            self.update(1)
+        self.close()
+
+    def update(self, n: int) -> None:
+        self.n += n
+        if time.monotonic() - self._last >= self.every:
+            self._print()
+
+    def _print(self) -> None:
+        of = f"/{self.total}" if self.total is not None else ""
+        print(f"{self.desc}: {self.n}{of} {self.unit}s", file=sys.stderr, flush=True)
+        self._last = time.monotonic()
+
+    def close(self) -> None:
+        if self.n:
+            self._print()

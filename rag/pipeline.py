@@ -25,7 +25,7 @@ from .guards import Policy, asks_quantity, check_answer, policy, retrieval_gate,
 from .prompts import ABSTAIN_TEXT, build_prompt, get_template, parse_output, sanitize
 from .retrieve import Retriever
 from .rewrite import rewrite_query
-from .text import normalise
+from .text import CITE, normalise
 from .types import Answer, Citation, Generation, Hit, SentenceSupport, Timings, Turn, Usage
 
 log = logging.getLogger(__name__)
@@ -175,17 +175,16 @@ class RAG:
         keep being answered from the live version meanwhile; the next one after the commit reads
         the new version.
         """
-        with self._retriever_lock:
-            return self._index(paths, rebuild=rebuild, prune=prune, progress=progress, lock_wait=lock_wait)
+        # no lock of this RAG is held while building: questions go on reading the live version
+        # (the store's writer keeps builds apart), and the first after the commit loads the new one
+        return self._index(paths, rebuild=rebuild, prune=prune, progress=progress, lock_wait=lock_wait)
 
-    def _index(self, paths, *, rebuild: bool = False, prune: bool = True, progress: bool = False,
+    def _index(self, paths, *, rebuild: bool = False, prune: bool = True, progress: bool | str = False,
                lock_wait: float = 0.0) -> index_mod.IndexReport:
         s = self.settings
-        report = index_mod.build(paths or [s.corpus], store=self.vector_store, embedder=self.embedder,
-                                 chunk_size=s.chunk_size, chunk_overlap=s.chunk_overlap, rebuild=rebuild,
-                                 prune=prune, progress=progress, lock_wait=lock_wait)
-        self._retriever = None
-        return report
+        return index_mod.build(paths or [s.corpus], store=self.vector_store, embedder=self.embedder,
+                               chunk_size=s.chunk_size, chunk_overlap=s.chunk_overlap, rebuild=rebuild,
+                               prune=prune, progress=progress, lock_wait=lock_wait)
 
     def search(self, query: str, *, top_k: int | None = None, source: str | None = None) -> list[Hit]:
         """Retrieve the best distinct chunks for `query` (from documents under `source`, if given)."""
@@ -291,8 +290,10 @@ class RAG:
                retriever: Retriever, pol: Policy) -> Answer:
         """Read the model's output back and run the policy's checks on it (see `guards`)."""
         tmpl = prompt.template
-        parsed = parse_output(tidy_span(gen.text) if tmpl.extractive else gen.text, template=tmpl,
-                              n_blocks=len(prompt.blocks))
+        raw = tidy_span(gen.text) if tmpl.extractive else gen.text
+        if gen.finish_reason == "length":
+            raw = cut_unfinished(raw)  # the token limit stopped it mid-sentence, or mid-word
+        parsed = parse_output(raw, template=tmpl, n_blocks=len(prompt.blocks))
         blocks = list(prompt.blocks)
         answer = Answer(question=question, text=ABSTAIN_TEXT, hits=hits, reasoning=parsed.reasoning,
                         template=tmpl.name, guards=pol.profile,
@@ -390,6 +391,19 @@ def clean_question(question: str) -> str:
         raise QueryError(f"the question is {len(question)} characters long; the limit is "
                          f"{MAX_QUESTION_CHARS}")
     return question
+
+
+_SENTENCE_END = re.compile(rf"[.!?](?:\s*{CITE.pattern})*[\"')\]]*(?=\s|$)")
+
+
+def cut_unfinished(text: str) -> str:
+    """A generation the token limit stopped: up to its last complete sentence, or, when there is
+    none, up to its last whole word followed by "..."."""
+    ends = list(_SENTENCE_END.finditer(text))
+    if ends and ends[-1].end() > len(text) // 3:
+        return text[:ends[-1].end()]
+    head = text.rsplit(None, 1)[0] if len(text.split()) > 1 else text
+    return head.rstrip(" ,;:-") + " ..."
 
 
 def _citation(n: int, hit: Hit, *, inferred: bool = False) -> Citation:

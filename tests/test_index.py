@@ -139,3 +139,20 @@ def test_names_the_documents_never_mention(tmp_path, corpus_copy, fake_embedder)
     assert r.unknown(["Herve", "Scotish", "The"]) == []
     hits = r.search("What does RLHF stand for?", k=4)
     assert r.mentioned(["RLHF"], hits) and not r.mentioned(["RLHF", "Mamba"], hits)
+
+
+def test_a_damaged_live_version_offers_the_intact_previous_one(tmp_path, corpus_copy, fake_embedder):
+    from rag.faiss_store import FaissStore
+
+    idx = tmp_path / "idx"
+    build([corpus_copy], idx, fake_embedder)
+    first = faiss_store.current_version(idx)
+    (corpus_copy / "extra.md").write_text("# Extra\n\nCapybaras swim well.\n")
+    build([corpus_copy], idx, fake_embedder)
+    live = faiss_store.current_version(idx)
+    (live / "vectors.npy").write_bytes((live / "vectors.npy").read_bytes()[:-100])
+    with pytest.raises(StoreError, match=f"intact previous version {first.name} live again") as e:
+        faiss_store.open_index(idx)
+    assert "rag index --rollback" in str(e.value) and "\n" not in str(e.value)
+    assert FaissStore(idx).rollback() == first.name
+    assert faiss_store.open_index(idx).path == first

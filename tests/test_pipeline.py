@@ -252,3 +252,30 @@ def test_stand_ins_answer_end_to_end_with_citations(store, corpus):
     assert answer.hits[0].chunk.source == "bread.md"
     assert [c.source for c in answer.citations] == ["bread.md"]
     assert answer.usage.completion_tokens > 0 and answer.sentences[0].verified
+
+
+def test_an_answer_cut_by_the_token_limit_ends_at_its_last_whole_sentence(store):
+    from rag.pipeline import cut_unfinished
+
+    assert cut_unfinished("LoRA freezes the base model [1]. It trains small matri") == \
+        "LoRA freezes the base model [1]."
+    assert cut_unfinished("LoRA freezes the base model and trai") == "LoRA freezes the base model and ..."
+    # through the pipeline: the scripted model stops at max_tokens words
+    rag, _ = make(store, ["LoRA freezes the base model [1]. It then trains small low-rank matrices on the task"],
+                  guards="capable", max_tokens=12)
+    answer = rag.ask("What does LoRA freeze?")
+    assert answer.text == "LoRA freezes the base model [1]."
+
+
+def test_indexing_without_a_terminal_prints_progress_lines(tmp_path, capsys, monkeypatch):
+    from rag import index as index_mod
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(3):
+        (docs / f"n{i}.md").write_text(f"# Note {i}\n\nZebras number {i}.\n")
+    monkeypatch.setattr(index_mod._Lines.__init__, "__defaults__", (0.0,))  # a line per item
+    RAG(embedder=EMBEDDER, generator=ScriptedGenerator([]), store=MemoryStore(), corpus=str(docs)).index(
+        progress="lines")
+    err = capsys.readouterr().err
+    assert "reading: 3/3 files" in err and "embedding: 3/3 chunks" in err
