@@ -156,7 +156,10 @@ def build(paths: list[str | Path], *, embedder, chunk_size: int, chunk_overlap: 
             return report
 
         record = old.manifest["embedder"] if old is not None else embedder_record(embedder)
-        _embed_into(writer, pending, embedder, int(record["dim"]), progress)
+        # a killed build's embedded batches are on disk: a rerun takes them up again
+        saved = Checkpoint(Path(store.path) / ".embedded", record.get("fingerprint") or embedder_record(embedder)
+                           ["fingerprint"]) if hasattr(store, "path") else None
+        _embed_into(writer, pending, embedder, int(record["dim"]), progress, saved)
         manifest = {
             "format_version": FORMAT_VERSION,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -166,6 +169,8 @@ def build(paths: list[str | Path], *, embedder, chunk_size: int, chunk_overlap: 
             "documents": documents,
         }
         version = writer.commit(manifest, dim=int(record["dim"]))
+        if saved is not None:
+            saved.clear()
         report.n_chunks = sum(d["n_chunks"] for d in documents.values())
         report.n_embedded = n_new
         report.seconds = time.perf_counter() - t0
@@ -180,20 +185,78 @@ def _skip(report: IndexReport, writer, path: Path, source: str, reason: str) -> 
     log.warning("skipped %s: %s", path, reason)
 
 
-def _embed_into(writer, chunks: list[Chunk], embedder, dim: int, progress: bool | str) -> None:
-    """Embed in batches and hand each to the writer, so only one batch of texts exists at a time."""
+def _embed_into(writer, chunks: list[Chunk], embedder, dim: int, progress: bool | str,
+                saved: "Checkpoint | None" = None) -> None:
+    """Embed in batches and hand each to the writer, so only one batch of texts exists at a time.
+
+    With `saved`, each embedded batch is also written to disk, and chunks a killed build already
+    embedded are taken from there instead of embedded again."""
     bar = _progress(None, progress, "embedding", "chunk", total=len(chunks)) if chunks else None
     for start in range(0, len(chunks), EMBED_BATCH):
         batch = chunks[start:start + EMBED_BATCH]
-        vecs = embedder.embed([embed_text(c) for c in batch])
-        if vecs.shape != (len(batch), dim):
-            raise StoreError(f"the embedder returned vectors of shape {vecs.shape}, expected "
-                             f"({len(batch)}, {dim}); rebuild with `rag index --rebuild`")
+        texts = [embed_text(c) for c in batch]
+        vecs = saved.lookup(texts) if saved is not None else None
+        if vecs is None:
+            vecs = embedder.embed(texts)
+            if vecs.shape != (len(batch), dim):
+                raise StoreError(f"the embedder returned vectors of shape {vecs.shape}, expected "
+                                 f"({len(batch)}, {dim}); rebuild with `rag index --rebuild`")
+            if saved is not None:
+                saved.save(texts, vecs)
         writer.add(batch, vecs)
         if bar is not None:
             bar.update(len(batch))
     if bar is not None:
         bar.close()
+
+
+class Checkpoint:
+    """Vectors of chunk texts embedded by builds that did not finish, in `folder`, for one
+    embedder (its fingerprint names the subfolder). A batch is one .npz file, written whole or
+    not at all; the folder goes once a build has committed."""
+
+    def __init__(self, folder: Path, fingerprint: str) -> None:
+        import hashlib
+
+        self._hash = lambda t: hashlib.sha256(t.encode("utf-8")).hexdigest()[:32]
+        self.folder = Path(folder) / (fingerprint[:16] or "unnamed")
+        self._known: dict[str, "object"] | None = None
+
+    def _load(self) -> dict:
+        if self._known is None:
+            import numpy as np
+
+            self._known = {}
+            for f in sorted(self.folder.glob("*.npz")) if self.folder.is_dir() else []:
+                try:
+                    with np.load(f, allow_pickle=False) as z:
+                        self._known.update(zip(z["keys"].tolist(), z["vectors"]))
+                except (OSError, ValueError, KeyError):
+                    continue  # a file cut by the kill: its batch is embedded again
+        return self._known
+
+    def lookup(self, texts: list[str]):
+        known = self._load()
+        keys = [self._hash(t) for t in texts]
+        if not keys or not all(k in known for k in keys):
+            return None
+        import numpy as np
+
+        return np.stack([known[k] for k in keys])
+
+    def save(self, texts: list[str], vectors) -> None:
+        import numpy as np
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        name = self.folder / f"{time.time_ns()}.npz"
+        tmp = name.with_suffix(".tmp.npz")
+        np.savez(tmp, keys=np.array([self._hash(t) for t in texts]), vectors=vectors)
+        os.replace(tmp, name)
+
+    def clear(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.folder.parent, ignore_errors=True)
 
 
 def _progress(items, mode: bool | str, desc: str, unit: str, total: int | None = None):

@@ -201,3 +201,28 @@ def test_build_killed_at_any_moment_leaves_a_loadable_index(tmp_path, real_rag):
     assert store.path != v1 and any("Quokkas smile" in c.text for c in store.chunks)
     again = reader.index([docs])
     assert not again.changed and len(again.unchanged) == 10
+
+
+def test_a_build_that_dies_while_embedding_resumes_from_its_saved_batches(tmp_path, corpus_copy, monkeypatch):
+    from conftest import FakeEmbedder
+
+    monkeypatch.setattr(index, "EMBED_BATCH", 4)
+    idx = tmp_path / "idx"
+
+    class Dying(FakeEmbedder):
+        def embed(self, texts, **kw):
+            if self.calls == 3:
+                raise KeyboardInterrupt  # as a kill would, after three batches
+            return super().embed(texts, **kw)
+
+    dying = Dying()
+    with pytest.raises(KeyboardInterrupt):
+        build([corpus_copy], idx, dying)
+    assert faiss_store.current_version(idx) is None and len(list((idx / ".embedded").rglob("*.npz"))) == 3
+    again = FakeEmbedder()
+    report = build([corpus_copy], idx, again)
+    assert report.n_embedded == report.n_chunks and again.embedded == report.n_chunks - 12  # 3 batches of 4 kept
+    assert not (idx / ".embedded").exists()
+    store = faiss_store.open_index(idx)
+    fresh = FakeEmbedder().embed([index.embed_text(c) for c in store.chunks])
+    assert abs(store.vectors() - fresh).max() < 1e-6
