@@ -119,7 +119,7 @@ def build(paths: list[str | Path], *, embedder, chunk_size: int, chunk_overlap: 
                 else:
                     digest = ingest.file_sha256(path)
             except OSError as e:
-                _skip(report, writer, path, source, f"cannot read ({e.strerror or e})")
+                _skip(report, writer, path, source, f"cannot read ({e.strerror or e})", indexed=source in old_docs)
                 continue
             if intact and prev["sha256"] == digest:
                 documents[source] = {**prev, **key}
@@ -132,10 +132,10 @@ def build(paths: list[str | Path], *, embedder, chunk_size: int, chunk_overlap: 
                                       chunk_size=chunk_size, chunk_overlap=chunk_overlap)
                 pieces = chunker.split(doc)  # reads a large file's blocks as it goes
             except DocumentError as e:
-                _skip(report, writer, path, source, str(e).removeprefix(f"{path}: "))
+                _skip(report, writer, path, source, str(e).removeprefix(f"{path}: "), indexed=source in old_docs)
                 continue
             except OSError as e:  # a large file is read while chunking; it may fail midway
-                _skip(report, writer, path, source, f"cannot read ({e.strerror or e})")
+                _skip(report, writer, path, source, f"cannot read ({e.strerror or e})", indexed=source in old_docs)
                 continue
             writer.remove(source)
             pending.extend(pieces)
@@ -143,8 +143,9 @@ def build(paths: list[str | Path], *, embedder, chunk_size: int, chunk_overlap: 
             documents[source] = {"sha256": doc.sha256, "title": doc.title, "n_chunks": len(pieces), **key}
             (report.updated if prev else report.added).append(source)
         if prune:
-            report.removed = sorted(set(old_docs) - seen)
-            for source in report.removed:
+            gone = sorted(set(old_docs) - seen)
+            report.removed = sorted(set(report.removed) | set(gone))
+            for source in gone:
                 writer.remove(source)
         else:  # keep documents that were indexed before and were not part of this call
             for source in sorted(set(old_docs) - seen):
@@ -178,10 +179,13 @@ def build(paths: list[str | Path], *, embedder, chunk_size: int, chunk_overlap: 
         return report
 
 
-def _skip(report: IndexReport, writer, path: Path, source: str, reason: str) -> None:
-    """A document that cannot be read now leaves the index, and the report says why."""
+def _skip(report: IndexReport, writer, path: Path, source: str, reason: str, *, indexed: bool) -> None:
+    """A document that cannot be read now leaves the index (a removal, if it was in it), and the
+    report says why."""
     report.skipped.append((str(path), reason))
     writer.remove(source)
+    if indexed:
+        report.removed.append(source)
     log.warning("skipped %s: %s", path, reason)
 
 
@@ -195,7 +199,7 @@ def _embed_into(writer, chunks: list[Chunk], embedder, dim: int, progress: bool 
     for start in range(0, len(chunks), EMBED_BATCH):
         batch = chunks[start:start + EMBED_BATCH]
         texts = [embed_text(c) for c in batch]
-        vecs = saved.lookup(texts) if saved is not None else None
+        vecs = saved.lookup(texts, dim) if saved is not None else None
         if vecs is None:
             vecs = embedder.embed(texts)
             if vecs.shape != (len(batch), dim):
@@ -227,30 +231,31 @@ class Checkpoint:
             import numpy as np
 
             self._known = {}
-            for f in sorted(self.folder.glob("*.npz")) if self.folder.is_dir() else []:
+            for f in sorted(self.folder.glob("[0-9]*.npz")) if self.folder.is_dir() else []:
                 try:
                     with np.load(f, allow_pickle=False) as z:
                         self._known.update(zip(z["keys"].tolist(), z["vectors"]))
-                except (OSError, ValueError, KeyError):
-                    continue  # a file cut by the kill: its batch is embedded again
+                except Exception:  # noqa: BLE001 - a file cut by the kill: its batch is embedded again
+                    continue
         return self._known
 
-    def lookup(self, texts: list[str]):
+    def lookup(self, texts: list[str], dim: int):
         known = self._load()
         keys = [self._hash(t) for t in texts]
-        if not keys or not all(k in known for k in keys):
+        if not keys or not all(k in known and known[k].shape == (dim,) for k in keys):
             return None
         import numpy as np
 
-        return np.stack([known[k] for k in keys])
+        return np.stack([known[k] for k in keys]).astype(np.float32)
 
     def save(self, texts: list[str], vectors) -> None:
         import numpy as np
 
         self.folder.mkdir(parents=True, exist_ok=True)
         name = self.folder / f"{time.time_ns()}.npz"
-        tmp = name.with_suffix(".tmp.npz")
-        np.savez(tmp, keys=np.array([self._hash(t) for t in texts]), vectors=vectors)
+        tmp = self.folder / f".{name.stem}.tmp"  # not a batch until it is whole
+        with tmp.open("wb") as fh:
+            np.savez(fh, keys=np.array([self._hash(t) for t in texts]), vectors=vectors)
         os.replace(tmp, name)
 
     def clear(self) -> None:

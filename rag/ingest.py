@@ -114,7 +114,7 @@ def load(path: Path, *, source: str | None = None) -> Document:
     if kind == "pdf":
         title, sections = _parse_pdf(path, raw)
     else:
-        text = raw.decode(detect_encoding(raw, path))
+        text = decode(raw, path)
         if kind == "markdown":
             title, sections = _parse_markdown(text)
         elif kind == "html":
@@ -161,7 +161,11 @@ def _read_blocks(path: Path, encoding: str) -> Iterator[Section]:
 
 def decode(raw: bytes, path: Path) -> str:
     """Bytes to text in the detected encoding (see `detect_encoding`)."""
-    return raw.decode(detect_encoding(raw, path))
+    encoding = detect_encoding(raw, path)
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError:  # a UTF-16 byte-order mark before bytes that are not UTF-16
+        raise DocumentError(f"{path}: not valid {encoding.upper()} text") from None
 
 
 def detect_encoding(raw: bytes, path: Path, *, partial: bool = False) -> str:

@@ -125,8 +125,9 @@ class MilvusVersion:
 
 
 def _like(prefix: str) -> str:
-    """`prefix` for a Milvus LIKE pattern: quotes, backslashes and wildcards escaped."""
-    return re.sub(r'([\\"%_])', r"\\\1", prefix)
+    """`prefix` for a Milvus LIKE pattern inside a double-quoted string: a backslash or quote
+    escaped once for the string, a wildcard (% or _) twice, so the pattern sees it escaped."""
+    return re.sub(r'[\\"%_]', lambda m: "\\\\" + m.group(0) if m.group(0) in "%_" else "\\" + m.group(0), prefix)
 
 
 class MilvusStore:

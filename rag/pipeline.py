@@ -19,13 +19,13 @@ from typing import Iterator
 from . import index as index_mod
 from .config import DEFAULT_EMBEDDER_NAME, Settings
 from .context import compress
-from .errors import ConfigError, QueryError, StoreError
+from .errors import ConfigError, QueryError, RagError, StoreError
 from .extract import span_grammar, tidy_span
 from .guards import Policy, asks_quantity, check_answer, policy, retrieval_gate, unknown_names
 from .prompts import ABSTAIN_TEXT, build_prompt, get_template, parse_output, sanitize
 from .retrieve import Retriever
 from .rewrite import rewrite_query
-from .text import CITE, normalise
+from .text import CITE, normalise, strip_markers
 from .types import Answer, Citation, Generation, Hit, SentenceSupport, Timings, Turn, Usage
 
 log = logging.getLogger(__name__)
@@ -67,11 +67,18 @@ class RAG:
         # streamed answer may be resumed by another thread than the one that started it (Gradio)
         self._model_lock = threading.Lock()
         self._retriever_lock = threading.Lock()
+        self._component_lock = threading.Lock()  # two first questions make one model, not two
 
     # ---------------------------------------------------------------- components
 
     @property
     def embedder(self):
+        if self._embedder is None:
+            with self._component_lock:
+                return self._make_embedder()
+        return self._embedder
+
+    def _make_embedder(self):
         if self._embedder is None:
             from .embed import Embedder
 
@@ -84,6 +91,12 @@ class RAG:
     @property
     def generator(self):
         """The chat model: an LLM server when `llm_url` is set, else the GGUF in-process."""
+        if self._generator is None:
+            with self._component_lock:
+                return self._make_generator()
+        return self._generator
+
+    def _make_generator(self):
         if self._generator is None:
             s = self.settings
             if s.llm_url:
@@ -252,6 +265,8 @@ class RAG:
                         gen = item
                     else:
                         yield item
+            if gen is None:
+                raise RagError(f"the model {self.generator.name} ended without a result")
             with clock("check"):
                 answer = self._check(question, query, gen, prompt, hits, retriever, pol)
         answer.timings = clock.stop(prefill=gen.ttft, generate=gen.total - gen.ttft)
@@ -399,6 +414,8 @@ _SENTENCE_END = re.compile(rf"[.!?](?:\s*{CITE.pattern})*[\"')\]]*(?=\s|$)")
 def cut_unfinished(text: str) -> str:
     """A generation the token limit stopped: up to its last complete sentence, or, when there is
     none, up to its last whole word followed by "..."."""
+    if not strip_markers(text):
+        return text.strip()  # nothing was said: the checks read it as no answer
     ends = list(_SENTENCE_END.finditer(text))
     if ends and ends[-1].end() > len(text) // 3:
         return text[:ends[-1].end()]

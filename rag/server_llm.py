@@ -86,6 +86,8 @@ class ServerGenerator:
         import httpx
 
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        if self._client is not None:  # an earlier discovery failed: start clean
+            self._client.close()
         self._client = httpx.Client(headers=headers, timeout=httpx.Timeout(self.timeout, connect=10.0),
                                     trust_env=False)  # a loopback server is never behind a proxy
         models = self._get_json(f"{self.url}/models")
@@ -259,9 +261,10 @@ class ServerGenerator:
         if r.status_code == 403:
             return f"the LLM server at {self.url} refused access (403)"
         try:
-            detail = _message(r.json().get("error") or r.json().get("detail") or r.text)
+            body = r.json()
         except ValueError:
-            detail = r.text
+            body = None
+        detail = _message(body.get("error") or body.get("detail") or r.text) if isinstance(body, dict) else r.text
         if r.status_code == 404 and "model" in detail.lower():
             return f"the LLM server at {self.url} does not know model {self.model!r}: {detail[:200]}"
         return f"the LLM server at {self.url} answered {r.status_code}: {' '.join(detail.split())[:200]}"

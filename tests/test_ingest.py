@@ -161,3 +161,13 @@ def test_sphinx_navigation_sidebar_and_permalinks_are_not_content(tmp_path):
     for furniture in ("¶", "Navigation", "Table of Contents", "Quick search", "Show Source",
                       "index", "next", "Created using Sphinx"):
         assert furniture not in everything
+
+
+def test_a_byte_order_mark_before_bytes_that_are_not_utf16_is_one_line(tmp_path):
+    from rag import ingest as ingest_mod
+    from rag.errors import DocumentError
+
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"\xff\xfe\x00\x00garbage\x00\x01")
+    with pytest.raises(DocumentError, match="not valid UTF-16"):
+        ingest_mod.load(bad)

@@ -169,3 +169,14 @@ def test_the_pipeline_answers_from_milvus_with_the_real_models(tmp_path, real_ra
     answer = rag.ask("What is LoRA?")
     assert answer.hits[0].chunk.source == "deep-learning-and-choosing-a-model.txt" and answer.text.strip()
     close(uri)
+
+
+def test_the_source_filter_takes_names_with_wildcard_characters(tmp_path, store):
+    docs = tmp_path / "d"
+    for folder in ("a_b", "axb", "50%"):
+        (docs / folder).mkdir(parents=True)
+        (docs / folder / "n.md").write_text(f"# Notes\n\nWombats dig burrows in {folder}.\n")
+    build(docs, store)
+    rag = RAG(embedder=EMB, generator=ScriptedGenerator([]), store=store)
+    assert {h.chunk.source for h in rag.search("wombats burrows", source="a_b/")} == {"a_b/n.md"}
+    assert {h.chunk.source for h in rag.search("wombats burrows", source="50%")} == {"50%/n.md"}

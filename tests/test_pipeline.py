@@ -279,3 +279,23 @@ def test_indexing_without_a_terminal_prints_progress_lines(tmp_path, capsys, mon
         progress="lines")
     err = capsys.readouterr().err
     assert "reading: 3/3 files" in err and "embedding: 3/3 chunks" in err
+
+
+def test_a_cut_answer_with_no_words_is_no_answer(store):
+    rag, _ = make(store, ["\n\n\n\n"], guards="capable", max_tokens=1)
+    answer = rag.ask("What does LoRA freeze?")
+    assert answer.abstained and answer.text == ABSTAIN_TEXT
+
+
+def test_a_document_that_becomes_unreadable_leaves_the_index(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("# A\n\nAardvarks eat ants.\n")
+    (docs / "b.md").write_text("# B\n\nBadgers dig setts.\n")
+    store = MemoryStore()
+    rag = RAG(embedder=EMBEDDER, generator=ScriptedGenerator([]), store=store, corpus=str(docs))
+    rag.index()
+    (docs / "b.md").write_bytes(b"\x00\x01binary\x00" * 20)
+    report = rag.index()
+    assert report.removed == ["b.md"] and report.skipped
+    assert {c.source for c in store.open().chunks} == {"a.md"} and "b.md" not in store.manifest()["documents"]

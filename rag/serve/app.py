@@ -99,8 +99,8 @@ def create_app(rag, limits: Limits | None = None):
     @app.exception_handler(Exception)
     async def _unexpected(request, e: Exception):  # a bug: the log has the traceback, the client a line
         log.exception("unexpected error serving %s", request.url.path)
-        return JSONResponse(APIError(500, f"unexpected {type(e).__name__}: {e}", type="server_error").body(),
-                            status_code=500)
+        return JSONResponse(APIError(500, f"unexpected {type(e).__name__}; see the server log",
+                                     type="server_error").body(), status_code=500)
 
     def check_key(request: Request) -> None:
         if not limits.api_key:
@@ -321,6 +321,14 @@ class _Run:
                     kind, value = await self._next()
                 except APIError as e:  # an SSE stream that has begun carries its error as an event
                     yield f"data: {json.dumps(e.body())}\n\n"
+                    yield "data: [DONE]\n\n"
+                    return
+                except Exception as e:  # noqa: BLE001 - a bug: the log has it, the client one line
+                    log.exception("%s: unexpected error while streaming", self.id)
+                    body = APIError(500, f"unexpected {type(e).__name__} while answering; see the server log",
+                                    type="server_error").body()
+                    yield f"data: {json.dumps(body)}\n\n"
+                    yield "data: [DONE]\n\n"
                     return
                 if kind == "piece":
                     draft.append(value)
