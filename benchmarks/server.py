@@ -38,7 +38,8 @@ def _start(model: str, n_threads: int, n_ctx: int) -> tuple[subprocess.Popen, st
     log = tempfile.NamedTemporaryFile("w", prefix="bench-llama-server-", suffix=".log", delete=False)
     proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", model, "--host", "127.0.0.1",
                              "--port", str(port), "--n_ctx", str(n_ctx), "--n_threads", str(n_threads),
-                             "--n_threads_batch", str(n_threads)], stdout=log, stderr=subprocess.STDOUT)
+                             "--n_threads_batch", str(n_threads), "--interrupt_requests", "False"],
+                            stdout=log, stderr=subprocess.STDOUT)
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     for _ in range(400):
         try:

@@ -216,6 +216,6 @@ def test_duplicate_documents_are_never_returned_twice(real_rag):
         texts = [" ".join(h.chunk.text.split()).lower() for h in hits]
         assert len(texts) == len(set(texts)), question
         rows = [real_rag.store.chunks.index(h.chunk) for h in hits]
-        vecs = real_rag.store.vectors[rows]
+        vecs = real_rag.store.vectors(rows)
         sims = vecs @ vecs.T
         assert (sims[~np.eye(len(rows), dtype=bool)] < 0.95).all(), question

@@ -164,7 +164,10 @@ def test_errors_have_openai_shape_and_status(server, client):
     with socket.create_connection((host, int(port)), timeout=30) as sock:
         sock.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {KEY}\r\n"
                      f"Content-Type: application/json\r\nContent-Length: {5 << 20}\r\n\r\n{{".encode())
-        reply = sock.recv(65536).decode()
+        reply = b""
+        while b'"code"' not in reply and (part := sock.recv(65536)):
+            reply += part
+        reply = reply.decode()
     assert reply.startswith("HTTP/1.1 413") and '"code":"request_too_large"' in reply.replace(" ", "")
     with pytest.raises(openai.BadRequestError, match="top_k must be between 1 and 20"):
         client.chat.completions.create(model="rag-local", messages=[{"role": "user", "content": "q"}],

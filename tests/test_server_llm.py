@@ -134,7 +134,10 @@ def _start_server(port, *extra):
     import tempfile
 
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", default_llm_path(), "--host", "127.0.0.1",
-           "--port", str(port), "--n_ctx", "2048", "--n_threads", str(os.cpu_count() or 2), *extra]
+           "--port", str(port), "--n_ctx", "2048", "--n_threads", str(os.cpu_count() or 2),
+           # by default this server cuts a running answer off when any other request arrives
+           # (a token count for the next question, say); several users need it not to
+           "--interrupt_requests", "False", *extra]
     log = tempfile.NamedTemporaryFile("w+", prefix="llama-server-", suffix=".log", delete=False)
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True)  # a pipe would fill up
     deadline = time.monotonic() + 120
