@@ -62,6 +62,7 @@ def embedder():
     return Embedder(Settings.load().embedder_path(), name=DEFAULT_EMBEDDER_NAME)
 
 
+@pytest.mark.e2e  # the real embedder
 def test_retrieval_section_and_report(embedder, tmp_path):
     out = retrieval.run(quick=True, embedder=embedder, top_k=4, ann_threshold=3000, sizes=[2000, 4000])
     assert set(out["sizes"]) == {"2000", "4000"}
