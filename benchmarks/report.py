@@ -131,6 +131,13 @@ def render(r: dict) -> str:
                 f"{_s(s['raw_ttft_s'], '{:.3f}')} s, ratio {_s(s['ttft_ratio'])}",
                 f"- HTTP overhead per question (server total - in-process total): {_s(s['http_overhead_s'], '{:.3f}')} s",
                 f"- tokens generated: server {s['tokens']['server']}, in-process {s['tokens']['raw']}"]
+    if "serve" in sec:
+        s = sec["serve"]
+        out += ["", "## rag serve", "",
+                f"`rag serve` (HTTP, non-streamed chat completion) against `RAG.ask` in-process, the same "
+                f"{s['questions']} corpus questions, alternating which goes first: total p50 / p95 "
+                f"{_p(s['http_total_s'])} s through the server, {_p(s['local_total_s'])} s in-process; "
+                f"added by the server p50 / p95 {_p(s['added_s'])} s."]
     if "embed_batch_size" in sec:
         b = sec["embed_batch_size"]
         out += ["", "## Embedding batch size", "",

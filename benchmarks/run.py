@@ -21,13 +21,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/run.py` from a clone
 
-from benchmarks import common, generation, indexing, milvus, onnx_embed, report, retrieval, server  # noqa: E402
+from benchmarks import (common, generation, indexing, milvus, onnx_embed, report, retrieval, server,  # noqa: E402
+                        serve_api)
 from rag import faiss_store, index as index_mod  # noqa: E402
 from rag.chunk import embed_text  # noqa: E402
 from rag.config import DEFAULT_EMBEDDER_NAME, Settings  # noqa: E402
 from rag.embed import Embedder  # noqa: E402
 
-SECTIONS = ("indexing", "retrieval", "milvus", "generation", "server", "onnx")
+SECTIONS = ("indexing", "retrieval", "milvus", "generation", "server", "serve", "onnx")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,13 +96,15 @@ def run(*, quick: bool, only: list[str] | None = None) -> dict:
         section("milvus", milvus.run, quick=quick)
     with tempfile.TemporaryDirectory(prefix="rag-bench-index-") as tmp:
         idx = str(Path(tmp) / "index")
-        if "generation" in sections or "onnx" in sections or "server" in sections:
+        if {"generation", "onnx", "server", "serve"} & set(sections):
             index_mod.build([settings.corpus], index_dir=idx, embedder=embedder,
                             chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap)
         if "generation" in sections:
             section("generation", generation.run, quick=quick, index=idx)
         if "server" in sections:
             section("server", server.run, quick=quick, index=idx)
+        if "serve" in sections:
+            section("serve", serve_api.run, quick=quick, index=idx)
         if "onnx" in sections and importlib.util.find_spec("onnxruntime") is None:
             results["notes"] = ["onnx section skipped: onnx and onnxruntime are not installed "
                                 "(pip install -e '.[test]')"]

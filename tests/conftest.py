@@ -85,6 +85,24 @@ def chat_app(tmp_path_factory, real_rag):
     yield from run_app(tmp_path_factory.mktemp("app"), real_rag)
 
 
+def wait_until_up(url: str, proc: subprocess.Popen, log: Path, *, name: str, timeout: float = 300) -> None:
+    """Return once `url` answers 200; fail the test with the log's tail if `proc` exits first
+    or `timeout` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"{name} exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with _NO_PROXY.open(url, timeout=5) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"{name} did not answer on {url}:\n{log.read_text()[-3000:]}")
+        time.sleep(0.5)
+
+
 def run_app(base: Path, real_rag, args: list[str] = (), env: dict[str, str] | None = None):
     """Start app.py over a copy of corpus/ and of real_rag's index in `base` with extra `args`
     and environment; yields its AppServer once the page answers, stops it afterwards."""
@@ -98,20 +116,8 @@ def run_app(base: Path, real_rag, args: list[str] = (), env: dict[str, str] | No
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=base)
     url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 300
     try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"app.py exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                with _NO_PROXY.open(url, timeout=5) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"app.py did not answer on {url}:\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
+        wait_until_up(url, proc, log, name="app.py")
         yield AppServer(url=url, corpus=corpus, index=index, log=log)
     finally:
         proc.terminate()

@@ -13,7 +13,7 @@ import pytest
 from rag.serve.app import parse_chat
 from rag.serve.errors import APIError
 
-from conftest import _NO_PROXY, _free_port
+from conftest import _NO_PROXY, _free_port, wait_until_up
 
 KEY = "test-key-123"
 LORA_DOC = "deep-learning-and-choosing-a-model.txt"
@@ -63,19 +63,7 @@ def server(tmp_path_factory, real_rag):
                                  "--n-ctx", "2048", "--max-queue", "32"], stdout=out, stderr=subprocess.STDOUT,
                                 env=env)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"rag serve exited:\n{log.read_text()[-3000:]}")
-        try:
-            with _NO_PROXY.open(url + "/health", timeout=5) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail(f"rag serve did not answer:\n{log.read_text()[-3000:]}")
-        time.sleep(0.5)
+    wait_until_up(url + "/health", proc, log, name="rag serve")
     yield url
     proc.terminate()
     proc.wait(timeout=30)
