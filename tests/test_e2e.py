@@ -111,6 +111,25 @@ def test_cli_ask_json(real_rag):
     assert d["hits"][0]["source"] == LORA_DOC
 
 
+def test_cli_ask_into_a_pipe_prints_the_checked_answer_alone(real_rag):
+    env = {**os.environ, "RAG_INDEX": real_rag.settings.index, "RAG_N_CTX": "2048"}
+    q = ["What is NEAT an example of?"]
+    plain = subprocess.run([sys.executable, "-m", "rag", "ask", *q], capture_output=True, text=True, env=env,
+                           timeout=300)
+    d = json.loads(subprocess.run([sys.executable, "-m", "rag", "ask", *q, "--json"], capture_output=True,
+                                  text=True, env=env, timeout=300).stdout)
+    assert plain.returncode == 0, plain.stderr
+    # not a terminal: no streamed draft, no second "checked" copy, no escape codes
+    assert plain.stdout.startswith(d["answer"] + "\n") and "\x1b" not in plain.stdout
+    assert "Checked against" not in plain.stdout
+
+
+def test_completion_tokens_never_exceed_max_tokens(real_rag):
+    answer = real_rag.ask("What are autoencoders used for?", max_tokens=16)
+    assert 0 < answer.usage.completion_tokens <= 16
+    assert not answer.text.rstrip(" .[]0123456789").endswith(("-", ","))  # cut at a word or sentence end
+
+
 def test_module_level_ask_builds_the_index_on_first_use(tmp_path, monkeypatch):
     # a fresh process whose default index is missing: ask() builds it from corpus/ first
     code = ("from rag import ask; a = ask('What are autoencoders used for?'); "
