@@ -12,7 +12,6 @@ import asyncio
 import hashlib
 import hmac
 import html
-import ipaddress
 import logging
 import os
 import re
@@ -31,6 +30,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # private: the app c
 from rag import RAG, Answer, Settings, Turn  # noqa: E402
 from rag import ingest  # noqa: E402
 from rag.cli import add_model_args  # noqa: E402
+from rag.serve import is_loopback  # noqa: E402
 from rag.errors import ConfigError, DocumentError, QueryError, RagError  # noqa: E402
 
 log = logging.getLogger("rag.app")
@@ -171,7 +171,7 @@ class ChatService:
         except RagError as e:
             return f"**Model** {md_text(rag.llm.name)} · ⚠️ index {md_text(index)}: {md_text(e)}"
         return (f"**Model** {md_text(rag.llm.name)} · **Embedder** {md_text(rag.embedder.name)} · "
-                f"**Index** {md_text(index.name)} ({md_text(store.path.name)}): {len(store)} chunks from "
+                f"**Index** {md_text(index.name)} ({md_text(store.version)}): {len(store)} chunks from "
                 f"{len(store.manifest['documents'])} documents")
 
     def add_uploads(self, files: list, *, upload_dir: str | Path, owner: str = "", progress: bool = False,
@@ -976,14 +976,6 @@ def limit_queue(demo, per_client: int) -> None:
     queue.push = fair_push
 
 
-def _is_loopback(host: str) -> bool:
-    try:
-        infos = socket.getaddrinfo(host, None)
-    except OSError:
-        return False
-    return bool(infos) and all(ipaddress.ip_address(i[4][0].split("%")[0]).is_loopback for i in infos)
-
-
 def _print_hash_line(user: str | None) -> int:
     if sys.stdin.isatty():
         import getpass
@@ -1079,7 +1071,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: cannot listen on {args.host}:{args.port} (in use or not this machine's "
               f"address); choose another with --port or --host", file=sys.stderr)
         return 1
-    if accounts is None and not _is_loopback(args.host):
+    if accounts is None and not is_loopback(args.host):
         print(f"warning: listening on {args.host}:{args.port} without sign-in: anyone who can reach "
               f"it can read your documents through the chat and add files; use --auth-file "
               f"(see README, Security)", file=sys.stderr, flush=True)

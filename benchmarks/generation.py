@@ -3,7 +3,6 @@ start, and end-to-end latency of `ask` split by stage.
 """
 from __future__ import annotations
 
-import json
 import statistics
 import time
 

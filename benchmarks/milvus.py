@@ -11,7 +11,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 from rag.config import DEFAULT_ANN_THRESHOLD
 from rag.faiss_store import FaissStore

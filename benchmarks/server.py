@@ -9,7 +9,6 @@ fixed head of the prompt as they would in use.
 """
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys

@@ -5,12 +5,12 @@ import argparse
 import json
 import logging
 import os
-import re
 import sys
 
 from .config import Settings
 from .errors import ConfigError, RagError
 from .prompts import TEMPLATES
+from .text import bare_words
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
@@ -147,7 +147,7 @@ def _stream_answer(rag, args, *, live: bool):
             print(piece, end="", flush=True)
     answer = stream.answer
     shown = "".join(streamed)
-    if shown and _words(shown) != _words(answer.text):
+    if shown and bare_words(shown) != bare_words(answer.text):
         # move back over the rows the draft took and clear them: the checked answer replaces it
         cols = max(20, shutil.get_terminal_size().columns)
         rows = sum(max(1, -(-len(line) // cols)) for line in shown.split("\n"))
@@ -213,11 +213,6 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: unexpected {type(e).__name__}: {e} (set RAG_DEBUG=1 for details)", file=sys.stderr)
         return 2
-
-
-def _words(text: str) -> str:
-    """Text without punctuation, to tell a real change of an answer from tidied markers."""
-    return re.sub(r"[\W_]+", " ", text).strip()
 
 
 if __name__ == "__main__":

@@ -26,13 +26,12 @@ import numpy as np
 from .config import DEFAULT_ANN_THRESHOLD
 from .errors import StoreError
 from .ingest import file_sha256 as _sha256
-from .manifest import FORMAT_VERSION, check_embedder
+from .manifest import FIX, FORMAT_VERSION, check_embedder
 from .types import Chunk
 
 log = logging.getLogger(__name__)
 
 FILES = ("chunks.jsonl", "vectors.npy", "faiss.index")
-FIX = "rebuild with `rag index --rebuild`"
 
 
 class FaissVersion:

@@ -20,12 +20,11 @@ import threading
 import numpy as np
 
 from .errors import StoreError
-from .manifest import check_embedder
+from .manifest import FIX, check_embedder
 from .types import Chunk
 
 log = logging.getLogger(__name__)
 
-FIX = "rebuild with `rag index --rebuild`"
 MAX_TEXT = 65_535  # a VARCHAR field's limit in bytes
 BATCH = 1000  # rows per insert or query
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,200}$")

@@ -71,45 +71,41 @@ class RAG:
 
     # ---------------------------------------------------------------- components
 
+    def _once(self, attr: str, make):
+        """The component in `attr`, made by `make()` the first time (once, whatever the threads)."""
+        if getattr(self, attr) is None:
+            with self._component_lock:
+                if getattr(self, attr) is None:
+                    setattr(self, attr, make())
+        return getattr(self, attr)
+
     @property
     def embedder(self):
-        if self._embedder is None:
-            with self._component_lock:
-                return self._make_embedder()
-        return self._embedder
+        return self._once("_embedder", self._new_embedder)
 
-    def _make_embedder(self):
-        if self._embedder is None:
-            from .embed import Embedder
+    def _new_embedder(self):
+        from .embed import Embedder
 
-            s = self.settings
-            self._embedder = Embedder(self._embedder_path, batch_size=s.embed_batch_size,
-                                      name="" if s.embedder else DEFAULT_EMBEDDER_NAME,
-                                      query_backend=s.query_backend)
-        return self._embedder
+        s = self.settings
+        return Embedder(self._embedder_path, batch_size=s.embed_batch_size,
+                        name="" if s.embedder else DEFAULT_EMBEDDER_NAME, query_backend=s.query_backend)
 
     @property
     def generator(self):
         """The chat model: an LLM server when `llm_url` is set, else the GGUF in-process."""
-        if self._generator is None:
-            with self._component_lock:
-                return self._make_generator()
-        return self._generator
+        return self._once("_generator", self._new_generator)
 
-    def _make_generator(self):
-        if self._generator is None:
-            s = self.settings
-            if s.llm_url:
-                from .server_llm import ServerGenerator
+    def _new_generator(self):
+        s = self.settings
+        if s.llm_url:
+            from .server_llm import ServerGenerator
 
-                self._generator = ServerGenerator(s.llm_url, api_key=s.llm_api_key, model=s.llm_model,
-                                                  timeout=s.llm_timeout, n_ctx=s.n_ctx, seed=s.seed)
-            else:
-                from .llm import LLM
+            return ServerGenerator(s.llm_url, api_key=s.llm_api_key, model=s.llm_model, timeout=s.llm_timeout,
+                                   n_ctx=s.n_ctx, seed=s.seed)
+        from .llm import LLM
 
-                self._generator = LLM(self._model_path, n_ctx=s.n_ctx, n_threads=s.n_threads,
-                                      n_gpu_layers=s.n_gpu_layers, seed=s.seed)
-        return self._generator
+        return LLM(self._model_path, n_ctx=s.n_ctx, n_threads=s.n_threads, n_gpu_layers=s.n_gpu_layers,
+                   seed=s.seed)
 
     llm = generator  # the name this attribute had before generators other than llama.cpp existed
 
@@ -117,20 +113,20 @@ class RAG:
     def vector_store(self):
         """Where the index lives (a `VectorStore`): the FAISS folder `settings.index` by default,
         Milvus with `store="milvus"`."""
-        if self._store is None:
-            s = self.settings
-            if s.store == "milvus":
-                from .milvus_store import MilvusStore
+        return self._once("_store", self._new_store)
 
-                uri = s.milvus_uri or str(Path(s.index) / "milvus.db")
-                if "://" not in uri:
-                    Path(uri).parent.mkdir(parents=True, exist_ok=True)
-                self._store = MilvusStore(uri, token=s.milvus_token, name=s.milvus_collection)
-            else:
-                from .faiss_store import FaissStore
+    def _new_store(self):
+        s = self.settings
+        if s.store == "milvus":
+            from .milvus_store import MilvusStore
 
-                self._store = FaissStore(s.index, ann_threshold=s.ann_threshold)
-        return self._store
+            uri = s.milvus_uri or str(Path(s.index) / "milvus.db")
+            if "://" not in uri:
+                Path(uri).parent.mkdir(parents=True, exist_ok=True)
+            return MilvusStore(uri, token=s.milvus_token, name=s.milvus_collection)
+        from .faiss_store import FaissStore
+
+        return FaissStore(s.index, ann_threshold=s.ann_threshold)
 
     @property
     def store(self):
@@ -232,43 +228,42 @@ class RAG:
                                     temperature=s.temperature if temperature is None else temperature)
             s.validate()
         clock = _Clock()
-        with clock("total"):
-            question = clean_question(question)
-            tmpl = get_template(template)
-            history = list(history or [])
-            with clock("load"):
-                retriever = self._get_retriever()
-                self.embedder.warm_up()
-            with clock("retrieve"):
-                query = rewrite_query(question, history)
-                hits = retriever.search(query, k=top_k or s.top_k, source=source or None)
-            # the gate reads only retrieval settings, which every profile shares; the model is
-            # not loaded for a question nothing in the documents answers
-            code, reason = retrieval_gate(retriever, query, hits, policy(s, n_params=0))
-            if code:
-                log.info("abstaining before generation: %s", reason)
-                yield ABSTAIN_TEXT
-                yield Answer(question=question, text=ABSTAIN_TEXT, hits=hits, abstained=True,
-                             abstain_reason=reason, abstain_code=code, template=tmpl.name,
-                             timings=clock.stop())
-                return
-            with clock("load"):
-                pol = self.policy()
-            with clock("prompt"):
-                context = self._context(query, hits, pol)
-                prompt, grammar = self._prompt(question, context, tmpl, history, max_tokens=s.max_tokens)
-            gen = None
-            with self._model_lock:
-                for item in self.generator.stream(list(prompt.messages), max_tokens=s.max_tokens,
-                                                  temperature=s.temperature, stop=STOPS, grammar=grammar):
-                    if isinstance(item, Generation):
-                        gen = item
-                    else:
-                        yield item
-            if gen is None:
-                raise RagError(f"the model {self.generator.name} ended without a result")
-            with clock("check"):
-                answer = self._check(question, query, gen, prompt, hits, retriever, pol)
+        question = clean_question(question)
+        tmpl = get_template(template)
+        history = list(history or [])
+        with clock("load"):
+            retriever = self._get_retriever()
+            self.embedder.warm_up()
+        with clock("retrieve"):
+            query = rewrite_query(question, history)
+            hits = retriever.search(query, k=top_k or s.top_k, source=source or None)
+        # the gate reads only retrieval settings, which every profile shares; the model is
+        # not loaded for a question nothing in the documents answers
+        code, reason = retrieval_gate(retriever, query, hits, policy(s, n_params=0))
+        if code:
+            log.info("abstaining before generation: %s", reason)
+            yield ABSTAIN_TEXT
+            yield Answer(question=question, text=ABSTAIN_TEXT, hits=hits, abstained=True,
+                         abstain_reason=reason, abstain_code=code, template=tmpl.name,
+                         timings=clock.stop())
+            return
+        with clock("load"):
+            pol = self.policy()
+        with clock("prompt"):
+            context = self._context(query, hits, pol)
+            prompt, grammar = self._prompt(question, context, tmpl, history, max_tokens=s.max_tokens)
+        gen = None
+        with self._model_lock:
+            for item in self.generator.stream(list(prompt.messages), max_tokens=s.max_tokens,
+                                              temperature=s.temperature, stop=STOPS, grammar=grammar):
+                if isinstance(item, Generation):
+                    gen = item
+                else:
+                    yield item
+        if gen is None:
+            raise RagError(f"the model {self.generator.name} ended without a result")
+        with clock("check"):
+            answer = self._check(question, query, gen, prompt, hits, retriever, pol)
         answer.timings = clock.stop(prefill=gen.ttft, generate=gen.total - gen.ttft)
         yield answer
 
@@ -381,9 +376,9 @@ class _Clock:
             setattr(self.timings, stage, getattr(self.timings, stage) + time.perf_counter() - t0)
 
     def stop(self, **measured: float) -> Timings:
-        """The timings, with stages measured elsewhere (the generator's prefill) filled in."""
-        if not self.timings.total:
-            self.timings.total = time.perf_counter() - self._t0
+        """The timings, the total up to now, and stages measured elsewhere (the generator's
+        prefill) filled in."""
+        self.timings.total = time.perf_counter() - self._t0
         for k, v in measured.items():
             setattr(self.timings, k, v)
         return self.timings

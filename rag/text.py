@@ -65,6 +65,12 @@ def content_words(text: str) -> set[str]:
             for w in words if w not in STOPWORDS and len(w) > 1}
 
 
+def bare_words(text: str) -> str:
+    """`text` without punctuation: a checked answer that differs from its draft only in the
+    punctuation around a marker is the same answer."""
+    return re.sub(r"[\W_]+", " ", text).strip()
+
+
 def normalise(text: str) -> str:
     """Case, punctuation and bullets set aside, in any script: the .md and .txt copies of one
     note, or a sentence a model repeats, give the same key."""

@@ -1,6 +1,4 @@
-import hashlib
 import os
-import re
 import shutil
 import socket
 import subprocess

@@ -486,7 +486,7 @@ def test_listening_beyond_this_machine_without_sign_in_warns(capsys, monkeypatch
 
 
 def test_loopback_addresses():
-    from app import _is_loopback
+    from rag.serve import is_loopback  # the chat and rag serve warn by the same rule
 
-    assert _is_loopback("127.0.0.1") and _is_loopback("localhost") and _is_loopback("::1")
-    assert not _is_loopback("0.0.0.0") and not _is_loopback("::") and not _is_loopback("no.such.host.invalid")
+    assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
+    assert not is_loopback("0.0.0.0") and not is_loopback("::") and not is_loopback("no.such.host.invalid")

@@ -1,7 +1,7 @@
 import pytest
 
 from rag.errors import ConfigError, QueryError
-from rag.prompts import ABSTAIN_TEXT, TEMPLATES, build_prompt, get_template, parse_output, sanitize
+from rag.prompts import TEMPLATES, build_prompt, get_template, parse_output, sanitize
 from rag.types import Chunk, Hit, Turn
 
 

@@ -13,7 +13,7 @@ import pytest
 from rag.serve.app import parse_chat
 from rag.serve.errors import APIError
 
-from conftest import _NO_PROXY, _free_port, wait_until_up
+from conftest import _free_port, wait_until_up
 
 KEY = "test-key-123"
 LORA_DOC = "deep-learning-and-choosing-a-model.txt"

@@ -8,21 +8,22 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import socket
 import sys
 
 from .app import MODEL, Limits, create_app
 
-__all__ = ["MODEL", "Limits", "create_app", "serve"]
+__all__ = ["MODEL", "Limits", "create_app", "is_loopback", "serve"]
 log = logging.getLogger(__name__)
 
 
 def is_loopback(host: str) -> bool:
-    if host in ("localhost", ""):
-        return host == "localhost"
+    """Whether every address `host` resolves to is this machine's loopback (the chat uses it too)."""
     try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
+        infos = socket.getaddrinfo(host, None)
+    except OSError:
         return False
+    return bool(infos) and all(ipaddress.ip_address(i[4][0].split("%")[0]).is_loopback for i in infos)
 
 
 def serve(rag, *, host: str = "127.0.0.1", port: int = 8000, limits: Limits | None = None) -> int:

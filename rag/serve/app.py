@@ -26,6 +26,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from ..errors import RagError
 from ..prompts import TEMPLATES
+from ..text import bare_words
 from ..types import Answer, Turn
 from .errors import APIError, from_rag_error
 
@@ -335,7 +336,7 @@ class _Run:
                     yield chunk({"content": value})
                     continue
                 answer: Answer = value
-                if _words("".join(draft)) != _words(answer.text):
+                if bare_words("".join(draft)) != bare_words(answer.text):
                     note = (f"\n\n({answer.abstain_reason}) {answer.text}" if answer.abstained else
                             f"\n\nChecked against your documents: {answer.text}")
                     yield chunk({"content": note})
@@ -344,10 +345,6 @@ class _Run:
                 return
         finally:
             self.cancel.set()  # the client went away, or the answer is out: either way, stop
-
-
-def _words(text: str) -> str:
-    return " ".join("".join(c if c.isalnum() else " " for c in text).split())
 
 
 def _usage(answer: Answer) -> dict:
