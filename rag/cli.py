@@ -91,6 +91,12 @@ def cmd_index(args) -> int:
     from .pipeline import RAG
 
     rag = RAG(_settings(args))
+    if args.rollback:
+        rollback = getattr(rag.vector_store, "rollback", None)
+        if rollback is None:
+            raise ConfigError("this store keeps no older versions to roll back to")
+        print(f"{rag.vector_store.location}: version {rollback()} is live again")
+        return 0
     # a bar on a terminal; in a log or a pipe, a line every few seconds
     report = rag.index(args.paths or None, rebuild=args.rebuild, progress=True if sys.stderr.isatty() else "lines",
                        lock_wait=max(0.0, args.wait))

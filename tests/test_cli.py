@@ -82,3 +82,19 @@ def test_a_terminal_sees_the_draft_replaced_by_the_checked_answer(scripted, caps
     assert "Minaj" in draft  # streamed as generated
     assert after.startswith("\x1b[J") and after.endswith("Owls hunt at night [1].\n")
     assert "Minaj" not in after
+
+
+def test_rollback_from_the_command_line(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "owls.md").write_text("# Owls\nOwls hunt at night and sleep by day.")
+    idx = tmp_path / "idx"
+    assert rag("index", str(docs), "--index", str(idx)).returncode == 0
+    (docs / "bats.md").write_text("# Bats\nBats hunt insects at dusk.")
+    assert rag("index", str(docs), "--index", str(idx)).returncode == 0
+    live = (idx / "CURRENT").read_text()
+    out = rag("index", "--rollback", "--index", str(idx))
+    assert out.returncode == 0 and "is live again" in out.stdout
+    assert (idx / "CURRENT").read_text() != live
+    none = rag("index", "--rollback", "--index", str(tmp_path / "nothing"))
+    assert none.returncode == 1 and "no intact older version" in none.stderr
