@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from typing import Iterator
 
@@ -58,6 +59,7 @@ class ServerGenerator:
         # sampling options the llama.cpp servers read and others ignore: greedy, as in-process
         self.extra = {"top_k": 1, "repeat_penalty": 1.1, **(extra or {})}
         self._client = None
+        self._discovery = threading.Lock()  # two first questions at once share one client
         self._kind: str | None = None  # "llama.cpp", "llama-cpp-python" or "openai"
         self._n_ctx: int | None = None
         self._counts: dict[str, int] = {}
@@ -83,6 +85,12 @@ class ServerGenerator:
         """Ask the server which model it serves and what it offers (once)."""
         if self._kind is not None:
             return self
+        with self._discovery:
+            if self._kind is None:
+                self._discover()
+        return self
+
+    def _discover(self) -> None:
         import httpx
 
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
@@ -101,15 +109,16 @@ class ServerGenerator:
                               f"it serves {', '.join(map(repr, ids[:10]))}")
         props = self._get_json(f"{self.root}/props", optional=True)
         if props is not None:
-            self._kind = "llama.cpp"
             n = (props.get("default_generation_settings") or {}).get("n_ctx") or props.get("n_ctx")
             self._n_ctx = int(n) if n else self._n_ctx_setting
+            kind = "llama.cpp"
         else:
             probe = self._post_json(f"{self.root}/extras/tokenize/count", {"input": "probe"}, optional=True)
-            self._kind = "llama-cpp-python" if probe is not None else "openai"
+            kind = "llama-cpp-python" if probe is not None else "openai"
             self._n_ctx = self._n_ctx_setting
+        # set last: another thread that sees a kind finds the client and n_ctx ready
+        self._kind = kind
         log.info("LLM server %s: %s, model %s, n_ctx %d", self.url, self._kind, self.model, self._n_ctx)
-        return self
 
     # ---------------------------------------------------------------- tokens
 

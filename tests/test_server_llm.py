@@ -37,9 +37,12 @@ class _Peer(BaseHTTPRequestHandler):
 
     def do_GET(self):
         script = self.server.script
+        self.server.requests.append((self.path, None))
         if self.path.endswith("/v1/models"):
             if script.get("key") and self.headers.get("Authorization") != f"Bearer {script['key']}":
                 return self._send(401, {"error": {"message": "invalid api key"}})
+            if script.get("slow_models"):  # widens the window in which two first questions meet
+                time.sleep(script["slow_models"])
             return self._send(200, {"data": [{"id": m} for m in script.get("models", ["tiny"])]})
         self._send(404, {"detail": "Not Found"})
 
@@ -118,6 +121,26 @@ def test_a_server_that_is_down_is_one_line(tmp_path):
     gen = ServerGenerator(f"http://127.0.0.1:{_free_port()}/v1")
     with pytest.raises(ServerError, match="cannot reach the LLM server .* connection refused"):
         gen.warm_up()
+
+
+def test_first_questions_at_once_share_one_discovery(peer):
+    peer.script = {"slow_models": 0.3, "stream": [_delta("ok", "stop"), "data: [DONE]"]}
+    gen = _gen(peer)
+    results, errors = [], []
+
+    def one():
+        try:
+            results.append(list(gen.stream(MESSAGES))[-1].text)
+        except Exception as e:  # noqa: BLE001 - collected and asserted below
+            errors.append(e)
+    threads = [threading.Thread(target=one) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert errors == [] and results == ["ok"] * 6
+    # one discovery: a second one would have closed the client the first was answering through
+    assert [path for path, _ in peer.requests].count("/v1/models") == 1
 
 
 def test_token_counts_without_a_tokenizer_are_safe_estimates(peer):
