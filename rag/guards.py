@@ -21,9 +21,10 @@ import re
 from typing import Callable
 
 from .errors import ConfigError
-from .ground import SentenceCheck, check_citations
-from .text import (ABBREVIATIONS, CITE, cited_numbers, figures, mask_enumerators, normalise,
-                   sentences, states_quantity, stop_spans, strip_markers)
+from . import claims
+from .ground import SentenceCheck, check_citations, lexical_support
+from .text import (ABBREVIATIONS, CITE, SPACED_CITE, cited_numbers, content_words, figures,
+                   mask_enumerators, normalise, sentences, states_quantity, stop_spans, strip_markers)
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,9 @@ CHECKS = {
     "repeats": "keep a sentence the model repeats once",
     "length": "cut a rambling answer to max_sentences",
     "figures": "sentences stating figures no passage contains (cut, or flagged under capable)",
+    "claims": "each sentence held against the passage sentences backing it: its figures must be in "
+              "them as whole figures, and what it names in the passage it cites (the citation moves "
+              "to one that has them, else the sentence is cut, or flagged under capable)",
     "names": "cut sentences naming what the documents never mention",
     "quantity": "abstain when a question asking for a figure gets none",
     "citations": "move or remove markers whose passage does not support their sentence; sentence support",
@@ -45,8 +49,8 @@ CHECKS = {
 }
 PROFILES = {
     "small": frozenset(CHECKS),
-    "capable": frozenset({"retrieval", "injection", "refusal", "echo", "repeats", "figures", "citations",
-                          "support"}),
+    "capable": frozenset({"retrieval", "injection", "refusal", "echo", "repeats", "figures", "claims",
+                          "citations", "support"}),
     "off": frozenset(),
 }
 GUARDS = ("auto", *PROFILES)
@@ -61,6 +65,7 @@ REFUSED = "refused"
 NO_TEXT = "markers_only"
 MADE_UP_FIGURES = "made_up_figures"
 MADE_UP_NAMES = "made_up_names"
+OTHER_SUBJECT = "other_subject"
 MISSING_FIGURE = "missing_figure"
 LOW_SUPPORT = "low_support"
 OFF_TOPIC = "off_topic"
@@ -72,7 +77,7 @@ class Policy:
 
     profile: str
     enabled: frozenset[str]
-    flag_figures: bool = False  # flag made-up figures instead of cutting their sentences
+    flag_figures: bool = False  # flag made-up figures and off-subject claims instead of cutting them
     strict_refusal: bool = True  # any refusal phrase, not only in an answer that cites nothing
     max_sentences: int = 5
     min_score: float = 0.2
@@ -116,13 +121,19 @@ def question_names(question: str) -> list[str]:
     return list(dict.fromkeys(m.group(0).strip("-") for m in _NAME.finditer(question.strip())))
 
 
-def retrieval_gate(retriever, query: str, hits, pol: Policy) -> tuple[str, str]:
-    """(code, reason) why the retrieved passages cannot answer `query`, or ("", "") when they may."""
+def retrieval_gate(retriever, query: str, hits, pol: Policy, *,
+                   vocabulary: claims.Vocabulary | None = None) -> tuple[str, str]:
+    """(code, reason) why the retrieved passages cannot answer `query`, or ("", "") when they may.
+
+    With the embedder's `vocabulary` (and the `claims` check on), the question's rare terms
+    ("frobnitz") count as names: a lower-case word the documents never use is as telling."""
     if not hits:
         return EMPTY_INDEX, "the index is empty"
     if not pol.on("retrieval"):
         return "", ""
     names = question_names(query)
+    if vocabulary and pol.on("claims"):
+        names += [w for w in vocabulary.rare(query) if w not in {n.lower() for n in names}]
     unknown = retriever.unknown(names)
     if unknown:
         # the question is about something the documents never mention, however close its topic
@@ -142,8 +153,10 @@ def unknown_names(retriever, question: str) -> Callable[[list[str]], list[str]]:
     def unknown(names: list[str]) -> list[str]:
         # names from the question count as known: the retrieval gate has already vetted them;
         # the stemmer keeps "GPUs" and "Google's" whole, so their singular is tried too
-        return [n for n in retriever.unknown(names) if n.lower() not in asked
-                and retriever.unknown([re.sub(r"(?:'s|s)$", "", n)])]
+        # and no name the question did not use passes as a misspelling of one the documents
+        # have ("DAGs" is not "GANs"): only people asking misspell, a model copies
+        return [n for n in retriever.unknown(names, fuzzy=False) if n.lower() not in asked
+                and retriever.unknown([re.sub(r"(?:'s|s)$", "", n)], fuzzy=False)]
     return unknown
 
 
@@ -199,22 +212,39 @@ def trim(text: str, max_sentences: int) -> str:
 
 # ---------------------------------------------------------------- figures and names
 
-def made_up_figures(answer: str, sources: list[str], question: str = "") -> list[tuple[str, list[str]]]:
+def made_up_figures(answer: str, sources: list[str], question: str = "", *,
+                    embed: Callable[[list[str]], "object"] | None = None) -> list[tuple[str, list[str]]]:
     """Each sentence of the answer with the figures in it that no source contains ([] if none).
 
     A figure the passages do not contain is the surest sign of a made-up answer: a small model
     asked for a learning rate or a year it cannot find will still write one, often around a
-    grounded sentence that is worth keeping. Figures the question gave count as known."""
+    grounded sentence that is worth keeping. Figures the question gave count as known. With
+    `embed` (the `claims` check), a sentence's figures must be in the passage sentences that
+    back it (`claims.evidence`), not anywhere in the passages: "listens on 80" is not backed by
+    "serves on port 8000" because another sentence mentions port 80."""
     asked = figures(question)
     known = asked.union(*(figures(s) for s in sources))
     # Enumerators are told apart in the whole answer: split into sentences, "including: 1. Image"
     # leaves "1." at a sentence end, where it reads like "has 16.". Masking them keeps every
     # sentence boundary where it was, so both splits line up.
+    pairs = list(zip(sentences(answer), sentences(mask_enumerators(answer)), strict=True))
+    backing: list[set[str] | None] = [None] * len(pairs)
+    if embed is not None:
+        candidates, _ = claims.passage_sentences(sources)
+        with_figures = [i for i, (_, plain) in enumerate(pairs) if figures(plain) - asked]
+        cos = claims.cosine_rows(embed, [pairs[i][1] for i in with_figures], candidates)
+        for row, i in enumerate(with_figures):
+            if not claims._figure_blind(strip_markers(pairs[i][1])):
+                continue  # a bare figure ("8000 [1]") has no words to find its sentence by
+            ev = claims.evidence(strip_markers(pairs[i][1]), candidates, cosines=cos[row])
+            if ev:  # no sentence backs it at all: the citation check speaks for it
+                backing[i] = asked.union(*(figures(candidates[j]) for j in ev))
     out = []
-    for sent, plain in zip(sentences(answer), sentences(mask_enumerators(answer)), strict=True):
+    for (sent, plain), back in zip(pairs, backing):
         found = figures(plain) - asked
+        have = known if back is None else back
         # "on the 14th of October 1066" with 1066 in the passage is grounded where it matters
-        out.append((sent, sorted(found) if found and not found & known else []))
+        out.append((sent, sorted(found) if found and not found & have else []))
     return out
 
 
@@ -316,12 +346,16 @@ class Verdict:
 def check_answer(question: str, query: str, text: str, blocks: list[str], sources: list[str], *,
                  pol: Policy, embed: Callable[[list[str]], "object"],
                  unknown: Callable[[list[str]], list[str]] | None = None,
-                 relevance: list[float] | None = None) -> Verdict:
+                 relevance: list[float] | None = None, passages: list[str] | None = None,
+                 vocabulary: claims.Vocabulary | None = None) -> Verdict:
     """Run the policy's checks on the model's answer `text` (reasoning already split off).
 
     `blocks` are the context passages as numbered in the prompt, `sources` the retrieved passages
     in full (what a figure may come from), `unknown` tells which names the documents never
-    mention, `relevance` the blocks' retrieval scores."""
+    mention, `relevance` the blocks' retrieval scores, `passages` each block's whole chunk with
+    its headings (what a cited passage is about) and `vocabulary` the embedder's, which tells
+    rare terms from common words (the `claims` check reads subjects only with one)."""
+    embed = _memo(embed)  # the checks embed the same sentences and passages more than once
     out = Verdict()
     if pol.on("echo"):
         text = cut_echo(text)
@@ -336,7 +370,7 @@ def check_answer(question: str, query: str, text: str, blocks: list[str], source
                            else "the model wrote nothing")
     flags: dict[str, list[str]] = {}
     if pol.on("figures"):
-        per_sentence = made_up_figures(text, sources, question)
+        per_sentence = made_up_figures(text, sources, question, embed=embed if pol.on("claims") else None)
         made_up = [f for _, bad in per_sentence for f in bad]
         if made_up and pol.flag_figures:
             for sent, bad in per_sentence:
@@ -364,8 +398,22 @@ def check_answer(question: str, query: str, text: str, blocks: list[str], source
         if checked.dropped:
             log.info("dropped unsupported citations %s", list(checked.dropped))
         out.text, out.cited, out.inferred, out.support = checked.text, checked.cited, checked.inferred, checked.support
+        sents = list(checked.sentences)
+        if pol.on("claims") and vocabulary is not None:
+            sents, cut = _check_subjects(question, sents, blocks, passages or blocks, flags, pol=pol,
+                                         embed=embed, vocabulary=vocabulary)
+            if cut:
+                kept = [c.text for c in sents]
+                if not kept:
+                    return out.abstain(OTHER_SUBJECT, "the passages the answer cites are about something "
+                                       "else: " + "; ".join(cut[:3]))
+                out.text = " ".join(kept)
+                out.cited = cited_numbers(out.text, len(blocks))
+                out.inferred = tuple(n for n in out.inferred if n not in out.cited) if not out.cited else ()
+                if out.inferred:
+                    out.text += "".join(f" [{n}]" for n in out.inferred)
         out.sentences = [_sentence(c, flags.get(normalise(strip_markers(c.text)), []), pol)
-                         for c in checked.sentences]
+                         for c in sents]
     else:
         out.text, out.cited = text, cited_numbers(text, len(blocks))
         out.sentences = [{"text": s, "passage": 0, "support": None, "verified": None,
@@ -381,6 +429,61 @@ def check_answer(question: str, query: str, text: str, blocks: list[str], source
         # nothing retrieved backs what the model wrote: a made-up answer is worse than none
         return out.abstain(LOW_SUPPORT, f"answer support {out.support:.2f} is below {pol.min_support:.2f}")
     return out
+
+
+def _memo(embed: Callable[[list[str]], "object"]) -> Callable[[list[str]], "object"]:
+    import numpy as np
+
+    cache: dict[str, object] = {}
+
+    def embed_once(texts: list[str]):
+        todo = list(dict.fromkeys(t for t in texts if t not in cache))
+        if todo:
+            cache.update(zip(todo, embed(todo)))
+        return np.stack([cache[t] for t in texts]) if texts else embed(texts)
+    return embed_once
+
+
+def _check_subjects(question: str, sents: list[SentenceCheck], blocks: list[str], passages: list[str],
+                    flags: dict[str, list[str]], *, pol: Policy, embed, vocabulary: claims.Vocabulary
+                    ) -> tuple[list[SentenceCheck], list[str]]:
+    """Each sentence's subject (`claims.subject`) against the passages it cites. A citation to a
+    passage that lacks it moves to a block that has it and supports the sentence; failing that
+    the sentence is cut (small) or flagged (capable). Returns the sentences kept and, for each
+    cut one, why."""
+    asked = claims.key_terms(question, vocabulary, question=True)
+    words = [content_words(p) for p in passages]
+    kept, cut = [], []
+    for check in sents:
+        subject = claims.subject(check.text, asked, vocabulary)
+        cited = cited_numbers(check.text, len(blocks)) or ((check.passage,) if check.passage else ())
+        if not (subject.own or subject.asked) or not cited:
+            kept.append(check)
+            continue
+        missing = {n: subject.missing(words[n - 1]) for n in cited}
+        if any(not m for m in missing.values()):
+            kept.append(check)
+            continue
+        claim = strip_markers(check.text)
+        fits = [j for j in range(1, len(blocks) + 1) if j not in cited and not subject.missing(words[j - 1])]
+        if fits:
+            cos = claims.cosine_rows(embed, [claim], [blocks[j - 1] for j in fits])[0]
+            score = {j: max(lexical_support(claim, blocks[j - 1]), float(c)) for j, c in zip(fits, cos)}
+            best = max(fits, key=lambda j: score[j])
+            if score[best] >= pol.citation_min_support:
+                text = SPACED_CITE.sub("", check.text).rstrip()
+                text = (text[:-1] + f" [{best}]" + text[-1]) if text[-1:] in ".!?" else f"{text} [{best}]"
+                kept.append(dataclasses.replace(check, text=text, passage=best, support=round(score[best], 4)))
+                continue
+        n = cited[0]
+        why = f"cites [{n}], which does not mention {', '.join(missing[n])}"
+        if pol.flag_figures:  # the capable profile flags what the small one cuts
+            flags.setdefault(normalise(claim), []).append(why)
+            kept.append(check)
+        else:
+            log.info("left out an answer sentence that %s", why)
+            cut.append(why)
+    return kept, cut
 
 
 def _sentence(check: SentenceCheck, flags: list[str], pol: Policy) -> dict:

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Iterator
 
 from . import index as index_mod
+from .chunk import embed_text
+from .claims import Vocabulary
 from .config import DEFAULT_EMBEDDER_NAME, Settings
 from .context import compress
 from .errors import ConfigError, QueryError, RagError, StoreError
@@ -63,6 +65,7 @@ class RAG:
         self._generator = generator
         self._store = store
         self._retriever: Retriever | None = None
+        self._vocabulary = None
         # one generation at a time: llama.cpp contexts are not thread-safe. A plain Lock, since a
         # streamed answer may be resumed by another thread than the one that started it (Gradio)
         self._model_lock = threading.Lock()
@@ -106,6 +109,12 @@ class RAG:
 
         return LLM(self._model_path, n_ctx=s.n_ctx, n_threads=s.n_threads, n_gpu_layers=s.n_gpu_layers,
                    seed=s.seed)
+
+    @property
+    def vocabulary(self) -> Vocabulary:
+        """The embedder's whole-word vocabulary, which tells rare terms from common words for the
+        `claims` check (read from its folder; no model is loaded for it)."""
+        return self._once("_vocabulary", lambda: Vocabulary.of(self.embedder))
 
     llm = generator  # the name this attribute had before generators other than llama.cpp existed
 
@@ -239,7 +248,7 @@ class RAG:
             hits = retriever.search(query, k=top_k or s.top_k, source=source or None)
         # the gate reads only retrieval settings, which every profile shares; the model is
         # not loaded for a question nothing in the documents answers
-        code, reason = retrieval_gate(retriever, query, hits, policy(s, n_params=0))
+        code, reason = retrieval_gate(retriever, query, hits, policy(s, n_params=0), vocabulary=self.vocabulary)
         if code:
             log.info("abstaining before generation: %s", reason)
             yield ABSTAIN_TEXT
@@ -312,10 +321,13 @@ class RAG:
             answer.abstained, answer.abstain_code = True, "refused"
             answer.abstain_reason = "the model found no answer in the passages"
             return answer
+        whole = {h.chunk.id: h.chunk for h in hits}  # a block's chunk before compression, headings too
         verdict = check_answer(question, query, parsed.text, [b.chunk.text for b in blocks],
                                [h.chunk.text for h in hits], pol=pol, embed=self.embedder.embed,
                                unknown=unknown_names(retriever, question) if pol.on("names") else None,
-                               relevance=[b.score for b in blocks])
+                               relevance=[b.score for b in blocks],
+                               passages=[embed_text(whole.get(b.chunk.id, b.chunk)) for b in blocks],
+                               vocabulary=self.vocabulary)
         answer.support, answer.relevance = round(verdict.support, 4), round(verdict.relevance, 4)
         if verdict.code:
             log.info("abstaining: %s", verdict.reason)

@@ -62,12 +62,12 @@ class _BM25:
     def scores(self, query: str) -> np.ndarray:
         return np.asarray(self.model.get_scores(self.terms(query)), dtype=np.float32)
 
-    def unknown(self, words: list[str]) -> list[str]:
+    def unknown(self, words: list[str], *, fuzzy: bool = True) -> list[str]:
         """The words with a term that occurs nowhere in the indexed chunks, even misspelt a little.
 
-        Accents are ignored ("Herve" finds "Hervé") and a term of five letters or more matches a
-        vocabulary term that differs by a letter or two ("Scotish", "Hatmanis"): people misspell
-        the names they ask about, and a typo must not read as "not in your documents".
+        Accents are ignored ("Herve" finds "Hervé") and, `fuzzy`, a term of five letters or more
+        matches a vocabulary term that differs by a letter or two ("Scotish", "Hatmanis"): people
+        misspell the names they ask about, and a typo must not read as "not in your documents".
         """
         if self._folded is None:
             self._folded = {_fold(term) for term in self.model.vocab_dict}
@@ -78,7 +78,7 @@ class _BM25:
             forms = {_fold(token)} | {_fold(t) for t in self.terms(token)}
             if forms & self._folded:
                 return True
-            return len(token) >= 5 and bool(difflib.get_close_matches(
+            return fuzzy and len(token) >= 5 and bool(difflib.get_close_matches(
                 _fold(token), [v for v in self._folded if abs(len(v) - len(token)) <= 2
                                and v[:1] == _fold(token)[:1]], n=1, cutoff=0.85))
 
@@ -115,9 +115,10 @@ class Retriever:
             self._bm25 = _BM25([embed_text(c) for c in self.store.chunks])
         return self._bm25
 
-    def unknown(self, words: list[str]) -> list[str]:
-        """Those of `words` that the indexed documents never mention (after stemming)."""
-        return self.bm25.unknown(words) if words and len(self.store) else list(words)
+    def unknown(self, words: list[str], *, fuzzy: bool = True) -> list[str]:
+        """Those of `words` that the indexed documents never mention (after stemming; `fuzzy`:
+        a small misspelling of a term they have counts as that term)."""
+        return self.bm25.unknown(words, fuzzy=fuzzy) if words and len(self.store) else list(words)
 
     def mentioned(self, words: list[str], hits: list[Hit]) -> bool:
         """Whether every one of `words` occurs (after stemming) in the text of `hits`."""

@@ -98,7 +98,7 @@ def test_names_after_abbreviations_are_checked_and_layout_kept():
 
 def test_unknown_names_look_past_plurals_and_at_the_question_words():
     class Retriever:
-        def unknown(self, names):
+        def unknown(self, names, *, fuzzy=True):
             return [n for n in names if n.lower() not in {"gpu", "pytorch", "meta"}]
 
     unknown = unknown_names(Retriever(), "Who maintains PyTorch at Toda?")

@@ -90,7 +90,10 @@ def test_capable_profile_keeps_good_answers_intact(store, i):
     assert answer.guards == "capable"
     assert answer.text == output
     assert answer.citations and all(c.source == CAPABLE_CASES[i][2] for c in answer.citations)
-    assert answer.sentences and all(s.verified for s in answer.sentences)
+    flags = [f for s in answer.sentences for f in s.flags]
+    assert answer.sentences and all(s.verified for s in answer.sentences) == (i != 3)
+    # the claim is kept, and marked: the peft notes it cites name neither PyTorch nor LoRA
+    assert flags == ([] if i != 3 else [f"cites [{answer.citations[0].n}], which does not mention PyTorch, LoRA"])
 
 
 def test_small_profile_still_cuts_what_a_135m_model_gets_wrong(store):
@@ -179,13 +182,29 @@ def test_unsupported_sentences_are_flagged_not_cut_under_capable(store):
     ("How many minutes is the loaf baked?", "For a long while [1].", {"checks_off": "relevance"}, "missing_figure"),
     ("What does LoRA freeze?", "LoRA freezes the base model while penguins dance [1].",
      {"min_support": 0.9, "checks_off": "relevance"}, "low_support"),
-    ("What does LoRA freeze?", "Sourdough bread [1].", {}, "off_topic"),
+    ("What does LoRA freeze?", "Sourdough bread [1].", {"checks_off": "claims"}, "off_topic"),
+    ("What does LoRA freeze?", "Sourdough bread [1].", {}, "other_subject"),
 ])
 def test_abstain_codes(store, question, output, settings, code):
     answer = ask(store, question, output, guards="small", **settings)
     assert answer.abstained and answer.text == ABSTAIN_TEXT
     assert answer.abstain_code == code and answer.abstain_reason
     assert answer.citations == [] and answer.to_dict()["abstain_code"] == code
+
+
+def test_a_rare_term_no_document_uses_is_turned_away_like_a_name(store):
+    from rag.claims import Vocabulary
+
+    common = Vocabulary("how long does the last what lora freeze".split())
+    rag, gen = make(store, ["Two years [1]."])
+    rag._vocabulary = common
+    answer = rag.ask("How long does the frobnitz warranty last?")
+    assert answer.abstain_code == "unknown_names" and "'frobnitz'" in answer.abstain_reason
+    assert gen.calls == []  # decided before the model ran
+    rag, gen = make(store, ["Two years [1]."], checks_off="claims")
+    rag._vocabulary = common
+    assert rag.ask("How long does the frobnitz warranty last?").abstain_code != "unknown_names"
+    assert len(gen.calls) == 1
 
 
 def test_a_question_the_documents_cannot_answer_never_reaches_the_model(store):
