@@ -35,8 +35,8 @@ from rag.errors import ConfigError, DocumentError, QueryError, RagError  # noqa:
 
 log = logging.getLogger("rag.app")
 
-TEMPLATE_CHOICES = [("few-shot", "few_shot"), ("zero-shot", "zero_shot"), ("chain-of-thought", "cot"),
-                    ("extractive", "extract")]
+TEMPLATE_CHOICES = [("auto (per question)", "auto"), ("few-shot", "few_shot"), ("zero-shot", "zero_shot"),
+                    ("chain-of-thought", "cot"), ("extractive", "extract")]
 UPLOAD_TYPES = sorted(ingest.SUPPORTED)
 # abstaining is an answer, not a failure, so it carries no warning sign
 ABSTAIN_HINT = "<em>None of the indexed passages answers this{why}. Try rephrasing, or add documents.</em>"
@@ -668,7 +668,7 @@ def build_ui(service: ChatService):
                     send = gr.Button("Send", variant="primary", scale=1, elem_id="send")
                 clear = gr.Button("New conversation", size="sm")
             with gr.Column(scale=1):
-                template = gr.Radio(TEMPLATE_CHOICES, value="few_shot", label="Prompt template")
+                template = gr.Radio(TEMPLATE_CHOICES, value="auto", label="Prompt template")
                 k = gr.Slider(1, MAX_TOP_K, value=min(top_k, MAX_TOP_K), step=1,
                               label="Passages retrieved (top-k)")
                 files = gr.File(label=f"Add documents ({', '.join(UPLOAD_TYPES)}; {limits})",
@@ -752,12 +752,13 @@ def build_ui(service: ChatService):
                    api_name="cancel_upload")
         demo.load(service.status, outputs=status, api_visibility="private")
 
-        def ask(question: str, template: str = "few_shot", top_k: int | None = None,
+        def ask(question: str, template: str = "auto", top_k: int | None = None,
                 history: list[list[str]] | None = None) -> dict:
             """Answer a question from the indexed documents. Returns the answer, whether it
             abstained, the citations ([n] marker, source, heading, score, chunk text), every
-            retrieved passage (hits), timings and token usage. `template`: few_shot, zero_shot,
-            cot or extract; `top_k`: passages retrieved, 1 to 12 (default: the app's); `history`:
+            retrieved passage (hits), timings and token usage. `template`: auto (chosen per
+            question), few_shot, zero_shot, cot or extract; `top_k`: passages retrieved, 1 to 12
+            (default: the app's); `history`:
             up to 20 [question, answer] pairs of earlier turns."""
             return api_ask(service, question, template, top_k, history)
 

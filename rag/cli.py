@@ -9,7 +9,7 @@ import sys
 
 from .config import Settings
 from .errors import ConfigError, RagError
-from .prompts import TEMPLATES
+from .prompts import TEMPLATE_NAMES
 from .text import bare_words
 
 
@@ -49,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ask", help="answer a question from the indexed documents")
     p.add_argument("question")
     p.add_argument("--source", help="search only documents whose path starts with this")
-    p.add_argument("--template", default="few_shot", choices=list(TEMPLATES))
+    p.add_argument("--template", default="auto", choices=list(TEMPLATE_NAMES),
+                   help="prompt template (default auto: chosen per question)")
     p.add_argument("--top-k", type=int)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_model_args(p)
@@ -68,8 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="evaluate retrieval and answers on a question set, templates side by side")
     p.add_argument("dataset", help="JSONL question set, SQuAD v2 .json file or BEIR folder")
     p.add_argument("--format", choices=["jsonl", "squad", "beir"], help="default: from the name")
-    p.add_argument("--templates", default=",".join(TEMPLATES),
-                   help=f"comma-separated prompt templates (default: {','.join(TEMPLATES)})")
+    p.add_argument("--templates", default=",".join(TEMPLATE_NAMES),
+                   help=f"comma-separated prompt templates (default: {','.join(TEMPLATE_NAMES)})")
     p.add_argument("--top-k", type=int, help="passages put into the prompt")
     p.add_argument("--limit", type=int, help="evaluate a fixed, stratified sample of N questions")
     p.add_argument("--retrieval-only", action="store_true", help="retrieval metrics only, no LLM")
@@ -135,6 +136,8 @@ def cmd_ask(args) -> int:
         for c in answer.citations:
             where = f"{c.source} > {c.heading}" if c.heading else c.source
             print(f"  [{c.n}] {where} (score {c.score:.2f}{', inferred' if c.inferred else ''})")
+    if answer.template_reason:
+        print(f"\nTemplate: {answer.template} ({answer.template_reason})")
     return 0
 
 

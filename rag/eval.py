@@ -336,7 +336,8 @@ def run_eval(evalset: EvalSet, rag, *, templates: list[str], limit: int | None =
     if not templates and not retrieval_only:
         raise ConfigError("no templates to evaluate; name some with --templates or use --retrieval-only")
     for name in templates:
-        get_template(name)  # an unknown name fails before minutes of work
+        if name != "auto":
+            get_template(name)  # an unknown name fails before minutes of work
     t_start = time.perf_counter()
     items = sample(evalset.items, limit, seed=seed)
     retrieval_only = retrieval_only or evalset.retrieval_only

@@ -20,6 +20,7 @@ from . import index as index_mod
 from .chunk import embed_text
 from .claims import Vocabulary
 from .config import DEFAULT_EMBEDDER_NAME, Settings
+from .choose import AUTO, choose
 from .context import compress
 from .errors import ConfigError, QueryError, RagError, StoreError
 from .extract import span_grammar, tidy_span
@@ -209,7 +210,7 @@ class RAG:
         return self._get_retriever().search(clean_question(query), k=top_k or self.settings.top_k,
                                             source=source or None)
 
-    def ask(self, question: str, *, template: str = "few_shot", top_k: int | None = None,
+    def ask(self, question: str, *, template: str = AUTO, top_k: int | None = None,
             history: list[Turn] | None = None, max_tokens: int | None = None,
             temperature: float | None = None, source: str | None = None) -> Answer:
         """Answer `question` from the indexed documents. See `Answer` for what comes back.
@@ -219,7 +220,7 @@ class RAG:
         return self.stream(question, template=template, top_k=top_k, history=history, max_tokens=max_tokens,
                            temperature=temperature, source=source).finish()
 
-    def stream(self, question: str, *, template: str = "few_shot", top_k: int | None = None,
+    def stream(self, question: str, *, template: str = AUTO, top_k: int | None = None,
                history: list[Turn] | None = None, max_tokens: int | None = None,
                temperature: float | None = None, source: str | None = None) -> "AnswerStream":
         """The answer as it is generated: iterate for its text pieces, then read `.answer`."""
@@ -238,7 +239,8 @@ class RAG:
             s.validate()
         clock = _Clock()
         question = clean_question(question)
-        tmpl = get_template(template)
+        # `auto` picks the template once the passages are known; a name is checked up front
+        tmpl = get_template(template) if template != AUTO else None
         history = list(history or [])
         with clock("load"):
             retriever = self._get_retriever()
@@ -253,11 +255,16 @@ class RAG:
             log.info("abstaining before generation: %s", reason)
             yield ABSTAIN_TEXT
             yield Answer(question=question, text=ABSTAIN_TEXT, hits=hits, abstained=True,
-                         abstain_reason=reason, abstain_code=code, template=tmpl.name,
+                         abstain_reason=reason, abstain_code=code, template=tmpl.name if tmpl else AUTO,
                          timings=clock.stop())
             return
         with clock("load"):
             pol = self.policy()
+        choice = choose(question, hits, grammar=bool(getattr(self.generator, "supports_grammar", False))) \
+            if tmpl is None else None
+        if choice is not None:
+            log.info("template %s: %s", choice.template, choice.reason)
+            tmpl = get_template(choice.template)
         with clock("prompt"):
             context = self._context(query, hits, pol)
             prompt, grammar = self._prompt(question, context, tmpl, history, max_tokens=s.max_tokens)
@@ -273,6 +280,8 @@ class RAG:
             raise RagError(f"the model {self.generator.name} ended without a result")
         with clock("check"):
             answer = self._check(question, query, gen, prompt, hits, retriever, pol)
+        if choice is not None:
+            answer.template_reason = f"auto: {choice.reason}"
         answer.timings = clock.stop(prefill=gen.ttft, generate=gen.total - gen.ttft)
         yield answer
 
@@ -441,7 +450,7 @@ _DEFAULTS: dict[str, RAG] = {}
 _DEFAULTS_LOCK = threading.Lock()
 
 
-def ask(question: str, *, template: str = "few_shot", top_k: int | None = None,
+def ask(question: str, *, template: str = AUTO, top_k: int | None = None,
         index: str | None = None, history: list[Turn] | None = None) -> Answer:
     """Answer a question from your documents with the default models.
 

@@ -83,6 +83,10 @@ TEMPLATES = {
 }
 
 
+# what a template may be named where one is chosen: `auto` picks one per question (rag/choose.py)
+TEMPLATE_NAMES = ("auto", *TEMPLATES)
+
+
 def get_template(name: str) -> Template:
     try:
         return TEMPLATES[name]

@@ -128,6 +128,7 @@ class Answer:
     abstain_code: str = ""  # the same as a stable code for programs (see guards)
     reasoning: str = ""  # chain-of-thought text, kept apart from the final answer
     template: str = ""
+    template_reason: str = ""  # why `auto` chose `template` ("" when a template was named)
     support: float = 0.0  # how well the best passage supports the answer text (0..1)
     relevance: float = 0.0  # cosine between the question and the answer text
     sentences: list[SentenceSupport] = field(default_factory=list)
@@ -145,6 +146,7 @@ class Answer:
             "abstain_code": self.abstain_code,
             "guards": self.guards,
             "template": self.template,
+            "template_reason": self.template_reason,
             "support": self.support,
             "relevance": self.relevance,
             "reasoning": self.reasoning,

@@ -318,3 +318,12 @@ def test_a_document_that_becomes_unreadable_leaves_the_index(tmp_path):
     report = rag.index()
     assert report.removed == ["b.md"] and report.skipped
     assert {c.source for c in store.open().chunks} == {"a.md"} and "b.md" not in store.manifest()["documents"]
+
+
+def test_auto_template_is_the_default_and_says_what_it_chose(store):
+    rag, gen = make(store, ["LoRA freezes the base model [1]."])
+    answer = rag.ask("What does LoRA freeze?")
+    assert answer.template in ("few_shot", "extract") and answer.template_reason.startswith("auto: ")
+    assert answer.to_dict()["template_reason"] == answer.template_reason
+    named = make(store, ["LoRA freezes the base model [1]."])[0].ask("What does LoRA freeze?", template="zero_shot")
+    assert named.template == "zero_shot" and named.template_reason == ""

@@ -25,7 +25,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from ..errors import RagError
-from ..prompts import TEMPLATES
+from ..prompts import TEMPLATE_NAMES
 from ..text import bare_words
 from ..types import Answer, Turn
 from .errors import APIError, from_rag_error
@@ -52,7 +52,7 @@ class Limits:
 class ChatRequest:
     question: str
     history: list[Turn] = field(default_factory=list)
-    template: str = "few_shot"
+    template: str = "auto"
     model: str = MODEL
     stream: bool = False
     top_k: int | None = None
@@ -140,7 +140,7 @@ def create_app(rag, limits: Limits | None = None):
     async def models(request: Request):
         check_key(request)
         now = int(time.time())
-        ids = [MODEL] + [f"{MODEL}:{t}" for t in TEMPLATES]
+        ids = [MODEL] + [f"{MODEL}:{t}" for t in TEMPLATE_NAMES]
         return {"object": "list", "data": [{"id": i, "object": "model", "created": now, "owned_by": "rag-local"}
                                            for i in ids]}
 
@@ -223,9 +223,9 @@ def parse_chat(data: dict, *, n_ctx: int) -> ChatRequest:
     if not isinstance(model, str) or not (model == MODEL or model.startswith(MODEL + ":")):
         raise APIError(404, f"model {model!r} does not exist; this server answers as {MODEL!r} or "
                             f"{MODEL}:<template>", param="model", code="model_not_found")
-    template = model.partition(":")[2] or "few_shot"
-    if template not in TEMPLATES:
-        raise APIError(404, f"model {model!r} does not exist: templates are {', '.join(TEMPLATES)}",
+    template = model.partition(":")[2] or "auto"
+    if template not in TEMPLATE_NAMES:
+        raise APIError(404, f"model {model!r} does not exist: templates are {', '.join(TEMPLATE_NAMES)}",
                        param="model", code="model_not_found")
     req = ChatRequest(question=turns[-1][1], history=history, template=template, model=model)
     req.stream = _field(data, "stream", bool, default=False)

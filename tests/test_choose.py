@@ -1,0 +1,33 @@
+"""The `auto` template's rule: explanations and notes get few_shot, facts over prose extract."""
+from rag.choose import asks_explanation, choose, notes_share
+from rag.types import Chunk, Hit
+
+PROSE = ("The Normans were the people who in the 10th and 11th centuries gave their name to "
+         "Normandy, a region in France. They were descended from Norse raiders.")
+NOTES = "Deep learning requires:\n- Multiple processing layers\n- Non-linearity\n## Models\n- Decision trees"
+
+
+def _hits(*texts):
+    return [Hit(Chunk(f"d#{i}", "d.md", "d", (), t), 0.5, 0.5, 0.5) for i, t in enumerate(texts)]
+
+
+def test_explanations_want_sentences_of_their_own():
+    assert asks_explanation("Why does dropout help?") and asks_explanation("How does tanh differ from sigmoid?")
+    assert asks_explanation("What is the difference between LoRA and QLoRA?")
+    assert not asks_explanation("How many parameters does GPT-4 have?")
+    assert not asks_explanation("Who wrote the Deep Learning Book?")
+
+
+def test_notes_share_counts_list_items_headings_and_table_rows():
+    assert notes_share([PROSE]) == 0.0
+    assert notes_share([NOTES]) == 0.8
+    assert notes_share(["| a | b |\n|---|---|\nplain line"]) == 2 / 3
+    assert notes_share([]) == 0.0
+
+
+def test_choose_reads_the_question_and_the_top_passages():
+    assert choose("In what country is Normandy?", _hits(PROSE), grammar=True).template == "extract"
+    assert choose("In what country is Normandy?", _hits(NOTES, PROSE), grammar=True).template == "few_shot"
+    assert choose("Why did the Normans come?", _hits(PROSE), grammar=True).template == "few_shot"
+    no_grammar = choose("In what country is Normandy?", _hits(PROSE), grammar=False)
+    assert no_grammar.template == "few_shot" and "grammar" in no_grammar.reason
