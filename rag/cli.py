@@ -253,6 +253,7 @@ def _pull(name: str, folder: str, *, force: bool) -> int:
     from .models import find, parse_spec, pull
 
     entry = parse_spec(name)
+    logging.getLogger("huggingface_hub").propagate = False  # it prints its own warnings once
     print(f"pulling {entry.file} from {entry.repo} into {folder}", file=sys.stderr, flush=True)
     try:
         result = pull(name, models_dir=folder, force=force, progress=True)

@@ -285,6 +285,7 @@ def pull(name: str, *, models_dir: str | Path, force: bool = False, revision: st
     quiet = {} if progress else {"tqdm_class": _silent_tqdm()}
     try:
         with part.open("r+b" if resume else "wb") as f:
+            _lock(f, entry.file)
             f.seek(resume)
             http_get(location, f, resume_size=resume, headers=headers, expected_size=size,
                      displayed_filename=entry.file, **quiet)
@@ -305,6 +306,18 @@ def pull(name: str, *, models_dir: str | Path, force: bool = False, revision: st
         log.warning("the Hub gave no SHA-256 for %s: its size is checked, its content is not", entry.file)
     os.replace(part, dest)
     return PullResult(dest, dest.stat().st_size, digest, verified=bool(sha), resumed_from=resume)
+
+
+def _lock(f, name: str) -> None:
+    """Hold `f` for this pull alone: two pulls of one file would write the same .part."""
+    try:
+        import fcntl
+    except ImportError:  # not on this platform: the checksum still catches a mixed-up file
+        return
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        raise DownloadError(f"another pull of {name} is running; wait for it to finish") from None
 
 
 def _origin(url: str) -> tuple[str, str]:

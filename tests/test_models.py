@@ -1,5 +1,6 @@
 """The model catalogue, the models on disk, `--model NAME`, and `rag models pull` against a
 loopback Hub (tests/hub_server.py) that serves the shipped GGUF as the Hub serves an LFS file."""
+import fcntl
 import hashlib
 import json
 import os
@@ -154,6 +155,16 @@ def test_damaged_or_missing_downloads_fail_with_one_line(hub, tmp_path):
                         ("someone/Else-GGUF:x.gguf", "has no repo someone/Else-GGUF")]:
         r = _pull(hub.endpoint, folder, spec)
         assert r.returncode == 1 and words in r.stderr.strip().splitlines()[-1], r.stderr
+
+    hub.corrupt = False
+    folder.mkdir(exist_ok=True)
+    part = folder / f".{QWEN.file}.{hub.sha256(QWEN.repo, QWEN.file)[:16]}.part"
+    with part.open("wb") as held:  # another pull is writing this file
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        r = _pull(hub.endpoint, folder, "qwen2.5-0.5b")
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.strip().splitlines()[-1] == f"error: another pull of {QWEN.file} is running; wait for it to finish"
+    part.unlink()
 
     with socket.socket() as s:  # a port nothing listens on: the Hub cannot be reached
         s.bind(("127.0.0.1", 0))
