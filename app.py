@@ -160,6 +160,26 @@ class ChatService:
         except RagError as e:
             return str(e)
 
+    def model_choices(self) -> list[tuple[str, str]]:
+        """(label, path) of the GGUFs the model picker offers: the shipped default first, then
+        the models folder, and the model in use wherever it lives; none with an LLM server."""
+        if self.rag is None or not self.rag.model_path:
+            return []
+        from rag.models import local_models
+
+        found = [(m.label, str(m.path)) for m in local_models(self.rag.settings.models_dir)]
+        if self.rag.model_path not in {path for _, path in found}:
+            found.append((Path(self.rag.model_path).name, self.rag.model_path))
+        return found
+
+    def use_model(self, path: str) -> str:
+        """Answer with the GGUF at `path` from the next question on; one line saying how it went."""
+        try:
+            self.get().use_model(path)
+        except RagError as e:
+            return f"⚠️ {md_text(e)}"
+        return f"✓ Answering with {md_text(Path(path).name)}."
+
     def status(self) -> str:
         """One line for the header: model, embedder, index and its size, or what is wrong."""
         if self.rag is None:
@@ -675,6 +695,11 @@ def build_ui(service: ChatService):
                                 file_count="multiple", elem_id="upload")
                 stop = gr.Button("Cancel upload", size="sm", elem_id="cancel-upload")
                 upload_note = gr.Markdown(elem_id="upload-note")
+                models = service.model_choices()
+                picker = gr.Dropdown(models, value=service.rag.model_path if models else None,
+                                     label="Model", elem_id="model-picker", visible=bool(models),
+                                     info="GGUFs on this machine; `rag models pull NAME` adds more")
+                model_note = gr.Markdown(elem_id="model-note")
         turns = gr.State([])
         pending = gr.State("")  # the question on its way from the box to the answer
 
@@ -751,6 +776,22 @@ def build_ui(service: ChatService):
         stop.click(on_cancel_upload, outputs=[upload_note, status], cancels=[upload], queue=False,
                    api_name="cancel_upload")
         demo.load(service.status, outputs=status, api_visibility="private")
+
+        def on_model(path):
+            """Load the picked model (the next questions wait for it); a broken file leaves the
+            one in use in place and the picker on it."""
+            yield f"Loading {md_text(Path(path or '?').name)} ...", gr.update(), gr.update()
+            note = service.use_model(path)
+            yield note, service.status(), gr.update(value=service.rag.model_path)
+
+        def refresh_models():  # a model pulled while the app runs shows at the next page load
+            models = service.model_choices()
+            return gr.update(choices=models, value=service.rag.model_path if models else None)
+
+        # `input`, not `change`: putting the picker back after a failed load is not a new pick
+        picker.input(on_model, inputs=picker, outputs=[model_note, status, picker], concurrency_id="llm",
+                     api_visibility="private", show_progress="minimal")
+        demo.load(refresh_models, outputs=picker, api_visibility="private")
 
         def ask(question: str, template: str = "auto", top_k: int | None = None,
                 history: list[list[str]] | None = None) -> dict:
@@ -1062,7 +1103,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 1
     names = ("index", "corpus", "model", "embedder", "n_gpu_layers", "n_threads", "n_ctx", "top_k",
-             "llm_url", "llm_model", "store", "milvus_uri")
+             "llm_url", "llm_model", "store", "milvus_uri", "models_dir")
     try:
         settings = Settings.load(**{n: getattr(args, n) for n in names})
     except RagError as e:

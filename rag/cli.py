@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -17,7 +18,10 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     """The model and index flags shared by `rag` and the chat app."""
     g = p.add_argument_group("models (also RAG_MODEL, RAG_EMBEDDER, RAG_N_GPU_LAYERS, ... )")
     g.add_argument("--index", help="index folder (default: indexes/default)")
-    g.add_argument("--model", help="path to a GGUF model (default: shipped SmolLM2-135M)")
+    g.add_argument("--model", help="a GGUF path, a file in the models folder or a name `rag models` lists "
+                                   "(default: shipped SmolLM2-135M)")
+    g.add_argument("--models-dir", help="folder of downloaded GGUFs (default ~/.cache/rag-local/models; "
+                                        "also RAG_MODELS_DIR)")
     g.add_argument("--llm-url", help="an OpenAI-compatible server (e.g. http://127.0.0.1:8080/v1) "
                                      "instead of a GGUF in-process; also RAG_LLM_URL, RAG_LLM_API_KEY")
     g.add_argument("--llm-model", help="the model to ask the server for (default: the first it lists)")
@@ -79,12 +83,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     p.add_argument("--report", metavar="DIR", help="write report.md, results.json, questions.jsonl, charts")
     add_model_args(p)
+
+    p = sub.add_parser("models", help="the model catalogue and the GGUFs on disk; `rag models pull NAME` downloads one")
+    p.add_argument("--models-dir", help="folder of downloaded GGUFs (default ~/.cache/rag-local/models; "
+                                        "also RAG_MODELS_DIR)")
+    p.add_argument("--json", action="store_true", help="print the catalogue and the local models as JSON")
+    msub = p.add_subparsers(dest="models_command")
+    pp = msub.add_parser("pull", help="download a model from the Hugging Face Hub into the models folder")
+    pp.add_argument("name", help="a catalogue name (see `rag models`) or owner/repo:FILE.gguf")
+    pp.add_argument("--models-dir", dest="pull_models_dir", help="folder to download into")
+    pp.add_argument("--force", action="store_true", help="replace a file of that name that differs from the Hub's")
     return parser
 
 
 def _settings(args) -> Settings:
     names = ("index", "model", "embedder", "n_gpu_layers", "n_threads", "n_ctx", "top_k",
-             "chunk_size", "chunk_overlap", "llm_url", "llm_model", "store", "milvus_uri")
+             "chunk_size", "chunk_overlap", "llm_url", "llm_model", "store", "milvus_uri", "models_dir")
     return Settings.load(**{n: getattr(args, n, None) for n in names})
 
 
@@ -204,13 +218,72 @@ def cmd_serve(args) -> int:
                  limits=Limits(api_key=args.api_key, max_queue=args.max_queue, timeout=args.timeout))
 
 
+def cmd_models(args) -> int:
+    from . import models
+
+    folder = getattr(args, "pull_models_dir", None) or args.models_dir or Settings.load().models_dir
+    if args.models_command == "pull":
+        return _pull(args.name, folder, force=args.force)
+    local = models.local_models(folder)
+    on_disk = {m.entry.name for m in local if m.entry}
+    if args.json:
+        print(json.dumps({
+            "models_dir": str(folder),
+            "catalogue": [{**dataclasses.asdict(e), "on_disk": e.name in on_disk} for e in models.CATALOGUE],
+            "local": [{"path": str(m.path), "size": m.size, "shipped": m.shipped,
+                       "name": m.entry.name if m.entry else None} for m in local],
+            "provenance": models.PROVENANCE}, indent=2))
+        return 0
+    rows = [("name", "params", "file GB", "RAM GB", "speed", "licence", "here", "GGUF (Hugging Face repo)")]
+    for e in models.CATALOGUE:
+        here = "shipped" if not e.repo else "yes" if e.name in on_disk else ""
+        rows.append((e.name, f"{e.params_b:g}B", f"{e.size_gb:.2f}", f"{e.ram_gb:g}", e.speed, e.licence,
+                     here, f"{e.file} ({e.repo})" if e.repo else e.file))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
+    print("\nspeed: " + "; ".join(f"{k} {v}" for k, v in models.SPEED_CLASSES.items()))
+    print(f"sources: {models.PROVENANCE}")
+    print(f"\nOn disk ({folder}):")
+    for m in local:
+        print(f"  {m.label}  {m.size / 1e9:.2f} GB  {m.path}")
+    if not any(not m.shipped for m in local):
+        print("  nothing pulled yet: `rag models pull qwen2.5-1.5b`, then `rag ask ... --model qwen2.5-1.5b`")
+    return 0
+
+
+def _pull(name: str, folder: str, *, force: bool) -> int:
+    from .models import find, parse_spec, pull
+
+    entry = parse_spec(name)
+    logging.getLogger("huggingface_hub").propagate = False  # it prints its own warnings once
+    print(f"pulling {entry.file} from {entry.repo} into {folder}", file=sys.stderr, flush=True)
+    try:
+        result = pull(name, models_dir=folder, force=force, progress=True)
+    except KeyboardInterrupt:
+        print("interrupted: the partial download is kept; run the same pull again to continue it",
+              file=sys.stderr)
+        return 130
+    if result.already:
+        print(f"{result.path} is already here (sha256 {'checked' if result.verified else 'not given by the Hub'})")
+    else:
+        how = f", continued from {result.resumed_from / 1e6:,.0f} MB" if result.resumed_from else ""
+        check = "sha256 matches the Hub's" if result.verified else "the Hub gave no sha256 to check"
+        print(f"{result.path}: {result.size / 1e6:,.0f} MB, {check}{how}")
+    name_hint = entry.name if find(name) else result.path.name
+    print(f"use it: rag ask \"...\" --model {name_hint}   (or pick it in the chat)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.command != "models":  # `rag models pull` is the one command that goes online, when asked
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
-        return {"index": cmd_index, "ask": cmd_ask, "eval": cmd_eval, "serve": cmd_serve}[args.command](args)
+        return {"index": cmd_index, "ask": cmd_ask, "eval": cmd_eval, "serve": cmd_serve,
+                "models": cmd_models}[args.command](args)
     except RagError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

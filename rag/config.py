@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .embed import QUERY_BACKENDS
 from .errors import ConfigError
+from .models import DEFAULT_MODELS_DIR
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_EMBEDDER_NAME = "all-MiniLM-L6-v2"
@@ -72,7 +73,10 @@ class Settings:
     """Everything that shapes indexing and answering. Build with `Settings.load(**overrides)`."""
 
     embedder: str = ""  # sentence-transformers folder; "" means the shipped MiniLM
-    model: str = ""  # GGUF path; "" means the shipped SmolLM2-135M
+    model: str = ""  # GGUF path, a file in models_dir or a catalogue name; "" means the shipped SmolLM2-135M
+    # where `rag models pull` puts GGUFs and the chat's picker looks: outside the project, so
+    # gigabytes of weights are shared by every checkout and venv and never near git
+    models_dir: str = str(DEFAULT_MODELS_DIR)
     # an OpenAI-compatible server (".../v1") instead of an in-process GGUF
     llm_url: str = ""
     llm_api_key: str = ""
@@ -170,10 +174,17 @@ class Settings:
         return self.embedder
 
     def model_path(self) -> str:
+        """The GGUF file `model` names: a path, a catalogue name that was pulled (`rag models`),
+        or a file name in `models_dir`; the shipped model when empty."""
         path = self.model or default_llm_path()
-        p = Path(path)
+        p = Path(path).expanduser()
+        if not p.is_file() and self.model:
+            from .models import resolve
+
+            p = resolve(self.model, self.models_dir) or p
         if not p.is_file():
-            raise ConfigError(f"model file not found: {path}")
+            raise ConfigError(f"model file not found: {path} (a GGUF path, a file in {self.models_dir} "
+                              f"or a catalogue name; `rag models` lists them)")
         with p.open("rb") as fh:
             if fh.read(4) != b"GGUF":
                 raise ConfigError(f"not a GGUF model file: {path}")

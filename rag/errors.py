@@ -23,3 +23,7 @@ class QueryError(RagError):
 
 class DatasetError(RagError):
     """An evaluation dataset is missing or malformed; the message names the file and line."""
+
+
+class DownloadError(RagError):
+    """A model could not be downloaded: offline, unknown on the Hub, cut off, or damaged."""

@@ -72,6 +72,7 @@ class RAG:
         self._model_lock = threading.Lock()
         self._retriever_lock = threading.Lock()
         self._component_lock = threading.Lock()  # two first questions make one model, not two
+        self._switch_lock = threading.Lock()  # one model change at a time (use_model)
 
     # ---------------------------------------------------------------- components
 
@@ -118,6 +119,36 @@ class RAG:
         return self._once("_vocabulary", lambda: Vocabulary.of(self.embedder))
 
     llm = generator  # the name this attribute had before generators other than llama.cpp existed
+
+    @property
+    def model_path(self) -> str:
+        """The GGUF answering: "" when answers come from a server or a generator given to RAG."""
+        return self._model_path
+
+    def use_model(self, model: str) -> str:
+        """Answer with another GGUF from the next question on; returns its path.
+
+        `model` is what the `model` setting takes (a path, a file in `models_dir`, a catalogue
+        name). The new model is loaded here, while the current one goes on answering; only a
+        model that loaded replaces it (a broken file raises ConfigError and changes nothing), and
+        the old one is freed once no answer uses it. Choosing the model in use does nothing."""
+        if self.settings.llm_url:
+            raise ConfigError(f"answers come from the LLM server {self.settings.llm_url}; "
+                              f"choose its model there (llm_model)")
+        settings = dataclasses.replace(self.settings, model=model)
+        path = settings.model_path()
+        with self._switch_lock:
+            if path == self._model_path and self._generator is not None:
+                return path
+            from .llm import LLM
+
+            s = settings
+            new = LLM(path, n_ctx=s.n_ctx, n_threads=s.n_threads, n_gpu_layers=s.n_gpu_layers, seed=s.seed)
+            new.warm_up()
+            with self._model_lock:  # an answer being written finishes with the model it began with
+                self._generator, self._model_path, self.settings = new, path, settings
+        log.info("answering with %s from now on", path)
+        return path
 
     @property
     def vector_store(self):

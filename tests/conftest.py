@@ -78,9 +78,19 @@ def chat_app(tmp_path_factory, real_rag):
     """`python app.py` really running: real models, over a temporary corpus copy and index.
 
     The index starts as a copy of real_rag's (same corpus files), so no second embedding pass.
-    Answers are capped at 128 tokens to keep the suite quick on two cores.
+    Answers are capped at 128 tokens to keep the suite quick on two cores. Its models folder
+    holds a second name for the shipped GGUF (a link: a second model for the picker that costs
+    no download) and a file that is not a model.
     """
-    yield from run_app(tmp_path_factory.mktemp("app"), real_rag)
+    base = tmp_path_factory.mktemp("app")
+    models = base / "models"
+    models.mkdir()
+    (models / PICKER_COPY).symlink_to(real_rag.model_path)
+    (models / PICKER_BROKEN).write_bytes(b"GGUF" + bytes(60))
+    yield from run_app(base, real_rag, env={"RAG_MODELS_DIR": str(models)})
+
+
+PICKER_COPY, PICKER_BROKEN = "SmolLM2-135M-copy.gguf", "broken.gguf"
 
 
 def wait_until_up(url: str, proc: subprocess.Popen, log: Path, *, name: str, timeout: float = 300) -> None:

@@ -490,3 +490,24 @@ def test_loopback_addresses():
 
     assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
     assert not is_loopback("0.0.0.0") and not is_loopback("::") and not is_loopback("no.such.host.invalid")
+
+
+def test_model_picker_offers_local_ggufs_and_refuses_what_cannot_load(tmp_path):
+    from rag.config import default_llm_path
+
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "notes.gguf").write_text("not a model")
+    service = ChatService(index=str(tmp_path / "index"), models_dir=str(models))
+    default = default_llm_path()
+    assert service.model_choices() == [("smollm2-135m: SmolLM2-135M-Instruct.Q4_1.gguf (shipped default)", default),
+                                       ("notes.gguf", str(models / "notes.gguf"))]
+    # refused by its first bytes, before llama.cpp is asked: the model in use stays
+    from app import md_text
+
+    assert service.use_model(str(models / "notes.gguf")) == f"⚠️ {md_text(f'not a GGUF model file: {models}/notes.gguf')}"
+    assert service.use_model(str(models / "gone.gguf")).startswith("⚠️ model file not found")
+    assert service.rag.model_path == default and service.rag.settings.model == ""
+    served = ChatService(index=str(tmp_path / "index"), llm_url="http://127.0.0.1:9/v1")
+    assert served.model_choices() == []  # answers come from a server: no picker
+    assert served.use_model(default).startswith("⚠️ answers come from the LLM server")

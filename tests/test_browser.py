@@ -172,3 +172,51 @@ def test_documents_cannot_make_the_browser_fetch_and_questions_show_while_queued
     finally:
         other.close()
         listener.close()
+
+
+def test_model_picker_switches_the_model_for_the_next_questions(chat_app, page):
+    """The picker lists the shipped GGUF first and the models folder's files; picking one loads
+    it once and the next answer comes from it; a broken file is one line and changes nothing."""
+    from tests.conftest import PICKER_BROKEN, PICKER_COPY
+
+    def pick(label: str) -> None:
+        page.locator("#model-picker input").click()
+        page.get_by_role("option", name=label).click()
+
+    try:
+        page.goto(chat_app.url)
+        status = page.locator("#status")
+        status.get_by_text(re.compile(r"SmolLM2-135M-Instruct\.Q4_1\.gguf")).wait_for()
+        page.locator("#model-picker input").click()
+        options = [o.strip() for o in page.get_by_role("option").all_inner_texts()]
+        assert [o.removeprefix("✓").strip() for o in options] == [
+            "smollm2-135m: SmolLM2-135M-Instruct.Q4_1.gguf (shipped default)", PICKER_COPY, PICKER_BROKEN]
+        assert options[0].startswith("✓") and not options[1].startswith("✓")  # the model in use
+
+        page.get_by_role("option", name=PICKER_COPY).click()  # from the list that is open
+        page.locator("#model-note").get_by_text(f"Answering with {PICKER_COPY}").wait_for(timeout=300_000)
+        assert PICKER_COPY in status.inner_text()
+        box = page.locator("#question textarea")
+        box.fill("What is LoRA?")
+        box.press("Enter")
+        chat = page.locator("#chat")
+        chat.get_by_text(re.compile(r"· similarity \d\.\d\d|Not found in your documents|⚠️")).first \
+            .wait_for(timeout=600_000)
+        assert chat.get_by_text(re.compile(r"^\[\d+\] .+ · similarity \d\.\d\d")).count(), chat.inner_text()
+        assert "⚠️" not in chat.inner_text()
+
+        pick(PICKER_BROKEN)
+        note = page.locator("#model-note").get_by_text(re.compile("⚠️"))
+        note.wait_for(timeout=300_000)
+        assert re.fullmatch(rf"⚠️ cannot load model .*{PICKER_BROKEN}: .+", note.inner_text().strip())
+        assert PICKER_COPY in status.inner_text()  # the model in use stays, and the picker shows it
+        assert page.locator("#model-picker input").input_value() == PICKER_COPY
+        assert "Traceback" not in page.content()
+    except BaseException:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "picker-failure.png"), full_page=True)
+        raise
+    finally:  # the app is shared: later tests get the shipped model back
+        pick("smollm2-135m: SmolLM2-135M-Instruct.Q4_1.gguf (shipped default)")
+        page.locator("#model-note").get_by_text("Answering with SmolLM2-135M-Instruct.Q4_1.gguf") \
+            .wait_for(timeout=300_000)
