@@ -1,0 +1,36 @@
+"""PNG and JPEG files, read by OCR (see `ocr`)."""
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+from ..errors import DocumentError
+from ..types import Section
+from . import ocr
+
+
+def read(path: Path, raw: bytes) -> tuple[str, tuple[Section, ...]]:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(raw))  # reads the header only
+            w, h = image.size
+            if w * h > ocr.MAX_PIXELS:
+                raise DocumentError(f"{path}: image too large for OCR ({w}x{h} pixels, "
+                                    f"limit {ocr.MAX_PIXELS // 1_000_000} megapixels)")
+            if not ocr.available():
+                raise DocumentError(f"{path}: image not read: {ocr.MISSING}")
+            image.load()
+    except DocumentError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise DocumentError(f"{path}: not a readable image ({type(e).__name__})") from None
+    except (OSError, ValueError, SyntaxError) as e:  # truncated or corrupt image data
+        raise DocumentError(f"{path}: broken image ({' '.join(str(e).split())[:120]})") from None
+    text = ocr.image_text(image)
+    if not text.strip():
+        raise DocumentError(f"{path}: no text found by OCR")
+    return "", (Section(text),)
