@@ -42,4 +42,6 @@ READERS: dict[str, tuple[str, Callable]] = {
     ".png": ("image", _lazy("image")),
     ".jpg": ("image", _lazy("image")),
     ".jpeg": ("image", _lazy("image")),
+    ".tif": ("image", _lazy("image")),  # scanners' multi-page TIFF: one page per frame
+    ".tiff": ("image", _lazy("image")),
 }

@@ -1,4 +1,4 @@
-"""PNG and JPEG files, read by OCR (see `ocr`)."""
+"""PNG, JPEG and TIFF files, read by OCR (see `ocr`); each frame of a multi-page TIFF is a page."""
 from __future__ import annotations
 
 import io
@@ -6,7 +6,7 @@ import warnings
 from pathlib import Path
 
 from ..errors import DocumentError
-from ..types import Section
+from ..types import Location, Section
 from . import ocr
 
 
@@ -30,7 +30,18 @@ def read(path: Path, raw: bytes) -> tuple[str, tuple[Section, ...]]:
         raise DocumentError(f"{path}: not a readable image ({type(e).__name__})") from None
     except (OSError, ValueError, SyntaxError) as e:  # truncated or corrupt image data
         raise DocumentError(f"{path}: broken image ({' '.join(str(e).split())[:120]})") from None
-    text = ocr.image_text(image)
-    if not text.strip():
+    frames = getattr(image, "n_frames", 1)
+    if frames == 1:
+        text = ocr.image_text(image)
+        if not text.strip():
+            raise DocumentError(f"{path}: no text found by OCR")
+        return "", (Section(text),)
+    sections = []
+    for n in range(frames):
+        image.seek(n)
+        text = ocr.image_text(image)
+        if text.strip():
+            sections.append(Section(text, (f"page {n + 1}",), Location(page=n + 1)))
+    if not sections:
         raise DocumentError(f"{path}: no text found by OCR")
-    return "", (Section(text),)
+    return "", tuple(sections)
