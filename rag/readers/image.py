@@ -15,7 +15,8 @@ def read(path: Path, raw: bytes) -> tuple[str, tuple[Section, ...]]:
 
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # the size is checked below, against our own limit, before any pixel is decoded
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(raw))  # reads the header only
             w, h = image.size
             if w * h > ocr.MAX_PIXELS:
@@ -26,7 +27,10 @@ def read(path: Path, raw: bytes) -> tuple[str, tuple[Section, ...]]:
             image.load()
     except DocumentError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+    except Image.DecompressionBombError:  # so large that Pillow refuses even to open it
+        raise DocumentError(f"{path}: image too large for OCR (limit {ocr.MAX_PIXELS // 1_000_000} "
+                            "megapixels)") from None
+    except UnidentifiedImageError as e:
         raise DocumentError(f"{path}: not a readable image ({type(e).__name__})") from None
     except (OSError, ValueError, SyntaxError) as e:  # truncated or corrupt image data
         raise DocumentError(f"{path}: broken image ({' '.join(str(e).split())[:120]})") from None
