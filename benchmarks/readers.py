@@ -121,6 +121,17 @@ def _best_of(fn, repeats: int) -> float:
     return min(times)
 
 
+def measure(kind: str, path: Path, units: int, unit: str, *, repeats: int) -> dict:
+    """Our reader and the raw library on one file: units and MB per second, and their ratio."""
+    mb = path.stat().st_size / 1e6
+    _ours(path), _raw(kind, path)  # warm: imports and first-call costs out of the figures
+    ours = _best_of(lambda: _ours(path), repeats)
+    raw = _best_of(lambda: _raw(kind, path), repeats)
+    return {"file_mb": mb, "units": units, "unit": unit, "ours_units_per_s": units / ours,
+            "raw_units_per_s": units / raw, "ours_mb_per_s": mb / ours, "raw_mb_per_s": mb / raw,
+            "ratio": raw / ours, "ours_chars": _ours(path), "raw_chars": _raw(kind, path)}
+
+
 def accuracy(truth: str, read: str) -> float:
     """Character similarity (0..1) of the read text to the rendered text, whitespace folded."""
     a, b = " ".join(truth.split()), " ".join(read.split())
@@ -170,14 +181,7 @@ def run(*, quick: bool) -> dict:
     with tempfile.TemporaryDirectory(prefix="rag-bench-readers-") as tmp:
         folder = Path(tmp)
         for kind, (path, units, unit) in _files(folder, quick=quick).items():
-            mb = path.stat().st_size / 1e6
-            _ours(path), _raw(kind, path)  # warm: imports and first-call costs out of the figures
-            ours = _best_of(lambda: _ours(path), repeats)
-            raw = _best_of(lambda: _raw(kind, path), repeats)
-            out["formats"][kind] = {"file_mb": mb, "units": units, "unit": unit,
-                                    "ours_units_per_s": units / ours, "raw_units_per_s": units / raw,
-                                    "ours_mb_per_s": mb / ours, "raw_mb_per_s": mb / raw, "ratio": raw / ours,
-                                    "ours_chars": _ours(path), "raw_chars": _raw(kind, path)}
+            out["formats"][kind] = measure(kind, path, units, unit, repeats=repeats)
         out["ocr"] = _ocr(folder, quick=quick)
     # the goal holds where the raw side parses the format too; raw csv (a C parser) and raw
     # ebooklib (chapter bytes, no HTML parsing) do less work than any reader can, so they are shown only
