@@ -267,3 +267,11 @@ def test_pipeline_citations_carry_the_location(tmp_path):
     a = rag.ask("What is the marketing budget?")
     assert a.citations and a.citations[0].location == Location(slide=2)
     assert a.to_dict()["citations"][0]["slide"] == 2
+
+
+def test_rag_serve_citations_carry_the_page():
+    from rag.serve.app import extension
+
+    c = Citation(1, "m.pdf", "m.pdf#3", 0.5, "s", heading="page 4", location=Location(page=4))
+    cited = extension(Answer("q", "a [1].", citations=[c]))["citations"][0]
+    assert cited["page"] == 4 and cited["location"]["label"] == "page 4" and cited["slide"] is None
