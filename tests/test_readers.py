@@ -208,8 +208,13 @@ def test_bad_office_files_get_one_line_each_and_the_rest_is_indexed(tmp_path, fa
     docs.mkdir()
     expected = _bad_files(docs)
     samples.write_docx(docs / "good.docx", [("Owls", ["Owls hunt at night."])])
+    samples.write_xlsx(docs / "big.xlsx", {"Rows": [["Id", "Value"]] + [[i, f"v{i}"] for i in range(5000)]})
+    text_pdf = tmp_path / "t.pdf"
+    make_pdf(text_pdf, ["The first page has a text layer."])
+    samples.write_scanned_pdf(docs / "mixed.pdf", [["Plums ripen in late August."]], text_pdf=text_pdf.read_bytes())
     r = index.build([docs], index_dir=tmp_path / "idx", embedder=fake_embedder, chunk_size=100, chunk_overlap=20)
-    assert r.added == ["good.docx"]
+    assert r.added == ["big.xlsx", "good.docx", "mixed.pdf"]
+    assert r.n_chunks > 50
     reasons = {Path(p).name: why for p, why in r.skipped}
     assert set(reasons) == set(expected)
     for name, words in expected.items():
