@@ -14,6 +14,7 @@ import csv
 import difflib
 import io
 import random
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -54,8 +55,6 @@ def _files(folder: Path, *, quick: bool) -> dict[str, tuple[Path, int, str]]:
 
 def _text_pdf(path: Path, pages: list[list[str]]) -> Path:
     from pypdf import PdfReader, PdfWriter
-
-    import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
     from test_ingest import make_pdf  # the tests' hand-written text PDF, one page per call

@@ -3,7 +3,6 @@ under their header, locations carried to citations, and every kind of bad office
 
 Files are written on the spot by the libraries that read them (rag.samples); OCR runs the real
 Tesseract on small rendered images."""
-import io
 import json
 import logging
 import zipfile
