@@ -468,7 +468,7 @@ def answer_messages(answer: Answer) -> list[dict]:
     if answer.citations:
         out.append({"role": "assistant", "content": SOURCES_HEADER})
     for c in answer.citations:
-        where = f"{c.source} › {c.heading}" if c.heading else c.source
+        where = f"{c.source} › {c.where}" if c.where else c.source
         note = ", inferred" if c.inferred else ""
         out.append({"role": "assistant", "content": html_text(texts.get(c.chunk_id, c.snippet)),
                     "metadata": {"title": html_text(f"[{c.n}] {where} · similarity {c.score:.2f}{note}"),

@@ -164,6 +164,24 @@ def render(r: dict) -> str:
                 "vectors as torch) and builds indexes with torch. int8 is not used even where it passes: "
                 f"its questions would sit {i8['recall_drop_points']:.2f} recall points lower against "
                 "fp32 chunk vectors for a few milliseconds."]
+    if "readers" in sec:
+        s = sec["readers"]
+        out += ["", "## Document readers and OCR", "",
+                "`ingest.load` (structure, headings, locations, Markdown tables) against the library's own "
+                "plainest text extraction of the same generated file, best of the runs; ratio = raw time / "
+                "our time (1 = as fast as the raw library).", "",
+                "| format | file MB | units | ours units/s | raw units/s | ours MB/s | raw MB/s | ratio |",
+                "|---|---|---|---|---|---|---|---|"]
+        for kind, x in s["formats"].items():
+            out.append(f"| {kind} | {x['file_mb']:.2f} | {x['units']} {x['unit']} | {x['ours_units_per_s']:.1f} | "
+                       f"{x['raw_units_per_s']:.1f} | {x['ours_mb_per_s']:.2f} | {x['raw_mb_per_s']:.2f} | "
+                       f"{x['ratio']:.2f} |")
+        o = s["ocr"]
+        out += ["", f"OCR (Tesseract {o['tesseract']}) of {o['pages']} generated pages of "
+                f"{o['image_px'][0]}x{o['image_px'][1]} pixels: pages/s {o['image_reader_pages_per_s']:.2f} "
+                f"through the image reader, {o['pdf_reader_pages_per_s']:.2f} through a scanned PDF, "
+                f"{o['raw_pages_per_s']:.2f} for raw `pytesseract.image_to_string`; character accuracy "
+                f"{o['image_reader_accuracy']:.4f} / {o['pdf_reader_accuracy']:.4f} / {o['raw_accuracy']:.4f}."]
     notes = r.get("notes") or []
     if notes:
         out += ["", "## Notes", ""] + [f"- {n}" for n in notes]

@@ -21,14 +21,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/run.py` from a clone
 
-from benchmarks import (common, generation, indexing, milvus, onnx_embed, report, retrieval, server,  # noqa: E402
-                        serve_api)
+from benchmarks import (common, generation, indexing, milvus, onnx_embed, readers, report, retrieval,  # noqa: E402
+                        server, serve_api)
 from rag import faiss_store, index as index_mod  # noqa: E402
 from rag.chunk import embed_text  # noqa: E402
 from rag.config import DEFAULT_EMBEDDER_NAME, Settings  # noqa: E402
 from rag.embed import Embedder  # noqa: E402
 
-SECTIONS = ("indexing", "retrieval", "milvus", "generation", "server", "serve", "onnx")
+SECTIONS = ("indexing", "retrieval", "milvus", "generation", "server", "serve", "onnx", "readers")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,6 +114,8 @@ def run(*, quick: bool, only: list[str] | None = None) -> dict:
                 embedder, texts, [16, 32, 64] if quick else [16, 32, 64, 128]), "chunks": len(texts)})
             section("onnx", onnx_embed.run, quick=quick, embedder=embedder,
                     batch_size=settings.embed_batch_size)
+    if "readers" in sections:
+        section("readers", readers.run, quick=quick)
     results["total_s"] = time.perf_counter() - t_start
     results["goals"] = [g for s in results["sections"].values() for g in s.get("goals", [])]
     return results

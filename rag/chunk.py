@@ -5,7 +5,11 @@ its max sequence length: a chunk that overflowed would be silently truncated by 
 """
 from __future__ import annotations
 
-from .types import Chunk, Document
+from .types import Chunk, Document, Location, Section
+
+# A table whose header row takes more than this share of a chunk is split as plain text: its
+# header repeated in every chunk would leave too little room for rows.
+TABLE_HEADER_MAX_SHARE = 0.5
 
 HEADER_MAX_CHARS = 160
 
@@ -54,10 +58,61 @@ class Chunker:
             room = self.max_tokens - 2 - self._len(embed_text(probe) + "x") + 1
             size = max(16, min(self.chunk_size, room))
             splitter = splitters.get(size) or splitters.setdefault(size, self._splitter(size))
+            if section.table is not None and section.table.rows:
+                pieces = self._table_pieces(section, size)
+                if pieces is not None:
+                    for piece, location in pieces:
+                        chunks.append(Chunk(id=f"{doc.source}#{len(chunks)}", source=doc.source, title=doc.title,
+                                            headings=section.headings, text=piece, location=location))
+                    continue
             for piece in splitter.split_text(section.text):
                 piece = piece.strip()
                 if not piece:
                     continue
                 chunks.append(Chunk(id=f"{doc.source}#{len(chunks)}", source=doc.source,
-                                    title=doc.title, headings=section.headings, text=piece))
+                                    title=doc.title, headings=section.headings, text=piece,
+                                    location=section.location))
         return chunks
+
+    def _table_pieces(self, section: Section, size: int):
+        """A table in chunks of whole rows, each chunk starting with the header and separator
+        lines, so a cell is always read under its column's name; each chunk's location gets its
+        row range. None when the header is too wide for that (`TABLE_HEADER_MAX_SHARE`)."""
+        from .readers.tables import markdown_rows
+
+        table = section.table
+        header, rule, *lines = markdown_rows(table.header, table.rows)
+        head = f"{header}\n{rule}"
+        head_len = self._len(head + "\n")
+        if head_len > size * TABLE_HEADER_MAX_SHARE:
+            return None
+        numbers = table.row_numbers if len(table.row_numbers) == len(lines) else ()
+        out: list[tuple[str, Location | None]] = []
+        group: list[int] = []
+        used = head_len
+
+        def where(first: int, last: int):
+            if section.location is None or not numbers:
+                return section.location
+            return section.location.with_rows(numbers[first], numbers[last])
+
+        def close() -> None:
+            if group:
+                out.append(("\n".join([head, *(lines[j] for j in group)]), where(group[0], group[-1])))
+                group.clear()
+
+        for j, line in enumerate(lines):
+            n = self._len(line + "\n")
+            if head_len + n > size:  # a row longer than a chunk: its text split, each part under the header
+                close()
+                used = head_len
+                for part in self._splitter(max(16, size - head_len)).split_text(line):
+                    out.append((f"{head}\n{part}", where(j, j)))
+                continue
+            if used + n > size:
+                close()
+                used = head_len
+            group.append(j)
+            used += n
+        close()
+        return out

@@ -148,7 +148,7 @@ def cmd_ask(args) -> int:
     if answer.citations:
         print("\nSources:")
         for c in answer.citations:
-            where = f"{c.source} > {c.heading}" if c.heading else c.source
+            where = f"{c.source} > {c.where}" if c.where else c.source
             print(f"  [{c.n}] {where} (score {c.score:.2f}{', inferred' if c.inferred else ''})")
     if answer.template_reason:
         print(f"\nTemplate: {answer.template} ({answer.template_reason})")

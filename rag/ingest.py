@@ -1,7 +1,8 @@
 """Stage 1: read files into `Document`s (text split by headings, with a title and a content hash).
 
-Supported: .txt, .md/.markdown, .html/.htm, .pdf. Anything unreadable raises `DocumentError`
-for that one file; the caller decides whether to skip it.
+Supported: .txt, .md/.markdown, .html/.htm, .pdf here; Word, PowerPoint, Excel/CSV/TSV, EPUB
+and images (OCR) through `rag.readers`. PDF pages without a text layer are OCR'd. Anything
+unreadable raises `DocumentError` for that one file; the caller decides whether to skip it.
 """
 from __future__ import annotations
 
@@ -17,12 +18,14 @@ from pathlib import Path
 from typing import Iterator
 
 from .errors import DocumentError
-from .types import Document, Section
+from .readers import READERS
+from .types import Document, Location, Section
 
 log = logging.getLogger(__name__)
 
 SUPPORTED = {".txt": "text", ".md": "markdown", ".markdown": "markdown",
-             ".html": "html", ".htm": "html", ".pdf": "pdf"}
+             ".html": "html", ".htm": "html", ".pdf": "pdf",
+             **{suffix: kind for suffix, (kind, _) in READERS.items()}}
 
 # Text files above this size are read block by block, so a huge log or dump is indexed in
 # memory bounded by its chunks rather than by several copies of the whole file.
@@ -113,6 +116,8 @@ def load(path: Path, *, source: str | None = None) -> Document:
     digest = hashlib.sha256(raw).hexdigest()
     if kind == "pdf":
         title, sections = _parse_pdf(path, raw)
+    elif path.suffix.lower() in READERS:
+        title, sections = READERS[path.suffix.lower()][1](path, raw)
     else:
         text = decode(raw, path)
         if kind == "markdown":
@@ -272,6 +277,10 @@ class _HTMLSections(HTMLParser):
         self._heading_level = 0
         self._heading_buf: list[str] = []
         self._in_title = False
+        # an open table (outermost only; a table inside a cell reads as that cell's text)
+        self._table: list[list[str]] | None = None
+        self._table_depth = 0
+        self._cell: list[str] | None = None
 
     def _hidden(self) -> bool:
         return any(h for _, h in self._stack)
@@ -288,6 +297,8 @@ class _HTMLSections(HTMLParser):
             self._in_title = True
         if tag not in self.VOID:
             self._stack.append((tag, hidden))
+        if self._start_table_tag(tag):
+            return
         if re.fullmatch(r"h[1-6]", tag) and not self._hidden():
             self._flush()
             self._heading_level = int(tag[1])
@@ -300,6 +311,7 @@ class _HTMLSections(HTMLParser):
             self._in_title = False
         if tag in self.VOID:
             return
+        self._end_table_tag(tag)
         # pop to the matching tag; tolerate sloppy markup
         for i in range(len(self._stack) - 1, -1, -1):
             if self._stack[i][0] == tag:
@@ -320,7 +332,61 @@ class _HTMLSections(HTMLParser):
             return
         if self._hidden():
             return
+        if self._table is not None:
+            if self._cell is not None:
+                self._cell.append(data)
+            return
         (self._heading_buf if self._heading_level else self._buf).append(data)
+
+    def _start_table_tag(self, tag: str) -> bool:
+        """Tables are kept as tables (Markdown, header row repeated per chunk). True when the tag
+        belongs to an open table and needs nothing else."""
+        if tag == "table" and self._table is not None:
+            self._table_depth += 1  # nested, hidden or not: its end tag must balance this
+            return True
+        if self._hidden():
+            return False
+        if tag == "table":
+            self._table_depth = 1
+            self._flush()
+            self._table, self._cell = [], None
+            return True
+        if self._table is None or self._table_depth > 1:
+            if self._cell is not None:
+                self._cell.append(" ")
+            return self._table is not None
+        if tag == "tr":
+            self._close_cell()
+            self._table.append([])
+        elif tag in ("td", "th"):
+            self._close_cell()
+            if not self._table:
+                self._table.append([])
+            self._cell = []
+        elif self._cell is not None:
+            self._cell.append(" ")
+        return True
+
+    def _close_cell(self) -> None:
+        if self._cell is not None and self._table:
+            self._table[-1].append(" ".join("".join(self._cell).split()))
+        self._cell = None
+
+    def _end_table_tag(self, tag: str) -> None:
+        if self._table is None or tag != "table":
+            if self._table is not None and tag in ("td", "th") and self._table_depth == 1:
+                self._close_cell()
+            return
+        self._table_depth -= 1
+        if self._table_depth:
+            return
+        self._close_cell()
+        from .readers.tables import table_section
+
+        section = table_section(self._table, headings=tuple(t for _, t in self._heads))
+        self._table = None
+        if section is not None:
+            self.sections.append(section)
 
     def _flush(self):
         text = re.sub(r"[ \t]+", " ", "".join(self._buf))
@@ -361,10 +427,15 @@ def _parse_pdf(path: Path, raw: bytes) -> tuple[str, tuple[Section, ...]]:
             if not ok:
                 raise DocumentError(f"{path}: encrypted PDF (password required)")
         sections = []
+        scanned = []
         for i, page in enumerate(reader.pages, 1):
             text = page.extract_text() or ""
+            if len("".join(text.split())) < OCR_BELOW_CHARS:
+                scanned.append(i)
             if text.strip():
-                sections.append(Section(text, (f"page {i}",)))
+                sections.append(Section(text, (f"page {i}",), Location(page=i)))
+        if scanned:
+            sections = _ocr_pages(path, reader, scanned, sections)
         meta_title = (reader.metadata.title if reader.metadata else None) or ""
     except DocumentError:
         raise
@@ -373,3 +444,56 @@ def _parse_pdf(path: Path, raw: bytes) -> tuple[str, tuple[Section, ...]]:
     except Exception as e:  # pypdf raises a wide range of errors on damaged input
         raise DocumentError(f"{path}: broken PDF ({type(e).__name__})") from e
     return str(meta_title).strip(), tuple(sections)
+
+
+# A page whose text layer has fewer non-space characters than this is taken for a scan and its
+# images are OCR'd (a scanned page often carries a stamped page number or a few stray glyphs).
+# 0 turns the heuristic, and so PDF OCR, off.
+OCR_BELOW_CHARS = 20
+
+
+def _ocr_pages(path: Path, reader, numbers: list[int], sections: list[Section]) -> list[Section]:
+    """`sections` with the OCR'd text of the pages in `numbers` put in page order. A page that
+    yields nothing is left out; a missing engine is one warning, not an error."""
+    from .readers import ocr
+
+    pages = {s.location.page: s for s in sections}
+    with_images = [i for i in numbers if _page_images(reader.pages[i - 1], probe=True)]
+    if not with_images:
+        return sections
+    if not ocr.available():
+        log.warning("%s: %d page(s) without a text layer not read: %s", path, len(with_images), ocr.MISSING)
+        return sections
+    for i in with_images:
+        texts = []
+        for image in _page_images(reader.pages[i - 1]):
+            w, h = image.size
+            if w * h > ocr.MAX_PIXELS:
+                log.warning("%s: page %d: image of %dx%d pixels too large for OCR", path, i, w, h)
+                continue
+            texts.append(ocr.image_text(image))
+        text = "\n".join(t for t in texts if t.strip())
+        old = pages.get(i)
+        if text.strip():
+            log.info("%s: page %d read by OCR", path, i)
+            pages[i] = Section(text if old is None else f"{old.text}\n{text}", (f"page {i}",), Location(page=i))
+    return [pages[i] for i in sorted(pages)]
+
+
+def _page_images(page, *, probe: bool = False) -> list:
+    """The page's images as PIL images (`probe`: whether it has any, without decoding them).
+    An image pypdf cannot decode is passed over with a warning."""
+    try:
+        files = page.images
+        if probe:
+            return [True] if len(files) else []
+        out = []
+        for f in files:
+            try:
+                out.append(f.image)
+            except Exception as e:  # an unsupported filter (JBIG2 without its decoder, say)
+                log.warning("image %s not decoded for OCR (%s)", f.name, type(e).__name__)
+        return out
+    except Exception as e:
+        log.warning("page images not read for OCR (%s)", type(e).__name__)
+        return []

@@ -21,7 +21,7 @@ import numpy as np
 
 from .errors import StoreError
 from .manifest import FIX, check_embedder
-from .types import Chunk
+from .types import Chunk, Location
 
 log = logging.getLogger(__name__)
 
@@ -205,8 +205,9 @@ class MilvusStore:
                 collection, filter=f"row >= {start} and row < {start + BATCH}",
                 output_fields=["row", "chunk_id", "source", "title", "headings", "text"]))
             for r in rows:
+                heads, location = _unpack_headings(r["headings"])
                 chunks[int(r["row"])] = Chunk(id=r["chunk_id"], source=r["source"], title=r["title"],
-                                              headings=tuple(json.loads(r["headings"])), text=r["text"])
+                                              headings=heads, text=r["text"], location=location)
         if any(c is None for c in chunks):
             raise StoreError(f"{self.location}: version {collection} holds fewer chunks than its manifest; {FIX}")
         log.info("Milvus index %s loaded: %d chunks", collection, n)
@@ -303,7 +304,7 @@ class MilvusWriter:
         data = []
         for c, v in zip(chunks, vectors):
             data.append({"row": row, "vec": [float(x) for x in v], "chunk_id": _fit(c.id), "source": _fit(c.source),
-                         "title": _fit(c.title), "headings": _fit(json.dumps(list(c.headings), ensure_ascii=False)),
+                         "title": _fit(c.title), "headings": _fit(_pack_headings(c)),
                          "text": _fit(c.text)})
             row += 1
         self.store._call(lambda: self.store.client.insert(collection, data))
@@ -344,3 +345,18 @@ def _fit(text: str) -> str:
     """Text cut to what a VARCHAR holds (65,535 bytes), at a character boundary."""
     data = text.encode("utf-8")
     return text if len(data) <= MAX_TEXT else data[:MAX_TEXT].decode("utf-8", "ignore")
+
+
+def _pack_headings(chunk: Chunk) -> str:
+    """The headings field: a JSON list, or {"h": list, "loc": location} when the chunk has a page,
+    slide or sheet, so collections written before locations existed keep their schema."""
+    if chunk.location is None:
+        return json.dumps(list(chunk.headings), ensure_ascii=False)
+    return json.dumps({"h": list(chunk.headings), "loc": chunk.location.to_dict()}, ensure_ascii=False)
+
+
+def _unpack_headings(raw: str) -> tuple[tuple[str, ...], Location | None]:
+    value = json.loads(raw)
+    if isinstance(value, dict):
+        return tuple(value.get("h", ())), Location.from_dict(value.get("loc"))
+    return tuple(value), None

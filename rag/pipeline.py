@@ -474,7 +474,8 @@ def _citation(n: int, hit: Hit, *, inferred: bool = False) -> Citation:
     text = " ".join(hit.chunk.text.split())
     snippet = text if len(text) <= SNIPPET_CHARS else text[:SNIPPET_CHARS].rsplit(" ", 1)[0] + " ..."
     return Citation(n=n, source=hit.chunk.source, chunk_id=hit.chunk.id, score=round(hit.dense, 4),
-                    snippet=snippet, heading=hit.chunk.heading, inferred=inferred)
+                    snippet=snippet, heading=hit.chunk.heading, inferred=inferred,
+                    location=hit.chunk.location)
 
 
 _DEFAULTS: dict[str, RAG] = {}

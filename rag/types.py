@@ -6,11 +6,71 @@ from typing import Iterator
 
 
 @dataclass(frozen=True)
+class Location:
+    """Where in a file a passage sits, for citations: a PDF page, a slide, or a sheet and its rows.
+
+    `rows` are the spreadsheet's own row numbers (1 is the first row of the sheet), first and last.
+    """
+
+    page: int | None = None
+    slide: int | None = None
+    sheet: str | None = None
+    rows: tuple[int, int] | None = None
+
+    @property
+    def label(self) -> str:
+        """"page 3", "slide 2", "sheet Sales, rows 2-41": what a citation prints."""
+        parts = []
+        if self.page is not None:
+            parts.append(f"page {self.page}")
+        if self.slide is not None:
+            parts.append(f"slide {self.slide}")
+        if self.sheet is not None:
+            parts.append(f"sheet {self.sheet}")
+        if self.rows is not None:
+            a, b = self.rows
+            parts.append(f"row {a}" if a == b else f"rows {a}-{b}")
+        return ", ".join(parts)
+
+    def with_rows(self, first: int, last: int) -> "Location":
+        return Location(page=self.page, slide=self.slide, sheet=self.sheet, rows=(first, last))
+
+    def to_dict(self) -> dict:
+        """The set fields and the label (JSON shape of citations and chunks.jsonl)."""
+        d = {k: v for k, v in (("page", self.page), ("slide", self.slide), ("sheet", self.sheet),
+                               ("rows", list(self.rows) if self.rows else None)) if v is not None}
+        return {**d, "label": self.label}
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "Location | None":
+        if not d:
+            return None
+        rows = d.get("rows")
+        return cls(page=d.get("page"), slide=d.get("slide"), sheet=d.get("sheet"),
+                   rows=(int(rows[0]), int(rows[1])) if rows else None)
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table kept whole so the chunker can repeat its header row in every chunk of it.
+
+    `row_numbers`: each row's number in its sheet, for row ranges in citations (empty: none).
+    """
+
+    header: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    row_numbers: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
 class Section:
-    """A run of text under one heading path inside a document."""
+    """A run of text under one heading path inside a document; `table` set for a table, whose
+    Markdown form is `text`."""
 
     text: str
     headings: tuple[str, ...] = ()
+    location: Location | None = None
+    table: Table | None = None
 
 
 @dataclass(frozen=True)
@@ -33,18 +93,28 @@ class Chunk:
     title: str
     headings: tuple[str, ...]
     text: str
+    location: Location | None = None
 
     @property
     def heading(self) -> str:
         return " > ".join(self.headings)
 
+    @property
+    def page(self) -> int | None:
+        return self.location.page if self.location else None
+
     def to_dict(self) -> dict:
-        return {**asdict(self), "headings": list(self.headings)}
+        d = {"id": self.id, "source": self.source, "title": self.title,
+             "headings": list(self.headings), "text": self.text}
+        if self.location is not None:  # absent, not null, so older indexes read the same
+            d["location"] = self.location.to_dict()
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "Chunk":
         return cls(id=d["id"], source=d["source"], title=d["title"],
-                   headings=tuple(d.get("headings", ())), text=d["text"])
+                   headings=tuple(d.get("headings", ())), text=d["text"],
+                   location=Location.from_dict(d.get("location")))
 
 
 @dataclass(frozen=True)
@@ -69,6 +139,24 @@ class Citation:
     snippet: str
     heading: str = ""
     inferred: bool = False  # True when the model cited nothing and the best-supporting block was attached
+    location: Location | None = None  # page, slide or sheet and rows
+
+    @property
+    def where(self) -> str:
+        """Heading and location in one line ("Results > page 4"); the location once when a PDF's
+        heading already is its page."""
+        label = self.location.label if self.location else ""
+        parts = [self.heading] if self.heading else []
+        if label and label not in parts:
+            parts.append(label)
+        return " > ".join(parts)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["location"] = self.location.to_dict() if self.location else None
+        for key in ("page", "slide", "sheet"):  # flat too, for clients that want one field
+            d[key] = getattr(self.location, key) if self.location else None
+        return d
 
 
 @dataclass
@@ -150,10 +238,12 @@ class Answer:
             "support": self.support,
             "relevance": self.relevance,
             "reasoning": self.reasoning,
-            "citations": [asdict(c) for c in self.citations],
+            "citations": [c.to_dict() for c in self.citations],
             "sentences": [{**asdict(x), "flags": list(x.flags)} for x in self.sentences],
             "hits": [{"source": h.chunk.source, "chunk_id": h.chunk.id, "score": round(h.score, 4),
-                      "cosine": round(h.dense, 4), "heading": h.chunk.heading} for h in self.hits],
+                      "cosine": round(h.dense, 4), "heading": h.chunk.heading,
+                      "location": h.chunk.location.to_dict() if h.chunk.location else None}
+                     for h in self.hits],
             "timings": {k: round(v, 4) for k, v in asdict(self.timings).items()},
             "usage": asdict(self.usage),
         }

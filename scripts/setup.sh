@@ -12,6 +12,7 @@ FLAVOUR=${RAG_LLAMA_FLAVOUR:-avx2}
 CMAKE_FLAGS=${RAG_LLAMA_CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF}
 WHEELS=${XDG_CACHE_HOME:-$HOME/.cache}/rag-local/wheels/$FLAVOUR
 
+bash scripts/ocr.sh  # a system package, so checked on every run, not only when the venv is new
 [ -x .venv/bin/python ] || "${PYTHON:-python3}" -m venv .venv
 stamp=.venv/.setup-$(cat pyproject.toml scripts/setup.sh | sha1sum | cut -c1-12)-$FLAVOUR
 [ -f "$stamp" ] && exit 0

@@ -85,13 +85,15 @@ def test_add_files_indexes_good_files_and_refuses_bad_ones(library, tmp_path):
     (up / "new.md").write_text("# New\n\nQuasar gardening needs patience.\n")
     (up / "bad.pdf").write_bytes(b"%PDF-1.7 truncated")
     (up / "empty.txt").write_text("   \n")
-    (up / "x.docx").write_bytes(b"PK\x03\x04")
+    (up / "x.docx").write_bytes(b"PK\x03\x04")  # a zip that is not one
+    (up / "y.doc").write_bytes(b"\xd0\xcf\x11\xe0 legacy Word")
     (up / "deep-learning-overview.md").write_text("# Other\n\nA different file, same name.\n")
     report = library.add_files(sorted(up.iterdir()))
     assert sorted(report.added) == ["deep-learning-overview-2.md", "new.md"]
     reasons = dict(report.rejected)
-    assert set(reasons) == {"bad.pdf", "empty.txt", "x.docx"}
-    assert "no text" in reasons["empty.txt"] and "unsupported file type '.docx'" in reasons["x.docx"]
+    assert set(reasons) == {"bad.pdf", "empty.txt", "x.docx", "y.doc"}
+    assert "no text" in reasons["empty.txt"] and "broken Word document" in reasons["x.docx"]
+    assert "unsupported file type '.doc'" in reasons["y.doc"]
     assert all("\n" not in r for r in reasons.values())
     assert all((corpus / n).read_bytes() == data for n, data in before.items())
     manifest = json.loads((library.rag.store.path / "manifest.json").read_text())

@@ -133,11 +133,11 @@ def test_symlink_loops_and_dangling_links(docs, tmp_path, fake_embedder):
 
 
 def test_unsupported_extensions(docs, tmp_path, fake_embedder):
-    for name in ("table.csv", "slides.pptx", "photo.JPG", "Makefile"):
+    for name in ("table.xls", "slides.ppt", "clip.MP4", "Makefile"):
         (docs / name).write_bytes(b"something")
     r = build(docs, tmp_path / "idx", fake_embedder)
     assert r.added == [GOOD]
-    for name in ("table.csv", "slides.pptx", "photo.JPG", "Makefile"):
+    for name in ("table.xls", "slides.ppt", "clip.MP4", "Makefile"):
         assert "unsupported" in skipped_reason(r, name)
 
 

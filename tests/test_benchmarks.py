@@ -94,3 +94,22 @@ def test_a_section_run_again_replaces_only_its_part_of_the_full_run():
     assert merged["reruns"] == ["python benchmarks/run.py --only retrieval at now (2.0 min)"]
     assert merged["started"] == "then"
     assert _merge({**old, "quick": True}, new) is new  # a quick run never mixes with a full one
+
+
+def test_readers_section_measures_both_sides_and_renders(tmp_path):
+    from benchmarks import readers
+    from rag import samples
+
+    f = samples.write_pptx(tmp_path / "d.pptx", [(f"Slide {i}", ["Some text here"]) for i in range(5)])
+    x = readers.measure("pptx", f, 5, "slides", repeats=1)
+    assert x["ours_chars"] > 0 and x["raw_chars"] > 0 and x["ratio"] > 0 and x["ours_units_per_s"] > 0
+    assert readers.accuracy("The pump needs 4 bar.", "The  pump needs\n4 bar.") == 1.0
+    assert 0 < readers.accuracy("The pump needs 4 bar.", "The pomp neds 4 bar") < 1
+    ocr = {"pages": 1, "image_px": [10, 10], "tesseract": "5", "raw_pages_per_s": 1.0,
+           "image_reader_pages_per_s": 1.0, "pdf_reader_pages_per_s": 1.0, "raw_accuracy": 1.0,
+           "image_reader_accuracy": 1.0, "pdf_reader_accuracy": 1.0}
+    results = {"quick": True, "command": "python benchmarks/run.py --quick", "started": "now",
+               "total_s": 1.0, "machine": common.machine(), "versions": common.versions(),
+               "sections": {"readers": {"formats": {"pptx": x}, "ocr": ocr}}, "goals": []}
+    md = report.render(results)
+    assert "## Document readers and OCR" in md and "| pptx |" in md and "OCR (Tesseract 5)" in md

@@ -111,10 +111,10 @@ def test_leftovers_of_a_killed_build_are_ignored_and_cleaned(tmp_path, corpus_co
 def test_skipped_files_do_not_stop_the_build(tmp_path, corpus_copy, fake_embedder):
     (corpus_copy / "bin.txt").write_bytes(b"\x00\xff" * 100)
     (corpus_copy / "empty.md").write_text("")
-    (corpus_copy / "data.csv").write_text("a,b")
+    (corpus_copy / "data.xls").write_text("a,b")
     r = build([corpus_copy], tmp_path / "idx", fake_embedder)
     assert len(r.added) == 5
-    assert {os.path.basename(p) for p, _ in r.skipped} == {"bin.txt", "empty.md", "data.csv"}
+    assert {os.path.basename(p) for p, _ in r.skipped} == {"bin.txt", "empty.md", "data.xls"}
 
 
 def test_duplicate_text_is_returned_once(tmp_path, fake_embedder):

@@ -78,7 +78,7 @@ def test_pdf_pages(tmp_path):
     ("blank.md", b"  \n\t\n", "no text"),
     ("binary.txt", b"\x00\x01\x02garbage\x00" * 50, "binary"),
     ("broken.pdf", b"%PDF-1.4\nthis is not really a pdf", "broken PDF"),
-    ("notes.docx", b"PK\x03\x04", "unsupported"),
+    ("notes.doc", b"\xd0\xcf\x11\xe0", "unsupported"),
 ])
 def test_bad_files_raise_one_line_errors(tmp_path, name, data, reason):
     f = tmp_path / name
@@ -105,13 +105,13 @@ def test_find_files_recurses_and_reports_unsupported(tmp_path):
     (tmp_path / "a" / "b").mkdir(parents=True)
     (tmp_path / "a" / "b" / "x.md").write_text("# X\nhello")
     (tmp_path / "a" / "y.txt").write_text("hello")
-    (tmp_path / "a" / "z.csv").write_text("1,2")
+    (tmp_path / "a" / "z.xls").write_text("1,2")
     (tmp_path / "a" / ".hidden.txt").write_text("secret")
     (tmp_path / "a" / "loop").symlink_to(tmp_path / "a")  # a symlink loop must not hang
     files, skipped = ingest.find_files([tmp_path / "a", tmp_path / "missing.txt"])
     assert [f.name for f in files] == ["x.md", "y.txt"]
     reasons = dict(skipped)
-    assert "unsupported" in reasons[str(tmp_path / "a" / "z.csv")]
+    assert "unsupported" in reasons[str(tmp_path / "a" / "z.xls")]
     assert reasons[str(tmp_path / "missing.txt")] == "no such file or folder"
 
 

@@ -356,12 +356,7 @@ def _usage(answer: Answer) -> dict:
 
 def extension(answer: Answer) -> dict:
     """The `rag` field: what makes an answer checkable."""
-    texts = {h.chunk.id: h for h in answer.hits}
-    citations = []
-    for c in answer.citations:
-        hit = texts.get(c.chunk_id)
-        page = getattr(hit.chunk, "page", None) if hit else None
-        citations.append({**asdict(c), "page": page})
+    citations = [c.to_dict() for c in answer.citations]
     return {"answer": answer.text, "abstained": answer.abstained, "abstain_code": answer.abstain_code,
             "abstain_reason": answer.abstain_reason, "template": answer.template, "guards": answer.guards,
             "citations": citations,

@@ -1,0 +1,47 @@
+"""Readers for office documents, e-books, spreadsheets and images, one module per format.
+
+Each reader turns a file's bytes into `Section`s that keep what a citation needs: headings for
+Word and EPUB, slide number and title for PowerPoint, sheet name and row range for spreadsheets,
+the page for PDF; tables stay tables (`Section.table`) so the chunker can repeat their header
+row. `ingest.load` picks the reader by suffix (`READERS`) and raises `DocumentError` for the file.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Protocol
+
+from ..types import Section
+
+
+class Reader(Protocol):
+    """Reads one file: `(title, sections)`; a one-line `DocumentError` when it cannot."""
+
+    def __call__(self, path: Path, raw: bytes) -> tuple[str, tuple[Section, ...]]: ...
+
+
+def _lazy(module: str, name: str = "read") -> Reader:
+    # readers import their libraries (python-docx, openpyxl, ...) only when such a file turns up
+    def read(path: Path, raw: bytes):
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{module}"), name)(path, raw)
+
+    read.__name__ = f"{module}.{name}"
+    return read
+
+
+# suffix -> (kind, reader); ingest.SUPPORTED takes the kinds from here
+READERS: dict[str, tuple[str, Callable]] = {
+    ".docx": ("docx", _lazy("docx")),
+    ".pptx": ("pptx", _lazy("pptx")),
+    ".xlsx": ("xlsx", _lazy("sheet", "read_xlsx")),
+    ".xlsm": ("xlsx", _lazy("sheet", "read_xlsx")),
+    ".csv": ("csv", _lazy("sheet", "read_csv")),
+    ".tsv": ("csv", _lazy("sheet", "read_csv")),
+    ".epub": ("epub", _lazy("epub")),
+    ".png": ("image", _lazy("image")),
+    ".jpg": ("image", _lazy("image")),
+    ".jpeg": ("image", _lazy("image")),
+    ".tif": ("image", _lazy("image")),  # scanners' multi-page TIFF: one page per frame
+    ".tiff": ("image", _lazy("image")),
+}
