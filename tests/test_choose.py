@@ -1,5 +1,5 @@
 """The `auto` template's rule: explanations and notes get few_shot, facts over prose extract."""
-from rag.choose import asks_explanation, choose, notes_share
+from rag.choose import asks_explanation, choose, prose_share
 from rag.types import Chunk, Hit
 
 PROSE = ("The Normans were the people who in the 10th and 11th centuries gave their name to "
@@ -18,11 +18,12 @@ def test_explanations_want_sentences_of_their_own():
     assert not asks_explanation("Who wrote the Deep Learning Book?")
 
 
-def test_notes_share_counts_list_items_headings_and_table_rows():
-    assert notes_share([PROSE]) == 0.0
-    assert notes_share([NOTES]) == 0.8
-    assert notes_share(["| a | b |\n|---|---|\nplain line"]) == 2 / 3
-    assert notes_share([]) == 0.0
+def test_prose_share_counts_the_text_in_paragraphs():
+    assert prose_share([PROSE]) == 1.0
+    assert prose_share([NOTES]) == 0.0
+    long_item = "- " + "word " * 60  # a long list item is still a note
+    assert prose_share([PROSE + "\n" + long_item]) == len(PROSE) / (len(PROSE) + len(long_item))
+    assert prose_share([]) == 0.0
 
 
 def test_choose_reads_the_question_and_the_top_passages():
