@@ -463,7 +463,7 @@ def answer_messages(answer: Answer) -> list[dict]:
         out.append({"role": "assistant",
                     "content": f"{html_text(answer.text)}\n\n{ABSTAIN_HINT.format(why=why)}"})
         return out
-    out.append({"role": "assistant", "content": html_text(answer.text)})
+    out.append({"role": "assistant", "content": html_text(answer.text) + _unverified_note(answer)})
     texts = {h.chunk.id: h.chunk.text for h in answer.hits}
     if answer.citations:
         out.append({"role": "assistant", "content": SOURCES_HEADER})
@@ -474,6 +474,13 @@ def answer_messages(answer: Answer) -> list[dict]:
                     "metadata": {"title": html_text(f"[{c.n}] {where} · similarity {c.score:.2f}{note}"),
                                  "status": "done"}})
     return out
+
+
+def _unverified_note(answer: Answer) -> str:
+    """The sentences the documents do not back, and why, under the answer (escaped like it)."""
+    lines = [f"⚠ not verified: “{html_text(s.text)}” ({html_text('; '.join(s.flags))})"
+             for s in answer.sentences if s.verified is False]
+    return "\n\n" + "\n\n".join(lines) if lines else ""
 
 
 def _message_text(message: dict) -> str:

@@ -513,3 +513,17 @@ def test_model_picker_offers_local_ggufs_and_refuses_what_cannot_load(tmp_path):
     served = ChatService(index=str(tmp_path / "index"), llm_url="http://127.0.0.1:9/v1")
     assert served.model_choices() == []  # answers come from a server: no picker
     assert served.use_model(default).startswith("⚠️ answers come from the LLM server")
+
+
+def test_unverified_sentences_are_marked_under_the_answer():
+    from rag.types import SentenceSupport
+
+    answer = Answer(question="q", text="LoRA trains adapters [1]. It listens on port 80 [1].",
+                    sentences=[SentenceSupport("LoRA trains adapters [1].", 1, 0.9, True),
+                               SentenceSupport("It listens on port 80 [1].", 1, 0.6, False,
+                                               ("states 80, which no passage contains",))])
+    shown = answer_messages(answer)[0]["content"]
+    assert shown.count("not verified") == 1
+    assert "“It listens on port 80 [1].” (states 80, which no passage contains)" in shown
+    plain = answer_messages(Answer(question="q", text="LoRA trains adapters [1]."))[0]["content"]
+    assert plain == "LoRA trains adapters [1]."
