@@ -29,6 +29,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # private: the app c
 
 from rag import RAG, Answer, Settings, Turn  # noqa: E402
 from rag import ingest  # noqa: E402
+from rag.collections import DEFAULT, CollectionRAGs, Collections, check_name  # noqa: E402
 from rag.cli import add_model_args  # noqa: E402
 from rag.serve import is_loopback  # noqa: E402
 from rag.errors import ConfigError, DocumentError, QueryError, RagError  # noqa: E402
@@ -76,6 +77,7 @@ def md_text(text: str) -> str:
 # ---------------------------------------------------------------- the service behind the page
 
 MB = 1 << 20
+BUILD_WAIT = 120.0  # seconds an upload waits for another one's index build of the same collection
 
 
 @dataclass(frozen=True)
@@ -134,23 +136,59 @@ class ChatService:
         self.limits = limits or UploadLimits()
         self._used: dict[str, int] = {}  # bytes added so far, by owner (user or client address)
         self._used_lock = threading.Lock()
-        if rag is not None:
-            return
-        try:
-            s = settings if settings is not None else Settings.load(**overrides)
-            # the chat serves the corpus folder: a missing index is built from it
-            self.rag = RAG(s, build_missing=True)
-        except RagError as e:
-            self.error = str(e)
+        self.collections: Collections | None = None
+        self.rags: CollectionRAGs | None = None
+        if rag is None:
+            try:
+                s = settings if settings is not None else Settings.load(**overrides)
+                # the chat serves the corpus folder: a missing index is built from it
+                self.rag = RAG(s, build_missing=True)
+            except RagError as e:
+                self.error = str(e)
+        if getattr(self.rag, "settings", None) is not None:  # (a stand-in RAG may have none)
+            self.collections = Collections.from_settings(self.rag.settings)
+            self.rags = CollectionRAGs(self.rag, self.collections)
 
     @property
     def corpus(self) -> Path:
         return Path(self.rag.settings.corpus)
 
-    def get(self) -> RAG:
+    def get(self, collection: str | None = None, *, user: str | None = None) -> RAG:
+        """The RAG of `collection` (None: the default) as `user` may see it (None: no sign-in)."""
         if self.rag is None:
             raise ConfigError(self.error)
-        return self.rag
+        if self.rags is None:
+            check_name(collection or DEFAULT)
+            return self.rag
+        return self.rags.get(collection, user=user)
+
+    # ---------------------------------------------------------------- collections
+
+    def collection_names(self, *, user: str | None = None) -> list[str]:
+        return [c.name for c in self.collections.list(user=user)] if self.collections else [DEFAULT]
+
+    def create_collection(self, name: str, *, user: str | None = None, shared: bool = False) -> str:
+        """A new empty collection owned by `user`; its name."""
+        if self.collections is None:
+            raise ConfigError(self.error)
+        name = check_name(str(name or "").strip())
+        return self.collections.create(name, owner=user or "", shared=shared).name
+
+    def delete_collection(self, name: str, *, user: str | None = None) -> Path:
+        if self.collections is None:
+            raise ConfigError(self.error)
+        where = self.collections.delete(name, user=user)
+        self.rags.forget(name)
+        return where
+
+    def writable(self, collection: str | None, user: str | None):
+        """The collection, if `user` may change it; ConfigError otherwise."""
+        if self.collections is None:
+            raise ConfigError(self.error or "this app has no collections")
+        c = self.collections.get(collection, user=user)
+        if not c.writable_by(user):
+            raise ConfigError(f"collection {c.name!r} belongs to {c.owner}; only they can add or remove documents")
+        return c
 
     def warm_up(self) -> str:
         """Load models and index now; returns the error text ("" when all is well)."""
@@ -160,23 +198,30 @@ class ChatService:
         except RagError as e:
             return str(e)
 
-    def status(self) -> str:
+    def status(self, collection: str | None = None, *, user: str | None = None) -> str:
         """One line for the header: model, embedder, index and its size, or what is wrong."""
         if self.rag is None:
             return f"⚠️ {md_text(self.error)}"
-        rag = self.rag
+        try:
+            rag = self.get(collection, user=user)
+        except RagError as e:
+            return f"⚠️ {md_text(e)}"
         index = Path(rag.settings.index)
+        name = f"**Collection** {md_text(collection)} · " if collection and collection != DEFAULT else ""
         try:
             store = rag.store
         except RagError as e:
+            if name and "no index" in str(e):  # a new collection: nothing uploaded yet
+                return f"**Model** {md_text(rag.llm.name)} · {name}empty: add documents to it"
             return f"**Model** {md_text(rag.llm.name)} · ⚠️ index {md_text(index)}: {md_text(e)}"
         return (f"**Model** {md_text(rag.llm.name)} · **Embedder** {md_text(rag.embedder.name)} · "
-                f"**Index** {md_text(index.name)} ({md_text(store.version)}): {len(store)} chunks from "
+                f"{name}**Index** {md_text(index.name)} ({md_text(store.version)}): {len(store)} chunks from "
                 f"{len(store.manifest['documents'])} documents")
 
     def add_uploads(self, files: list, *, upload_dir: str | Path, owner: str = "", progress: bool = False,
                     cancel: threading.Event | None = None,
-                    on_file: Callable[[int, int, str], None] | None = None) -> UploadReport:
+                    on_file: Callable[[int, int, str], None] | None = None,
+                    collection: str | None = None, user: str | None = None) -> UploadReport:
         """Add files a browser uploaded: only those inside Gradio's upload folder `upload_dir`,
         within `self.limits` for `owner` (files over a limit are refused, one line each, and the
         rest added).
@@ -186,6 +231,7 @@ class ChatService:
         the corpus and be quoted back by `/ask`.
         """
         report = UploadReport()
+        corpus = self.writable(collection, user).corpus if self.rag is not None else Path()
         accepted: list[tuple[Path, str]] = []
         for entry in files or []:
             path, name = _upload_entry(entry)
@@ -221,10 +267,10 @@ class ChatService:
         added = UploadReport()
         try:
             if kept:
-                added = self.add_files(kept, progress=progress, cancel=cancel, on_file=on_file)
+                added = self.add_files(kept, progress=progress, cancel=cancel, on_file=on_file,
+                                       collection=collection, user=user)
         finally:
-            kept_bytes = sum((self.corpus / n).stat().st_size for n in added.added
-                             if (self.corpus / n).is_file())
+            kept_bytes = sum((corpus / n).stat().st_size for n in added.added if (corpus / n).is_file())
             with self._used_lock:
                 self._used[owner] = max(0, self._used.get(owner, 0) - reserved + kept_bytes)
         report.added, report.n_chunks, report.cancelled = added.added, added.n_chunks, added.cancelled
@@ -233,7 +279,8 @@ class ChatService:
 
     def add_files(self, paths: list[str | Path], *, progress: bool = False,
                   cancel: threading.Event | None = None,
-                  on_file: Callable[[int, int, str], None] | None = None) -> UploadReport:
+                  on_file: Callable[[int, int, str], None] | None = None,
+                  collection: str | None = None, user: str | None = None) -> UploadReport:
         """Check, copy into the corpus folder and index the given files (trusted, local paths).
 
         A file is copied only once it has been read successfully, never over an existing one;
@@ -242,10 +289,11 @@ class ChatService:
         while indexing counts the same), the copies are removed, nothing is indexed and the report
         says so. `on_file(i, n, name)` is called before file i of n is checked.
         """
-        rag = self.get()
+        rag = self.get(collection, user=user)
+        corpus = self.writable(collection, user).corpus
         report = UploadReport()
         saved: list[Path] = []
-        self.corpus.mkdir(parents=True, exist_ok=True)
+        corpus.mkdir(parents=True, exist_ok=True)
 
         def cancelled(pending: list[str]) -> UploadReport:
             for p in saved:
@@ -271,20 +319,18 @@ class ChatService:
             except DocumentError as e:
                 report.rejected.append((name, str(e).removeprefix(f"{src}: ")))
                 continue
-            dest = _free_name(self.corpus / name, doc.sha256)
+            dest = _place_copy(src, corpus / name, doc.sha256)
             if dest is None:
                 report.rejected.append((name, "the same file is already in your documents"))
                 continue
-            part = dest.with_name(f".{dest.name}.part")  # dot files are never indexed
-            shutil.copyfile(src, part)
-            os.replace(part, dest)
             saved.append(dest)
         if not saved:
             return report
         if cancel is not None and cancel.is_set():
             return cancelled([])
         try:
-            built = rag.index([self.corpus], prune=False, progress=progress)
+            # another tab's upload into this collection may be building: wait for it
+            built = rag.index([corpus], prune=False, progress=progress, lock_wait=BUILD_WAIT)
         except UploadCancelled:
             return cancelled([])
         except RagError as e:
@@ -414,15 +460,32 @@ def upload_folder() -> Path:
     return Path(get_upload_folder())
 
 
-def _free_name(dest: Path, sha256: str) -> Path | None:
-    """`dest`, or `name-2.ext`, `name-3.ext`, ... if taken; None if an identical file is there."""
-    candidate, n = dest, 1
-    while candidate.exists():
-        if candidate.is_file() and ingest.file_sha256(candidate) == sha256:
-            return None
-        n += 1
-        candidate = dest.with_name(f"{dest.stem}-{n}{dest.suffix}")
-    return candidate
+def _place_copy(src: Path, dest: Path, sha256: str) -> Path | None:
+    """Copy `src` to `dest`, or to `name-2.ext`, `name-3.ext`, ... if taken, never over an
+    existing file, even when another upload places a file of the same name at the same moment
+    (the copy is linked in, which fails on a taken name, rather than renamed over it). None, and
+    nothing copied, if an identical file is already there."""
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)  # dot files are never indexed
+    os.close(fd)
+    part = Path(tmp)
+    try:
+        shutil.copyfile(src, part)
+        candidate, n = dest, 1
+        while True:
+            if candidate.is_file() and ingest.file_sha256(candidate) == sha256:
+                return None
+            if not candidate.exists():
+                try:
+                    os.link(part, candidate)
+                    return candidate
+                except FileExistsError:
+                    continue  # taken between the look and the link: look again
+            n += 1
+            candidate = dest.with_name(f"{dest.stem}-{n}{dest.suffix}")
+    finally:
+        part.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------- chat messages
@@ -520,7 +583,8 @@ def check_request(question, template, top_k, history) -> tuple[str, str, int | N
 
 
 def respond(service: ChatService, question: str, chat: list[dict], turns: list[list[str]],
-            template: str, top_k: float, *, shown: bool = False):
+            template: str, top_k: float, *, shown: bool = False, collection: str | None = None,
+            user: str | None = None):
     """Stream one exchange: yields (textbox value, chat messages, turns) as the answer grows.
 
     `shown`: the question is already the last message of `chat` (the page shows it at once,
@@ -531,7 +595,7 @@ def respond(service: ChatService, question: str, chat: list[dict], turns: list[l
         chat.append({"role": "user", "content": html_text(question)})
     yield "", chat, turns
     try:
-        rag = service.get()
+        rag = service.get(collection, user=user)
         question, template, top_k, history = check_request(question, template, top_k, turns)
         stream = rag.stream(question, template=template, top_k=top_k, history=history)
         # chain-of-thought output streams as plain text too; it only becomes a collapsed block
@@ -555,13 +619,16 @@ def respond(service: ChatService, question: str, chat: list[dict], turns: list[l
 
 
 def api_ask(service: ChatService, question: str, template: str, top_k: int | None,
-            history: list[list[str]] | None) -> dict:
+            history: list[list[str]] | None, collection: str | None = None, user: str | None = None) -> dict:
     """The structured answer for API clients; errors come back as gradio errors with one line."""
     import gradio as gr
 
     try:
         question, template, top_k, turns = check_request(question, template, top_k, history)
-        answer = service.get().ask(question, template=template, top_k=top_k, history=turns)
+        if collection is not None and not isinstance(collection, str):
+            raise QueryError("collection must be a collection's name")
+        rag = service.get(collection or None, user=user)
+        answer = rag.ask(question, template=template, top_k=top_k, history=turns)
     except RagError as e:
         raise gr.Error(" ".join(str(e).split()), print_exception=False) from None
     except (TypeError, ValueError) as e:
@@ -639,6 +706,21 @@ def request_key(request) -> str:
     return client_key(getattr(request, "username", None), getattr(request, "client", None))
 
 
+def request_user(request) -> str | None:
+    """The signed-in user of a request; None without sign-in (then every collection is everyone's)."""
+    return getattr(request, "username", None) or None
+
+
+def _api_call(fn, *args, **kwargs):
+    """`fn(...)`, its RagError turned into the one-line error API clients get."""
+    import gradio as gr
+
+    try:
+        return fn(*args, **kwargs)
+    except RagError as e:
+        raise gr.Error(" ".join(str(e).split()), print_exception=False) from None
+
+
 def build_ui(service: ChatService):
     """The Gradio Blocks of the chat, bound to `service`."""
     import gradio as gr
@@ -668,6 +750,19 @@ def build_ui(service: ChatService):
                     send = gr.Button("Send", variant="primary", scale=1, elem_id="send")
                 clear = gr.Button("New conversation", size="sm")
             with gr.Column(scale=1):
+                # collections: the one asked and added to, per tab; only those this user may see
+                collection = gr.Dropdown(service.collection_names(), value=DEFAULT, label="Collection",
+                                         elem_id="collection", allow_custom_value=False)
+                with gr.Accordion("New or delete collection", open=False, elem_id="collection-tools"):
+                    new_name = gr.Textbox(placeholder="name: a-z, 0-9, - or _", show_label=False,
+                                          elem_id="new-collection", max_lines=1)
+                    shared = gr.Checkbox(label="shared with every signed-in user", value=False,
+                                         elem_id="shared-collection")
+                    with gr.Row():
+                        create = gr.Button("Create", size="sm", elem_id="create-collection")
+                        drop = gr.Button("Delete this collection", size="sm", variant="stop",
+                                         elem_id="delete-collection")
+                collection_note = gr.Markdown(elem_id="collection-note")
                 template = gr.Radio(TEMPLATE_CHOICES, value="few_shot", label="Prompt template")
                 k = gr.Slider(1, MAX_TOP_K, value=min(top_k, MAX_TOP_K), step=1,
                               label="Passages retrieved (top-k)")
@@ -686,9 +781,10 @@ def build_ui(service: ChatService):
                 messages.append({"role": "user", "content": html_text(question)})
             return gr.update(value="", interactive=False), gr.update(interactive=False), messages, question
 
-        def on_message(question, messages, past, tmpl, kk):
+        def on_message(question, messages, past, tmpl, kk, name, request: gr.Request):
             shown = bool(question and question.strip())
-            for _, messages, past in respond(service, question, messages, past, tmpl, kk, shown=shown):
+            for _, messages, past in respond(service, question, messages, past, tmpl, kk, shown=shown,
+                                             collection=name, user=request_user(request)):
                 yield messages, past
 
         def unlock():
@@ -701,9 +797,10 @@ def build_ui(service: ChatService):
                 messages.pop()
             return gr.update(value=question, interactive=True), gr.update(interactive=True), messages
 
-        def on_upload(files, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
+        def on_upload(files, name, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
+            user = request_user(request)
             if not files:
-                return "", service.status()
+                return "", service.status(name, user=user)
             job = uploads.start(request.session_hash or "")
             _stop_on_cancel(progress, job.cancel)
             report = None
@@ -713,14 +810,14 @@ def build_ui(service: ChatService):
                 # path a client names before it is checked against the upload folder
                 report = service.add_uploads(
                     files, upload_dir=upload_folder(), owner=request_key(request), progress=True,
-                    cancel=job.cancel,
-                    on_file=lambda i, n, name: progress((i, n), desc="checking the files", unit="files"))
+                    cancel=job.cancel, collection=name, user=user,
+                    on_file=lambda i, n, file: progress((i, n), desc="checking the files", unit="files"))
                 note = report.markdown()
             except RagError as e:
                 note = f"⚠️ {md_text(e)}"
             finally:
                 uploads.finish(request.session_hash or "", job, report)
-            return note, service.status()
+            return note, service.status(name, user=user)
 
         def on_cancel_upload(request: gr.Request):
             job = uploads.cancel(request.session_hash or "")
@@ -732,11 +829,38 @@ def build_ui(service: ChatService):
                 note = "Upload cancelled: nothing from it was added."
             return note, service.status()
 
+        def on_pick(name, request: gr.Request):
+            return service.status(name, user=request_user(request))
+
+        def on_create(name, share, request: gr.Request):
+            user = request_user(request)
+            try:
+                made = service.create_collection(name, user=user, shared=bool(share))
+            except RagError as e:
+                return gr.update(), f"⚠️ {md_text(e)}", gr.update()
+            return (gr.update(choices=service.collection_names(user=user), value=made),
+                    f"Collection **{md_text(made)}** created: add documents to it.", "")
+
+        def on_delete(name, request: gr.Request):
+            user = request_user(request)
+            try:
+                service.delete_collection(name, user=user)
+            except RagError as e:
+                return gr.update(), f"⚠️ {md_text(e)}"
+            return (gr.update(choices=service.collection_names(user=user), value=DEFAULT),
+                    f"Collection **{md_text(name)}** deleted (its documents are in the trash folder).")
+
+        def on_open(request: gr.Request):
+            user = request_user(request)
+            return gr.update(choices=service.collection_names(user=user), value=DEFAULT), \
+                service.status(user=user)
+
         # Gradio finds gr.Request by its annotation, which postponed evaluation leaves a string
-        on_upload.__annotations__["request"] = on_cancel_upload.__annotations__["request"] = gr.Request
+        for fn in (on_upload, on_cancel_upload, on_message, on_pick, on_create, on_delete, on_open):
+            fn.__annotations__["request"] = gr.Request
         ask_steps = dict(fn=show_question, inputs=[box, chat], outputs=[box, send, chat, pending],
                          queue=False, api_visibility="private")
-        answer_step = dict(fn=on_message, inputs=[pending, chat, turns, template, k],
+        answer_step = dict(fn=on_message, inputs=[pending, chat, turns, template, k, collection],
                            outputs=[chat, turns], concurrency_id="llm", api_visibility="private",
                            show_progress="minimal")
         for trigger in (box.submit, send.click):
@@ -746,22 +870,46 @@ def build_ui(service: ChatService):
             answered.failure(take_back, inputs=[pending, chat], outputs=[box, send, chat],
                              queue=False, api_visibility="private")
         clear.click(lambda: ([], []), outputs=[chat, turns], api_visibility="private")
-        upload = files.upload(on_upload, inputs=files, outputs=[upload_note, status],
+        upload = files.upload(on_upload, inputs=[files, collection], outputs=[upload_note, status],
                               api_name="add_documents", preprocess=False)
         stop.click(on_cancel_upload, outputs=[upload_note, status], cancels=[upload], queue=False,
                    api_name="cancel_upload")
-        demo.load(service.status, outputs=status, api_visibility="private")
+        collection.change(on_pick, inputs=collection, outputs=status, api_visibility="private")
+        create.click(on_create, inputs=[new_name, shared], outputs=[collection, collection_note, new_name],
+                     api_visibility="private")
+        drop.click(on_delete, inputs=collection, outputs=[collection, collection_note], api_visibility="private")
+        demo.load(on_open, outputs=[collection, status], api_visibility="private")
 
         def ask(question: str, template: str = "few_shot", top_k: int | None = None,
-                history: list[list[str]] | None = None) -> dict:
+                history: list[list[str]] | None = None, collection: str | None = None,
+                request: gr.Request = None) -> dict:
             """Answer a question from the indexed documents. Returns the answer, whether it
             abstained, the citations ([n] marker, source, heading, score, chunk text), every
             retrieved passage (hits), timings and token usage. `template`: few_shot, zero_shot,
             cot or extract; `top_k`: passages retrieved, 1 to 12 (default: the app's); `history`:
-            up to 20 [question, answer] pairs of earlier turns."""
-            return api_ask(service, question, template, top_k, history)
+            up to 20 [question, answer] pairs of earlier turns; `collection`: the collection to
+            ask (default: the default one)."""
+            return api_ask(service, question, template, top_k, history, collection, request_user(request))
 
+        def collections(request: gr.Request = None) -> list[str]:
+            """The names of the collections you may ask."""
+            return service.collection_names(user=request_user(request))
+
+        def create_collection(name: str, shared: bool = False, request: gr.Request = None) -> str:
+            """Create an empty collection (yours, unless shared); its name."""
+            return _api_call(service.create_collection, name, user=request_user(request), shared=bool(shared))
+
+        def delete_collection(name: str, request: gr.Request = None) -> str:
+            """Delete one of your collections: its documents go to the trash folder."""
+            _api_call(service.delete_collection, name, user=request_user(request))
+            return name
+
+        for fn in (ask, collections, create_collection, delete_collection):
+            fn.__annotations__["request"] = gr.Request
         gr.api(ask, api_name="ask", concurrency_id="llm")
+        gr.api(collections, api_name="collections")
+        gr.api(create_collection, api_name="create_collection")
+        gr.api(delete_collection, api_name="delete_collection")
     return demo
 
 
@@ -1061,7 +1209,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 1
     names = ("index", "corpus", "model", "embedder", "n_gpu_layers", "n_threads", "n_ctx", "top_k",
-             "llm_url", "llm_model", "store", "milvus_uri")
+             "llm_url", "llm_model", "store", "milvus_uri", "collections")
     try:
         settings = Settings.load(**{n: getattr(args, n) for n in names})
     except RagError as e:

@@ -173,6 +173,13 @@ class RAG:
             self.generator.warm_up()
         return self
 
+    def sibling(self, settings: Settings) -> "RAG":
+        """A RAG over `settings` (another index: a collection's) that shares this one's embedder,
+        model and the model's lock, so collections cost no second model and never generate at once."""
+        other = RAG(settings, embedder=self.embedder, generator=self.generator, build_missing=False)
+        other._model_lock = self._model_lock
+        return other
+
     # ---------------------------------------------------------------- verbs
 
     def index(self, paths: list[str | Path] | None = None, *, rebuild: bool = False, prune: bool = True,
@@ -430,15 +437,29 @@ _DEFAULTS_LOCK = threading.Lock()
 
 
 def ask(question: str, *, template: str = "few_shot", top_k: int | None = None,
-        index: str | None = None, history: list[Turn] | None = None) -> Answer:
+        index: str | None = None, history: list[Turn] | None = None, collection: str | None = None) -> Answer:
     """Answer a question from your documents with the default models.
 
     The first call loads the models (and builds the default index from `corpus/` if it is
     missing); later calls reuse them. Settings come from RAG_* environment variables.
+    `collection` names a collection (see `rag.collections`) instead of an `index` folder.
     """
+    if collection and index:
+        raise ConfigError("name an index or a collection, not both")
     key = str(Path(index).resolve()) if index else ""
     with _DEFAULTS_LOCK:
         rag = _DEFAULTS.get(key)
         if rag is None:
             rag = _DEFAULTS[key] = RAG(index=index)
+    if collection:
+        from .collections import CollectionRAGs, Collections
+
+        with _DEFAULTS_LOCK:
+            rags = _COLLECTIONS.get(key)
+            if rags is None:
+                rags = _COLLECTIONS[key] = CollectionRAGs(rag, Collections.from_settings(rag.settings))
+        rag = rags.get(collection)
     return rag.ask(question, template=template, top_k=top_k, history=history)
+
+
+_COLLECTIONS: dict[str, object] = {}

@@ -110,7 +110,7 @@ def run_app(base: Path, real_rag, args: list[str] = (), env: dict[str, str] | No
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "RAG_MAX_TOKENS": "128", **(env or {})}
     cmd = [sys.executable, str(ROOT / "app.py"), "--port", str(port), "--index", str(index),
-           "--corpus", str(corpus), "--n-ctx", "2048", *args]
+           "--corpus", str(corpus), "--collections", str(base / "collections"), "--n-ctx", "2048", *args]
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=base)
     url = f"http://127.0.0.1:{port}/"

@@ -172,3 +172,38 @@ def test_documents_cannot_make_the_browser_fetch_and_questions_show_while_queued
     finally:
         other.close()
         listener.close()
+
+
+def test_a_collection_is_created_filled_and_asked(chat_app, page, tmp_path):
+    """Create a collection in the page, upload a note into it and ask: the answer cites that
+    note, and the default collection never received it."""
+    doc = tmp_path / "hive-inspection.md"
+    doc.write_text("# Hive inspection\n\nA beekeeper inspects a hive every nine days in spring, "
+                   "looking for queen cells on the frames.\n")
+    try:
+        page.goto(chat_app.url)
+        page.locator("#question textarea").wait_for()
+        page.locator("#collection-tools").get_by_text("New or delete collection").click()
+        page.locator("#new-collection input, #new-collection textarea").first.fill("bees")
+        page.locator("#create-collection").click()
+        page.locator("#collection-note").get_by_text("created").wait_for()
+        assert page.locator("#collection input").input_value() == "bees"
+        page.locator("#upload input[type=file]").set_input_files(str(doc))
+        page.locator("#upload-note").get_by_text(re.compile("is indexed and searchable|not added")).wait_for()
+        assert "hive-inspection.md is indexed" in page.locator("#upload-note").inner_text()
+        assert "bees" in page.locator("#status").inner_text()
+        box = page.locator("#question textarea")
+        box.fill("How often does a beekeeper inspect a hive?")
+        box.press("Enter")
+        chat = page.locator("#chat")
+        chat.get_by_text(re.compile(r"· similarity \d\.\d\d|Not found in your documents|⚠️")).first \
+            .wait_for(timeout=600_000)
+        titles = chat.get_by_text(re.compile(r"^\[\d+\] .+ · similarity \d\.\d\d")).all_inner_texts()
+        assert titles and all("hive-inspection.md" in t for t in titles), chat.inner_text()
+        assert not (chat_app.corpus / doc.name).exists()
+    except BaseException:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "collection-failure.png"), full_page=True)
+        raise
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "collection.png"), full_page=True)
