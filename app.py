@@ -30,6 +30,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # private: the app c
 from rag import RAG, Answer, Settings, Turn  # noqa: E402
 from rag import ingest  # noqa: E402
 from rag.collections import DEFAULT, CollectionRAGs, Collections, check_name  # noqa: E402
+from rag.documents import list_documents, remove_document, rescan  # noqa: E402
 from rag.cli import add_model_args  # noqa: E402
 from rag.serve import is_loopback  # noqa: E402
 from rag.errors import ConfigError, DocumentError, QueryError, RagError  # noqa: E402
@@ -180,6 +181,25 @@ class ChatService:
         where = self.collections.delete(name, user=user)
         self.rags.forget(name)
         return where
+
+    # ---------------------------------------------------------------- documents
+
+    def documents(self, collection: str | None = None, *, user: str | None = None) -> list[list]:
+        """Rows for the documents table: name, type, chunks, size, indexed at."""
+        return [[d.source, d.type, d.n_chunks, _mb(d.size), d.indexed.replace("T", " ")[:19]]
+                for d in list_documents(self.get(collection, user=user))]
+
+    def remove_document(self, collection: str | None, source: str, *, user: str | None = None) -> str:
+        """Take a document out of the collection; a one-line note of what happened."""
+        c = self.writable(collection, user)
+        where = remove_document(self.get(collection, user=user), source, trash=c.trash, lock_wait=BUILD_WAIT)
+        moved = f"; the file is in {where.parent.name} of the trash folder" if where else ""
+        return f"{source} removed from the index{moved}"
+
+    def rescan(self, collection: str | None = None, *, user: str | None = None, progress: bool = False) -> str:
+        self.writable(collection, user)
+        report = rescan(self.get(collection, user=user), progress=progress, lock_wait=BUILD_WAIT)
+        return f"Re-scanned: {report.summary()}"
 
     def writable(self, collection: str | None, user: str | None):
         """The collection, if `user` may change it; ConfigError otherwise."""
@@ -770,6 +790,16 @@ def build_ui(service: ChatService):
                                 file_count="multiple", elem_id="upload")
                 stop = gr.Button("Cancel upload", size="sm", elem_id="cancel-upload")
                 upload_note = gr.Markdown(elem_id="upload-note")
+        # the documents of the collection shown: what is indexed, taking one out, a re-scan
+        with gr.Accordion("Documents", open=False, elem_id="documents"):
+            doc_table = gr.Dataframe(headers=["document", "type", "chunks", "size", "indexed"],
+                                     datatype=["str", "str", "number", "str", "str"], interactive=False,
+                                     elem_id="doc-table", wrap=True)
+            with gr.Row():
+                doc_pick = gr.Dropdown([], label="Document", elem_id="doc-pick", scale=3)
+                remove = gr.Button("Move to trash", size="sm", variant="stop", elem_id="remove-doc", scale=1)
+                scan = gr.Button("Re-scan the folder", size="sm", elem_id="rescan", scale=1)
+            doc_note = gr.Markdown(elem_id="doc-note")
         turns = gr.State([])
         pending = gr.State("")  # the question on its way from the box to the answer
 
@@ -850,13 +880,44 @@ def build_ui(service: ChatService):
             return (gr.update(choices=service.collection_names(user=user), value=DEFAULT),
                     f"Collection **{md_text(name)}** deleted (its documents are in the trash folder).")
 
-        def on_open(request: gr.Request):
+        def on_open(name, request: gr.Request):
+            """The page opened: this user's collections (the value stays: the user may have
+            picked one already while the page was loading)."""
             user = request_user(request)
-            return gr.update(choices=service.collection_names(user=user), value=DEFAULT), \
-                service.status(user=user)
+            names = service.collection_names(user=user)
+            return gr.update(choices=names, value=name if name in names else DEFAULT), \
+                service.status(name if name in names else None, user=user)
+
+        def doc_views(name, user):
+            """The documents table and the remove picker of collection `name`."""
+            try:
+                rows = service.documents(name, user=user)
+            except RagError:
+                rows = []
+            return gr.update(value=rows), gr.update(choices=[r[0] for r in rows], value=None)
+
+        def on_docs(name, request: gr.Request):
+            return doc_views(name, request_user(request))
+
+        def on_remove(name, source, request: gr.Request):
+            user = request_user(request)
+            try:
+                note = md_text(service.remove_document(name, source, user=user))
+            except RagError as e:
+                note = f"⚠️ {md_text(e)}"
+            return (note, *doc_views(name, user), service.status(name, user=user))
+
+        def on_rescan(name, request: gr.Request):
+            user = request_user(request)
+            try:
+                note = md_text(service.rescan(name, user=user))
+            except RagError as e:
+                note = f"⚠️ {md_text(e)}"
+            return (note, *doc_views(name, user), service.status(name, user=user))
 
         # Gradio finds gr.Request by its annotation, which postponed evaluation leaves a string
-        for fn in (on_upload, on_cancel_upload, on_message, on_pick, on_create, on_delete, on_open):
+        for fn in (on_upload, on_cancel_upload, on_message, on_pick, on_create, on_delete, on_open,
+                   on_docs, on_remove, on_rescan):
             fn.__annotations__["request"] = gr.Request
         ask_steps = dict(fn=show_question, inputs=[box, chat], outputs=[box, send, chat, pending],
                          queue=False, api_visibility="private")
@@ -875,10 +936,16 @@ def build_ui(service: ChatService):
         stop.click(on_cancel_upload, outputs=[upload_note, status], cancels=[upload], queue=False,
                    api_name="cancel_upload")
         collection.change(on_pick, inputs=collection, outputs=status, api_visibility="private")
+        for changed in (collection.change, upload.then, demo.load):
+            changed(on_docs, inputs=collection, outputs=[doc_table, doc_pick], api_visibility="private")
+        remove.click(on_remove, inputs=[collection, doc_pick], outputs=[doc_note, doc_table, doc_pick, status],
+                     api_visibility="private", concurrency_id="index")
+        scan.click(on_rescan, inputs=collection, outputs=[doc_note, doc_table, doc_pick, status],
+                   api_visibility="private", concurrency_id="index")
         create.click(on_create, inputs=[new_name, shared], outputs=[collection, collection_note, new_name],
                      api_visibility="private")
         drop.click(on_delete, inputs=collection, outputs=[collection, collection_note], api_visibility="private")
-        demo.load(on_open, outputs=[collection, status], api_visibility="private")
+        demo.load(on_open, inputs=collection, outputs=[collection, status], api_visibility="private")
 
         def ask(question: str, template: str = "few_shot", top_k: int | None = None,
                 history: list[list[str]] | None = None, collection: str | None = None,
@@ -904,8 +971,26 @@ def build_ui(service: ChatService):
             _api_call(service.delete_collection, name, user=request_user(request))
             return name
 
-        for fn in (ask, collections, create_collection, delete_collection):
+        def documents(collection: str | None = None, request: gr.Request = None) -> list[dict]:
+            """The documents of a collection: source, type, size (bytes), chunks, indexed (time)."""
+            from dataclasses import asdict
+
+            user = request_user(request)
+            return [asdict(d) for d in _api_call(lambda: list_documents(service.get(collection or None, user=user)))]
+
+        def remove_document_(collection: str | None, source: str, request: gr.Request = None) -> str:
+            """Take a document out of a collection: its chunks leave the index, its file goes to the trash."""
+            return _api_call(service.remove_document, collection or None, source, user=request_user(request))
+
+        def rescan_(collection: str | None = None, request: gr.Request = None) -> str:
+            """Index what changed in a collection's folder; remove what is gone from it."""
+            return _api_call(service.rescan, collection or None, user=request_user(request))
+
+        for fn in (ask, collections, create_collection, delete_collection, documents, remove_document_, rescan_):
             fn.__annotations__["request"] = gr.Request
+        gr.api(documents, api_name="documents")
+        gr.api(remove_document_, api_name="remove_document", concurrency_id="index")
+        gr.api(rescan_, api_name="rescan", concurrency_id="index")
         gr.api(ask, api_name="ask", concurrency_id="llm")
         gr.api(collections, api_name="collections")
         gr.api(create_collection, api_name="create_collection")

@@ -22,7 +22,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import threading
 import time
 from contextlib import contextmanager
@@ -279,16 +278,3 @@ class CollectionRAGs:
         with self._lock:
             self._rags.pop(name, None)
 
-
-def move_to_trash(path: Path, corpus: Path, trash: Path) -> Path:
-    """Move `path` (a file under `corpus`) to the same relative place under a new dated folder
-    of `trash`; where it went."""
-    rel = path.resolve().relative_to(corpus.resolve())
-    dest = trash / time.strftime("%Y%m%d-%H%M%S") / rel
-    n = 1
-    while dest.exists():
-        n += 1
-        dest = trash / f"{time.strftime('%Y%m%d-%H%M%S')}-{n}" / rel
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(str(path), str(dest))
-    return dest

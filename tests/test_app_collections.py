@@ -41,6 +41,17 @@ def test_collections_are_created_filled_asked_and_deleted(client, chat_app, tmp_
     d = client.predict("What is the capital of Zorbania?", "few_shot", 4, None, "default", api_name="/ask")
     assert d["abstained"] and "lathe-safety.md" not in {h["source"] for h in d["hits"]}
 
+    docs = client.predict("shop", api_name="/documents")
+    assert [(d["source"], d["type"], d["n_chunks"]) for d in docs] == [("lathe-safety.md", "md", 1)]
+    assert docs[0]["size"] == doc.stat().st_size and docs[0]["indexed"][:2] == "20"
+    with pytest.raises(AppError, match="no document named"):
+        client.predict("shop", "../../index/CURRENT", api_name="/remove_document")
+    (shop / "corpus" / "drill-press.md").write_text("# Drill press\n\nClamp the work before drilling.\n")
+    assert "1 added" in client.predict("shop", api_name="/rescan")
+    note = client.predict("shop", "drill-press.md", api_name="/remove_document")
+    assert "drill-press.md removed from the index" in note
+    assert [d["source"] for d in client.predict("shop", api_name="/documents")] == ["lathe-safety.md"]
+
     assert client.predict("shop", api_name="/delete_collection") == "shop"
     assert client.predict(api_name="/collections") == ["default"]
     with pytest.raises(AppError, match="no collection named 'shop'"):

@@ -174,9 +174,10 @@ def test_documents_cannot_make_the_browser_fetch_and_questions_show_while_queued
         listener.close()
 
 
-def test_a_collection_is_created_filled_and_asked(chat_app, page, tmp_path):
+def test_a_collection_is_created_filled_asked_and_pruned(chat_app, page, tmp_path):
     """Create a collection in the page, upload a note into it and ask: the answer cites that
-    note, and the default collection never received it."""
+    note, and the default collection never received it. Then the documents panel moves the note
+    to the trash, and the same question is not found any more."""
     doc = tmp_path / "hive-inspection.md"
     doc.write_text("# Hive inspection\n\nA beekeeper inspects a hive every nine days in spring, "
                    "looking for queen cells on the frames.\n")
@@ -201,6 +202,23 @@ def test_a_collection_is_created_filled_and_asked(chat_app, page, tmp_path):
         titles = chat.get_by_text(re.compile(r"^\[\d+\] .+ · similarity \d\.\d\d")).all_inner_texts()
         assert titles and all("hive-inspection.md" in t for t in titles), chat.inner_text()
         assert not (chat_app.corpus / doc.name).exists()
+
+        # the documents panel lists it; moved to the trash, its passages are gone from answers
+        page.locator("#documents").get_by_text("Documents").first.click()
+        table = page.locator("#doc-table")
+        page.wait_for_function("() => document.querySelector('#doc-table').innerText.includes('hive-inspection.md')")
+        row = table.inner_text()
+        assert "md" in row and "113 bytes" in row and "20" in row, row
+        page.locator("#doc-pick input").click()
+        page.get_by_role("option", name="hive-inspection.md").click()
+        page.locator("#remove-doc").click()
+        page.locator("#doc-note").get_by_text("removed from the index").wait_for()
+        assert "hive-inspection.md" not in table.inner_text()
+        box.fill("How often does a beekeeper inspect a hive?")
+        box.press("Enter")
+        chat.get_by_text("Not found in your documents").wait_for(timeout=120_000)
+        trash = chat_app.corpus.parent / "collections" / ".trash" / "documents" / "bees"
+        assert [p.name for p in trash.rglob("*.md")] == ["hive-inspection.md"]
     except BaseException:
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "collection-failure.png"), full_page=True)
