@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import socket
+import sqlite3
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -31,9 +32,10 @@ from rag import RAG, Answer, Settings, Turn  # noqa: E402
 from rag import ingest  # noqa: E402
 from rag.collections import DEFAULT, CollectionRAGs, Collections, check_name  # noqa: E402
 from rag.documents import list_documents, remove_document, rescan  # noqa: E402
+from rag.history import History, TurnRecord  # noqa: E402
 from rag.cli import add_model_args  # noqa: E402
 from rag.serve import is_loopback  # noqa: E402
-from rag.errors import ConfigError, DocumentError, QueryError, RagError  # noqa: E402
+from rag.errors import ConfigError, DocumentError, HistoryError, QueryError, RagError  # noqa: E402
 
 log = logging.getLogger("rag.app")
 
@@ -131,8 +133,9 @@ class ChatService:
     """
 
     def __init__(self, settings: Settings | None = None, *, rag: RAG | None = None,
-                 limits: UploadLimits | None = None, **overrides) -> None:
+                 limits: UploadLimits | None = None, history: History | None = None, **overrides) -> None:
         self.rag: RAG | None = rag
+        self.history = history  # saved conversations; None: not saved
         self.error = ""
         self.limits = limits or UploadLimits()
         self._used: dict[str, int] = {}  # bytes added so far, by owner (user or client address)
@@ -181,6 +184,38 @@ class ChatService:
         where = self.collections.delete(name, user=user)
         self.rags.forget(name)
         return where
+
+    # ---------------------------------------------------------------- saved conversations
+
+    def save_turn(self, conversation: int | None, answer: Answer, *, collection: str | None = None,
+                  user: str | None = None) -> int | None:
+        """Save one answered question into `conversation` (a new one, titled by the question,
+        when None); the conversation's id (None when nothing is saved)."""
+        if self.history is None:
+            return None
+        record = turn_record(answer, collection=collection or DEFAULT, rag=self.get(collection, user=user))
+        owner = user or ""
+        if conversation is None:
+            conversation = self.history.create(owner=owner, title=answer.question, collection=collection or DEFAULT)
+        self.history.add_turn(conversation, record, owner=owner)
+        return conversation
+
+    def conversation_choices(self, *, user: str | None = None) -> list[tuple[str, int]]:
+        if self.history is None:
+            return []
+        return [(f"{c.title} ({c.n_turns})", c.id) for c in self.history.list(owner=user or "")]
+
+    def conversation(self, conversation: int, *, user: str | None = None) -> tuple[list[dict], list[list[str]], str]:
+        """A saved conversation as the chat shows it: messages, turns for follow-ups, collection."""
+        if self.history is None:
+            raise HistoryError("conversations are not saved in this app")
+        info = self.history.get(conversation, owner=user or "")
+        messages, turns = [], []
+        for t in self.history.turns(conversation, owner=user or ""):
+            messages.append({"role": "user", "content": html_text(t.question)})
+            messages += answer_messages(stored_answer(t))
+            turns.append([t.question, t.answer[:MAX_ANSWER_CHARS]])
+        return messages, turns[-MAX_HISTORY_TURNS:], info.collection
 
     # ---------------------------------------------------------------- documents
 
@@ -556,6 +591,36 @@ def error_message(e: Exception) -> dict:
     return {"role": "assistant", "content": f"⚠️ {html_text(text)}"}
 
 
+def turn_record(answer: Answer, *, collection: str, rag) -> TurnRecord:
+    """What is saved of an answer: enough to show it again and to audit how it was made."""
+    d = answer.to_dict()
+    texts = {h.chunk.id: h.chunk.text for h in answer.hits}
+    citations = [{**c, "text": texts.get(c["chunk_id"], c["snippet"])} for c in d["citations"]]
+    try:
+        version = rag.store.version
+    except RagError:
+        version = ""
+    return TurnRecord(question=answer.question, answer=answer.text, abstained=answer.abstained,
+                      abstain_reason=answer.abstain_reason, reasoning=answer.reasoning, citations=citations,
+                      sentences=d["sentences"], template=answer.template, model=rag.llm.name,
+                      collection=collection, index_version=version, timings=d["timings"])
+
+
+def stored_answer(t: TurnRecord) -> Answer:
+    """A saved turn as an `Answer` again (its cited passages as hits), for `answer_messages`."""
+    from rag.types import Chunk, Citation, Hit, SentenceSupport
+
+    fields = Citation.__dataclass_fields__
+    citations = [Citation(**{k: v for k, v in c.items() if k in fields}) for c in t.citations]
+    hits = [Hit(Chunk(id=c["chunk_id"], source=c["source"], title="", headings=(), text=c.get("text", "")),
+                float(c.get("score") or 0), dense=float(c.get("score") or 0)) for c in t.citations]
+    sentences = [SentenceSupport(x["text"], x["passage"], x["support"], x["verified"], tuple(x.get("flags", ())))
+                 for x in t.sentences]
+    return Answer(question=t.question, text=t.answer, citations=citations, hits=hits, abstained=t.abstained,
+                  abstain_reason=t.abstain_reason, reasoning=t.reasoning, template=t.template,
+                  sentences=sentences)
+
+
 # ---------------------------------------------------------------- what a request may ask for
 
 MAX_TOP_K = 12  # the slider's range; the API is held to the same
@@ -604,7 +669,7 @@ def check_request(question, template, top_k, history) -> tuple[str, str, int | N
 
 def respond(service: ChatService, question: str, chat: list[dict], turns: list[list[str]],
             template: str, top_k: float, *, shown: bool = False, collection: str | None = None,
-            user: str | None = None):
+            user: str | None = None, on_answer: Callable[[Answer], None] | None = None):
     """Stream one exchange: yields (textbox value, chat messages, turns) as the answer grows.
 
     `shown`: the question is already the last message of `chat` (the page shows it at once,
@@ -630,6 +695,8 @@ def respond(service: ChatService, question: str, chat: list[dict], turns: list[l
         answer = stream.answer
         chat[-1:] = answer_messages(answer)
         turns.append([answer.question, answer.text[:MAX_ANSWER_CHARS]])
+        if on_answer is not None:
+            on_answer(answer)
         yield "", chat, turns
     except Exception as e:  # noqa: BLE001 - every failure ends as a message, never a dead UI
         if chat and chat[-1].get("role") == "assistant" and not chat[-1]["content"]:
@@ -757,6 +824,21 @@ def build_ui(service: ChatService):
         gr.Markdown("## rag-local · ask your documents")
         status = gr.Markdown(service.status(), elem_id="status")
         with gr.Row():
+            # saved conversations: this user's, the most recent first
+            with gr.Column(scale=1, min_width=220, elem_id="history"):
+                conversations = gr.Dropdown([], value=None, label="Conversations", elem_id="conversations",
+                                            allow_custom_value=False)
+                with gr.Accordion("Rename, delete, export", open=False, elem_id="conversation-tools"):
+                    new_title = gr.Textbox(placeholder="new title", show_label=False, max_lines=1,
+                                           elem_id="conversation-title")
+                    with gr.Row():
+                        rename = gr.Button("Rename", size="sm", elem_id="rename-conversation")
+                        forget = gr.Button("Delete", size="sm", variant="stop", elem_id="delete-conversation")
+                    export = gr.Button("Export as Markdown", size="sm", elem_id="export-conversation")
+                    exported = gr.File(label="Markdown", interactive=False, elem_id="export-file")
+                history_note = gr.Markdown(f"⚠️ {md_text(service.history.notice)}"
+                                           if service.history and service.history.notice else "",
+                                           elem_id="history-note")
             with gr.Column(scale=3):
                 # messages are HTML built by html_text (Markdown off, no LaTeX, no custom tags,
                 # sanitised): document text can neither render nor make the browser fetch
@@ -802,6 +884,7 @@ def build_ui(service: ChatService):
             doc_note = gr.Markdown(elem_id="doc-note")
         turns = gr.State([])
         pending = gr.State("")  # the question on its way from the box to the answer
+        conv_id = gr.State(None)  # the saved conversation this tab continues, once it has one
 
         def show_question(question, messages):
             """The fast first step (not queued): the question shows in the chat at once and the
@@ -811,11 +894,23 @@ def build_ui(service: ChatService):
                 messages.append({"role": "user", "content": html_text(question)})
             return gr.update(value="", interactive=False), gr.update(interactive=False), messages, question
 
-        def on_message(question, messages, past, tmpl, kk, name, request: gr.Request):
+        def on_message(question, messages, past, tmpl, kk, name, cid, request: gr.Request):
             shown = bool(question and question.strip())
+            user = request_user(request)
+            saved = {"id": cid, "note": ""}
+
+            def save(answer):
+                try:
+                    saved["id"] = service.save_turn(saved["id"], answer, collection=name, user=user)
+                except RagError as e:  # the answer still shows; the note says it was not saved
+                    saved["note"] = f"⚠️ not saved: {md_text(e)}"
+
             for _, messages, past in respond(service, question, messages, past, tmpl, kk, shown=shown,
-                                             collection=name, user=request_user(request)):
-                yield messages, past
+                                             collection=name, user=user, on_answer=save):
+                yield messages, past, saved["id"], gr.update(), gr.update()
+            choices = service.conversation_choices(user=user)
+            yield messages, past, saved["id"], gr.update(choices=choices, value=saved["id"]), \
+                saved["note"] or gr.update()
 
         def unlock():
             return gr.update(interactive=True), gr.update(interactive=True)
@@ -860,7 +955,8 @@ def build_ui(service: ChatService):
             return note, service.status()
 
         def on_pick(name, request: gr.Request):
-            return service.status(name, user=request_user(request))
+            user = request_user(request)
+            return (service.status(name, user=user), *doc_views(name, user))
 
         def on_create(name, share, request: gr.Request):
             user = request_user(request)
@@ -882,11 +978,61 @@ def build_ui(service: ChatService):
 
         def on_open(name, request: gr.Request):
             """The page opened: this user's collections (the value stays: the user may have
-            picked one already while the page was loading)."""
+            picked one already while the page was loading), its documents, their conversations."""
             user = request_user(request)
             names = service.collection_names(user=user)
-            return gr.update(choices=names, value=name if name in names else DEFAULT), \
-                service.status(name if name in names else None, user=user)
+            name = name if name in names else DEFAULT
+            return (gr.update(choices=names, value=name), service.status(name, user=user), *doc_views(name, user),
+                    gr.update(choices=service.conversation_choices(user=user)))
+
+        def on_conversation(cid, request: gr.Request):
+            user = request_user(request)
+            if cid is None:
+                return gr.update(), gr.update(), gr.update(), gr.update(), ""
+            try:
+                messages, past, name = service.conversation(cid, user=user)
+            except RagError as e:
+                return gr.update(), gr.update(), gr.update(), gr.update(), f"⚠️ {md_text(e)}"
+            pick = name if name in service.collection_names(user=user) else gr.update()
+            return messages, past, cid, pick, ""
+
+        def on_rename(cid, title, request: gr.Request):
+            user = request_user(request)
+            try:
+                if cid is None:
+                    raise HistoryError("pick a conversation first")
+                service.history.rename(cid, title, owner=user or "")
+            except RagError as e:
+                return gr.update(), f"⚠️ {md_text(e)}", gr.update()
+            return gr.update(choices=service.conversation_choices(user=user), value=cid), "Renamed.", ""
+
+        def on_forget(cid, request: gr.Request):
+            user = request_user(request)
+            try:
+                if cid is None:
+                    raise HistoryError("pick a conversation first")
+                service.history.delete(cid, owner=user or "")
+            except RagError as e:
+                return gr.update(), gr.update(), gr.update(), gr.update(), f"⚠️ {md_text(e)}"
+            return gr.update(choices=service.conversation_choices(user=user), value=None), [], [], None, \
+                "Conversation deleted."
+
+        def on_export(cid, request: gr.Request):
+            import tempfile
+
+            try:
+                if cid is None:
+                    raise HistoryError("pick a conversation first")
+                text = service.history.export_markdown(cid, owner=request_user(request) or "")
+            except RagError as e:
+                return None, f"⚠️ {md_text(e)}"
+            folder = Path(tempfile.mkdtemp(prefix="rag-export-"))
+            path = folder / f"conversation-{int(cid)}.md"
+            path.write_text(text, encoding="utf-8")
+            return str(path), ""
+
+        def on_new():
+            return [], [], None, gr.update(value=None)
 
         def doc_views(name, user):
             """The documents table and the remove picker of collection `name`."""
@@ -917,12 +1063,12 @@ def build_ui(service: ChatService):
 
         # Gradio finds gr.Request by its annotation, which postponed evaluation leaves a string
         for fn in (on_upload, on_cancel_upload, on_message, on_pick, on_create, on_delete, on_open,
-                   on_docs, on_remove, on_rescan):
+                   on_docs, on_remove, on_rescan, on_conversation, on_rename, on_forget, on_export):
             fn.__annotations__["request"] = gr.Request
         ask_steps = dict(fn=show_question, inputs=[box, chat], outputs=[box, send, chat, pending],
                          queue=False, api_visibility="private")
-        answer_step = dict(fn=on_message, inputs=[pending, chat, turns, template, k, collection],
-                           outputs=[chat, turns], concurrency_id="llm", api_visibility="private",
+        answer_step = dict(fn=on_message, inputs=[pending, chat, turns, template, k, collection, conv_id],
+                           outputs=[chat, turns, conv_id, conversations, history_note], concurrency_id="llm", api_visibility="private",
                            show_progress="minimal")
         for trigger in (box.submit, send.click):
             answered = trigger(**ask_steps).then(**answer_step)
@@ -930,22 +1076,31 @@ def build_ui(service: ChatService):
             # refused ("busy, try again"): the question goes back from the chat to the box
             answered.failure(take_back, inputs=[pending, chat], outputs=[box, send, chat],
                              queue=False, api_visibility="private")
-        clear.click(lambda: ([], []), outputs=[chat, turns], api_visibility="private")
+        # reading and naming things is quick: not queued behind answers (nor counted against the
+        # per-client queue allowance, which a page's opening would otherwise use up)
+        quick = dict(api_visibility="private", queue=False)
+        clear.click(on_new, outputs=[chat, turns, conv_id, conversations], **quick)
+        conversations.input(on_conversation, inputs=conversations,
+                            outputs=[chat, turns, conv_id, collection, history_note], **quick)
+        rename.click(on_rename, inputs=[conv_id, new_title], outputs=[conversations, history_note, new_title],
+                     **quick)
+        forget.click(on_forget, inputs=conv_id, outputs=[conversations, chat, turns, conv_id, history_note],
+                     **quick)
+        export.click(on_export, inputs=conv_id, outputs=[exported, history_note], **quick)
         upload = files.upload(on_upload, inputs=[files, collection], outputs=[upload_note, status],
                               api_name="add_documents", preprocess=False)
         stop.click(on_cancel_upload, outputs=[upload_note, status], cancels=[upload], queue=False,
                    api_name="cancel_upload")
-        collection.change(on_pick, inputs=collection, outputs=status, api_visibility="private")
-        for changed in (collection.change, upload.then, demo.load):
-            changed(on_docs, inputs=collection, outputs=[doc_table, doc_pick], api_visibility="private")
+        collection.change(on_pick, inputs=collection, outputs=[status, doc_table, doc_pick], **quick)
+        upload.then(on_docs, inputs=collection, outputs=[doc_table, doc_pick], **quick)
         remove.click(on_remove, inputs=[collection, doc_pick], outputs=[doc_note, doc_table, doc_pick, status],
                      api_visibility="private", concurrency_id="index")
         scan.click(on_rescan, inputs=collection, outputs=[doc_note, doc_table, doc_pick, status],
                    api_visibility="private", concurrency_id="index")
-        create.click(on_create, inputs=[new_name, shared], outputs=[collection, collection_note, new_name],
-                     api_visibility="private")
-        drop.click(on_delete, inputs=collection, outputs=[collection, collection_note], api_visibility="private")
-        demo.load(on_open, inputs=collection, outputs=[collection, status], api_visibility="private")
+        create.click(on_create, inputs=[new_name, shared], outputs=[collection, collection_note, new_name], **quick)
+        drop.click(on_delete, inputs=collection, outputs=[collection, collection_note], **quick)
+        demo.load(on_open, inputs=collection, outputs=[collection, status, doc_table, doc_pick, conversations],
+                  **quick)
 
         def ask(question: str, template: str = "few_shot", top_k: int | None = None,
                 history: list[list[str]] | None = None, collection: str | None = None,
@@ -1238,6 +1393,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=int(os.environ.get("RAG_PORT", "7860")))
     p.add_argument("--corpus", help="documents folder; uploads are saved here (default: corpus/)")
+    p.add_argument("--history", default=os.environ.get("RAG_HISTORY", str(Path(__file__).resolve().parent / "history.db")),
+                   help="SQLite file of the saved conversations (default: history.db; also RAG_HISTORY)")
     add_model_args(p)
     p.add_argument("--top-k", type=int, help=f"passages retrieved per question, 1 to {MAX_TOP_K} (default 4)")
     g = p.add_argument_group("sign-in (off unless one of these is given)")
@@ -1263,6 +1420,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def _can_listen(host: str, port: int) -> bool:
     try:
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+            # as the server will: a restart's connections in TIME_WAIT do not make the port busy
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((host, port))
         return True
     except OSError:
@@ -1310,7 +1469,14 @@ def main(argv: list[str] | None = None) -> int:
               f"(see README, Security)", file=sys.stderr, flush=True)
     limits = UploadLimits(file_bytes=int(args.max_file_mb * MB), files=args.max_files,
                           total_bytes=int(args.max_upload_mb * MB))
-    service = ChatService(settings, limits=limits)
+    history = None
+    try:
+        history = History(args.history)
+    except (OSError, RagError, sqlite3.Error) as e:
+        print(f"warning: conversations will not be saved: cannot open {args.history} ({e})", file=sys.stderr)
+    if history is not None and history.notice:
+        print(f"warning: {history.notice}", file=sys.stderr, flush=True)
+    service = ChatService(settings, limits=limits, history=history)
     print("loading the models and the index ...", flush=True)
     problem = service.error or service.warm_up()
     if problem:  # the page still opens and shows it, so it can be read and fixed

@@ -23,3 +23,7 @@ class QueryError(RagError):
 
 class DatasetError(RagError):
     """An evaluation dataset is missing or malformed; the message names the file and line."""
+
+
+class HistoryError(RagError):
+    """A saved conversation cannot be found, or the history file cannot be written."""

@@ -230,3 +230,22 @@ def test_cli_indexes_lists_and_refuses_collections(tmp_path):
         out = rag(*args)
         assert out.returncode == 1 and message in out.stderr, out.stderr
         assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+
+
+def test_a_shared_collection_is_read_by_all_and_changed_by_its_owner(tmp_path):
+    from app import ChatService
+
+    service = ChatService(rag=_rag(tmp_path, []))
+    service.create_collection("team", user="alice", shared=True)
+    note = tmp_path / "plan.md"
+    note.write_text("# Plan\n\nThe team ships the gearbox in March.\n")
+    assert service.add_files([note], collection="team", user="alice").added == ["plan.md"]
+    assert service.collection_names(user="bob") == [DEFAULT, "team"]
+    assert [r[0] for r in service.documents("team", user="bob")] == ["plan.md"]
+    for change in (lambda: service.add_files([note], collection="team", user="bob"),
+                   lambda: service.remove_document("team", "plan.md", user="bob"),
+                   lambda: service.rescan("team", user="bob"),
+                   lambda: service.delete_collection("team", user="bob")):
+        with pytest.raises(ConfigError, match="belongs to alice|only they can"):
+            change()
+    assert "removed from the index" in service.remove_document("team", "plan.md", user="alice")
