@@ -33,6 +33,7 @@ from rag import ingest  # noqa: E402
 from rag.collections import DEFAULT, CollectionRAGs, Collections, check_name  # noqa: E402
 from rag.documents import list_documents, remove_document, rescan  # noqa: E402
 from rag.history import History, TurnRecord  # noqa: E402
+from rag.viewer import SourceView, source_view  # noqa: E402
 from rag.cli import add_model_args  # noqa: E402
 from rag.serve import is_loopback  # noqa: E402
 from rag.errors import ConfigError, DocumentError, HistoryError, QueryError, RagError  # noqa: E402
@@ -46,7 +47,9 @@ UPLOAD_TYPES = sorted(ingest.SUPPORTED)
 ABSTAIN_HINT = "<em>None of the indexed passages answers this{why}. Try rephrasing, or add documents.</em>"
 SOURCES_HEADER = "<strong>Sources</strong> (open one to read the passage)"
 # the chat shows text exactly as written: newlines break lines, nothing is rendered
-CSS = "#chat .md { white-space: pre-wrap; }"
+CSS = ("#chat .md { white-space: pre-wrap; }\n"
+       "#chat .md small { opacity: 0.7; }\n"  # a passage's neighbouring text, around it
+       "#chat .md u.unsupported { text-decoration: underline wavy #c0392b; }")
 
 
 # ---------------------------------------------------------------- text shown in the page
@@ -210,10 +213,14 @@ class ChatService:
         if self.history is None:
             raise HistoryError("conversations are not saved in this app")
         info = self.history.get(conversation, owner=user or "")
+        try:  # the collection's index as it is now: its neighbours of passages still indexed
+            version = _live_version(self.get(info.collection, user=user))
+        except RagError:
+            version = None
         messages, turns = [], []
         for t in self.history.turns(conversation, owner=user or ""):
             messages.append({"role": "user", "content": html_text(t.question)})
-            messages += answer_messages(stored_answer(t))
+            messages += answer_messages(stored_answer(t), version)
             turns.append([t.question, t.answer[:MAX_ANSWER_CHARS]])
         return messages, turns[-MAX_HISTORY_TURNS:], info.collection
 
@@ -545,12 +552,15 @@ def _place_copy(src: Path, dest: Path, sha256: str) -> Path | None:
 
 # ---------------------------------------------------------------- chat messages
 
-def answer_messages(answer: Answer) -> list[dict]:
+def answer_messages(answer: Answer, version=None) -> list[dict]:
     """The finished answer as chat messages: reasoning (collapsed), the answer, its sources.
 
-    Each source is a collapsed block titled with its [n] marker, file, heading and score; the
-    full chunk text shows when it is opened. All text is escaped (`html_text`): a passage or an
-    answer quoting one shows its markup as text, and the browser fetches nothing it names.
+    Each source is a collapsed block titled with its [n] marker, file, heading and score; opened,
+    it shows the passage in its document's context (`version`, the index version answered from,
+    gives the neighbouring text) with the sentences that support the answer marked. Answer
+    sentences the documents do not back are marked as such. All text is escaped (`html_text`):
+    a passage or an answer quoting one shows its markup as text, and the browser fetches nothing
+    it names; the marks are the app's own tags.
     """
     out: list[dict] = []
     if answer.reasoning:
@@ -561,17 +571,53 @@ def answer_messages(answer: Answer) -> list[dict]:
         out.append({"role": "assistant",
                     "content": f"{html_text(answer.text)}\n\n{ABSTAIN_HINT.format(why=why)}"})
         return out
-    out.append({"role": "assistant", "content": html_text(answer.text)})
-    texts = {h.chunk.id: h.chunk.text for h in answer.hits}
+    out.append({"role": "assistant", "content": answer_html(answer)})
     if answer.citations:
         out.append({"role": "assistant", "content": SOURCES_HEADER})
     for c in answer.citations:
         where = f"{c.source} › {c.heading}" if c.heading else c.source
         note = ", inferred" if c.inferred else ""
-        out.append({"role": "assistant", "content": html_text(texts.get(c.chunk_id, c.snippet)),
+        out.append({"role": "assistant", "content": view_html(source_view(answer, c, version)),
                     "metadata": {"title": html_text(f"[{c.n}] {where} · similarity {c.score:.2f}{note}"),
                                  "status": "done"}})
     return out
+
+
+UNSUPPORTED = '<u class="unsupported" title="{why}">{text}</u> <small>(not supported by the passages)</small>'
+
+
+def answer_html(answer: Answer) -> str:
+    """The answer's text, escaped, with each sentence the checks found unsupported marked."""
+    text, out, pos = answer.text, [], 0
+    for s in answer.sentences:
+        if s.verified is not False:
+            continue
+        start = text.find(s.text, pos)
+        if start < 0:
+            continue
+        why = "; ".join(s.flags) or "no passage supports it"
+        out += [html_text(text[pos:start]),
+                UNSUPPORTED.format(why=html.escape(why, quote=True), text=html_text(s.text))]
+        pos = start + len(s.text)
+    return "".join(out) + html_text(text[pos:])
+
+
+def view_html(view: SourceView) -> str:
+    """A source view as the chat's HTML: the page, the text before (dimmed), the passage with
+    its supporting sentences in <mark>, the text after."""
+    passage, parts, pos = view.passage, [], 0
+    for start, end in view.highlights:
+        parts += [html_text(passage[pos:start]), f"<mark>{html_text(passage[start:end])}</mark>"]
+        pos = end
+    parts.append(html_text(passage[pos:]))
+    body = "".join(parts)
+    if view.before:
+        body = f"<small>{html_text(view.before)}</small>\n" + body
+    if view.after:
+        body += f"\n<small>{html_text(view.after)}</small>"
+    if view.page:
+        body = f"<em>{html_text(view.page)}</em>\n" + body
+    return body
 
 
 def _message_text(message: dict) -> str:
@@ -604,6 +650,14 @@ def turn_record(answer: Answer, *, collection: str, rag) -> TurnRecord:
                       abstain_reason=answer.abstain_reason, reasoning=answer.reasoning, citations=citations,
                       sentences=d["sentences"], template=answer.template, model=rag.llm.name,
                       collection=collection, index_version=version, timings=d["timings"])
+
+
+def _live_version(rag):
+    """The index version `rag` answers from (for the passages' neighbours), None if it has none."""
+    try:
+        return rag.store
+    except (RagError, AttributeError):
+        return None
 
 
 def stored_answer(t: TurnRecord) -> Answer:
@@ -693,7 +747,7 @@ def respond(service: ChatService, question: str, chat: list[dict], turns: list[l
             live["content"] = html_text(text)
             yield "", chat, turns
         answer = stream.answer
-        chat[-1:] = answer_messages(answer)
+        chat[-1:] = answer_messages(answer, _live_version(rag))
         turns.append([answer.question, answer.text[:MAX_ANSWER_CHARS]])
         if on_answer is not None:
             on_answer(answer)
@@ -724,6 +778,11 @@ def api_ask(service: ChatService, question: str, template: str, top_k: int | Non
     texts = {h.chunk.id: h.chunk.text for h in answer.hits}
     for item in d["citations"] + d["hits"]:
         item["text"] = texts.get(item["chunk_id"], item.get("snippet", ""))
+    version = _live_version(rag)
+    for item, c in zip(d["citations"], answer.citations):  # the source viewer's data
+        view = source_view(answer, c, version)
+        item.update(page=view.page, before=view.before, after=view.after,
+                    supporting=[view.passage[a:b] for a, b in view.highlights])
     return d
 
 

@@ -47,3 +47,17 @@ def test_without_a_history_nothing_is_saved_and_answers_still_come(tmp_path):
     chat, _, cid = _ask(service, "What do owls hunt?", [], [], None, None)
     assert cid is None and "Owls hunt" in chat[1]["content"]
     assert service.conversation_choices() == []
+
+
+def test_a_damaged_history_is_announced_in_the_page(tmp_path):
+    """The app starts over a damaged file: the page says so, the copy is kept, a new history runs."""
+    import app
+
+    (tmp_path / "history.db").write_bytes(b"\x00garbage, not SQLite\x00" * 50)
+    service = _service(tmp_path, ["Owls hunt small rodents at night [1]."])
+    demo = app.build_ui(service)
+    notes = [b.value for b in demo.blocks.values() if getattr(b, "elem_id", None) == "history-note"]
+    assert len(notes) == 1 and notes[0].startswith("⚠️") and "damaged" in notes[0] and "new history" in notes[0]
+    assert any(p.name.startswith("history.db.damaged-") for p in tmp_path.iterdir())
+    _, _, cid = _ask(service, "What do owls hunt?", [], [], None, None)
+    assert cid is not None and service.conversation_choices()

@@ -59,7 +59,8 @@ def test_answer_messages_list_sources_collapsed_with_full_text():
     assert "Sources" in header["content"]
     assert source["metadata"]["title"] == "[1] notes.md › Models &gt; LoRA · similarity 0.61"  # escaped
     assert source["metadata"]["status"] == "done"
-    assert source["content"] == "LoRA adds small low-rank matrices to a frozen model."
+    # the passage's sentence that supports the answer's is marked
+    assert source["content"] == "<mark>LoRA adds small low-rank matrices to a frozen model.</mark>"
 
 
 def test_abstention_reads_as_not_found_without_sources():

@@ -88,6 +88,16 @@ def _ask_and_open_a_source(url, page):
             && last.getBoundingClientRect().height > 40;
     }""")
     assert "Traceback" not in page.content()
+    # the source viewer: the sentence of the passage that supports the answer is highlighted
+    block = chat.locator(".thought-group .content").last
+    marks = block.locator("mark").all_inner_texts()
+    assert marks, block.inner_text()
+    words = {w.lower() for w in re.findall(r"[A-Za-z]{4,}", answer)}
+    assert all(m.strip() in block.inner_text() and words & {w.lower() for w in re.findall(r"[A-Za-z]{4,}", m)}
+               for m in marks), (marks, answer)
+    block.locator("mark").first.scroll_into_view_if_needed()
+    ARTIFACTS.mkdir(exist_ok=True)
+    block.screenshot(path=str(ARTIFACTS / "source-viewer.png"))
 
 
 class _Listener:
