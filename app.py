@@ -1127,8 +1127,8 @@ def build_ui(service: ChatService):
         ask_steps = dict(fn=show_question, inputs=[box, chat], outputs=[box, send, chat, pending],
                          queue=False, api_visibility="private")
         answer_step = dict(fn=on_message, inputs=[pending, chat, turns, template, k, collection, conv_id],
-                           outputs=[chat, turns, conv_id, conversations, history_note], concurrency_id="llm", api_visibility="private",
-                           show_progress="minimal")
+                           outputs=[chat, turns, conv_id, conversations, history_note], concurrency_id="llm",
+                           api_visibility="private", show_progress="minimal")
         for trigger in (box.submit, send.click):
             answered = trigger(**ask_steps).then(**answer_step)
             answered.success(unlock, outputs=[box, send], queue=False, api_visibility="private")
@@ -1452,10 +1452,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=int(os.environ.get("RAG_PORT", "7860")))
     p.add_argument("--corpus", help="documents folder; uploads are saved here (default: corpus/)")
-    p.add_argument("--history", default=os.environ.get("RAG_HISTORY", str(Path(__file__).resolve().parent / "history.db")),
+    p.add_argument("--history", default=os.environ.get("RAG_HISTORY") or str(Path(__file__).resolve().parent
+                                                                             / "history.db"),
                    help="SQLite file of the saved conversations (default: history.db; also RAG_HISTORY)")
     add_model_args(p)
     p.add_argument("--top-k", type=int, help=f"passages retrieved per question, 1 to {MAX_TOP_K} (default 4)")
+    p.add_argument("--watch", action="store_true",
+                   help="index changes to the corpus folders (every collection's) as they happen")
     g = p.add_argument_group("sign-in (off unless one of these is given)")
     g.add_argument("--auth", action="append", metavar="USER:PASSWORD",
                    help="a user who may sign in (repeatable; the password shows in the process list, "
@@ -1464,10 +1467,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="a file of USER:HASH lines (make one with --hash-password USER)")
     g.add_argument("--hash-password", nargs="?", const="", metavar="USER",
                    help="read a password from stdin, print its USER:HASH line for --auth-file and exit")
-    g = p.add_argument_group("limits (0: none)")
-    g.add_argument("--max-file-mb", type=float, default=50, help="largest file one may upload (default 50)")
-    g.add_argument("--max-files", type=int, default=20, help="files per upload (default 20)")
-    g.add_argument("--max-upload-mb", type=float, default=500,
+    g = p.add_argument_group("limits (0: none; also RAG_MAX_FILE_MB, RAG_MAX_FILES, RAG_MAX_UPLOAD_MB)")
+    g.add_argument("--max-file-mb", type=float, default=os.environ.get("RAG_MAX_FILE_MB") or "50",
+                   help="largest file one may upload (default 50)")
+    g.add_argument("--max-files", type=int, default=os.environ.get("RAG_MAX_FILES") or "20",
+                   help="files per upload (default 20)")
+    g.add_argument("--max-upload-mb", type=float, default=os.environ.get("RAG_MAX_UPLOAD_MB") or "500",
                    help="MB one user (or address, without sign-in) may add in all while the app runs (default 500)")
     g.add_argument("--queue-size", type=int, default=64, help="requests waiting at most, from all clients (default 64)")
     g.add_argument("--queue-per-client", type=int, default=4,
@@ -1540,6 +1545,10 @@ def main(argv: list[str] | None = None) -> int:
     problem = service.error or service.warm_up()
     if problem:  # the page still opens and shows it, so it can be read and fixed
         print(f"warning: {problem}", file=sys.stderr, flush=True)
+    if args.watch and service.rags is not None:
+        from rag.watch import CorpusWatcher
+
+        CorpusWatcher(service.rags).start()  # a daemon thread: it ends with the app
     demo = build_ui(service)
     import gradio as gr
     from starlette.middleware import Middleware

@@ -189,8 +189,8 @@ class History:
         """The conversation as Markdown: each question, its answer, how it was made, and its
         sources with the passage text quoted."""
         info = self.get(conversation, owner=owner)
-        out = [f"# {info.title}", "",
-               f"Collection `{info.collection}`, started {time.strftime('%Y-%m-%d %H:%M', time.localtime(info.created))}.", ""]
+        started = time.strftime("%Y-%m-%d %H:%M", time.localtime(info.created))
+        out = [f"# {info.title}", "", f"Collection `{info.collection}`, started {started}.", ""]
         for i, t in enumerate(self.turns(conversation, owner=owner), 1):
             out += [f"## {i}. {t.question}", "", t.answer, ""]
             if t.abstained and t.abstain_reason:
