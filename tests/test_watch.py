@@ -34,9 +34,9 @@ def _until(check, what):
 
 def test_changes_are_indexed_as_they_happen(tmp_path):
     rags = _rags(tmp_path)
-    watcher = CorpusWatcher(rags, debounce_ms=200).start()
+    shop = rags.collections.create("shop")
+    watcher = CorpusWatcher(rags, debounce_ms=200, rescan_s=0).start()  # file events only
     try:
-        shop = rags.collections.create("shop")  # made after the watcher started: watched too
         (shop.corpus / "lathe.md").write_text("# Lathe\n\nA lathe cuts spinning metal.\n")
         _until(lambda: _sources(rags.get("shop")) == {"lathe.md"}, "indexed the new file")
         (tmp_path / "corpus" / "bees.md").write_text("# Bees\n\nBees dance.\n")
@@ -46,6 +46,20 @@ def test_changes_are_indexed_as_they_happen(tmp_path):
     finally:
         watcher.stop()
     assert not watcher._thread.is_alive()
+
+
+def test_the_rescan_catches_what_events_missed(tmp_path):
+    """A collection made while watching: its first files may land before the watch on its new
+    folder is in place; the periodic re-scan indexes them anyway."""
+    rags = _rags(tmp_path)
+    watcher = CorpusWatcher(rags, debounce_ms=100, rescan_s=0.5).start()
+    try:
+        garden = rags.collections.create("garden")
+        (garden.corpus / "roses.md").write_text("# Roses\n\nRoses want sun.\n")
+        _until(lambda: _sources(rags.get("garden")) == {"roses.md"}, "indexed the new collection")
+    finally:
+        watcher.stop()
+    assert [(name, r.added) for name, r in watcher.reports if r.added] == [("garden", ["roses.md"])]
 
 
 def test_only_changed_collections_are_indexed_and_dot_files_are_not_documents(tmp_path):
