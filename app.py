@@ -1128,7 +1128,8 @@ def build_ui(service: ChatService):
                          queue=False, api_visibility="private")
         answer_step = dict(fn=on_message, inputs=[pending, chat, turns, template, k, collection, conv_id],
                            outputs=[chat, turns, conv_id, conversations, history_note], concurrency_id="llm",
-                           api_visibility="private", show_progress="minimal")
+                           api_visibility="private", show_progress="minimal",
+                           show_progress_on=[chat])  # the queue position shows in the chat alone
         for trigger in (box.submit, send.click):
             answered = trigger(**ask_steps).then(**answer_step)
             answered.success(unlock, outputs=[box, send], queue=False, api_visibility="private")
