@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import socket
+import sqlite3
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -29,9 +30,13 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # private: the app c
 
 from rag import RAG, Answer, Settings, Turn  # noqa: E402
 from rag import ingest  # noqa: E402
+from rag.collections import DEFAULT, CollectionRAGs, Collections, check_name  # noqa: E402
+from rag.documents import list_documents, remove_document, rescan  # noqa: E402
+from rag.history import History, TurnRecord  # noqa: E402
+from rag.viewer import SourceView, source_view  # noqa: E402
 from rag.cli import add_model_args  # noqa: E402
 from rag.serve import is_loopback  # noqa: E402
-from rag.errors import ConfigError, DocumentError, QueryError, RagError  # noqa: E402
+from rag.errors import ConfigError, DocumentError, HistoryError, QueryError, RagError  # noqa: E402
 
 log = logging.getLogger("rag.app")
 
@@ -42,7 +47,9 @@ UPLOAD_TYPES = sorted(ingest.SUPPORTED)
 ABSTAIN_HINT = "<em>None of the indexed passages answers this{why}. Try rephrasing, or add documents.</em>"
 SOURCES_HEADER = "<strong>Sources</strong> (open one to read the passage)"
 # the chat shows text exactly as written: newlines break lines, nothing is rendered
-CSS = "#chat .md { white-space: pre-wrap; }"
+CSS = ("#chat .md { white-space: pre-wrap; }\n"
+       "#chat .md small { opacity: 0.7; }\n"  # a passage's neighbouring text, around it
+       "#chat .md u.unsupported { text-decoration: underline wavy #c0392b; }")
 
 
 # ---------------------------------------------------------------- text shown in the page
@@ -76,6 +83,7 @@ def md_text(text: str) -> str:
 # ---------------------------------------------------------------- the service behind the page
 
 MB = 1 << 20
+BUILD_WAIT = 120.0  # seconds an upload waits for another one's index build of the same collection
 
 
 @dataclass(frozen=True)
@@ -128,29 +136,121 @@ class ChatService:
     """
 
     def __init__(self, settings: Settings | None = None, *, rag: RAG | None = None,
-                 limits: UploadLimits | None = None, **overrides) -> None:
+                 limits: UploadLimits | None = None, history: History | None = None, **overrides) -> None:
         self.rag: RAG | None = rag
+        self.history = history  # saved conversations; None: not saved
         self.error = ""
         self.limits = limits or UploadLimits()
         self._used: dict[str, int] = {}  # bytes added so far, by owner (user or client address)
         self._used_lock = threading.Lock()
-        if rag is not None:
-            return
-        try:
-            s = settings if settings is not None else Settings.load(**overrides)
-            # the chat serves the corpus folder: a missing index is built from it
-            self.rag = RAG(s, build_missing=True)
-        except RagError as e:
-            self.error = str(e)
+        self.collections: Collections | None = None
+        self.rags: CollectionRAGs | None = None
+        if rag is None:
+            try:
+                s = settings if settings is not None else Settings.load(**overrides)
+                # the chat serves the corpus folder: a missing index is built from it
+                self.rag = RAG(s, build_missing=True)
+            except RagError as e:
+                self.error = str(e)
+        if getattr(self.rag, "settings", None) is not None:  # (a stand-in RAG may have none)
+            self.collections = Collections.from_settings(self.rag.settings)
+            self.rags = CollectionRAGs(self.rag, self.collections)
 
     @property
     def corpus(self) -> Path:
         return Path(self.rag.settings.corpus)
 
-    def get(self) -> RAG:
+    def get(self, collection: str | None = None, *, user: str | None = None) -> RAG:
+        """The RAG of `collection` (None: the default) as `user` may see it (None: no sign-in)."""
         if self.rag is None:
             raise ConfigError(self.error)
-        return self.rag
+        if self.rags is None:
+            check_name(collection or DEFAULT)
+            return self.rag
+        return self.rags.get(collection, user=user)
+
+    # ---------------------------------------------------------------- collections
+
+    def collection_names(self, *, user: str | None = None) -> list[str]:
+        return [c.name for c in self.collections.list(user=user)] if self.collections else [DEFAULT]
+
+    def create_collection(self, name: str, *, user: str | None = None, shared: bool = False) -> str:
+        """A new empty collection owned by `user`; its name."""
+        if self.collections is None:
+            raise ConfigError(self.error)
+        name = check_name(str(name or "").strip())
+        return self.collections.create(name, owner=user or "", shared=shared).name
+
+    def delete_collection(self, name: str, *, user: str | None = None) -> Path:
+        if self.collections is None:
+            raise ConfigError(self.error)
+        where = self.collections.delete(name, user=user)
+        self.rags.forget(name)
+        return where
+
+    # ---------------------------------------------------------------- saved conversations
+
+    def save_turn(self, conversation: int | None, answer: Answer, *, collection: str | None = None,
+                  user: str | None = None) -> int | None:
+        """Save one answered question into `conversation` (a new one, titled by the question,
+        when None); the conversation's id (None when nothing is saved)."""
+        if self.history is None:
+            return None
+        record = turn_record(answer, collection=collection or DEFAULT, rag=self.get(collection, user=user))
+        owner = user or ""
+        if conversation is None:
+            conversation = self.history.create(owner=owner, title=answer.question, collection=collection or DEFAULT)
+        self.history.add_turn(conversation, record, owner=owner)
+        return conversation
+
+    def conversation_choices(self, *, user: str | None = None) -> list[tuple[str, int]]:
+        if self.history is None:
+            return []
+        return [(f"{c.title} ({c.n_turns})", c.id) for c in self.history.list(owner=user or "")]
+
+    def conversation(self, conversation: int, *, user: str | None = None) -> tuple[list[dict], list[list[str]], str]:
+        """A saved conversation as the chat shows it: messages, turns for follow-ups, collection."""
+        if self.history is None:
+            raise HistoryError("conversations are not saved in this app")
+        info = self.history.get(conversation, owner=user or "")
+        try:  # the collection's index as it is now: its neighbours of passages still indexed
+            version = _live_version(self.get(info.collection, user=user))
+        except RagError:
+            version = None
+        messages, turns = [], []
+        for t in self.history.turns(conversation, owner=user or ""):
+            messages.append({"role": "user", "content": html_text(t.question)})
+            messages += answer_messages(stored_answer(t), version)
+            turns.append([t.question, t.answer[:MAX_ANSWER_CHARS]])
+        return messages, turns[-MAX_HISTORY_TURNS:], info.collection
+
+    # ---------------------------------------------------------------- documents
+
+    def documents(self, collection: str | None = None, *, user: str | None = None) -> list[list]:
+        """Rows for the documents table: name, type, chunks, size, indexed at."""
+        return [[d.source, d.type, d.n_chunks, _mb(d.size), d.indexed.replace("T", " ")[:19]]
+                for d in list_documents(self.get(collection, user=user))]
+
+    def remove_document(self, collection: str | None, source: str, *, user: str | None = None) -> str:
+        """Take a document out of the collection; a one-line note of what happened."""
+        c = self.writable(collection, user)
+        where = remove_document(self.get(collection, user=user), source, trash=c.trash, lock_wait=BUILD_WAIT)
+        moved = f"; the file is in {where.parent.name} of the trash folder" if where else ""
+        return f"{source} removed from the index{moved}"
+
+    def rescan(self, collection: str | None = None, *, user: str | None = None, progress: bool = False) -> str:
+        self.writable(collection, user)
+        report = rescan(self.get(collection, user=user), progress=progress, lock_wait=BUILD_WAIT)
+        return f"Re-scanned: {report.summary()}"
+
+    def writable(self, collection: str | None, user: str | None):
+        """The collection, if `user` may change it; ConfigError otherwise."""
+        if self.collections is None:
+            raise ConfigError(self.error or "this app has no collections")
+        c = self.collections.get(collection, user=user)
+        if not c.writable_by(user):
+            raise ConfigError(f"collection {c.name!r} belongs to {c.owner}; only they can add or remove documents")
+        return c
 
     def warm_up(self) -> str:
         """Load models and index now; returns the error text ("" when all is well)."""
@@ -180,23 +280,30 @@ class ChatService:
             return f"⚠️ {md_text(e)}"
         return f"✓ Answering with {md_text(Path(path).name)}."
 
-    def status(self) -> str:
+    def status(self, collection: str | None = None, *, user: str | None = None) -> str:
         """One line for the header: model, embedder, index and its size, or what is wrong."""
         if self.rag is None:
             return f"⚠️ {md_text(self.error)}"
-        rag = self.rag
+        try:
+            rag = self.get(collection, user=user)
+        except RagError as e:
+            return f"⚠️ {md_text(e)}"
         index = Path(rag.settings.index)
+        name = f"**Collection** {md_text(collection)} · " if collection and collection != DEFAULT else ""
         try:
             store = rag.store
         except RagError as e:
+            if name and "no index" in str(e):  # a new collection: nothing uploaded yet
+                return f"**Model** {md_text(rag.llm.name)} · {name}empty: add documents to it"
             return f"**Model** {md_text(rag.llm.name)} · ⚠️ index {md_text(index)}: {md_text(e)}"
         return (f"**Model** {md_text(rag.llm.name)} · **Embedder** {md_text(rag.embedder.name)} · "
-                f"**Index** {md_text(index.name)} ({md_text(store.version)}): {len(store)} chunks from "
+                f"{name}**Index** {md_text(index.name)} ({md_text(store.version)}): {len(store)} chunks from "
                 f"{len(store.manifest['documents'])} documents")
 
     def add_uploads(self, files: list, *, upload_dir: str | Path, owner: str = "", progress: bool = False,
                     cancel: threading.Event | None = None,
-                    on_file: Callable[[int, int, str], None] | None = None) -> UploadReport:
+                    on_file: Callable[[int, int, str], None] | None = None,
+                    collection: str | None = None, user: str | None = None) -> UploadReport:
         """Add files a browser uploaded: only those inside Gradio's upload folder `upload_dir`,
         within `self.limits` for `owner` (files over a limit are refused, one line each, and the
         rest added).
@@ -206,6 +313,7 @@ class ChatService:
         the corpus and be quoted back by `/ask`.
         """
         report = UploadReport()
+        corpus = self.writable(collection, user).corpus if self.rag is not None else Path()
         accepted: list[tuple[Path, str]] = []
         for entry in files or []:
             path, name = _upload_entry(entry)
@@ -241,10 +349,10 @@ class ChatService:
         added = UploadReport()
         try:
             if kept:
-                added = self.add_files(kept, progress=progress, cancel=cancel, on_file=on_file)
+                added = self.add_files(kept, progress=progress, cancel=cancel, on_file=on_file,
+                                       collection=collection, user=user)
         finally:
-            kept_bytes = sum((self.corpus / n).stat().st_size for n in added.added
-                             if (self.corpus / n).is_file())
+            kept_bytes = sum((corpus / n).stat().st_size for n in added.added if (corpus / n).is_file())
             with self._used_lock:
                 self._used[owner] = max(0, self._used.get(owner, 0) - reserved + kept_bytes)
         report.added, report.n_chunks, report.cancelled = added.added, added.n_chunks, added.cancelled
@@ -253,7 +361,8 @@ class ChatService:
 
     def add_files(self, paths: list[str | Path], *, progress: bool = False,
                   cancel: threading.Event | None = None,
-                  on_file: Callable[[int, int, str], None] | None = None) -> UploadReport:
+                  on_file: Callable[[int, int, str], None] | None = None,
+                  collection: str | None = None, user: str | None = None) -> UploadReport:
         """Check, copy into the corpus folder and index the given files (trusted, local paths).
 
         A file is copied only once it has been read successfully, never over an existing one;
@@ -262,10 +371,11 @@ class ChatService:
         while indexing counts the same), the copies are removed, nothing is indexed and the report
         says so. `on_file(i, n, name)` is called before file i of n is checked.
         """
-        rag = self.get()
+        rag = self.get(collection, user=user)
+        corpus = self.writable(collection, user).corpus
         report = UploadReport()
         saved: list[Path] = []
-        self.corpus.mkdir(parents=True, exist_ok=True)
+        corpus.mkdir(parents=True, exist_ok=True)
 
         def cancelled(pending: list[str]) -> UploadReport:
             for p in saved:
@@ -291,20 +401,18 @@ class ChatService:
             except DocumentError as e:
                 report.rejected.append((name, str(e).removeprefix(f"{src}: ")))
                 continue
-            dest = _free_name(self.corpus / name, doc.sha256)
+            dest = _place_copy(src, corpus / name, doc.sha256)
             if dest is None:
                 report.rejected.append((name, "the same file is already in your documents"))
                 continue
-            part = dest.with_name(f".{dest.name}.part")  # dot files are never indexed
-            shutil.copyfile(src, part)
-            os.replace(part, dest)
             saved.append(dest)
         if not saved:
             return report
         if cancel is not None and cancel.is_set():
             return cancelled([])
         try:
-            built = rag.index([self.corpus], prune=False, progress=progress)
+            # another tab's upload into this collection may be building: wait for it
+            built = rag.index([corpus], prune=False, progress=progress, lock_wait=BUILD_WAIT)
         except UploadCancelled:
             return cancelled([])
         except RagError as e:
@@ -434,25 +542,45 @@ def upload_folder() -> Path:
     return Path(get_upload_folder())
 
 
-def _free_name(dest: Path, sha256: str) -> Path | None:
-    """`dest`, or `name-2.ext`, `name-3.ext`, ... if taken; None if an identical file is there."""
-    candidate, n = dest, 1
-    while candidate.exists():
-        if candidate.is_file() and ingest.file_sha256(candidate) == sha256:
-            return None
-        n += 1
-        candidate = dest.with_name(f"{dest.stem}-{n}{dest.suffix}")
-    return candidate
+def _place_copy(src: Path, dest: Path, sha256: str) -> Path | None:
+    """Copy `src` to `dest`, or to `name-2.ext`, `name-3.ext`, ... if taken, never over an
+    existing file, even when another upload places a file of the same name at the same moment
+    (the copy is linked in, which fails on a taken name, rather than renamed over it). None, and
+    nothing copied, if an identical file is already there."""
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)  # dot files are never indexed
+    os.close(fd)
+    part = Path(tmp)
+    try:
+        shutil.copyfile(src, part)
+        candidate, n = dest, 1
+        while True:
+            if candidate.is_file() and ingest.file_sha256(candidate) == sha256:
+                return None
+            if not candidate.exists():
+                try:
+                    os.link(part, candidate)
+                    return candidate
+                except FileExistsError:
+                    continue  # taken between the look and the link: look again
+            n += 1
+            candidate = dest.with_name(f"{dest.stem}-{n}{dest.suffix}")
+    finally:
+        part.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------- chat messages
 
-def answer_messages(answer: Answer) -> list[dict]:
+def answer_messages(answer: Answer, version=None) -> list[dict]:
     """The finished answer as chat messages: reasoning (collapsed), the answer, its sources.
 
-    Each source is a collapsed block titled with its [n] marker, file, heading and score; the
-    full chunk text shows when it is opened. All text is escaped (`html_text`): a passage or an
-    answer quoting one shows its markup as text, and the browser fetches nothing it names.
+    Each source is a collapsed block titled with its [n] marker, file, heading and score; opened,
+    it shows the passage in its document's context (`version`, the index version answered from,
+    gives the neighbouring text) with the sentences that support the answer marked. Answer
+    sentences the documents do not back are marked as such. All text is escaped (`html_text`):
+    a passage or an answer quoting one shows its markup as text, and the browser fetches nothing
+    it names; the marks are the app's own tags.
     """
     out: list[dict] = []
     if answer.reasoning:
@@ -463,24 +591,53 @@ def answer_messages(answer: Answer) -> list[dict]:
         out.append({"role": "assistant",
                     "content": f"{html_text(answer.text)}\n\n{ABSTAIN_HINT.format(why=why)}"})
         return out
-    out.append({"role": "assistant", "content": html_text(answer.text) + _unverified_note(answer)})
-    texts = {h.chunk.id: h.chunk.text for h in answer.hits}
+    out.append({"role": "assistant", "content": answer_html(answer)})
     if answer.citations:
         out.append({"role": "assistant", "content": SOURCES_HEADER})
     for c in answer.citations:
         where = f"{c.source} › {c.where}" if c.where else c.source
         note = ", inferred" if c.inferred else ""
-        out.append({"role": "assistant", "content": html_text(texts.get(c.chunk_id, c.snippet)),
+        out.append({"role": "assistant", "content": view_html(source_view(answer, c, version)),
                     "metadata": {"title": html_text(f"[{c.n}] {where} · similarity {c.score:.2f}{note}"),
                                  "status": "done"}})
     return out
 
 
-def _unverified_note(answer: Answer) -> str:
-    """The sentences the documents do not back, and why, under the answer (escaped like it)."""
-    lines = [f"⚠ not verified: “{html_text(s.text)}” ({html_text('; '.join(s.flags))})"
-             for s in answer.sentences if s.verified is False]
-    return "\n\n" + "\n\n".join(lines) if lines else ""
+UNSUPPORTED = '<u class="unsupported" title="{why}">{text}</u> <small>(not supported by the passages)</small>'
+
+
+def answer_html(answer: Answer) -> str:
+    """The answer's text, escaped, with each sentence the checks found unsupported marked."""
+    text, out, pos = answer.text, [], 0
+    for s in answer.sentences:
+        if s.verified is not False:
+            continue
+        start = text.find(s.text, pos)
+        if start < 0:
+            continue
+        why = "; ".join(s.flags) or "no passage supports it"
+        out += [html_text(text[pos:start]),
+                UNSUPPORTED.format(why=html.escape(why, quote=True), text=html_text(s.text))]
+        pos = start + len(s.text)
+    return "".join(out) + html_text(text[pos:])
+
+
+def view_html(view: SourceView) -> str:
+    """A source view as the chat's HTML: the page, the text before (dimmed), the passage with
+    its supporting sentences in <mark>, the text after."""
+    passage, parts, pos = view.passage, [], 0
+    for start, end in view.highlights:
+        parts += [html_text(passage[pos:start]), f"<mark>{html_text(passage[start:end])}</mark>"]
+        pos = end
+    parts.append(html_text(passage[pos:]))
+    body = "".join(parts)
+    if view.before:
+        body = f"<small>{html_text(view.before)}</small>\n" + body
+    if view.after:
+        body += f"\n<small>{html_text(view.after)}</small>"
+    if view.page:
+        body = f"<em>{html_text(view.page)}</em>\n" + body
+    return body
 
 
 def _message_text(message: dict) -> str:
@@ -498,6 +655,44 @@ def error_message(e: Exception) -> dict:
         log.exception("unexpected error while answering")
         text = f"unexpected {type(e).__name__}: {e}"
     return {"role": "assistant", "content": f"⚠️ {html_text(text)}"}
+
+
+def turn_record(answer: Answer, *, collection: str, rag) -> TurnRecord:
+    """What is saved of an answer: enough to show it again and to audit how it was made."""
+    d = answer.to_dict()
+    texts = {h.chunk.id: h.chunk.text for h in answer.hits}
+    citations = [{**c, "text": texts.get(c["chunk_id"], c["snippet"])} for c in d["citations"]]
+    try:
+        version = rag.store.version
+    except RagError:
+        version = ""
+    return TurnRecord(question=answer.question, answer=answer.text, abstained=answer.abstained,
+                      abstain_reason=answer.abstain_reason, reasoning=answer.reasoning, citations=citations,
+                      sentences=d["sentences"], template=answer.template, model=rag.llm.name,
+                      collection=collection, index_version=version, timings=d["timings"])
+
+
+def _live_version(rag):
+    """The index version `rag` answers from (for the passages' neighbours), None if it has none."""
+    try:
+        return rag.store
+    except (RagError, AttributeError):
+        return None
+
+
+def stored_answer(t: TurnRecord) -> Answer:
+    """A saved turn as an `Answer` again (its cited passages as hits), for `answer_messages`."""
+    from rag.types import Chunk, Citation, Hit, SentenceSupport
+
+    fields = Citation.__dataclass_fields__
+    citations = [Citation(**{k: v for k, v in c.items() if k in fields}) for c in t.citations]
+    hits = [Hit(Chunk(id=c["chunk_id"], source=c["source"], title="", headings=(), text=c.get("text", "")),
+                float(c.get("score") or 0), dense=float(c.get("score") or 0)) for c in t.citations]
+    sentences = [SentenceSupport(x["text"], x["passage"], x["support"], x["verified"], tuple(x.get("flags", ())))
+                 for x in t.sentences]
+    return Answer(question=t.question, text=t.answer, citations=citations, hits=hits, abstained=t.abstained,
+                  abstain_reason=t.abstain_reason, reasoning=t.reasoning, template=t.template,
+                  sentences=sentences)
 
 
 # ---------------------------------------------------------------- what a request may ask for
@@ -547,7 +742,8 @@ def check_request(question, template, top_k, history) -> tuple[str, str, int | N
 
 
 def respond(service: ChatService, question: str, chat: list[dict], turns: list[list[str]],
-            template: str, top_k: float, *, shown: bool = False):
+            template: str, top_k: float, *, shown: bool = False, collection: str | None = None,
+            user: str | None = None, on_answer: Callable[[Answer], None] | None = None):
     """Stream one exchange: yields (textbox value, chat messages, turns) as the answer grows.
 
     `shown`: the question is already the last message of `chat` (the page shows it at once,
@@ -558,7 +754,7 @@ def respond(service: ChatService, question: str, chat: list[dict], turns: list[l
         chat.append({"role": "user", "content": html_text(question)})
     yield "", chat, turns
     try:
-        rag = service.get()
+        rag = service.get(collection, user=user)
         question, template, top_k, history = check_request(question, template, top_k, turns)
         stream = rag.stream(question, template=template, top_k=top_k, history=history)
         # chain-of-thought output streams as plain text too; it only becomes a collapsed block
@@ -571,8 +767,10 @@ def respond(service: ChatService, question: str, chat: list[dict], turns: list[l
             live["content"] = html_text(text)
             yield "", chat, turns
         answer = stream.answer
-        chat[-1:] = answer_messages(answer)
+        chat[-1:] = answer_messages(answer, _live_version(rag))
         turns.append([answer.question, answer.text[:MAX_ANSWER_CHARS]])
+        if on_answer is not None:
+            on_answer(answer)
         yield "", chat, turns
     except Exception as e:  # noqa: BLE001 - every failure ends as a message, never a dead UI
         if chat and chat[-1].get("role") == "assistant" and not chat[-1]["content"]:
@@ -582,13 +780,16 @@ def respond(service: ChatService, question: str, chat: list[dict], turns: list[l
 
 
 def api_ask(service: ChatService, question: str, template: str, top_k: int | None,
-            history: list[list[str]] | None) -> dict:
+            history: list[list[str]] | None, collection: str | None = None, user: str | None = None) -> dict:
     """The structured answer for API clients; errors come back as gradio errors with one line."""
     import gradio as gr
 
     try:
         question, template, top_k, turns = check_request(question, template, top_k, history)
-        answer = service.get().ask(question, template=template, top_k=top_k, history=turns)
+        if collection is not None and not isinstance(collection, str):
+            raise QueryError("collection must be a collection's name")
+        rag = service.get(collection or None, user=user)
+        answer = rag.ask(question, template=template, top_k=top_k, history=turns)
     except RagError as e:
         raise gr.Error(" ".join(str(e).split()), print_exception=False) from None
     except (TypeError, ValueError) as e:
@@ -597,6 +798,11 @@ def api_ask(service: ChatService, question: str, template: str, top_k: int | Non
     texts = {h.chunk.id: h.chunk.text for h in answer.hits}
     for item in d["citations"] + d["hits"]:
         item["text"] = texts.get(item["chunk_id"], item.get("snippet", ""))
+    version = _live_version(rag)
+    for item, c in zip(d["citations"], answer.citations):  # the source viewer's data
+        view = source_view(answer, c, version)
+        item.update(page=view.page, before=view.before, after=view.after,
+                    supporting=[view.passage[a:b] for a, b in view.highlights])
     return d
 
 
@@ -666,6 +872,21 @@ def request_key(request) -> str:
     return client_key(getattr(request, "username", None), getattr(request, "client", None))
 
 
+def request_user(request) -> str | None:
+    """The signed-in user of a request; None without sign-in (then every collection is everyone's)."""
+    return getattr(request, "username", None) or None
+
+
+def _api_call(fn, *args, **kwargs):
+    """`fn(...)`, its RagError turned into the one-line error API clients get."""
+    import gradio as gr
+
+    try:
+        return fn(*args, **kwargs)
+    except RagError as e:
+        raise gr.Error(" ".join(str(e).split()), print_exception=False) from None
+
+
 def build_ui(service: ChatService):
     """The Gradio Blocks of the chat, bound to `service`."""
     import gradio as gr
@@ -682,6 +903,21 @@ def build_ui(service: ChatService):
         gr.Markdown("## rag-local · ask your documents")
         status = gr.Markdown(service.status(), elem_id="status")
         with gr.Row():
+            # saved conversations: this user's, the most recent first
+            with gr.Column(scale=1, min_width=220, elem_id="history"):
+                conversations = gr.Dropdown([], value=None, label="Conversations", elem_id="conversations",
+                                            allow_custom_value=False)
+                with gr.Accordion("Rename, delete, export", open=False, elem_id="conversation-tools"):
+                    new_title = gr.Textbox(placeholder="new title", show_label=False, max_lines=1,
+                                           elem_id="conversation-title")
+                    with gr.Row():
+                        rename = gr.Button("Rename", size="sm", elem_id="rename-conversation")
+                        forget = gr.Button("Delete", size="sm", variant="stop", elem_id="delete-conversation")
+                    export = gr.Button("Export as Markdown", size="sm", elem_id="export-conversation")
+                    exported = gr.File(label="Markdown", interactive=False, elem_id="export-file")
+                history_note = gr.Markdown(f"⚠️ {md_text(service.history.notice)}"
+                                           if service.history and service.history.notice else "",
+                                           elem_id="history-note")
             with gr.Column(scale=3):
                 # messages are HTML built by html_text (Markdown off, no LaTeX, no custom tags,
                 # sanitised): document text can neither render nor make the browser fetch
@@ -695,6 +931,19 @@ def build_ui(service: ChatService):
                     send = gr.Button("Send", variant="primary", scale=1, elem_id="send")
                 clear = gr.Button("New conversation", size="sm")
             with gr.Column(scale=1):
+                # collections: the one asked and added to, per tab; only those this user may see
+                collection = gr.Dropdown(service.collection_names(), value=DEFAULT, label="Collection",
+                                         elem_id="collection", allow_custom_value=False)
+                with gr.Accordion("New or delete collection", open=False, elem_id="collection-tools"):
+                    new_name = gr.Textbox(placeholder="name: a-z, 0-9, - or _", show_label=False,
+                                          elem_id="new-collection", max_lines=1)
+                    shared = gr.Checkbox(label="shared with every signed-in user", value=False,
+                                         elem_id="shared-collection")
+                    with gr.Row():
+                        create = gr.Button("Create", size="sm", elem_id="create-collection")
+                        drop = gr.Button("Delete this collection", size="sm", variant="stop",
+                                         elem_id="delete-collection")
+                collection_note = gr.Markdown(elem_id="collection-note")
                 template = gr.Radio(TEMPLATE_CHOICES, value="auto", label="Prompt template")
                 k = gr.Slider(1, MAX_TOP_K, value=min(top_k, MAX_TOP_K), step=1,
                               label="Passages retrieved (top-k)")
@@ -707,8 +956,19 @@ def build_ui(service: ChatService):
                                      label="Model", elem_id="model-picker", visible=bool(models),
                                      info="GGUFs on this machine; `rag models pull NAME` adds more")
                 model_note = gr.Markdown(elem_id="model-note")
+        # the documents of the collection shown: what is indexed, taking one out, a re-scan
+        with gr.Accordion("Documents", open=False, elem_id="documents"):
+            doc_table = gr.Dataframe(headers=["document", "type", "chunks", "size", "indexed"],
+                                     datatype=["str", "str", "number", "str", "str"], interactive=False,
+                                     elem_id="doc-table", wrap=True)
+            with gr.Row():
+                doc_pick = gr.Dropdown([], label="Document", elem_id="doc-pick", scale=3)
+                remove = gr.Button("Move to trash", size="sm", variant="stop", elem_id="remove-doc", scale=1)
+                scan = gr.Button("Re-scan the folder", size="sm", elem_id="rescan", scale=1)
+            doc_note = gr.Markdown(elem_id="doc-note")
         turns = gr.State([])
         pending = gr.State("")  # the question on its way from the box to the answer
+        conv_id = gr.State(None)  # the saved conversation this tab continues, once it has one
 
         def show_question(question, messages):
             """The fast first step (not queued): the question shows in the chat at once and the
@@ -718,10 +978,23 @@ def build_ui(service: ChatService):
                 messages.append({"role": "user", "content": html_text(question)})
             return gr.update(value="", interactive=False), gr.update(interactive=False), messages, question
 
-        def on_message(question, messages, past, tmpl, kk):
+        def on_message(question, messages, past, tmpl, kk, name, cid, request: gr.Request):
             shown = bool(question and question.strip())
-            for _, messages, past in respond(service, question, messages, past, tmpl, kk, shown=shown):
-                yield messages, past
+            user = request_user(request)
+            saved = {"id": cid, "note": ""}
+
+            def save(answer):
+                try:
+                    saved["id"] = service.save_turn(saved["id"], answer, collection=name, user=user)
+                except RagError as e:  # the answer still shows; the note says it was not saved
+                    saved["note"] = f"⚠️ not saved: {md_text(e)}"
+
+            for _, messages, past in respond(service, question, messages, past, tmpl, kk, shown=shown,
+                                             collection=name, user=user, on_answer=save):
+                yield messages, past, saved["id"], gr.update(), gr.update()
+            choices = service.conversation_choices(user=user)
+            yield messages, past, saved["id"], gr.update(choices=choices, value=saved["id"]), \
+                saved["note"] or gr.update()
 
         def unlock():
             return gr.update(interactive=True), gr.update(interactive=True)
@@ -733,9 +1006,10 @@ def build_ui(service: ChatService):
                 messages.pop()
             return gr.update(value=question, interactive=True), gr.update(interactive=True), messages
 
-        def on_upload(files, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
+        def on_upload(files, name, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
+            user = request_user(request)
             if not files:
-                return "", service.status()
+                return "", service.status(name, user=user)
             job = uploads.start(request.session_hash or "")
             _stop_on_cancel(progress, job.cancel)
             report = None
@@ -745,14 +1019,14 @@ def build_ui(service: ChatService):
                 # path a client names before it is checked against the upload folder
                 report = service.add_uploads(
                     files, upload_dir=upload_folder(), owner=request_key(request), progress=True,
-                    cancel=job.cancel,
-                    on_file=lambda i, n, name: progress((i, n), desc="checking the files", unit="files"))
+                    cancel=job.cancel, collection=name, user=user,
+                    on_file=lambda i, n, file: progress((i, n), desc="checking the files", unit="files"))
                 note = report.markdown()
             except RagError as e:
                 note = f"⚠️ {md_text(e)}"
             finally:
                 uploads.finish(request.session_hash or "", job, report)
-            return note, service.status()
+            return note, service.status(name, user=user)
 
         def on_cancel_upload(request: gr.Request):
             job = uploads.cancel(request.session_hash or "")
@@ -764,25 +1038,154 @@ def build_ui(service: ChatService):
                 note = "Upload cancelled: nothing from it was added."
             return note, service.status()
 
+        def on_pick(name, request: gr.Request):
+            user = request_user(request)
+            return (service.status(name, user=user), *doc_views(name, user))
+
+        def on_create(name, share, request: gr.Request):
+            user = request_user(request)
+            try:
+                made = service.create_collection(name, user=user, shared=bool(share))
+            except RagError as e:
+                return gr.update(), f"⚠️ {md_text(e)}", gr.update()
+            return (gr.update(choices=service.collection_names(user=user), value=made),
+                    f"Collection **{md_text(made)}** created: add documents to it.", "")
+
+        def on_delete(name, request: gr.Request):
+            user = request_user(request)
+            try:
+                service.delete_collection(name, user=user)
+            except RagError as e:
+                return gr.update(), f"⚠️ {md_text(e)}"
+            return (gr.update(choices=service.collection_names(user=user), value=DEFAULT),
+                    f"Collection **{md_text(name)}** deleted (its documents are in the trash folder).")
+
+        def on_open(name, request: gr.Request):
+            """The page opened: this user's collections (the value stays: the user may have
+            picked one already while the page was loading), its documents, their conversations."""
+            user = request_user(request)
+            names = service.collection_names(user=user)
+            name = name if name in names else DEFAULT
+            return (gr.update(choices=names, value=name), service.status(name, user=user), *doc_views(name, user),
+                    gr.update(choices=service.conversation_choices(user=user)))
+
+        def on_conversation(cid, request: gr.Request):
+            user = request_user(request)
+            if cid is None:
+                return gr.update(), gr.update(), gr.update(), gr.update(), ""
+            try:
+                messages, past, name = service.conversation(cid, user=user)
+            except RagError as e:
+                return gr.update(), gr.update(), gr.update(), gr.update(), f"⚠️ {md_text(e)}"
+            pick = name if name in service.collection_names(user=user) else gr.update()
+            return messages, past, cid, pick, ""
+
+        def on_rename(cid, title, request: gr.Request):
+            user = request_user(request)
+            try:
+                if cid is None:
+                    raise HistoryError("pick a conversation first")
+                service.history.rename(cid, title, owner=user or "")
+            except RagError as e:
+                return gr.update(), f"⚠️ {md_text(e)}", gr.update()
+            return gr.update(choices=service.conversation_choices(user=user), value=cid), "Renamed.", ""
+
+        def on_forget(cid, request: gr.Request):
+            user = request_user(request)
+            try:
+                if cid is None:
+                    raise HistoryError("pick a conversation first")
+                service.history.delete(cid, owner=user or "")
+            except RagError as e:
+                return gr.update(), gr.update(), gr.update(), gr.update(), f"⚠️ {md_text(e)}"
+            return gr.update(choices=service.conversation_choices(user=user), value=None), [], [], None, \
+                "Conversation deleted."
+
+        def on_export(cid, request: gr.Request):
+            import tempfile
+
+            try:
+                if cid is None:
+                    raise HistoryError("pick a conversation first")
+                text = service.history.export_markdown(cid, owner=request_user(request) or "")
+            except RagError as e:
+                return None, f"⚠️ {md_text(e)}"
+            folder = Path(tempfile.mkdtemp(prefix="rag-export-"))
+            path = folder / f"conversation-{int(cid)}.md"
+            path.write_text(text, encoding="utf-8")
+            return str(path), ""
+
+        def on_new():
+            return [], [], None, gr.update(value=None)
+
+        def doc_views(name, user):
+            """The documents table and the remove picker of collection `name`."""
+            try:
+                rows = service.documents(name, user=user)
+            except RagError:
+                rows = []
+            return gr.update(value=rows), gr.update(choices=[r[0] for r in rows], value=None)
+
+        def on_docs(name, request: gr.Request):
+            return doc_views(name, request_user(request))
+
+        def on_remove(name, source, request: gr.Request):
+            user = request_user(request)
+            try:
+                note = md_text(service.remove_document(name, source, user=user))
+            except RagError as e:
+                note = f"⚠️ {md_text(e)}"
+            return (note, *doc_views(name, user), service.status(name, user=user))
+
+        def on_rescan(name, request: gr.Request):
+            user = request_user(request)
+            try:
+                note = md_text(service.rescan(name, user=user))
+            except RagError as e:
+                note = f"⚠️ {md_text(e)}"
+            return (note, *doc_views(name, user), service.status(name, user=user))
+
         # Gradio finds gr.Request by its annotation, which postponed evaluation leaves a string
-        on_upload.__annotations__["request"] = on_cancel_upload.__annotations__["request"] = gr.Request
+        for fn in (on_upload, on_cancel_upload, on_message, on_pick, on_create, on_delete, on_open,
+                   on_docs, on_remove, on_rescan, on_conversation, on_rename, on_forget, on_export):
+            fn.__annotations__["request"] = gr.Request
         ask_steps = dict(fn=show_question, inputs=[box, chat], outputs=[box, send, chat, pending],
                          queue=False, api_visibility="private")
-        answer_step = dict(fn=on_message, inputs=[pending, chat, turns, template, k],
-                           outputs=[chat, turns], concurrency_id="llm", api_visibility="private",
-                           show_progress="minimal")
+        answer_step = dict(fn=on_message, inputs=[pending, chat, turns, template, k, collection, conv_id],
+                           outputs=[chat, turns, conv_id, conversations, history_note], concurrency_id="llm",
+                           api_visibility="private", show_progress="minimal",
+                           show_progress_on=[chat])  # the queue position shows in the chat alone
         for trigger in (box.submit, send.click):
             answered = trigger(**ask_steps).then(**answer_step)
             answered.success(unlock, outputs=[box, send], queue=False, api_visibility="private")
             # refused ("busy, try again"): the question goes back from the chat to the box
             answered.failure(take_back, inputs=[pending, chat], outputs=[box, send, chat],
                              queue=False, api_visibility="private")
-        clear.click(lambda: ([], []), outputs=[chat, turns], api_visibility="private")
-        upload = files.upload(on_upload, inputs=files, outputs=[upload_note, status],
+        # reading and naming things is quick: not queued behind answers (nor counted against the
+        # per-client queue allowance, which a page's opening would otherwise use up)
+        quick = dict(api_visibility="private", queue=False)
+        clear.click(on_new, outputs=[chat, turns, conv_id, conversations], **quick)
+        conversations.input(on_conversation, inputs=conversations,
+                            outputs=[chat, turns, conv_id, collection, history_note], **quick)
+        rename.click(on_rename, inputs=[conv_id, new_title], outputs=[conversations, history_note, new_title],
+                     **quick)
+        forget.click(on_forget, inputs=conv_id, outputs=[conversations, chat, turns, conv_id, history_note],
+                     **quick)
+        export.click(on_export, inputs=conv_id, outputs=[exported, history_note], **quick)
+        upload = files.upload(on_upload, inputs=[files, collection], outputs=[upload_note, status],
                               api_name="add_documents", preprocess=False)
         stop.click(on_cancel_upload, outputs=[upload_note, status], cancels=[upload], queue=False,
                    api_name="cancel_upload")
-        demo.load(service.status, outputs=status, api_visibility="private")
+        collection.change(on_pick, inputs=collection, outputs=[status, doc_table, doc_pick], **quick)
+        upload.then(on_docs, inputs=collection, outputs=[doc_table, doc_pick], **quick)
+        remove.click(on_remove, inputs=[collection, doc_pick], outputs=[doc_note, doc_table, doc_pick, status],
+                     api_visibility="private", concurrency_id="index")
+        scan.click(on_rescan, inputs=collection, outputs=[doc_note, doc_table, doc_pick, status],
+                   api_visibility="private", concurrency_id="index")
+        create.click(on_create, inputs=[new_name, shared], outputs=[collection, collection_note, new_name], **quick)
+        drop.click(on_delete, inputs=collection, outputs=[collection, collection_note], **quick)
+        demo.load(on_open, inputs=collection, outputs=[collection, status, doc_table, doc_pick, conversations],
+                  **quick)
 
         def on_model(path):
             """Load the picked model (the next questions wait for it); a broken file leaves the
@@ -801,16 +1204,53 @@ def build_ui(service: ChatService):
         demo.load(refresh_models, outputs=picker, api_visibility="private")
 
         def ask(question: str, template: str = "auto", top_k: int | None = None,
-                history: list[list[str]] | None = None) -> dict:
+                history: list[list[str]] | None = None, collection: str | None = None,
+                request: gr.Request = None) -> dict:
             """Answer a question from the indexed documents. Returns the answer, whether it
             abstained, the citations ([n] marker, source, heading, score, chunk text), every
             retrieved passage (hits), timings and token usage. `template`: auto (chosen per
-            question), few_shot, zero_shot, cot or extract; `top_k`: passages retrieved, 1 to 12
-            (default: the app's); `history`:
-            up to 20 [question, answer] pairs of earlier turns."""
-            return api_ask(service, question, template, top_k, history)
+            question), few_shot, zero_shot, cot or extract; `top_k`: passages retrieved, 1 to 12 (default: the app's); `history`:
+            up to 20 [question, answer] pairs of earlier turns; `collection`: the collection to
+            ask (default: the default one)."""
+            return api_ask(service, question, template, top_k, history, collection, request_user(request))
 
+        def collections(request: gr.Request = None) -> list[str]:
+            """The names of the collections you may ask."""
+            return service.collection_names(user=request_user(request))
+
+        def create_collection(name: str, shared: bool = False, request: gr.Request = None) -> str:
+            """Create an empty collection (yours, unless shared); its name."""
+            return _api_call(service.create_collection, name, user=request_user(request), shared=bool(shared))
+
+        def delete_collection(name: str, request: gr.Request = None) -> str:
+            """Delete one of your collections: its documents go to the trash folder."""
+            _api_call(service.delete_collection, name, user=request_user(request))
+            return name
+
+        def documents(collection: str | None = None, request: gr.Request = None) -> list[dict]:
+            """The documents of a collection: source, type, size (bytes), chunks, indexed (time)."""
+            from dataclasses import asdict
+
+            user = request_user(request)
+            return [asdict(d) for d in _api_call(lambda: list_documents(service.get(collection or None, user=user)))]
+
+        def remove_document_(collection: str | None, source: str, request: gr.Request = None) -> str:
+            """Take a document out of a collection: its chunks leave the index, its file goes to the trash."""
+            return _api_call(service.remove_document, collection or None, source, user=request_user(request))
+
+        def rescan_(collection: str | None = None, request: gr.Request = None) -> str:
+            """Index what changed in a collection's folder; remove what is gone from it."""
+            return _api_call(service.rescan, collection or None, user=request_user(request))
+
+        for fn in (ask, collections, create_collection, delete_collection, documents, remove_document_, rescan_):
+            fn.__annotations__["request"] = gr.Request
+        gr.api(documents, api_name="documents")
+        gr.api(remove_document_, api_name="remove_document", concurrency_id="index")
+        gr.api(rescan_, api_name="rescan", concurrency_id="index")
         gr.api(ask, api_name="ask", concurrency_id="llm")
+        gr.api(collections, api_name="collections")
+        gr.api(create_collection, api_name="create_collection")
+        gr.api(delete_collection, api_name="delete_collection")
     return demo
 
 
@@ -1054,8 +1494,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=int(os.environ.get("RAG_PORT", "7860")))
     p.add_argument("--corpus", help="documents folder; uploads are saved here (default: corpus/)")
+    p.add_argument("--history", default=os.environ.get("RAG_HISTORY") or str(Path(__file__).resolve().parent
+                                                                             / "history.db"),
+                   help="SQLite file of the saved conversations (default: history.db; also RAG_HISTORY)")
     add_model_args(p)
     p.add_argument("--top-k", type=int, help=f"passages retrieved per question, 1 to {MAX_TOP_K} (default 4)")
+    p.add_argument("--watch", action="store_true",
+                   help="index changes to the corpus folders (every collection's) as they happen")
     g = p.add_argument_group("sign-in (off unless one of these is given)")
     g.add_argument("--auth", action="append", metavar="USER:PASSWORD",
                    help="a user who may sign in (repeatable; the password shows in the process list, "
@@ -1064,10 +1509,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="a file of USER:HASH lines (make one with --hash-password USER)")
     g.add_argument("--hash-password", nargs="?", const="", metavar="USER",
                    help="read a password from stdin, print its USER:HASH line for --auth-file and exit")
-    g = p.add_argument_group("limits (0: none)")
-    g.add_argument("--max-file-mb", type=float, default=50, help="largest file one may upload (default 50)")
-    g.add_argument("--max-files", type=int, default=20, help="files per upload (default 20)")
-    g.add_argument("--max-upload-mb", type=float, default=500,
+    g = p.add_argument_group("limits (0: none; also RAG_MAX_FILE_MB, RAG_MAX_FILES, RAG_MAX_UPLOAD_MB)")
+    g.add_argument("--max-file-mb", type=float, default=os.environ.get("RAG_MAX_FILE_MB") or "50",
+                   help="largest file one may upload (default 50)")
+    g.add_argument("--max-files", type=int, default=os.environ.get("RAG_MAX_FILES") or "20",
+                   help="files per upload (default 20)")
+    g.add_argument("--max-upload-mb", type=float, default=os.environ.get("RAG_MAX_UPLOAD_MB") or "500",
                    help="MB one user (or address, without sign-in) may add in all while the app runs (default 500)")
     g.add_argument("--queue-size", type=int, default=64, help="requests waiting at most, from all clients (default 64)")
     g.add_argument("--queue-per-client", type=int, default=4,
@@ -1079,6 +1526,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def _can_listen(host: str, port: int) -> bool:
     try:
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+            # as the server will: a restart's connections in TIME_WAIT do not make the port busy
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((host, port))
         return True
     except OSError:
@@ -1110,7 +1559,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 1
     names = ("index", "corpus", "model", "embedder", "n_gpu_layers", "n_threads", "n_ctx", "top_k",
-             "llm_url", "llm_model", "store", "milvus_uri", "models_dir")
+             "llm_url", "llm_model", "store", "milvus_uri", "models_dir", "collections")
     try:
         settings = Settings.load(**{n: getattr(args, n) for n in names})
     except RagError as e:
@@ -1126,11 +1575,22 @@ def main(argv: list[str] | None = None) -> int:
               f"(see README, Security)", file=sys.stderr, flush=True)
     limits = UploadLimits(file_bytes=int(args.max_file_mb * MB), files=args.max_files,
                           total_bytes=int(args.max_upload_mb * MB))
-    service = ChatService(settings, limits=limits)
+    history = None
+    try:
+        history = History(args.history)
+    except (OSError, RagError, sqlite3.Error) as e:
+        print(f"warning: conversations will not be saved: cannot open {args.history} ({e})", file=sys.stderr)
+    if history is not None and history.notice:
+        print(f"warning: {history.notice}", file=sys.stderr, flush=True)
+    service = ChatService(settings, limits=limits, history=history)
     print("loading the models and the index ...", flush=True)
     problem = service.error or service.warm_up()
     if problem:  # the page still opens and shows it, so it can be read and fixed
         print(f"warning: {problem}", file=sys.stderr, flush=True)
+    if args.watch and service.rags is not None:
+        from rag.watch import CorpusWatcher
+
+        CorpusWatcher(service.rags).start()  # a daemon thread: it ends with the app
     demo = build_ui(service)
     import gradio as gr
     from starlette.middleware import Middleware

@@ -31,6 +31,13 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--n-ctx", type=int, help="model context window in tokens")
     g.add_argument("--store", choices=["faiss", "milvus"], help="where vectors live (default faiss; also RAG_STORE)")
     g.add_argument("--milvus-uri", help="Milvus Lite .db file or http://host:19530 (also RAG_MILVUS_URI)")
+    g.add_argument("--collections", metavar="DIR", help="root folder of the named collections "
+                                                        "(default: collections/; also RAG_COLLECTIONS)")
+
+
+def add_collection_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--collection", metavar="NAME",
+                   help="a named collection (see `rag collections`) instead of --index")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                    help="if another build is writing this index, wait up to SECONDS for it")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_collection_arg(p)
     add_model_args(p)
 
     p = sub.add_parser("ask", help="answer a question from the indexed documents")
@@ -57,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="prompt template (default auto: chosen per question)")
     p.add_argument("--top-k", type=int)
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_collection_arg(p)
     add_model_args(p)
 
     p = sub.add_parser("serve", help="an OpenAI-compatible API over the indexed documents")
@@ -68,6 +77,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-queue", type=int, default=16, help="requests that may wait for the model (429 past it)")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds a request may wait and run")
     p.add_argument("--top-k", type=int)
+    add_collection_arg(p)
+    add_model_args(p)
+
+    p = sub.add_parser("collections", help="list, create, share or delete named collections")
+    p.add_argument("action", nargs="?", default="list", choices=["list", "create", "share", "unshare", "delete"])
+    p.add_argument("name", nargs="?", help="the collection (for create, share, unshare, delete)")
+    p.add_argument("--corpus", metavar="DIR", help="create: read documents from DIR instead of its own folder")
+    p.add_argument("--owner", default="", help="create: the signed-in user who owns it (default: everyone's)")
+    p.add_argument("--json", action="store_true", help="list: print JSON")
     add_model_args(p)
 
     p = sub.add_parser("eval", help="evaluate retrieval and answers on a question set, templates side by side")
@@ -82,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override any setting, e.g. --set min_score=0.3 (repeatable)")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     p.add_argument("--report", metavar="DIR", help="write report.md, results.json, questions.jsonl, charts")
+    add_collection_arg(p)
     add_model_args(p)
 
     p = sub.add_parser("models", help="the model catalogue and the GGUFs on disk; `rag models pull NAME` downloads one")
@@ -98,13 +117,47 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _settings(args) -> Settings:
     names = ("index", "model", "embedder", "n_gpu_layers", "n_threads", "n_ctx", "top_k",
-             "chunk_size", "chunk_overlap", "llm_url", "llm_model", "store", "milvus_uri", "models_dir")
-    return Settings.load(**{n: getattr(args, n, None) for n in names})
+             "chunk_size", "chunk_overlap", "llm_url", "llm_model", "store", "milvus_uri", "models_dir",
+             "collections")
+    settings = Settings.load(**{n: getattr(args, n, None) for n in names})
+    name = getattr(args, "collection", None)
+    if name is not None:
+        from .collections import Collections
+
+        if args.index is not None:
+            raise ConfigError("give --index or --collection, not both")
+        settings = Collections.from_settings(settings).settings_for(settings, name)
+    return settings
+
+
+def _index_collection(args) -> None:
+    """`rag index [DIR] --collection NAME`: NAME is created over DIR when it does not exist yet
+    (over its own folder without DIR); an existing one indexes its own corpus folder."""
+    from pathlib import Path
+
+    from .collections import DEFAULT, Collections, check_name
+
+    check_name(args.collection)
+    base = Settings.load(**{"collections": args.collections} if args.collections else {})
+    cols = Collections.from_settings(base)
+    if len(args.paths) > 1 or (args.paths and not Path(args.paths[0]).is_dir()):
+        raise ConfigError("--collection takes one folder: the collection's corpus")
+    try:
+        c = cols.get(args.collection)
+    except ConfigError:
+        c = cols.create(args.collection, corpus=args.paths[0] if args.paths else None)
+        print(f"collection {c.name} created over {c.corpus}")
+    if args.paths and Path(args.paths[0]).resolve() != c.corpus.resolve() and c.name != DEFAULT:
+        raise ConfigError(f"collection {c.name} reads its documents from {c.corpus}, not {args.paths[0]}; "
+                          f"index it without a folder, or create another collection")
+    args.paths = [str(c.corpus)]
 
 
 def cmd_index(args) -> int:
     from .pipeline import RAG
 
+    if args.collection is not None:
+        _index_collection(args)
     rag = RAG(_settings(args))
     if args.rollback:
         rollback = getattr(rag.vector_store, "rollback", None)
@@ -133,7 +186,7 @@ def cmd_index(args) -> int:
 
 def cmd_ask(args) -> int:
     from .pipeline import RAG
-    rag = RAG(_settings(args), build_missing=args.index is None)
+    rag = RAG(_settings(args), build_missing=args.index is None and args.collection is None)
     if args.json:
         answer = rag.ask(args.question, template=args.template, top_k=args.top_k, source=args.source)
         out = answer.to_dict()  # one shape for the library and the CLI
@@ -192,7 +245,8 @@ def cmd_eval(args) -> int:
     templates = [t.strip() for t in args.templates.split(",") if t.strip()]
     progress = sys.stderr.isatty()
     evalset = load_dataset(args.dataset, format=args.format, cache_root=CACHE_ROOT)
-    rag = open_rag(evalset, settings, index_given=args.index is not None, progress=progress)
+    rag = open_rag(evalset, settings, index_given=args.index is not None or args.collection is not None,
+                   progress=progress)
     report = run_eval(evalset, rag, templates=templates, limit=args.limit,
                       retrieval_only=args.retrieval_only, progress=progress, seed=settings.seed)
     if args.json:
@@ -205,6 +259,42 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_collections(args) -> int:
+    from .collections import Collections, manifest_of
+
+    settings = _settings(args)
+    cols = Collections.from_settings(settings)
+    if args.action != "list" and not args.name:
+        raise ConfigError(f"`rag collections {args.action}` needs a collection name")
+    if args.action == "create":
+        c = cols.create(args.name, owner=args.owner, corpus=args.corpus)
+        print(f"collection {c.name} created: documents in {c.corpus}, index in {c.index}")
+        return 0
+    if args.action in ("share", "unshare"):
+        c = cols.set_shared(args.name, args.action == "share")
+        print(f"collection {c.name} is {'shared' if c.shared else 'private to ' + (c.owner or 'everyone')}")
+        return 0
+    if args.action == "delete":
+        print(f"collection {args.name} moved to {cols.delete(args.name)}")
+        return 0
+    rows = []
+    for c in cols.list():
+        try:
+            manifest = manifest_of(cols.settings_for(settings, c.name))
+        except RagError:
+            manifest = None
+        docs = (manifest or {}).get("documents", {})
+        rows.append({"name": c.name, "documents": len(docs), "chunks": sum(d["n_chunks"] for d in docs.values()),
+                     "corpus": str(c.corpus), "owner": c.owner, "shared": c.shared})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for r in rows:
+        who = "everyone" if not r["owner"] else r["owner"] + (", shared" if r["shared"] else "")
+        print(f"{r['name']}: {r['documents']} documents, {r['chunks']} chunks, {r['corpus']} ({who})")
+    return 0
+
+
 def cmd_serve(args) -> int:
     from .pipeline import RAG
     from .serve import Limits, serve
@@ -213,7 +303,7 @@ def cmd_serve(args) -> int:
         raise ConfigError(f"--port must be between 1 and 65535, got {args.port}")
     if args.max_queue < 1 or args.timeout <= 0:
         raise ConfigError("--max-queue must be at least 1 and --timeout positive")
-    rag = RAG(_settings(args), build_missing=args.index is None)
+    rag = RAG(_settings(args), build_missing=args.index is None and args.collection is None)
     return serve(rag, host=args.host, port=args.port,
                  limits=Limits(api_key=args.api_key, max_queue=args.max_queue, timeout=args.timeout))
 
@@ -283,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         return {"index": cmd_index, "ask": cmd_ask, "eval": cmd_eval, "serve": cmd_serve,
-                "models": cmd_models}[args.command](args)
+                "models": cmd_models, "collections": cmd_collections}[args.command](args)
     except RagError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -84,6 +84,7 @@ class Settings:
     llm_timeout: float = 120.0  # seconds to wait for the server's next bytes
     index: str = str(PROJECT_ROOT / "indexes" / "default")
     corpus: str = str(PROJECT_ROOT / "corpus")
+    collections: str = str(PROJECT_ROOT / "collections")  # root of the named collections (rag.collections)
     store: str = "faiss"  # where vectors live: faiss (a folder, `index`) or milvus
     milvus_uri: str = ""  # a Milvus Lite .db path or http://host:19530; "" is <index>/milvus.db
     milvus_token: str = ""  # "user:password" or an API key, for a Milvus server

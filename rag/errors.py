@@ -27,3 +27,7 @@ class DatasetError(RagError):
 
 class DownloadError(RagError):
     """A model could not be downloaded: offline, unknown on the Hub, cut off, or damaged."""
+
+
+class HistoryError(RagError):
+    """A saved conversation cannot be found, or the history file cannot be written."""

@@ -140,7 +140,8 @@ def build(paths: list[str | Path], *, embedder, chunk_size: int, chunk_overlap: 
             writer.remove(source)
             pending.extend(pieces)
             n_new += len(pieces)
-            documents[source] = {"sha256": doc.sha256, "title": doc.title, "n_chunks": len(pieces), **key}
+            documents[source] = {"sha256": doc.sha256, "title": doc.title, "n_chunks": len(pieces), **key,
+                                 "indexed": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
             (report.updated if prev else report.added).append(source)
         if prune:
             gone = sorted(set(old_docs) - seen)
@@ -176,6 +177,34 @@ def build(paths: list[str | Path], *, embedder, chunk_size: int, chunk_overlap: 
         report.n_embedded = n_new
         report.seconds = time.perf_counter() - t0
         log.info("index %s version %s written: %s", store.location, version, report.summary())
+        return report
+
+
+def remove(sources: list[str], *, store, embedder=None, lock_wait: float = 0.0) -> IndexReport:
+    """Take the documents `sources` (ids as the manifest names them) and their chunks out of
+    `store` in one new version; nothing is read or embedded. The report lists those removed
+    (ids the index does not hold are ignored)."""
+    t0 = time.perf_counter()
+    report = IndexReport(index_dir=store.location)
+    with store.writer(lock_wait=lock_wait) as writer:
+        old = writer.start(fresh=False, embedder=embedder)
+        if old is None:
+            raise StoreError(f"no index at {store.location}")
+        documents = dict(old.manifest["documents"])
+        report.removed = sorted(s for s in set(sources) if s in documents)
+        if not report.removed:
+            report.n_chunks = len(old)
+            return report
+        for source in report.removed:
+            writer.remove(source)
+            documents.pop(source)
+        keep = ("format_version", "scanned_ns", "embedder", "chunker")
+        manifest = {**{k: old.manifest[k] for k in keep if k in old.manifest},
+                    "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "documents": documents}
+        version = writer.commit(manifest, dim=int(old.manifest["embedder"]["dim"]))
+        report.n_chunks = sum(d["n_chunks"] for d in documents.values())
+        report.seconds = time.perf_counter() - t0
+        log.info("index %s version %s written: %d documents removed", store.location, version, len(report.removed))
         return report
 
 

@@ -67,6 +67,7 @@ class RAG:
         self._store = store
         self._retriever: Retriever | None = None
         self._vocabulary = None
+        self._owner: RAG | None = None  # the RAG whose model a sibling answers with
         # one generation at a time: llama.cpp contexts are not thread-safe. A plain Lock, since a
         # streamed answer may be resumed by another thread than the one that started it (Gradio)
         self._model_lock = threading.Lock()
@@ -98,6 +99,8 @@ class RAG:
     @property
     def generator(self):
         """The chat model: an LLM server when `llm_url` is set, else the GGUF in-process."""
+        if self._owner is not None:
+            return self._owner.generator
         return self._once("_generator", self._new_generator)
 
     def _new_generator(self):
@@ -123,6 +126,8 @@ class RAG:
     @property
     def model_path(self) -> str:
         """The GGUF answering: "" when answers come from a server or a generator given to RAG."""
+        if self._owner is not None:
+            return self._owner.model_path
         return self._model_path
 
     def use_model(self, model: str) -> str:
@@ -213,6 +218,14 @@ class RAG:
         with self._model_lock:
             self.generator.warm_up()
         return self
+
+    def sibling(self, settings: Settings) -> "RAG":
+        """A RAG over `settings` (another index: a collection's) that shares this one's embedder,
+        model and the model's lock, so collections cost no second model and never generate at once."""
+        other = RAG(settings, embedder=self.embedder, generator=self.generator, build_missing=False)
+        other._model_lock = self._model_lock
+        other._owner = self  # a model this one switches to (use_model) is the sibling's too
+        return other
 
     # ---------------------------------------------------------------- verbs
 
@@ -483,15 +496,29 @@ _DEFAULTS_LOCK = threading.Lock()
 
 
 def ask(question: str, *, template: str = AUTO, top_k: int | None = None,
-        index: str | None = None, history: list[Turn] | None = None) -> Answer:
+        index: str | None = None, history: list[Turn] | None = None, collection: str | None = None) -> Answer:
     """Answer a question from your documents with the default models.
 
     The first call loads the models (and builds the default index from `corpus/` if it is
     missing); later calls reuse them. Settings come from RAG_* environment variables.
+    `collection` names a collection (see `rag.collections`) instead of an `index` folder.
     """
+    if collection and index:
+        raise ConfigError("name an index or a collection, not both")
     key = str(Path(index).resolve()) if index else ""
     with _DEFAULTS_LOCK:
         rag = _DEFAULTS.get(key)
         if rag is None:
             rag = _DEFAULTS[key] = RAG(index=index)
+    if collection:
+        from .collections import CollectionRAGs, Collections
+
+        with _DEFAULTS_LOCK:
+            rags = _COLLECTIONS.get(key)
+            if rags is None:
+                rags = _COLLECTIONS[key] = CollectionRAGs(rag, Collections.from_settings(rag.settings))
+        rag = rags.get(collection)
     return rag.ask(question, template=template, top_k=top_k, history=history)
+
+
+_COLLECTIONS: dict[str, object] = {}

@@ -62,6 +62,7 @@ class AppServer:
     corpus: Path
     index: Path
     log: Path
+    restart: "object" = None  # restart() stops the app and starts it again on the same port
 
 
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # localhost, never a proxy
@@ -93,6 +94,23 @@ def chat_app(tmp_path_factory, real_rag):
 PICKER_COPY, PICKER_BROKEN = "SmolLM2-135M-copy.gguf", "broken.gguf"
 
 
+SECURE_USERS = {"alice": "wonder", "bob": "s3cret-b0b"}  # alice by --auth, bob by a hashed line
+
+
+@pytest.fixture(scope="session")
+def secure_app(tmp_path_factory, real_rag):
+    """app.py with sign-in and small limits (tests/test_app_security.py, test_workspace.py)."""
+    from app import hash_password
+
+    base = tmp_path_factory.mktemp("secure-app")
+    users = base / "users"
+    users.write_text(f"# made with: python app.py --hash-password bob\nbob:{hash_password(SECURE_USERS['bob'])}\n")
+    args = ["--auth", f"alice:{SECURE_USERS['alice']}", "--auth-file", str(users),
+            "--max-file-mb", "0.02", "--max-files", "3", "--max-upload-mb", "0.05",
+            "--queue-size", "2", "--queue-per-client", "2"]
+    yield from run_app(base, real_rag, args, env={"RAG_MAX_TOKENS": "48"})
+
+
 def wait_until_up(url: str, proc: subprocess.Popen, log: Path, *, name: str, timeout: float = 300) -> None:
     """Return once `url` answers 200; fail the test with the log's tail if `proc` exits first
     or `timeout` seconds pass."""
@@ -113,24 +131,40 @@ def wait_until_up(url: str, proc: subprocess.Popen, log: Path, *, name: str, tim
 
 def run_app(base: Path, real_rag, args: list[str] = (), env: dict[str, str] | None = None):
     """Start app.py over a copy of corpus/ and of real_rag's index in `base` with extra `args`
-    and environment; yields its AppServer once the page answers, stops it afterwards."""
+    and environment; yields its AppServer once the page answers, stops it afterwards. Its
+    collections and saved conversations live in `base` too; `restart()` restarts it."""
     corpus, index, log = base / "corpus", base / "index", base / "app.log"
     shutil.copytree(CORPUS, corpus)
     shutil.copytree(real_rag.settings.index, index, ignore=shutil.ignore_patterns(".lock"))
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "RAG_MAX_TOKENS": "128", **(env or {})}
     cmd = [sys.executable, str(ROOT / "app.py"), "--port", str(port), "--index", str(index),
-           "--corpus", str(corpus), "--n-ctx", "2048", *args]
-    with log.open("w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=base)
+           "--corpus", str(corpus), "--collections", str(base / "collections"),
+           "--history", str(base / "history.db"), "--n-ctx", "2048", *args]
     url = f"http://127.0.0.1:{port}/"
+    procs = []
+
+    def start():
+        with log.open("a") as out:
+            procs.append(subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=base))
+        wait_until_up(url, procs[-1], log, name="app.py")
+
+    def restart():
+        _stop(procs[-1])
+        start()
+
     try:
-        wait_until_up(url, proc, log, name="app.py")
-        yield AppServer(url=url, corpus=corpus, index=index, log=log)
+        start()
+        yield AppServer(url=url, corpus=corpus, index=index, log=log, restart=restart)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if procs:
+            _stop(procs[-1])
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

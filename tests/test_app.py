@@ -24,6 +24,8 @@ def test_ask_endpoint_returns_the_answer_with_its_sources(client):
     assert LORA_DOC in sources
     for c in d["citations"]:
         assert c["text"] and c["score"] > 0 and c["chunk_id"].startswith(c["source"] + "#")
+        assert all(sentence in c["text"] for sentence in c["supporting"])  # the viewer's highlights
+    assert any(c["supporting"] for c in d["citations"])
     # every [n] marker in the answer names a listed source
     markers = {int(n) for group in re.findall(r"\[(\d+(?:\s*,\s*\d+)*)\]", d["answer"])
                for n in group.split(",")}

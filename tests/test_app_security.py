@@ -11,25 +11,11 @@ import urllib.request
 
 import pytest
 
-from conftest import run_app
+from conftest import SECURE_USERS as USERS
 from test_browser import page  # noqa: F401 (the browser fixture)
 
 pytestmark = pytest.mark.e2e
-USERS = {"alice": "wonder", "bob": "s3cret-b0b"}  # alice by --auth, bob by a hashed line
 NOT_THERE = "What is the capital of Zorbania?"  # abstains before the model runs: a fast answer
-
-
-@pytest.fixture(scope="module")
-def secure_app(tmp_path_factory, real_rag):
-    from app import hash_password
-
-    base = tmp_path_factory.mktemp("secure-app")
-    users = base / "users"
-    users.write_text(f"# made with: python app.py --hash-password bob\nbob:{hash_password(USERS['bob'])}\n")
-    args = ["--auth", f"alice:{USERS['alice']}", "--auth-file", str(users),
-            "--max-file-mb", "0.02", "--max-files", "3", "--max-upload-mb", "0.05",
-            "--queue-size", "2", "--queue-per-client", "2"]
-    yield from run_app(base, real_rag, args, env={"RAG_MAX_TOKENS": "48"})
 
 
 def _opener(cookies: http.cookiejar.CookieJar | None = None):

@@ -59,7 +59,8 @@ def test_answer_messages_list_sources_collapsed_with_full_text():
     assert "Sources" in header["content"]
     assert source["metadata"]["title"] == "[1] notes.md › Models &gt; LoRA · similarity 0.61"  # escaped
     assert source["metadata"]["status"] == "done"
-    assert source["content"] == "LoRA adds small low-rank matrices to a frozen model."
+    # the passage's sentence that supports the answer's is marked
+    assert source["content"] == "<mark>LoRA adds small low-rank matrices to a frozen model.</mark>"
 
 
 def test_abstention_reads_as_not_found_without_sources():
@@ -515,7 +516,7 @@ def test_model_picker_offers_local_ggufs_and_refuses_what_cannot_load(tmp_path):
     assert served.use_model(default).startswith("⚠️ answers come from the LLM server")
 
 
-def test_unverified_sentences_are_marked_under_the_answer():
+def test_unverified_sentences_are_marked_in_the_answer_with_why():
     from rag.types import SentenceSupport
 
     answer = Answer(question="q", text="LoRA trains adapters [1]. It listens on port 80 [1].",
@@ -523,7 +524,7 @@ def test_unverified_sentences_are_marked_under_the_answer():
                                SentenceSupport("It listens on port 80 [1].", 1, 0.6, False,
                                                ("states 80, which no passage contains",))])
     shown = answer_messages(answer)[0]["content"]
-    assert shown.count("not verified") == 1
-    assert "“It listens on port 80 [1].” (states 80, which no passage contains)" in shown
+    assert shown.count("not supported by the passages") == 1
+    assert 'title="states 80, which no passage contains">It listens on port 80 [1].</u>' in shown
     plain = answer_messages(Answer(question="q", text="LoRA trains adapters [1]."))[0]["content"]
     assert plain == "LoRA trains adapters [1]."

@@ -88,6 +88,16 @@ def _ask_and_open_a_source(url, page):
             && last.getBoundingClientRect().height > 40;
     }""")
     assert "Traceback" not in page.content()
+    # the source viewer: the sentence of the passage that supports the answer is highlighted
+    block = chat.locator(".thought-group .content").last
+    marks = block.locator("mark").all_inner_texts()
+    assert marks, block.inner_text()
+    words = {w.lower() for w in re.findall(r"[A-Za-z]{4,}", answer)}
+    assert all(m.strip() in block.inner_text() and words & {w.lower() for w in re.findall(r"[A-Za-z]{4,}", m)}
+               for m in marks), (marks, answer)
+    block.locator("mark").first.scroll_into_view_if_needed()
+    ARTIFACTS.mkdir(exist_ok=True)
+    block.screenshot(path=str(ARTIFACTS / "source-viewer.png"))
 
 
 class _Listener:
@@ -172,6 +182,59 @@ def test_documents_cannot_make_the_browser_fetch_and_questions_show_while_queued
     finally:
         other.close()
         listener.close()
+
+
+def test_a_collection_is_created_filled_asked_and_pruned(chat_app, page, tmp_path):
+    """Create a collection in the page, upload a note into it and ask: the answer cites that
+    note, and the default collection never received it. Then the documents panel moves the note
+    to the trash, and the same question is not found any more."""
+    doc = tmp_path / "hive-inspection.md"
+    doc.write_text("# Hive inspection\n\nA beekeeper inspects a hive every nine days in spring, "
+                   "looking for queen cells on the frames.\n")
+    try:
+        page.goto(chat_app.url)
+        page.locator("#question textarea").wait_for()
+        page.locator("#collection-tools").get_by_text("New or delete collection").click()
+        page.locator("#new-collection input, #new-collection textarea").first.fill("bees")
+        page.locator("#create-collection").click()
+        page.locator("#collection-note").get_by_text("created").wait_for()
+        assert page.locator("#collection input").input_value() == "bees"
+        page.locator("#upload input[type=file]").set_input_files(str(doc))
+        page.locator("#upload-note").get_by_text(re.compile("is indexed and searchable|not added")).wait_for()
+        assert "hive-inspection.md is indexed" in page.locator("#upload-note").inner_text()
+        assert "bees" in page.locator("#status").inner_text()
+        box = page.locator("#question textarea")
+        box.fill("How often does a beekeeper inspect a hive?")
+        box.press("Enter")
+        chat = page.locator("#chat")
+        chat.get_by_text(re.compile(r"· similarity \d\.\d\d|Not found in your documents|⚠️")).first \
+            .wait_for(timeout=600_000)
+        titles = chat.get_by_text(re.compile(r"^\[\d+\] .+ · similarity \d\.\d\d")).all_inner_texts()
+        assert titles and all("hive-inspection.md" in t for t in titles), chat.inner_text()
+        assert not (chat_app.corpus / doc.name).exists()
+
+        # the documents panel lists it; moved to the trash, its passages are gone from answers
+        page.locator("#documents").get_by_text("Documents").first.click()
+        table = page.locator("#doc-table")
+        page.wait_for_function("() => document.querySelector('#doc-table').innerText.includes('hive-inspection.md')")
+        row = table.inner_text()
+        assert "md" in row and "113 bytes" in row and "20" in row, row
+        page.locator("#doc-pick input").click()
+        page.get_by_role("option", name="hive-inspection.md").click()
+        page.locator("#remove-doc").click()
+        page.locator("#doc-note").get_by_text("removed from the index").wait_for()
+        assert "hive-inspection.md" not in table.inner_text()
+        box.fill("How often does a beekeeper inspect a hive?")
+        box.press("Enter")
+        chat.get_by_text("Not found in your documents").wait_for(timeout=120_000)
+        trash = chat_app.corpus.parent / "collections" / ".trash" / "documents" / "bees"
+        assert [p.name for p in trash.rglob("*.md")] == ["hive-inspection.md"]
+    except BaseException:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "collection-failure.png"), full_page=True)
+        raise
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "collection.png"), full_page=True)
 
 
 def test_model_picker_switches_the_model_for_the_next_questions(chat_app, page):

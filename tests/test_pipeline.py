@@ -327,3 +327,11 @@ def test_auto_template_is_the_default_and_says_what_it_chose(store):
     assert answer.to_dict()["template_reason"] == answer.template_reason
     named = make(store, ["LoRA freezes the base model [1]."])[0].ask("What does LoRA freeze?", template="zero_shot")
     assert named.template == "zero_shot" and named.template_reason == ""
+
+
+def test_a_sibling_answers_with_the_model_its_owner_switched_to(store):
+    owner, _ = make(store, ["x"])
+    sibling = owner.sibling(owner.settings)
+    assert sibling.generator is owner.generator
+    owner._generator = ScriptedGenerator(["y"])  # what use_model does, under the model's lock
+    assert sibling.generator is owner.generator and sibling._model_lock is owner._model_lock
