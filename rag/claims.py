@@ -8,12 +8,13 @@ product that passage [3] never names. So each sentence is read as a claim:
 - its **evidence** is the passage sentences that support it best, by word overlap with figures
   set aside (a figure must not vote for the sentence that holds it) or by embedding cosine;
 - every **figure** it states must occur, as that whole figure, in its evidence (80 is not 8000);
-- its **subject** (the names and rare terms it uses, and, when it names none of the question's,
-  one of those the question asks about) must occur in the passage it cites.
+- its **subject** (the names it uses and, when it names none of the question's terms, the
+  question's most specific one) must occur in the passage it cites.
 
-Rare terms are words the embedder's vocabulary has no whole entry for ("frobnitz", "QLoRA"):
-common words ("speed", "default") are in every vocabulary and say nothing about what a sentence
-is about.
+A question's terms are its names and its rare words: words the embedder's vocabulary has no
+whole entry for ("frobnitz", "warranty"); common words ("speed", "default") are in every
+vocabulary and say nothing about what is asked. Of those, the one found in the fewest retrieved
+passages is what a fragment answer ("Two years [3]") must find in the passage it cites.
 """
 from __future__ import annotations
 
@@ -161,12 +162,26 @@ class Subject:
         return out
 
 
-def subject(sentence: str, question_terms: list[str], vocabulary: Vocabulary) -> Subject:
-    own = key_terms(sentence, vocabulary)
-    own_words = {w for t in own for w in content_words(t)}
-    named = any(content_words(t) & own_words for t in question_terms) or any(
-        content_words(t) <= content_words(strip_markers(sentence)) for t in question_terms)
-    return Subject(tuple(own), () if named else tuple(question_terms))
+def subject(sentence: str, question_terms: list[str], specific_terms: list[str] | None = None) -> Subject:
+    """What `sentence` must find in the passage it cites: the names it uses and, when it names
+    none of the `question_terms`, one of the `specific_terms` (default: all of them; see
+    `specific`). A sentence's own rare words are not required: "visualization" is no entry of
+    MiniLM's vocabulary and still no subject."""
+    said = content_words(strip_markers(sentence))
+    named = any(content_words(t) <= said for t in question_terms)
+    asked = question_terms if specific_terms is None else specific_terms
+    return Subject(tuple(names(sentence)), () if named else tuple(asked))
+
+
+def specific(terms: list[str], passages: list[str]) -> list[str]:
+    """The most specific of a question's `terms`: those found in the fewest of the retrieved
+    `passages` (and in one at least). For "How long does the frobnitz warranty last?" that is
+    "frobnitz" when every passage speaks of some warranty; a term no passage uses is not asked of
+    any (the passages may word it otherwise)."""
+    words = [content_words(p) for p in passages]
+    counts = {t: sum(mentions(w, t) for w in words) for t in terms}
+    found = [n for n in counts.values() if n]
+    return [t for t in terms if found and counts[t] == min(found)]
 
 
 def passage_sentences(passages: list[str]) -> tuple[list[str], list[int]]:

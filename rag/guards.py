@@ -452,10 +452,11 @@ def _check_subjects(question: str, sents: list[SentenceCheck], blocks: list[str]
     the sentence is cut (small) or flagged (capable). Returns the sentences kept and, for each
     cut one, why."""
     asked = claims.key_terms(question, vocabulary, question=True)
+    most = claims.specific(asked, passages)
     words = [content_words(p) for p in passages]
     kept, cut = [], []
     for check in sents:
-        subject = claims.subject(check.text, asked, vocabulary)
+        subject = claims.subject(check.text, asked, most)
         cited = cited_numbers(check.text, len(blocks)) or ((check.passage,) if check.passage else ())
         if not (subject.own or subject.asked) or not cited:
             kept.append(check)
@@ -470,7 +471,9 @@ def _check_subjects(question: str, sents: list[SentenceCheck], blocks: list[str]
             cos = claims.cosine_rows(embed, [claim], [blocks[j - 1] for j in fits])[0]
             score = {j: max(lexical_support(claim, blocks[j - 1]), float(c)) for j, c in zip(fits, cos)}
             best = max(fits, key=lambda j: score[j])
-            if score[best] >= pol.citation_min_support:
+            # the new passage must back the claim about as well as the one it cited: "Two years" moved
+            # from the gizmo note to the frobnitz one (five years) would read as checked
+            if score[best] >= max(pol.citation_min_support, check.support - pol.repoint_margin):
                 text = SPACED_CITE.sub("", check.text).rstrip()
                 text = (text[:-1] + f" [{best}]" + text[-1]) if text[-1:] in ".!?" else f"{text} [{best}]"
                 kept.append(dataclasses.replace(check, text=text, passage=best, support=round(score[best], 4)))

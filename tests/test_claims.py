@@ -52,14 +52,21 @@ def test_rare_terms_come_from_the_embedders_vocabulary(vocab):
     assert not claims.Vocabulary.of(object())  # no folder: nothing is rare, nothing is checked
 
 
-def test_a_subject_needs_one_of_the_question_terms_only_when_the_sentence_names_none(vocab):
+def test_a_subject_needs_the_questions_most_specific_term_only_when_the_sentence_names_none():
     asked = ["frobnitz", "warranty"]
-    bare = claims.subject("Two years [3].", asked, vocab)
-    assert bare.own == () and bare.asked == ("frobnitz", "warranty")
-    assert bare.missing({"gizmo", "warranty"}) == []  # one of them is enough
-    assert bare.missing({"gizmo", "last", "two", "year"}) == ["frobnitz or warranty"]
-    named = claims.subject("The frobnitz is covered for two years [3].", asked, vocab)
-    assert named.own == ("frobnitz",) and named.asked == ()
+    passages = ["The gizmo warranty lasts two years.", "The frobnitz warranty lasts five years.",
+                "A warranty covers repairs."]
+    assert claims.specific(asked, passages) == ["frobnitz"]  # in one passage; warranty in all three
+    assert claims.specific(["zorblax", "warranty"], passages) == ["warranty"]  # a term no passage uses
+    assert claims.specific(["zorblax"], passages) == []
+    bare = claims.subject("Two years [3].", asked, ["frobnitz"])
+    assert bare.own == () and bare.asked == ("frobnitz",)
+    assert bare.missing({"gizmo", "warranty", "two", "year"}) == ["frobnitz"]
+    assert bare.missing({"frobnitz", "warranty"}) == []
+    named = claims.subject("The warranty of the Frobnitz X2 lasts two years [3].", asked, ["frobnitz"])
+    assert named.own == ("Frobnitz", "X2") and named.asked == ()  # it names a question term itself
+    # its own rare words are no subject: a list item about "visualization" needs no such word cited
+    assert claims.subject("1. **Visualization**: use plots [4].", ["interpreting"], []).own == ()
 
 
 def _check(question, answer, blocks, profile):
@@ -80,10 +87,11 @@ def test_a_claim_citing_a_passage_about_something_else_moves_is_cut_or_flagged()
     moved = _check(question, "The warranty lasts five years from the date of purchase [1].", GIZMO, "small")
     assert not moved.code and moved.text == "The warranty lasts five years from the date of purchase [2]."
     assert moved.cited == (2,)
-    # only the gizmo note backs "two years": cut by the small profile, flagged by the capable one
-    cut = _check(question, "Two years from the date of purchase [1].", GIZMO[:1], "small")
+    # only the gizmo note backs "two years" (the frobnitz one says five): the citation does not
+    # move, and the claim is cut by the small profile, flagged by the capable one
+    cut = _check(question, "Two years from the date of purchase [1].", GIZMO, "small")
     assert cut.code == "other_subject" and "does not mention frobnitz" in cut.reason
-    flagged = _check(question, "Two years from the date of purchase [1].", GIZMO[:1], "capable")
+    flagged = _check(question, "Two years from the date of purchase [1].", GIZMO, "capable")
     assert not flagged.code and flagged.text == "Two years from the date of purchase [1]."
     assert flagged.sentences[0]["verified"] is False
     assert flagged.sentences[0]["flags"] == ["cites [1], which does not mention frobnitz"]

@@ -183,6 +183,7 @@ def test_unsupported_sentences_are_flagged_not_cut_under_capable(store):
     ("What does LoRA freeze?", "LoRA freezes the base model while penguins dance [1].",
      {"min_support": 0.9, "checks_off": "relevance"}, "low_support"),
     ("What does LoRA freeze?", "Sourdough bread [1].", {"checks_off": "claims"}, "off_topic"),
+    # the citation goes to the bread note, which does not mention LoRA
     ("What does LoRA freeze?", "Sourdough bread [1].", {}, "other_subject"),
 ])
 def test_abstain_codes(store, question, output, settings, code):
