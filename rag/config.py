@@ -95,6 +95,8 @@ class Settings:
     n_threads: int = 0  # 0: llama.cpp picks (physical cores)
     n_gpu_layers: int = 0  # -1 offloads every layer when llama-cpp-python was built with GPU support
     max_tokens: int = 256
+    # end generation once the answer the checks keep is complete (see rag/stopping.py)
+    stop_early: bool = True
     temperature: float = 0.0
     seed: int = 0
     min_score: float = 0.2  # below this top cosine score nothing is relevant: abstain without the LLM

@@ -7,6 +7,7 @@ checks → answer (`RAG._stages` reads as that list).
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import logging
 import re
 import threading
@@ -25,6 +26,7 @@ from .guards import Policy, asks_quantity, check_answer, policy, retrieval_gate,
 from .prompts import ABSTAIN_TEXT, build_prompt, get_template, parse_output, sanitize
 from .retrieve import Retriever
 from .rewrite import rewrite_query
+from .stopping import early_stop
 from .text import CITE, normalise, strip_markers
 from .types import Answer, Citation, Generation, Hit, SentenceSupport, Timings, Turn, Usage
 
@@ -253,9 +255,11 @@ class RAG:
             context = self._context(query, hits, pol)
             prompt, grammar = self._prompt(question, context, tmpl, history, max_tokens=s.max_tokens)
         gen = None
+        until = {"stop_when": stopper} if (stopper := self._stopper(tmpl, pol)) else {}
         with self._model_lock:
             for item in self.generator.stream(list(prompt.messages), max_tokens=s.max_tokens,
-                                              temperature=s.temperature, stop=STOPS, grammar=grammar):
+                                              temperature=s.temperature, stop=STOPS, grammar=grammar,
+                                              **until):
                 if isinstance(item, Generation):
                     gen = item
                 else:
@@ -266,6 +270,12 @@ class RAG:
             answer = self._check(question, query, gen, prompt, hits, retriever, pol)
         answer.timings = clock.stop(prefill=gen.ttft, generate=gen.total - gen.ttft)
         yield answer
+
+    def _stopper(self, tmpl, pol: Policy):
+        """The early-stop conditions for this answer (`stop_early`), when the generator takes them."""
+        if not self.settings.stop_early or "stop_when" not in inspect.signature(self.generator.stream).parameters:
+            return None
+        return early_stop(tmpl, pol)
 
     def _context(self, query: str, hits: list[Hit], pol: Policy) -> list[Hit]:
         """The passages as the model will read them: instructions left out (once, before anything
