@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.metadata
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from .embed import QUERY_BACKENDS
 from .errors import ConfigError
+from .quantize import QUANTS, requantize
+
+log = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_EMBEDDER_NAME = "all-MiniLM-L6-v2"
@@ -73,6 +77,8 @@ class Settings:
 
     embedder: str = ""  # sentence-transformers folder; "" means the shipped MiniLM
     model: str = ""  # GGUF path; "" means the shipped SmolLM2-135M
+    # the shipped model requantized once for llama.cpp's faster CPU kernels (rag/quantize.py)
+    model_quant: str = "shipped"
     # an OpenAI-compatible server (".../v1") instead of an in-process GGUF
     llm_url: str = ""
     llm_api_key: str = ""
@@ -144,6 +150,8 @@ class Settings:
             value = getattr(self, name)
             if not -1.0 <= value <= 1.0:  # cosines and support scores; outside, every answer abstains
                 raise ConfigError(f"{name} must be between -1 and 1, got {value}")
+        if self.model_quant not in QUANTS:
+            raise ConfigError(f"model_quant must be {' or '.join(QUANTS)}, got {self.model_quant!r}")
         if self.query_backend not in QUERY_BACKENDS:
             raise ConfigError(f"query_backend must be {' or '.join(QUERY_BACKENDS)}, got {self.query_backend!r}")
         from .guards import policy
@@ -173,6 +181,11 @@ class Settings:
 
     def model_path(self) -> str:
         path = self.model or default_llm_path()
+        if not self.model and self.model_quant != "shipped":
+            try:  # made by the set-up; made here (under a second) when the cache lost it
+                path = str(requantize(path, self.model_quant))
+            except (OSError, ConfigError) as e:
+                log.warning("using the shipped model: requantizing to %s failed (%s)", self.model_quant, e)
         p = Path(path)
         if not p.is_file():
             raise ConfigError(f"model file not found: {path}")
