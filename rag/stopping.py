@@ -16,7 +16,8 @@ template whose output it predicts, so switching the check off switches its condi
 - `final_answer`: chain-of-thought wrote its "Answer:" line and a line break after it;
 - `span_end`: an extract span got its "[n]" marker (the grammar allows nothing after it);
 - `repeats`: the model loops: three sentences in a row it had already written, or one stretch
-  of text repeated three times over (the `repeats` check keeps each sentence once).
+  of words repeated three times over (the `repeats` check keeps each sentence once). A run of
+  symbols is no loop: "&&&&" in a formula went on to a citation marker the answer kept.
 
 Where the answer is cut, the checks give the same result as on the full generation, greedy
 decoding being the same up to that point: what follows would have been cut by them.
@@ -41,6 +42,7 @@ CONDITIONS = {
 # the last stretch repeated this many times in a row is a loop; stretches from MIN to MAX chars
 LOOP_TIMES, LOOP_MIN, LOOP_MAX = 3, 12, 240
 _ANSWER_MARK = re.compile(r"(?:final\s+)?answer\s*:", re.I)
+_WORDS = re.compile(r"[^\W\d_]{3,}")
 _WHOLE_WORD = re.compile(r"[^\W\d_]\w*[^\w\[]")
 _SPAN_END = re.compile(rf"\s{CITE.pattern}\s*$")
 
@@ -136,7 +138,8 @@ class EarlyStop:
         n = len(tail)
         for size in range(LOOP_MIN, min(LOOP_MAX, n // LOOP_TIMES) + 1):
             piece = tail[n - size:]
-            if tail.endswith(piece * LOOP_TIMES) and piece.strip():
+            # words looping, not a run of symbols ("&&&&" in a formula went on to a marker)
+            if tail.endswith(piece * LOOP_TIMES) and _WORDS.search(piece):
                 return n - size * (LOOP_TIMES - 1)
         return None
 

@@ -18,7 +18,7 @@ def test_build_writes_a_verified_version(tmp_path, corpus_copy, fake_embedder):
     r = build([corpus_copy], idx, fake_embedder)
     assert len(r.added) == 5 and r.n_chunks == r.n_embedded > 5
     live = faiss_store.current_version(idx)
-    assert sorted(p.name for p in live.iterdir()) == ["chunks.jsonl", "faiss.index", "manifest.json", "vectors.npy"]
+    assert sorted(p.name for p in live.iterdir()) == ["bm25", "chunks.jsonl", "faiss.index", "manifest.json", "vectors.npy"]
     m = json.loads((live / "manifest.json").read_text())
     assert m["format_version"] == faiss_store.FORMAT_VERSION
     assert m["embedder"] == {"name": "fake-embedder", "dim": 64, "fingerprint": "hash-64"}

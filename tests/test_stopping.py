@@ -62,6 +62,7 @@ def test_repeats_stops_at_a_loop():
     # a stretch without sentence ends, three times over
     bullet = "- the adapter layer weights\n"
     assert stop({"repeats"}, "Parts:\n" + bullet * 3) == Stop("repeats", len("Parts:\n" + bullet) - 1)
+    assert stop({"repeats"}, "the loss is $$\\begin{aligned} &-" + "&" * 60) is None  # symbols, not words
 
 
 def test_conditions_follow_the_checks_and_the_template():
