@@ -639,8 +639,10 @@ def request_key(request) -> str:
     return client_key(getattr(request, "username", None), getattr(request, "client", None))
 
 
-def build_ui(service: ChatService):
-    """The Gradio Blocks of the chat, bound to `service`."""
+def build_ui(service: ChatService, *, concurrency: int = 1):
+    """The Gradio Blocks of the chat, bound to `service`. `concurrency` questions are worked on
+    at once: retrieval, the prompt and the checks of one overlap another's generation, which
+    the model's lock keeps to one at a time, first come first served."""
     import gradio as gr
 
     top_k = service.rag.settings.top_k if service.rag else 4
@@ -737,7 +739,8 @@ def build_ui(service: ChatService):
         ask_steps = dict(fn=show_question, inputs=[box, chat], outputs=[box, send, chat, pending],
                          queue=False, api_visibility="private")
         answer_step = dict(fn=on_message, inputs=[pending, chat, turns, template, k],
-                           outputs=[chat, turns], concurrency_id="llm", api_visibility="private",
+                           outputs=[chat, turns], concurrency_id="llm", concurrency_limit=concurrency,
+                           api_visibility="private",
                            show_progress="minimal")
         for trigger in (box.submit, send.click):
             answered = trigger(**ask_steps).then(**answer_step)
@@ -761,7 +764,7 @@ def build_ui(service: ChatService):
             up to 20 [question, answer] pairs of earlier turns."""
             return api_ask(service, question, template, top_k, history)
 
-        gr.api(ask, api_name="ask", concurrency_id="llm")
+        gr.api(ask, api_name="ask", concurrency_id="llm", concurrency_limit=concurrency)
     return demo
 
 
@@ -1021,6 +1024,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--max-upload-mb", type=float, default=500,
                    help="MB one user (or address, without sign-in) may add in all while the app runs (default 500)")
     g.add_argument("--queue-size", type=int, default=64, help="requests waiting at most, from all clients (default 64)")
+    g.add_argument("--concurrency", type=int, default=int(os.environ.get("RAG_CONCURRENCY", "1")),
+                   help="questions worked on at once (retrieval and checks overlap another's generation; "
+                        "the model still writes one answer at a time); 1 shows each waiting question its "
+                        "place in the queue (default 1; also RAG_CONCURRENCY)")
     g.add_argument("--queue-per-client", type=int, default=4,
                    help="requests one user or address may have waiting or running (default 4)")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
@@ -1040,6 +1047,8 @@ def _check_args(args: argparse.Namespace) -> str:
     """The first thing wrong with the limits, as one line ("" when they are fine)."""
     if args.top_k is not None and not 1 <= args.top_k <= MAX_TOP_K:
         return f"--top-k must be from 1 to {MAX_TOP_K}"
+    if args.concurrency < 1:
+        return "--concurrency must be at least 1"
     for flag in ("max_file_mb", "max_files", "max_upload_mb", "queue_size", "queue_per_client"):
         if getattr(args, flag) < 0:
             return f"--{flag.replace('_', '-')} must be 0 (no limit) or more"
@@ -1082,7 +1091,7 @@ def main(argv: list[str] | None = None) -> int:
     problem = service.error or service.warm_up()
     if problem:  # the page still opens and shows it, so it can be read and fixed
         print(f"warning: {problem}", file=sys.stderr, flush=True)
-    demo = build_ui(service)
+    demo = build_ui(service, concurrency=args.concurrency)
     import gradio as gr
     from starlette.middleware import Middleware
 

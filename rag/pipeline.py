@@ -22,6 +22,7 @@ from .config import DEFAULT_EMBEDDER_NAME, Settings
 from .context import compress
 from .errors import ConfigError, QueryError, RagError, StoreError
 from .extract import span_grammar, tidy_span
+from .fairlock import FairLock
 from .guards import Policy, asks_quantity, check_answer, policy, retrieval_gate, unknown_names
 from .prompts import ABSTAIN_TEXT, build_prompt, get_template, parse_output, sanitize
 from .retrieve import Retriever
@@ -65,9 +66,11 @@ class RAG:
         self._generator = generator
         self._store = store
         self._retriever: Retriever | None = None
-        # one generation at a time: llama.cpp contexts are not thread-safe. A plain Lock, since a
-        # streamed answer may be resumed by another thread than the one that started it (Gradio)
-        self._model_lock = threading.Lock()
+        # one generation at a time: llama.cpp contexts are not thread-safe. Retrieval, the prompt
+        # and the checks run outside it, so other questions get those done meanwhile. First come
+        # first served, and not bound to a thread: a streamed answer may be resumed by another
+        # thread than the one that started it (Gradio)
+        self._model_lock = FairLock()
         self._retriever_lock = threading.Lock()
         self._component_lock = threading.Lock()  # two first questions make one model, not two
 
