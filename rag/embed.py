@@ -126,7 +126,10 @@ class Embedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         if len(texts) <= SMALL_BATCH and not progress:
-            onnx = self._small_batches()
+            # batches of whole passages run faster through torch once it is loaded (a long-running
+            # chat loads it at start); a question, or any small batch of a process that never
+            # loaded torch (a cold `rag ask`), goes through the ONNX twin
+            onnx = self._small_batches() if len(texts) == 1 or self._model is None else None
             if onnx:
                 return onnx.encode(texts)
             if len(texts) == 1 and self.device == "cpu":

@@ -167,13 +167,17 @@ class RAG:
     def warm_up(self) -> "RAG":
         """Load the embedder, the index and the model now rather than on the first question.
 
-        This includes the BM25 index (about 20 s at 100k chunks) and the question embedder
-        (exported to ONNX on its first use ever), which would otherwise stall the first question.
+        This includes the BM25 index (memory-mapped from the index version; built, about 20 s at
+        100k chunks, for versions written before it was saved) and the question embedder (exported
+        to ONNX on its first use ever), which would otherwise stall the first question.
         """
         retriever = self._get_retriever()
         if retriever.mode != "dense":
             retriever.bm25  # noqa: B018 (built on first access)
         self.embedder.embed(["warm up"])
+        # a process that answers many questions embeds their passages faster with torch (the
+        # checks' batches); a one-off `rag ask`, which never calls this, answers without it
+        getattr(self.embedder, "model", None)
         with self._model_lock:
             self.generator.warm_up()
         return self
