@@ -73,6 +73,8 @@ class RAG:
         self._model_lock = FairLock()
         self._retriever_lock = threading.Lock()
         self._component_lock = threading.Lock()  # two first questions make one model, not two
+        self._n_params: int | None = None  # the model's size, read once for guards=auto
+        self._size_read = False
 
     # ---------------------------------------------------------------- components
 
@@ -142,10 +144,12 @@ class RAG:
         """The answer checks in force; `guards=auto` loads the model to read its size."""
         if self.settings.guards != "auto":
             return policy(self.settings)
-        with self._model_lock:
-            gen = self.generator
-            gen.warm_up()
-            return policy(self.settings, n_params=gen.n_params)
+        if not self._size_read:  # once: the lock would make each question wait for another's answer
+            with self._model_lock:
+                gen = self.generator
+                gen.warm_up()
+                self._n_params, self._size_read = gen.n_params, True
+        return policy(self.settings, n_params=self._n_params)
 
     def _get_retriever(self) -> Retriever:
         """The retriever over the live index version; reloads when another build replaced it."""

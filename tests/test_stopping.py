@@ -151,3 +151,33 @@ def test_a_generator_without_stop_when_still_answers(store):
               guards="small", checks_off="relevance")
     answer = rag.ask("What are adapters?")
     assert len(answer.sentences) == 5 and answer.usage.completion_tokens == len(RAMBLE.split())
+
+
+def test_retrieval_and_the_policy_do_not_wait_for_another_questions_generation(store):
+    import threading
+
+    release = threading.Event()
+
+    class Slow(ScriptedGenerator):
+        def stream(self, messages, **kw):
+            for item in super().stream(messages, **kw):
+                release.wait(30)  # a long generation holding the model's lock
+                yield item
+
+    gen = Slow([RAMBLE, RAMBLE], n_params=135_000_000)
+    rag = RAG(embedder=EMBEDDER, generator=gen, store=store, min_score=0.05, compress=False,
+              checks_off="relevance")  # guards=auto: the policy reads the model's size
+    rag.policy()
+    first = threading.Thread(target=rag.ask, args=("What are adapters?",))
+    first.start()
+    while not rag._model_lock.locked():
+        threading.Event().wait(0.005)
+    done = []
+    second = threading.Thread(target=lambda: done.append((rag.search("adapters"), rag.policy())))
+    second.start()
+    second.join(10)
+    held = rag._model_lock.locked()
+    release.set()
+    first.join(10)
+    assert done and held, "retrieval or the policy waited for the model's lock"
+    assert done[0][1].profile == "small"
