@@ -117,7 +117,7 @@ def run(*, quick: bool, only: list[str] | None = None) -> dict:
                     repeats=1 if quick else 3)
         if "cold" in sections:
             section("cold", speed.cold, index=idx, question=common.CORPUS_QUESTIONS[0],
-                    repeats=1 if quick else 3, big=10_000 if quick else int(os.environ.get("BENCH_BIG", 1_000_000)))
+                    repeats=1 if quick else 2, big=10_000 if quick else int(os.environ.get("BENCH_BIG", 1_000_000)))
         if "concurrency" in sections:
             section("concurrency", speed.concurrency, index=idx, users=4 if quick else 20)
         if "onnx" in sections and importlib.util.find_spec("onnxruntime") is None:

@@ -264,7 +264,7 @@ def big_index(n: int, dest: Path) -> dict:
     chunks = [Chunk(id=f"doc{i // 20}.txt#{i % 20}", source=f"doc{i // 20}.txt", title=f"doc {i // 20}",
                     headings=(), text=" ".join(rng.choices(words, k=40))) for i in range(n)]
     vectors = np.vstack([synthetic_vectors(min(100_000, n - s), seed=s) for s in range(0, n, 100_000)])
-    manifest = {"format_version": FORMAT_VERSION, "embedder": {**embedder_record(emb), "dim": 384},
+    manifest = {"format_version": FORMAT_VERSION, "embedder": {**embedder_record(emb), "dim": 384}, "n_chunks": n,
                 "chunker": {"chunk_size": 200, "chunk_overlap": 40},
                 "documents": {f"doc{d}.txt": {} for d in range(0, (n + 19) // 20)}}
     dest.mkdir(parents=True, exist_ok=True)
