@@ -887,8 +887,10 @@ def _api_call(fn, *args, **kwargs):
         raise gr.Error(" ".join(str(e).split()), print_exception=False) from None
 
 
-def build_ui(service: ChatService):
-    """The Gradio Blocks of the chat, bound to `service`."""
+def build_ui(service: ChatService, *, concurrency: int = 1):
+    """The Gradio Blocks of the chat, bound to `service`. `concurrency` questions are worked on
+    at once: retrieval, the prompt and the checks of one overlap another's generation, which
+    the model's lock keeps to one at a time, first come first served."""
     import gradio as gr
 
     top_k = service.rag.settings.top_k if service.rag else 4
@@ -1152,7 +1154,7 @@ def build_ui(service: ChatService):
         ask_steps = dict(fn=show_question, inputs=[box, chat], outputs=[box, send, chat, pending],
                          queue=False, api_visibility="private")
         answer_step = dict(fn=on_message, inputs=[pending, chat, turns, template, k, collection, conv_id],
-                           outputs=[chat, turns, conv_id, conversations, history_note], concurrency_id="llm",
+                           outputs=[chat, turns, conv_id, conversations, history_note], concurrency_id="llm", concurrency_limit=concurrency,
                            api_visibility="private", show_progress="minimal",
                            show_progress_on=[chat])  # the queue position shows in the chat alone
         for trigger in (box.submit, send.click):
@@ -1247,7 +1249,7 @@ def build_ui(service: ChatService):
         gr.api(documents, api_name="documents")
         gr.api(remove_document_, api_name="remove_document", concurrency_id="index")
         gr.api(rescan_, api_name="rescan", concurrency_id="index")
-        gr.api(ask, api_name="ask", concurrency_id="llm")
+        gr.api(ask, api_name="ask", concurrency_id="llm", concurrency_limit=concurrency)
         gr.api(collections, api_name="collections")
         gr.api(create_collection, api_name="create_collection")
         gr.api(delete_collection, api_name="delete_collection")
@@ -1517,6 +1519,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--max-upload-mb", type=float, default=os.environ.get("RAG_MAX_UPLOAD_MB") or "500",
                    help="MB one user (or address, without sign-in) may add in all while the app runs (default 500)")
     g.add_argument("--queue-size", type=int, default=64, help="requests waiting at most, from all clients (default 64)")
+    g.add_argument("--concurrency", type=int, default=int(os.environ.get("RAG_CONCURRENCY", "1")),
+                   help="questions worked on at once (retrieval and checks overlap another's generation; "
+                        "the model still writes one answer at a time); 1 shows each waiting question its "
+                        "place in the queue (default 1; also RAG_CONCURRENCY)")
     g.add_argument("--queue-per-client", type=int, default=4,
                    help="requests one user or address may have waiting or running (default 4)")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
@@ -1538,6 +1544,8 @@ def _check_args(args: argparse.Namespace) -> str:
     """The first thing wrong with the limits, as one line ("" when they are fine)."""
     if args.top_k is not None and not 1 <= args.top_k <= MAX_TOP_K:
         return f"--top-k must be from 1 to {MAX_TOP_K}"
+    if args.concurrency < 1:
+        return "--concurrency must be at least 1"
     for flag in ("max_file_mb", "max_files", "max_upload_mb", "queue_size", "queue_per_client"):
         if getattr(args, flag) < 0:
             return f"--{flag.replace('_', '-')} must be 0 (no limit) or more"
@@ -1591,7 +1599,7 @@ def main(argv: list[str] | None = None) -> int:
         from rag.watch import CorpusWatcher
 
         CorpusWatcher(service.rags).start()  # a daemon thread: it ends with the app
-    demo = build_ui(service)
+    demo = build_ui(service, concurrency=args.concurrency)
     import gradio as gr
     from starlette.middleware import Middleware
 

@@ -22,13 +22,15 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/run.py` from a clone
 
 from benchmarks import (common, generation, indexing, milvus, onnx_embed, readers, report, retrieval,  # noqa: E402
-                        server, serve_api)
+                        server, serve_api, speed)
 from rag import faiss_store, index as index_mod  # noqa: E402
 from rag.chunk import embed_text  # noqa: E402
 from rag.config import DEFAULT_EMBEDDER_NAME, Settings  # noqa: E402
 from rag.embed import Embedder  # noqa: E402
 
-SECTIONS = ("indexing", "retrieval", "milvus", "generation", "server", "serve", "onnx", "readers")
+SECTIONS = ("indexing", "retrieval", "milvus", "generation", "server", "serve", "onnx", "readers",
+            "stop_early", "answer_evals", "prefill", "cold", "concurrency")
+SPEED = {"stop_early", "answer_evals", "prefill", "cold", "concurrency"}  # issue 20, on the corpus index
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,7 +98,7 @@ def run(*, quick: bool, only: list[str] | None = None) -> dict:
         section("milvus", milvus.run, quick=quick)
     with tempfile.TemporaryDirectory(prefix="rag-bench-index-") as tmp:
         idx = str(Path(tmp) / "index")
-        if {"generation", "onnx", "server", "serve"} & set(sections):
+        if ({"generation", "onnx", "server", "serve"} | SPEED) & set(sections):
             index_mod.build([settings.corpus], index_dir=idx, embedder=embedder,
                             chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap)
         if "generation" in sections:
@@ -105,6 +107,19 @@ def run(*, quick: bool, only: list[str] | None = None) -> dict:
             section("server", server.run, quick=quick, index=idx)
         if "serve" in sections:
             section("serve", serve_api.run, quick=quick, index=idx)
+        if "stop_early" in sections:
+            section("stop_early", speed.stop_early, index=idx,
+                    questions=common.CORPUS_QUESTIONS[:3] if quick else common.CORPUS_QUESTIONS[:8])
+        if "answer_evals" in sections:
+            section("answer_evals", speed.answer_evals, index=idx, limit=6 if quick else None)
+        if "prefill" in sections:
+            section("prefill", speed.prefill, index=idx, questions=common.CORPUS_QUESTIONS[:2 if quick else 4],
+                    repeats=1 if quick else 3)
+        if "cold" in sections:
+            section("cold", speed.cold, index=idx, question=common.CORPUS_QUESTIONS[0],
+                    repeats=1 if quick else 2, big=10_000 if quick else int(os.environ.get("BENCH_BIG", 1_000_000)))
+        if "concurrency" in sections:
+            section("concurrency", speed.concurrency, index=idx, users=4 if quick else 20)
         if "onnx" in sections and importlib.util.find_spec("onnxruntime") is None:
             results["notes"] = ["onnx section skipped: onnx and onnxruntime are not installed "
                                 "(pip install -e '.[test]')"]

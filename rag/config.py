@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.metadata
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,9 @@ from pathlib import Path
 from .embed import QUERY_BACKENDS
 from .errors import ConfigError
 from .models import DEFAULT_MODELS_DIR
+from .quantize import QUANTS, requantize
+
+log = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_EMBEDDER_NAME = "all-MiniLM-L6-v2"
@@ -77,6 +81,8 @@ class Settings:
     # where `rag models pull` puts GGUFs and the chat's picker looks: outside the project, so
     # gigabytes of weights are shared by every checkout and venv and never near git
     models_dir: str = str(DEFAULT_MODELS_DIR)
+    # the shipped model requantized once for llama.cpp's faster CPU kernels (rag/quantize.py)
+    model_quant: str = "shipped"
     # an OpenAI-compatible server (".../v1") instead of an in-process GGUF
     llm_url: str = ""
     llm_api_key: str = ""
@@ -100,6 +106,8 @@ class Settings:
     n_threads: int = 0  # 0: llama.cpp picks (physical cores)
     n_gpu_layers: int = 0  # -1 offloads every layer when llama-cpp-python was built with GPU support
     max_tokens: int = 256
+    # end generation once the answer the checks keep is complete (see rag/stopping.py)
+    stop_early: bool = True
     temperature: float = 0.0
     seed: int = 0
     min_score: float = 0.2  # below this top cosine score nothing is relevant: abstain without the LLM
@@ -147,6 +155,8 @@ class Settings:
             value = getattr(self, name)
             if not -1.0 <= value <= 1.0:  # cosines and support scores; outside, every answer abstains
                 raise ConfigError(f"{name} must be between -1 and 1, got {value}")
+        if self.model_quant not in QUANTS:
+            raise ConfigError(f"model_quant must be {' or '.join(QUANTS)}, got {self.model_quant!r}")
         if self.query_backend not in QUERY_BACKENDS:
             raise ConfigError(f"query_backend must be {' or '.join(QUERY_BACKENDS)}, got {self.query_backend!r}")
         from .guards import policy
@@ -178,6 +188,11 @@ class Settings:
         """The GGUF file `model` names: a path, a catalogue name that was pulled (`rag models`),
         or a file name in `models_dir`; the shipped model when empty."""
         path = self.model or default_llm_path()
+        if not self.model and self.model_quant != "shipped":
+            try:  # made by the set-up; made here (under a second) when the cache lost it
+                path = str(requantize(path, self.model_quant))
+            except (OSError, ConfigError) as e:
+                log.warning("using the shipped model: requantizing to %s failed (%s)", self.model_quant, e)
         p = Path(path).expanduser()
         if not p.is_file() and self.model:
             from .models import resolve

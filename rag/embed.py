@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import logging
 import os
 import tempfile
@@ -26,6 +27,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 EMBED_SLICE = 4096
 
 QUERY_BACKENDS = ("auto", "torch")
+# up to this many texts go through the ONNX twin (questions, an answer's sentences); more are an
+# index build, which torch runs faster
+SMALL_BATCH = 256
+ONNX_BATCH = 16  # texts per onnxruntime call, sorted by length
 # Exported query models live outside the index: one per embedder folder, shared by every index.
 ONNX_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rag-local" / "onnx"
 
@@ -65,7 +70,10 @@ class Embedder:
     def max_tokens(self) -> int:
         return self.max_seq_length
 
-    def warm_up(self):
+    @property
+    def model(self):
+        """The SentenceTransformer, loaded on first use: index builds and the torch path need it;
+        answering questions does not, once its ONNX twin is exported (see `warm_up`)."""
         if self._model is None:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -85,19 +93,29 @@ class Embedder:
                      self.max_seq_length)
         return self._model
 
+    def warm_up(self):
+        """Load what embedding questions and passages while answering needs: the ONNX twin when
+        it is exported (torch and sentence-transformers are then never imported, which took most
+        of a cold `rag ask`), else the SentenceTransformer. Returns the embedder."""
+        if not self._small_batches():
+            self.model  # noqa: B018 (loads it)
+        return self
+
     @property
     def dim(self) -> int:
-        m = self.warm_up()
+        if self._query:
+            return self._query.dim
+        m = self.model
         get = getattr(m, "get_embedding_dimension", None) or m.get_sentence_embedding_dimension
         return int(get())
 
     @property
     def max_seq_length(self) -> int:
-        return int(self.warm_up().max_seq_length)
+        return int(self.model.max_seq_length)
 
     @property
     def tokenizer(self):
-        return self.warm_up().tokenizer
+        return self.model.tokenizer
 
     def count_tokens(self, text: str) -> int:
         """Tokens the model will see, special tokens included."""
@@ -105,12 +123,18 @@ class Embedder:
 
     def embed(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
         """Unit-length float32 vectors, one row per text."""
-        m = self.warm_up()
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        if len(texts) == 1 and self.device == "cpu":
-            query = self._query_model()
-            return query.encode(texts) if query else self._embed_one(m, texts[0])
+        if len(texts) <= SMALL_BATCH and not progress:
+            # batches of whole passages run faster through torch once it is loaded (a long-running
+            # chat loads it at start); a question, or any small batch of a process that never
+            # loaded torch (a cold `rag ask`), goes through the ONNX twin
+            onnx = self._small_batches() if len(texts) == 1 or self._model is None else None
+            if onnx:
+                return onnx.encode(texts)
+            if len(texts) == 1 and self.device == "cpu":
+                return self._embed_one(self.model, texts[0])
+        m = self.model
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         bar = None
         if progress and len(texts) > EMBED_SLICE:
@@ -128,22 +152,33 @@ class Embedder:
             bar.close()
         return out
 
-    def _query_model(self) -> "OnnxEncoder | None":
-        """The ONNX Runtime twin of the model for single texts (questions), loaded once.
+    def _small_batches(self) -> "OnnxEncoder | None":
+        """The ONNX Runtime twin of the model for questions and the few dozen sentences an
+        answer's checks embed, loaded once.
 
         One short question through torch costs 13-14 ms on 2 cores, most of it Python and
         dispatch overhead around tiny matrices; the same weights in onnxruntime take 4 ms and give
-        the same vector (cosine 0.9999999 on 300 SQuAD questions, BENCHMARKS.md). Batches (index
-        builds) stay on torch, which is faster there. Any failure falls back to torch for good.
+        the same vector (cosine 0.9999999 on 300 SQuAD questions, BENCHMARKS.md). Index builds
+        stay on torch, which is faster for large batches. The twin is read from its files alone
+        when it was exported before; the first time, the model loads to export it. Any failure
+        falls back to torch for good.
         """
         if self._query is None:
             self._query = False
-            if self.query_backend == "auto":
+            if self.query_backend == "auto" and self.device == "cpu":
+                folder = self.cache_dir / self.name
                 try:
-                    self._query = OnnxEncoder.load(self.warm_up(), self.path, self.cache_dir / self.name)
-                except Exception as e:  # missing onnxruntime, odd model layout, unwritable cache
+                    self._query = OnnxEncoder.from_files(self.path, folder)
+                except FileNotFoundError:
+                    try:
+                        self._query = OnnxEncoder.load(self.model, self.path, folder)
+                    except Exception as e:  # missing onnxruntime, odd model layout, unwritable cache
+                        log.warning("question embedding stays on torch (%s)", str(e).splitlines()[0][:200])
+                except Exception as e:  # noqa: BLE001 - same fallback
                     log.warning("question embedding stays on torch (%s)", str(e).splitlines()[0][:200])
         return self._query or None
+
+    _query_model = _small_batches  # its name before passages went through it too
 
     @staticmethod
     def _embed_one(model, text: str) -> np.ndarray:
@@ -163,7 +198,8 @@ class OnnxEncoder:
     """A Transformer + mean Pooling (+ Normalize) model's transformer, exported to ONNX and run
     by onnxruntime; pooled and normalised as sentence-transformers does."""
 
-    def __init__(self, onnx_path: Path, tokenizer, *, max_length: int, threads: int) -> None:
+    def __init__(self, onnx_path: Path, tokenizer, *, max_length: int, threads: int, dim: int,
+                 lower_case: bool = False) -> None:
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
@@ -174,11 +210,14 @@ class OnnxEncoder:
         opts.log_severity_level = 3
         self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
         self.inputs = {i.name for i in self.session.get_inputs()}
-        self.tokenizer = tokenizer
+        self.tokenizer = tokenizer  # a `tokenizers.Tokenizer`, or a transformers tokenizer
         self.max_length = max_length
+        self.dim = dim
+        self.lower_case = lower_case
 
     @classmethod
     def load(cls, model, path: str, folder: Path) -> "OnnxEncoder":
+        """From a loaded SentenceTransformer, exporting its transformer on first use."""
         import torch
 
         kinds = [type(m).__name__ for m in model]
@@ -188,18 +227,74 @@ class OnnxEncoder:
         target = folder / _weights_key(path) / "model.onnx"
         if not target.is_file():
             export_onnx(model, target)
-        return cls(target, model.tokenizer, max_length=int(model.max_seq_length),
-                   threads=torch.get_num_threads())
+        try:  # the same tokenizer the files-only path reads, so both give the same vectors
+            return cls.from_files(path, folder)
+        except (FileNotFoundError, ValueError):
+            get = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+            return cls(target, model.tokenizer, max_length=int(model.max_seq_length),
+                       threads=torch.get_num_threads(), dim=int(get()))
+
+    @classmethod
+    def from_files(cls, path: str | Path, folder: Path) -> "OnnxEncoder":
+        """From the model folder's configuration and an ONNX export made before, without
+        importing torch or sentence-transformers. FileNotFoundError when something is missing
+        (no export yet), ValueError for a layout other than Transformer + mean pooling."""
+        root = Path(path)
+        target = folder / _weights_key(str(root)) / "model.onnx"
+        need = [target, root / "modules.json", root / "tokenizer.json", root / "sentence_bert_config.json"]
+        for f in need:
+            if not f.is_file():
+                raise FileNotFoundError(f)
+        modules = json.loads((root / "modules.json").read_text())
+        kinds = [m.get("type", "").rsplit(".", 1)[-1] for m in modules]
+        if kinds not in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"]):
+            raise ValueError(f"model layout {kinds} is not exported")
+        pool = json.loads((root / modules[1]["path"] / "config.json").read_text())
+        modes = {k for k, v in pool.items() if k.startswith("pooling_mode") and v is True}
+        if modes != {"pooling_mode_mean_tokens"}:
+            raise ValueError(f"pooling {sorted(modes)} is not exported")
+        config = json.loads((root / "sentence_bert_config.json").read_text())
+        from tokenizers import Tokenizer
+
+        tok = Tokenizer.from_file(str(root / "tokenizer.json"))
+        max_length = int(config.get("max_seq_length") or 512)
+        tok.enable_truncation(max_length=max_length)
+        tok.no_padding()  # padded here, per sub-batch
+        return cls(target, tok, max_length=max_length, threads=max(1, min(8, os.cpu_count() or 1)),
+                   dim=int(pool["word_embedding_dimension"]), lower_case=bool(config.get("do_lower_case")))
+
+    def _features(self, texts: list[str]) -> dict[str, np.ndarray]:
+        if self.lower_case:
+            texts = [t.lower() for t in texts]
+        if not hasattr(self.tokenizer, "encode_batch"):  # a transformers tokenizer
+            enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
+                                 return_tensors="np")
+            return {k: np.asarray(v, np.int64) for k, v in enc.items()}
+        encs = self.tokenizer.encode_batch(texts)
+        width = max(len(e.ids) for e in encs)
+        out = {k: np.zeros((len(encs), width), np.int64) for k in ("input_ids", "attention_mask", "token_type_ids")}
+        for i, e in enumerate(encs):
+            n = len(e.ids)
+            out["input_ids"][i, :n] = e.ids
+            out["attention_mask"][i, :n] = e.attention_mask
+            out["token_type_ids"][i, :n] = e.type_ids
+        return out
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        """Unit-length float32 vectors of `texts`, run as one padded batch."""
-        enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
-                             return_tensors="np")
-        feed = {k: v.astype(np.int64) for k, v in enc.items() if k in self.inputs}
-        hidden = self.session.run(None, feed)[0]
-        mask = enc["attention_mask"][..., None].astype(np.float32)
-        vec = (hidden * mask).sum(1) / np.maximum(mask.sum(1), 1e-9)
-        return (vec / np.maximum(np.linalg.norm(vec, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+        """Unit-length float32 vectors of `texts`, in padded batches of similar lengths."""
+        out = np.empty((len(texts), self.dim), np.float32)
+        # like sentence-transformers: sorted by length, so short sentences are not padded to a
+        # passage's length
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        for start in range(0, len(order), ONNX_BATCH):
+            rows = order[start:start + ONNX_BATCH]
+            enc = self._features([texts[i] for i in rows])
+            feed = {k: v for k, v in enc.items() if k in self.inputs}
+            hidden = self.session.run(None, feed)[0]
+            mask = enc["attention_mask"][..., None].astype(np.float32)
+            vec = (hidden * mask).sum(1) / np.maximum(mask.sum(1), 1e-9)
+            out[rows] = vec / np.maximum(np.linalg.norm(vec, axis=1, keepdims=True), 1e-12)
+        return out
 
 
 _SAMPLE = 1 << 20

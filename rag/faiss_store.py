@@ -3,7 +3,9 @@
 Layout of an index folder (default `indexes/default/`)::
 
     CURRENT          name of the live version folder, replaced atomically
-    v000007/         manifest.json, chunks.jsonl, vectors.npy, faiss.index
+    v000007/         manifest.json, chunks.jsonl, vectors.npy, faiss.index, bm25/ (the BM25
+                     index of its chunks, memory-mapped on load; versions made before it had
+                     none and get theirs built in memory)
     .lock            held while a build writes
 
 A writer builds a new version folder next to the live one, fsyncs it, then flips CURRENT. A
@@ -32,6 +34,7 @@ from .types import Chunk
 log = logging.getLogger(__name__)
 
 FILES = ("chunks.jsonl", "vectors.npy", "faiss.index")
+BM25_DIR = "bm25"
 
 
 class FaissVersion:
@@ -51,6 +54,23 @@ class FaissVersion:
     @property
     def embedder_name(self) -> str:
         return self.manifest["embedder"]["name"]
+
+    def saved_bm25(self):
+        """The BM25 index written with this version (checked on open), memory-mapped; None when
+        the version has none (made before it was saved) or one made with other parameters."""
+        from .retrieve import _BM25, bm25_params
+
+        saved = self.manifest.get("bm25")
+        if not saved or not (self.path / BM25_DIR).is_dir():
+            return None
+        if saved.get("params") != bm25_params():
+            log.info("%s: saved BM25 was made with %s, not %s; building it in memory", self.path,
+                     saved.get("params"), bm25_params())
+            return None
+        try:
+            return _BM25(saved=self.path / BM25_DIR)
+        except (OSError, ValueError, KeyError) as e:
+            raise StoreError(f"{self.path / BM25_DIR} cannot be read ({type(e).__name__}); {FIX}") from e
 
     def vectors(self, rows=None) -> np.ndarray:
         """The stored unit vectors of `rows` (all when None)."""
@@ -275,6 +295,11 @@ def _open_version(index_dir: Path, version: Path, embedder, embedder_name, rebui
     except (KeyError, TypeError) as e:
         raise StoreError(f"{version}: manifest lacks {e}; {FIX}") from e
     check_embedder(manifest, str(index_dir), embedder=embedder, name=embedder_name, rebuild=rebuild_hint)
+    try:  # the saved BM25's files are checked like the others (versions from before have none)
+        files.update({f"{BM25_DIR}/{name}": (f["size"], f["sha256"])
+                      for name, f in ((manifest.get("bm25") or {}).get("files") or {}).items()})
+    except (KeyError, TypeError, AttributeError) as e:
+        raise StoreError(f"{version}: manifest's bm25 entry lacks {e}; {FIX}") from e
     for name, (size, sha) in files.items():
         p = version / name
         if not p.is_file():
@@ -415,6 +440,9 @@ def _write_version(index_dir: Path, manifest: dict, chunks: list[Chunk], vectors
     faiss.write_index(build_faiss(vectors, ann_threshold=ann_threshold), str(tmp / "faiss.index"))
     _fsync_file(tmp / "faiss.index")
     manifest["files"] = {f: {"size": (tmp / f).stat().st_size, "sha256": _sha256(tmp / f)} for f in FILES}
+    manifest.pop("bm25", None)  # the base version's entry describes the base version's chunks
+    if chunks:
+        manifest["bm25"] = _write_bm25(tmp / BM25_DIR, chunks)
     _write_file(tmp / "manifest.json", json.dumps(manifest, indent=1, ensure_ascii=False).encode())
     _fsync_dir(tmp)
     final = index_dir / name
@@ -424,6 +452,20 @@ def _write_version(index_dir: Path, manifest: dict, chunks: list[Chunk], vectors
     os.replace(cur_tmp, index_dir / "CURRENT")  # the commit point
     _fsync_dir(index_dir)
     return final
+
+
+def _write_bm25(folder: Path, chunks: list[Chunk]) -> dict:
+    """Build the BM25 index of `chunks` into `folder`; its manifest entry (parameters, files)."""
+    from .chunk import embed_text
+    from .retrieve import _BM25, bm25_params
+
+    _BM25([embed_text(c) for c in chunks]).save(folder)
+    files = {}
+    for p in sorted(folder.iterdir()):
+        _fsync_file(p)
+        files[p.name] = {"size": p.stat().st_size, "sha256": _sha256(p)}
+    _fsync_dir(folder)
+    return {"params": bm25_params(), "files": files}
 
 
 def _clean(index_dir: Path, keep: int = 2) -> None:

@@ -149,10 +149,12 @@ class LLM:
         return len(self.warm_up().tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
     def stream(self, messages: list[Message], *, max_tokens: int = 256, temperature: float = 0.0,
-               stop: tuple[str, ...] = (), grammar: str | None = None) -> Iterator[str | Generation]:
+               stop: tuple[str, ...] = (), grammar: str | None = None,
+               stop_when=None) -> Iterator[str | Generation]:
         """Yield text pieces as they are decoded, then one final `Generation`.
 
-        `grammar` (GBNF) limits what may be generated; see `extract.span_grammar`."""
+        `grammar` (GBNF) limits what may be generated; see `extract.span_grammar`. `stop_when`
+        reads the text so far and ends decoding when it returns a `stopping.Stop`."""
         llama = self.warm_up()
         ids, template_stop = self.tokens(messages)
         if len(ids) + max_tokens > llama.n_ctx():
@@ -169,27 +171,43 @@ class LLM:
             from llama_cpp import LlamaGrammar
 
             constraint = LlamaGrammar.from_string(grammar, verbose=False)
-        for chunk in llama.create_completion(
-                prompt=ids, max_tokens=max_tokens, temperature=temperature, top_k=1 if temperature == 0 else 40,
-                repeat_penalty=1.1, stop=list(stop) + template_stop, seed=self.seed, stream=True,
-                grammar=constraint):
-            choice = chunk["choices"][0]
-            piece = choice.get("text") or ""
-            n_chunks += 1
-            if piece:
-                if ttft is None:
-                    ttft = time.perf_counter() - t0
-                pieces.append(piece)
-                yield piece
-            if choice.get("finish_reason"):
-                finish = choice["finish_reason"]
+        chunks = llama.create_completion(
+            prompt=ids, max_tokens=max_tokens, temperature=temperature, top_k=1 if temperature == 0 else 40,
+            repeat_penalty=1.1, stop=list(stop) + template_stop, seed=self.seed, stream=True,
+            grammar=constraint)
+        stopped = None
+        text = ""
+        try:
+            for chunk in chunks:
+                choice = chunk["choices"][0]
+                piece = choice.get("text") or ""
+                n_chunks += 1
+                if piece:
+                    if ttft is None:
+                        ttft = time.perf_counter() - t0
+                    pieces.append(piece)
+                    yield piece
+                    text += piece
+                    stopped = stop_when(text) if stop_when is not None else None
+                    if stopped is not None:
+                        break
+                if choice.get("finish_reason"):
+                    finish = choice["finish_reason"]
+        finally:
+            chunks.close()  # decoding ends here, not when the generator is collected
         total = time.perf_counter() - t0
-        # tokens decoded after the prompt; the last one sampled is not evaluated, and a stream's
-        # closing chunk carries no token, so neither count alone is right
-        completion = min(max_tokens, max(llama.n_tokens - len(ids), n_chunks - 1 if finish == "length" else n_chunks))
-        yield Generation(text="".join(pieces), prompt_tokens=len(ids), completion_tokens=completion,
+        if stopped is not None:
+            # complete, not cut off by the limit: the last token sampled was not evaluated yet
+            finish, text = "stop", text[:stopped.at]
+            completion = min(max_tokens, max(llama.n_tokens - len(ids) + 1, n_chunks))
+        else:
+            # tokens decoded after the prompt; the last one sampled is not evaluated, and a
+            # stream's closing chunk carries no token, so neither count alone is right
+            completion = min(max_tokens, max(llama.n_tokens - len(ids),
+                                             n_chunks - 1 if finish == "length" else n_chunks))
+        yield Generation(text=text, prompt_tokens=len(ids), completion_tokens=completion,
                          cached_tokens=cached, ttft=ttft if ttft is not None else total, total=total,
-                         finish_reason=finish)
+                         finish_reason=finish, stopped_by=stopped.condition if stopped else "")
 
     def generate(self, messages: list[Message], **kwargs) -> Generation:
         """The whole completion at once; same options as `stream`."""

@@ -7,6 +7,7 @@ checks → answer (`RAG._stages` reads as that list).
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import logging
 import re
 import threading
@@ -24,10 +25,12 @@ from .choose import AUTO, choose
 from .context import compress
 from .errors import ConfigError, QueryError, RagError, StoreError
 from .extract import span_grammar, tidy_span
+from .fairlock import FairLock
 from .guards import Policy, asks_quantity, check_answer, policy, retrieval_gate, unknown_names
 from .prompts import ABSTAIN_TEXT, build_prompt, get_template, parse_output, sanitize
 from .retrieve import Retriever
 from .rewrite import rewrite_query
+from .stopping import early_stop
 from .text import CITE, normalise, strip_markers
 from .types import Answer, Citation, Generation, Hit, SentenceSupport, Timings, Turn, Usage
 
@@ -68,12 +71,16 @@ class RAG:
         self._retriever: Retriever | None = None
         self._vocabulary = None
         self._owner: RAG | None = None  # the RAG whose model a sibling answers with
-        # one generation at a time: llama.cpp contexts are not thread-safe. A plain Lock, since a
-        # streamed answer may be resumed by another thread than the one that started it (Gradio)
-        self._model_lock = threading.Lock()
+        # one generation at a time: llama.cpp contexts are not thread-safe. Retrieval, the prompt
+        # and the checks run outside it, so other questions get those done meanwhile. First come
+        # first served, and not bound to a thread: a streamed answer may be resumed by another
+        # thread than the one that started it (Gradio)
+        self._model_lock = FairLock()
         self._retriever_lock = threading.Lock()
         self._component_lock = threading.Lock()  # two first questions make one model, not two
         self._switch_lock = threading.Lock()  # one model change at a time (use_model)
+        self._n_params: int | None = None  # the model's size, read once for guards=auto
+        self._size_read = False
 
     # ---------------------------------------------------------------- components
 
@@ -183,10 +190,12 @@ class RAG:
         """The answer checks in force; `guards=auto` loads the model to read its size."""
         if self.settings.guards != "auto":
             return policy(self.settings)
-        with self._model_lock:
-            gen = self.generator
-            gen.warm_up()
-            return policy(self.settings, n_params=gen.n_params)
+        if not self._size_read:  # once: the lock would make each question wait for another's answer
+            with self._model_lock:
+                gen = self.generator
+                gen.warm_up()
+                self._n_params, self._size_read = gen.n_params, True
+        return policy(self.settings, n_params=self._n_params)
 
     def _get_retriever(self) -> Retriever:
         """The retriever over the live index version; reloads when another build replaced it."""
@@ -208,13 +217,17 @@ class RAG:
     def warm_up(self) -> "RAG":
         """Load the embedder, the index and the model now rather than on the first question.
 
-        This includes the BM25 index (about 20 s at 100k chunks) and the question embedder
-        (exported to ONNX on its first use ever), which would otherwise stall the first question.
+        This includes the BM25 index (memory-mapped from the index version; built, about 20 s at
+        100k chunks, for versions written before it was saved) and the question embedder (exported
+        to ONNX on its first use ever), which would otherwise stall the first question.
         """
         retriever = self._get_retriever()
         if retriever.mode != "dense":
             retriever.bm25  # noqa: B018 (built on first access)
         self.embedder.embed(["warm up"])
+        # a process that answers many questions embeds their passages faster with torch (the
+        # checks' batches); a one-off `rag ask`, which never calls this, answers without it
+        getattr(self.embedder, "model", None)
         with self._model_lock:
             self.generator.warm_up()
         return self
@@ -313,9 +326,11 @@ class RAG:
             context = self._context(query, hits, pol)
             prompt, grammar = self._prompt(question, context, tmpl, history, max_tokens=s.max_tokens)
         gen = None
+        until = {"stop_when": stopper} if (stopper := self._stopper(tmpl, pol)) else {}
         with self._model_lock:
             for item in self.generator.stream(list(prompt.messages), max_tokens=s.max_tokens,
-                                              temperature=s.temperature, stop=STOPS, grammar=grammar):
+                                              temperature=s.temperature, stop=STOPS, grammar=grammar,
+                                              **until):
                 if isinstance(item, Generation):
                     gen = item
                 else:
@@ -328,6 +343,12 @@ class RAG:
             answer.template_reason = f"auto: {choice.reason}"
         answer.timings = clock.stop(prefill=gen.ttft, generate=gen.total - gen.ttft)
         yield answer
+
+    def _stopper(self, tmpl, pol: Policy):
+        """The early-stop conditions for this answer (`stop_early`), when the generator takes them."""
+        if not self.settings.stop_early or "stop_when" not in inspect.signature(self.generator.stream).parameters:
+            return None
+        return early_stop(tmpl, pol)
 
     def _context(self, query: str, hits: list[Hit], pol: Policy) -> list[Hit]:
         """The passages as the model will read them: instructions left out (once, before anything

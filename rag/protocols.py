@@ -37,7 +37,11 @@ class Embedder(Protocol):
 
 @runtime_checkable
 class Generator(Protocol):
-    """A chat model. `stream` yields text pieces, then one `Generation` with its counts."""
+    """A chat model. `stream` yields text pieces, then one `Generation` with its counts.
+
+    A generator whose `stream` takes `stop_when` (a callable given the text so far, returning a
+    `stopping.Stop` or None) ends as soon as it returns a Stop, keeping `Stop.at` characters;
+    one that does not take it runs to its own end."""
 
     @property
     def name(self) -> str: ...
@@ -50,7 +54,8 @@ class Generator(Protocol):
 
     def count_tokens(self, messages: list[Message]) -> int: ...
     def stream(self, messages: list[Message], *, max_tokens: int = 256, temperature: float = 0.0,
-               stop: tuple[str, ...] = (), grammar: str | None = None) -> Iterator[str | Generation]: ...
+               stop: tuple[str, ...] = (), grammar: str | None = None,
+               stop_when=None) -> Iterator[str | Generation]: ...
     def warm_up(self): ...
 
 

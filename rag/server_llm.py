@@ -153,8 +153,10 @@ class ServerGenerator:
     # ---------------------------------------------------------------- generation
 
     def stream(self, messages: list[Message], *, max_tokens: int = 256, temperature: float = 0.0,
-               stop: tuple[str, ...] = (), grammar: str | None = None) -> Iterator[str | Generation]:
-        """Yield text pieces as the server streams them, then one `Generation`."""
+               stop: tuple[str, ...] = (), grammar: str | None = None,
+               stop_when=None) -> Iterator[str | Generation]:
+        """Yield text pieces as the server streams them, then one `Generation`. When `stop_when`
+        returns a `stopping.Stop`, the stream is closed: the server stops at the disconnect."""
         self.warm_up()
         body = {"model": self.model, "messages": [{"role": m.role, "content": m.content} for m in messages],
                 "max_tokens": max_tokens, "temperature": temperature, "stream": True, "seed": self.seed,
@@ -172,18 +174,31 @@ class ServerGenerator:
         usage: dict = {}
         finish = ""
         n_chunks = 0
-        for event in self._events(f"{self.url}/chat/completions", body):
-            if event.get("usage"):
-                usage = event["usage"]
-            for choice in event.get("choices") or []:
-                piece = (choice.get("delta") or {}).get("content") or ""
-                if piece:
-                    n_chunks += 1
-                    if ttft is None:
-                        ttft = time.perf_counter() - t0
-                    pieces.append(piece)
-                    yield piece
-                finish = choice.get("finish_reason") or finish
+        stopped = None
+        text = ""
+        events = self._events(f"{self.url}/chat/completions", body)
+        try:
+            for event in events:
+                if event.get("usage"):
+                    usage = event["usage"]
+                for choice in event.get("choices") or []:
+                    piece = (choice.get("delta") or {}).get("content") or ""
+                    if piece:
+                        n_chunks += 1
+                        if ttft is None:
+                            ttft = time.perf_counter() - t0
+                        pieces.append(piece)
+                        yield piece
+                        text += piece
+                        stopped = stop_when(text) if stop_when is not None else None
+                    finish = choice.get("finish_reason") or finish
+                if stopped is not None:
+                    break
+        finally:
+            events.close()
+        if stopped is not None:  # no usage comes after a disconnect: pieces stand for tokens
+            finish, usage = "stop", {k: v for k, v in usage.items() if k != "completion_tokens"}
+            pieces = [text[:stopped.at]]
         if not finish:
             raise ServerError(f"the LLM server at {self.url} ended its stream without finishing the "
                               f"answer (after {n_chunks} pieces); try again")
@@ -194,7 +209,8 @@ class ServerGenerator:
                          prompt_tokens=int(usage.get("prompt_tokens") or self.count_tokens(messages)),
                          completion_tokens=min(max_tokens, int(usage.get("completion_tokens") or n_chunks)),
                          cached_tokens=int(details.get("cached_tokens") or timings.get("cache_n") or 0),
-                         ttft=ttft if ttft is not None else total, total=total, finish_reason=finish)
+                         ttft=ttft if ttft is not None else total, total=total, finish_reason=finish,
+                         stopped_by=stopped.condition if stopped else "")
 
     def _events(self, url: str, body: dict) -> Iterator[dict]:
         """The JSON events of one server-sent-events response, up to `[DONE]`."""

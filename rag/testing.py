@@ -93,9 +93,10 @@ class ScriptedGenerator:
         return sum(len(re.findall(r"\w+|[^\w\s]", m.content)) + 4 for m in messages)
 
     def stream(self, messages: list[Message], *, max_tokens: int = 256, temperature: float = 0.0,
-               stop: tuple[str, ...] = (), grammar: str | None = None) -> Iterator[str | Generation]:
+               stop: tuple[str, ...] = (), grammar: str | None = None,
+               stop_when=None) -> Iterator[str | Generation]:
         self.calls.append({"messages": list(messages), "max_tokens": max_tokens, "grammar": grammar,
-                           "stop": stop, "temperature": temperature})
+                           "stop": stop, "temperature": temperature, "stop_when": stop_when})
         if not self.outputs:
             raise AssertionError("ScriptedGenerator has no output left for this generation")
         out = self.outputs.pop(0)
@@ -103,12 +104,20 @@ class ScriptedGenerator:
             raise out
         t0 = time.perf_counter()
         pieces = re.findall(r"\S+\s*|\s+", out)[:max_tokens]
-        for piece in pieces:
+        text, stopped = "", None
+        for i, piece in enumerate(pieces):
             yield piece
+            text += piece
+            stopped = stop_when(text) if stop_when is not None else None
+            if stopped is not None:  # the rest of the script is never "generated"
+                pieces = pieces[:i + 1]
+                text = text[:stopped.at]
+                break
         total = time.perf_counter() - t0
-        yield Generation(text="".join(pieces), prompt_tokens=self.count_tokens(messages),
+        yield Generation(text=text, prompt_tokens=self.count_tokens(messages),
                          completion_tokens=len(pieces), cached_tokens=0, ttft=0.0, total=total,
-                         finish_reason="length" if len(pieces) == max_tokens else "stop")
+                         finish_reason="stop" if stopped or len(pieces) < max_tokens else "length",
+                         stopped_by=stopped.condition if stopped else "")
 
 
 class MemoryVersion:

@@ -190,6 +190,7 @@ class Generation:
     ttft: float  # seconds from the call to the first piece of text (prefill)
     total: float
     finish_reason: str
+    stopped_by: str = ""  # the early-stop condition that ended it (see stopping), "" for none
 
 
 @dataclass(frozen=True)

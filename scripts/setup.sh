@@ -6,10 +6,12 @@ cd "$(dirname "$0")/.."
 
 LLAMA_VERSION=0.3.36
 # -march=native builds may use CPU features the OS does not grant (AMX tiles crash here with
-# "Illegal instruction"), so the default is a portable AVX2 build. For a GPU build, e.g.:
+# "Illegal instruction"), so the build is chosen from the CPU flags by rag/buildflags.py:
+# AVX-512 (+VNNI/BF16/VBMI) where the CPU has it, else AVX2, AMX always off. For a GPU build, e.g.:
 #   RAG_LLAMA_FLAVOUR=cuda RAG_LLAMA_CMAKE_ARGS="-DGGML_CUDA=on" ./run.sh
-FLAVOUR=${RAG_LLAMA_FLAVOUR:-avx2}
-CMAKE_FLAGS=${RAG_LLAMA_CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF}
+read -r AUTO_FLAVOUR AUTO_FLAGS < <("${PYTHON:-python3}" rag/buildflags.py)
+FLAVOUR=${RAG_LLAMA_FLAVOUR:-$AUTO_FLAVOUR}
+CMAKE_FLAGS=${RAG_LLAMA_CMAKE_ARGS:-$AUTO_FLAGS}
 WHEELS=${XDG_CACHE_HOME:-$HOME/.cache}/rag-local/wheels/$FLAVOUR
 
 bash scripts/ocr.sh  # a system package, so checked on every run, not only when the venv is new
@@ -28,5 +30,7 @@ if ! ls "$WHEELS"/llama_cpp_python-$LLAMA_VERSION-*.whl >/dev/null 2>&1; then
 fi
 $py -m pip install -q --force-reinstall --no-deps "$WHEELS"/llama_cpp_python-$LLAMA_VERSION-*.whl
 $py -m pip install -q -e ".[test]" "llama-cpp-python==$LLAMA_VERSION"
+# the default model requantized once for the faster CPU kernels (quick; skipped when present)
+$py -m rag.quantize >/dev/null 2>&1 || true
 rm -f .venv/.setup-*
 touch "$stamp"

@@ -441,7 +441,7 @@ def test_bad_auth_arguments_exit_1_with_one_line(tmp_path, capsys):
     import app
 
     for argv in (["--auth", "nocolon"], ["--auth-file", str(tmp_path / "missing")],
-                 ["--auth", ":x"], ["--max-files", "-1"], ["--top-k", "13"]):
+                 ["--auth", ":x"], ["--max-files", "-1"], ["--top-k", "13"], ["--concurrency", "0"]):
         assert app.main(argv) == 1
         err = capsys.readouterr().err
         assert err.startswith("error: ") and err.count("\n") == 1, err

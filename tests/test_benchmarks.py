@@ -113,3 +113,33 @@ def test_readers_section_measures_both_sides_and_renders(tmp_path):
                "sections": {"readers": {"formats": {"pptx": x}, "ocr": ocr}}, "goals": []}
     md = report.render(results)
     assert "## Document readers and OCR" in md and "| pptx |" in md and "OCR (Tesseract 5)" in md
+
+
+def test_the_issue_20_sections_render():
+    st = {"median": 1.0, "min": 0.5, "max": 2.0, "n": 3}
+    pc = {"p50": 1.0, "p95": 2.0, "n": 3}
+    side = {"total_s": pc, "decode_s": pc, "generated": 120, "shown": 100, "generated_per_shown": 1.2,
+            "answered": 2}
+    row = {"tokens": 60, "shown": 50, "total": 1.0, "decode": 0.5, "text": "x", "abstained": False, "by_model": True}
+    stages = {k: st for k in ("import", "index", "bm25", "embedder", "model", "first_token", "wall_to_first_token")}
+    sections = {
+        "stop_early": {"questions": 1, "on": side, "off": {**side, "generated_per_shown": 2.5},
+                       "per_question": [{"question": "What is LoRA?", "on": row, "off": row, "same_answer": True}]},
+        "answer_evals": {"dataset": "data/eval/corpus.jsonl", "variants": {"Q4_1, on": {
+            "model": "m.gguf", "metrics": {"answer.contains": 0.45}, "generated_mean": 58.0, "total_p50_s": 4.0}}},
+        "prefill": {"prompts": 2, "prompt_tokens": st, "threads": 2, "repeats": 3, "quantize_s": 0.8,
+                    "quants": {"q4_0": {"file": "m.Q4_0.gguf", "size_mb": 87, "prefill_tokens_per_s": st,
+                                        "decode_tokens_per_s": st}},
+                    "build": {"flavour": "avx2", "cmake": ["-DGGML_AVX2=ON"], "avx512": [], "measured_avx512": False}},
+        "cold": {"question": "What is LoRA?", "baseline_commit": "abc", "old": {**stages, "heavy_modules": ["torch"]},
+                 "new": {**stages, "heavy_modules": []},
+                 "big": {"chunks": 1000, "chat_start_s": 3.0, "bm25_mb": 1.0, "write_s": 2.0, "first_search_s": 0.1}},
+        "concurrency": {"users": 20, "levels": {"1": {"answer_s": pc, "wait_s": pc, "work_s": pc,
+                                                      "all_answered_s": 9.0}}},
+    }
+    md = "\n".join(report._speed(sections))
+    for heading in ("## Stop when the answer is complete", "## Prefill on this CPU", "## Cold start",
+                    "## Concurrency"):
+        assert heading in md
+    assert "1.20x" in md and "2.50x" in md and "| m.Q4_0.gguf (q4_0) | 87 |" in md
+    assert "could not be measured here" in md and "| old |" in md and "1,000 synthetic chunks" in md

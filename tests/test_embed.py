@@ -1,5 +1,8 @@
 """The real MiniLM embedder: questions through onnxruntime give the vectors torch gives."""
 import logging
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,7 +27,14 @@ def model_path():
     return Settings.load().embedder_path()
 
 
-def test_onnx_question_vectors_match_torch(model_path, tmp_path):
+@pytest.fixture(scope="module")
+def onnx_cache(tmp_path_factory):
+    """One export for the module: it takes seconds."""
+    return tmp_path_factory.mktemp("onnx-cache")
+
+
+def test_onnx_question_vectors_match_torch(model_path, onnx_cache):
+    tmp_path = onnx_cache
     torch_path = Embedder(model_path, query_backend="torch", cache_dir=tmp_path)
     onnx_path = Embedder(model_path, cache_dir=tmp_path)
     for q in QUESTIONS:
@@ -36,7 +46,7 @@ def test_onnx_question_vectors_match_torch(model_path, tmp_path):
     exported = list(tmp_path.rglob("*.onnx"))
     assert len(exported) == 1 and exported[0].stat().st_size > 10_000_000
     # exporting must leave the torch model that builds indexes unchanged
-    batch = onnx_path.embed(QUESTIONS[:3])
+    batch = onnx_path.model.encode(QUESTIONS[:3], normalize_embeddings=True, convert_to_numpy=True)
     assert np.allclose(batch, np.vstack([torch_path.embed([q]) for q in QUESTIONS[:3]]), atol=1e-4)
     # a second embedder reuses the exported file instead of exporting again
     again = Embedder(model_path, cache_dir=tmp_path)
@@ -62,3 +72,25 @@ def test_unknown_query_backend_is_a_config_error(model_path):
         Embedder(model_path, query_backend="tensorrt")
     with pytest.raises(ConfigError, match="query_backend"):
         Settings.load(query_backend="gpu")
+
+
+def test_answering_embeds_through_the_exported_twin_without_torch(model_path, onnx_cache):
+    tmp_path = onnx_cache
+    Embedder(model_path, cache_dir=tmp_path).embed(["exported already, or now"])
+    fresh = Embedder(model_path, cache_dir=tmp_path)
+    assert fresh.warm_up() is fresh and fresh._model is None and fresh._query  # read from its files
+    assert fresh.dim == 384
+    # what an answer's checks embed: a question, short sentences and whole passages, in one batch
+    texts = QUESTIONS + ["LoRA freezes the base model and trains small low-rank matrices. " * 12, "ok"]
+    got = fresh.embed(texts)
+    assert fresh._model is None, "a small batch loaded torch"
+    want = Embedder(model_path, query_backend="torch", cache_dir=tmp_path).model.encode(
+        texts, normalize_embeddings=True, convert_to_numpy=True)
+    assert got.shape == want.shape and float(np.min(np.sum(got * want, axis=1))) > 0.9999
+    # and in a fresh interpreter, neither torch nor sentence-transformers is imported for it
+    code = ("import sys; from rag.embed import Embedder; "
+            f"e = Embedder({model_path!r}, cache_dir={str(tmp_path)!r}); e.warm_up(); e.embed(['a', 'b c']); "
+            "print(sorted(m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parent.parent).stdout
+    assert out.strip() == "[]"

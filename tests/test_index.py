@@ -18,7 +18,7 @@ def test_build_writes_a_verified_version(tmp_path, corpus_copy, fake_embedder):
     r = build([corpus_copy], idx, fake_embedder)
     assert len(r.added) == 5 and r.n_chunks == r.n_embedded > 5
     live = faiss_store.current_version(idx)
-    assert sorted(p.name for p in live.iterdir()) == ["chunks.jsonl", "faiss.index", "manifest.json", "vectors.npy"]
+    assert sorted(p.name for p in live.iterdir()) == ["bm25", "chunks.jsonl", "faiss.index", "manifest.json", "vectors.npy"]
     m = json.loads((live / "manifest.json").read_text())
     assert m["format_version"] == faiss_store.FORMAT_VERSION
     assert m["embedder"] == {"name": "fake-embedder", "dim": 64, "fingerprint": "hash-64"}
@@ -156,3 +156,80 @@ def test_a_damaged_live_version_offers_the_intact_previous_one(tmp_path, corpus_
     assert "rag index --rollback" in str(e.value) and "\n" not in str(e.value)
     assert FaissStore(idx).rollback() == first.name
     assert faiss_store.open_index(idx).path == first
+
+
+# ---------------------------------------------------------------- BM25 saved with each version
+
+def _scores(retriever, query):
+    return retriever.bm25.scores(query)
+
+
+def test_bm25_is_saved_with_the_version_and_read_back_memory_mapped(tmp_path, corpus_copy, fake_embedder):
+    import numpy as np
+
+    from rag.chunk import embed_text
+    from rag.retrieve import _BM25
+
+    idx = tmp_path / "idx"
+    build([corpus_copy], idx, fake_embedder)
+    store = faiss_store.open_index(idx, embedder_name="fake-embedder")
+    assert set(store.manifest["bm25"]["files"]) == {p.name for p in (store.path / "bm25").iterdir()}
+    retriever = Retriever(store, fake_embedder)
+    assert isinstance(retriever.bm25.model.scores["data"], np.memmap)  # read, not rebuilt
+    fresh = _BM25([embed_text(c) for c in store.chunks])
+    for q in ("transfer learning", "autoencoders denoising", "capybaras"):
+        assert np.array_equal(_scores(retriever, q), fresh.scores(q))
+    assert retriever.unknown(["Capybara", "autoencoders"]) == ["Capybara"]
+
+
+def test_each_new_version_saves_the_bm25_of_its_own_chunks(tmp_path, corpus_copy, fake_embedder):
+    idx = tmp_path / "idx"
+    build([corpus_copy], idx, fake_embedder)
+    (corpus_copy / "new.md").write_text("# Owls\nOwls hunt capybaras at night.")
+    build([corpus_copy], idx, fake_embedder)
+    retriever = Retriever(faiss_store.open_index(idx, embedder_name="fake-embedder"), fake_embedder)
+    assert retriever.unknown(["Capybaras"]) == []
+    assert _scores(retriever, "capybaras").max() > 0
+
+
+def test_an_index_saved_before_bm25_was_still_loads_and_builds_it(tmp_path, corpus_copy, fake_embedder):
+    import shutil
+
+    idx = tmp_path / "idx"
+    build([corpus_copy], idx, fake_embedder)
+    live = faiss_store.current_version(idx)
+    m = json.loads((live / "manifest.json").read_text())
+    del m["bm25"]  # as every version written before this change
+    (live / "manifest.json").write_text(json.dumps(m))
+    shutil.rmtree(live / "bm25")
+    retriever = Retriever(faiss_store.open_index(idx, embedder_name="fake-embedder"), fake_embedder)
+    assert retriever.bm25.scores("autoencoders").max() > 0
+    assert retriever.search("autoencoders", k=2)
+    # and the next build saves one
+    (corpus_copy / "new.md").write_text("# Owls\nOwls hunt at night.")
+    build([corpus_copy], idx, fake_embedder)
+    assert (faiss_store.current_version(idx) / "bm25").is_dir()
+
+
+def test_a_saved_bm25_of_other_parameters_is_rebuilt(tmp_path, corpus_copy, fake_embedder, monkeypatch):
+    from rag import retrieve
+
+    idx = tmp_path / "idx"
+    build([corpus_copy], idx, fake_embedder)
+    monkeypatch.setattr(retrieve, "bm25_params", lambda: {"format": 1, "stemmer": "", "bm25s": "9.9"})
+    store = faiss_store.open_index(idx, embedder_name="fake-embedder")
+    assert store.saved_bm25() is None
+    assert Retriever(store, fake_embedder).bm25.scores("autoencoders").max() > 0
+
+
+def test_a_damaged_saved_bm25_is_a_damaged_version(tmp_path, corpus_copy, fake_embedder):
+    idx = tmp_path / "idx"
+    build([corpus_copy], idx, fake_embedder)
+    live = faiss_store.current_version(idx)
+    victim = sorted((live / "bm25").iterdir())[0]
+    victim.write_bytes(victim.read_bytes()[:-1] + b"\0")
+    with pytest.raises(StoreError, match="bm25.*corrupted.*rag index --rebuild"):
+        faiss_store.open_index(idx, embedder_name="fake-embedder")
+    victim.unlink()
+    with pytest.raises(StoreError, match="bm25.*missing"):
+        faiss_store.open_index(idx, embedder_name="fake-embedder")

@@ -102,6 +102,19 @@ def test_a_stream_is_read_piece_by_piece_with_options_passed_through(peer):
         list(gen.stream(MESSAGES, grammar='root ::= "x"'))
 
 
+def test_stop_when_closes_the_stream_and_keeps_the_answer_it_cut(peer):
+    from rag.stopping import EarlyStop
+
+    peer.script = {"stream": [_delta("LoRA trains adapters [1]. "), _delta("It saves memory [1]. "),
+                              _delta("It also "), _delta("loops forever"), _delta("", "length"), "data: [DONE]"]}
+    items = list(_gen(peer).stream(MESSAGES, max_tokens=32, stop_when=EarlyStop({"sentences"}, max_sentences=2)))
+    *pieces, result = items
+    assert pieces[-1] == "It also "  # nothing read past the stop
+    assert (result.text, result.finish_reason, result.stopped_by) == \
+        ("LoRA trains adapters [1]. It saves memory [1].", "stop", "sentences")
+    assert result.completion_tokens == 3  # pieces stand for tokens: no usage comes after a disconnect
+
+
 @pytest.mark.parametrize("script, kw, message", [
     ({"key": "right"}, {"api_key": "wrong"}, "refused the API key \\(401\\)"),
     ({"models": ["a", "b"]}, {"model": "c"}, "does not serve model 'c'; it serves 'a', 'b'"),

@@ -1,0 +1,64 @@
+"""Which llama.cpp CPU build suits this machine: CPU flags to a flavour name and CMake options.
+
+Run by scripts/setup.sh with the system Python before any package is installed, so it uses the
+standard library only:
+
+    python3 rag/buildflags.py        # prints "<flavour> <cmake options...>"
+
+The flavour names the wheel cache folder, so builds for different CPUs never mix. AVX-512 (with
+VNNI, BF16 and VBMI where the CPU has them) speeds up prefill on the CPUs that have it; AVX2 is
+the fallback every x86-64 laptop of the last decade runs. AMX stays off whatever the flags say:
+a VM may report AMX tiles its kernel does not grant, and llama.cpp then dies with "Illegal
+instruction" at the first matrix product.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+AVX2_NEEDS = frozenset({"avx", "avx2", "fma", "f16c"})
+# llama.cpp's AVX-512 kernels use the foundation plus byte/word and vector-length extensions
+AVX512_NEEDS = frozenset({"avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512cd"})
+AMX_OFF = ("-DGGML_AMX_TILE=OFF", "-DGGML_AMX_INT8=OFF", "-DGGML_AMX_BF16=OFF")
+PORTABLE = ("-DGGML_NATIVE=OFF",)
+# optional AVX-512 extensions: CPU flag -> CMake option and the flavour suffix it adds
+AVX512_EXTRAS = (("avx512_vnni", "-DGGML_AVX512_VNNI=ON", "vnni"),
+                 ("avx512_bf16", "-DGGML_AVX512_BF16=ON", "bf16"),
+                 ("avx512vbmi", "-DGGML_AVX512_VBMI=ON", "vbmi"))
+
+
+def choose(flags: set[str] | frozenset[str]) -> tuple[str, list[str]]:
+    """(flavour, CMake options) for a CPU with these /proc/cpuinfo flags."""
+    flags = set(flags)
+    if not AVX2_NEEDS <= flags:  # older or non-x86 CPUs: llama.cpp's plain C kernels
+        return "generic", [*PORTABLE, "-DGGML_AVX=OFF", "-DGGML_AVX2=OFF", "-DGGML_FMA=OFF",
+                           "-DGGML_F16C=OFF", "-DGGML_AVX512=OFF", *AMX_OFF]
+    opts = [*PORTABLE, "-DGGML_AVX=ON", "-DGGML_AVX2=ON", "-DGGML_FMA=ON", "-DGGML_F16C=ON"]
+    if not AVX512_NEEDS <= flags:
+        if "avx_vnni" in flags:  # VNNI on 256-bit vectors (Alder Lake and later laptops)
+            return "avx2-vnni", [*opts, "-DGGML_AVX_VNNI=ON", "-DGGML_AVX512=OFF", *AMX_OFF]
+        # the name and options of the wheel every earlier set-up built, so its cache stays valid
+        return "avx2", [*opts, "-DGGML_AVX512=OFF", *AMX_OFF]
+    name = "avx512"
+    opts.append("-DGGML_AVX512=ON")
+    for flag, option, suffix in AVX512_EXTRAS:
+        if flag in flags:
+            opts.append(option)
+            name += "-" + suffix
+    return name, [*opts, *AMX_OFF]
+
+
+def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> set[str]:
+    """The first processor's flags ("flags" on x86); empty when the file cannot be read."""
+    try:
+        for line in Path(cpuinfo).read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+if __name__ == "__main__":
+    flavour, options = choose(cpu_flags(sys.argv[1] if len(sys.argv) > 1 else "/proc/cpuinfo"))
+    print(flavour, *options)
