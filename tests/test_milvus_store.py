@@ -180,3 +180,32 @@ def test_the_source_filter_takes_names_with_wildcard_characters(tmp_path, store)
     rag = RAG(embedder=EMB, generator=ScriptedGenerator([]), store=store)
     assert {h.chunk.source for h in rag.search("wombats burrows", source="a_b/")} == {"a_b/n.md"}
     assert {h.chunk.source for h in rag.search("wombats burrows", source="50%")} == {"50%/n.md"}
+
+
+def test_collections_over_milvus_keep_their_documents_apart(tmp_path):
+    from rag.collections import CollectionRAGs, Collections
+    from rag.config import Settings
+    from rag.milvus_store import close as close_milvus
+
+    settings = Settings(store="milvus", index=str(tmp_path / "default-index"), corpus=str(tmp_path / "corpus"),
+                        collections=str(tmp_path / "cols"), chunk_size=100, chunk_overlap=20)
+    base = RAG(settings, embedder=EMB, generator=ScriptedGenerator([]))
+    cols = Collections.from_settings(settings)
+    rags = CollectionRAGs(base, cols)
+    facts = {"bees": "# Hives\n\nA beekeeper inspects each hive every nine days in spring.\n",
+             "owls": "# Owls\n\nBarn owls hunt voles over open fields at dusk.\n"}
+    uris = []
+    try:
+        for name, text in facts.items():
+            c = cols.create(name)
+            (c.corpus / f"{name}.md").write_text(text)
+            rag = rags.get(name)
+            assert rag.index().n_chunks == 1
+            uris.append(rag.vector_store.uri)
+        for name in facts:
+            sources = {h.chunk.source for h in rags.get(name).search("Who inspects hives and hunts voles?", top_k=5)}
+            assert sources == {f"{name}.md"}  # each collection's Milvus data holds its own document only
+        assert uris[0] != uris[1] and all(u.startswith(str(tmp_path / "cols")) for u in uris)
+    finally:
+        for u in uris:
+            close_milvus(u)
