@@ -46,6 +46,11 @@ def _figure_blind(text: str) -> set[str]:
     return {w for w in content_words(text) if not w[:1].isdigit()}
 
 
+def has_words(claim: str) -> bool:
+    """Whether `claim` has content words besides its figures (something to find evidence by)."""
+    return bool(_figure_blind(claim))
+
+
 def support(claim: str, candidate: str) -> float:
     """Share of the claim's content words (figures aside) that `candidate` holds, 0..1."""
     words = _figure_blind(claim)
@@ -173,25 +178,19 @@ def subject(sentence: str, question_terms: list[str], specific_terms: list[str] 
     return Subject(tuple(names(sentence)), () if named else tuple(asked))
 
 
-def specific(terms: list[str], passages: list[str]) -> list[str]:
+def specific(terms: list[str], passage_words: list[set[str]]) -> list[str]:
     """The most specific of a question's `terms`: those found in the fewest of the retrieved
-    `passages` (and in one at least). For "How long does the frobnitz warranty last?" that is
-    "frobnitz" when every passage speaks of some warranty; a term no passage uses is not asked of
-    any (the passages may word it otherwise)."""
-    words = [content_words(p) for p in passages]
-    counts = {t: sum(mentions(w, t) for w in words) for t in terms}
+    passages (their `content_words`; in one at least). For "How long does the frobnitz warranty
+    last?" that is "frobnitz" when every passage speaks of some warranty; a term no passage uses
+    is not asked of any (the passages may word it otherwise)."""
+    counts = {t: sum(mentions(w, t) for w in passage_words) for t in terms}
     found = [n for n in counts.values() if n]
     return [t for t in terms if found and counts[t] == min(found)]
 
 
-def passage_sentences(passages: list[str]) -> tuple[list[str], list[int]]:
-    """Every sentence of `passages`, and the 1-based passage number of each."""
-    out, owner = [], []
-    for n, p in enumerate(passages, start=1):
-        for s in sentences(p):
-            out.append(s)
-            owner.append(n)
-    return out, owner
+def passage_sentences(passages: list[str]) -> list[str]:
+    """Every sentence of `passages`, in order."""
+    return [s for p in passages for s in sentences(p)]
 
 
 def cosine_rows(embed: Callable[[list[str]], np.ndarray], claims: list[str],

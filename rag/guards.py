@@ -223,28 +223,28 @@ def made_up_figures(answer: str, sources: list[str], question: str = "", *,
     back it (`claims.evidence`), not anywhere in the passages: "listens on 80" is not backed by
     "serves on port 8000" because another sentence mentions port 80."""
     asked = figures(question)
-    known = asked.union(*(figures(s) for s in sources))
     # Enumerators are told apart in the whole answer: split into sentences, "including: 1. Image"
     # leaves "1." at a sentence end, where it reads like "has 16.". Masking them keeps every
     # sentence boundary where it was, so both splits line up.
     pairs = list(zip(sentences(answer), sentences(mask_enumerators(answer)), strict=True))
-    backing: list[set[str] | None] = [None] * len(pairs)
+    backing: list[list[str]] = [sources] * len(pairs)
     if embed is not None:
-        candidates, _ = claims.passage_sentences(sources)
+        candidates = claims.passage_sentences(sources)
         with_figures = [i for i, (_, plain) in enumerate(pairs) if figures(plain) - asked]
         cos = claims.cosine_rows(embed, [pairs[i][1] for i in with_figures], candidates)
         for row, i in enumerate(with_figures):
-            if not claims._figure_blind(strip_markers(pairs[i][1])):
+            claim = strip_markers(pairs[i][1])
+            if not claims.has_words(claim):
                 continue  # a bare figure ("8000 [1]") has no words to find its sentence by
-            ev = claims.evidence(strip_markers(pairs[i][1]), candidates, cosines=cos[row])
+            ev = claims.evidence(claim, candidates, cosines=cos[row])
             if ev:  # no sentence backs it at all: the citation check speaks for it
-                backing[i] = asked.union(*(figures(candidates[j]) for j in ev))
+                backing[i] = [candidates[j] for j in ev]
     out = []
     for (sent, plain), back in zip(pairs, backing):
         found = figures(plain) - asked
-        have = known if back is None else back
+        unbacked = claims.unbacked_figures(plain, back, question)
         # "on the 14th of October 1066" with 1066 in the passage is grounded where it matters
-        out.append((sent, sorted(found) if found and not found & have else []))
+        out.append((sent, unbacked if found and len(unbacked) == len(found) else []))
     return out
 
 
@@ -452,8 +452,8 @@ def _check_subjects(question: str, sents: list[SentenceCheck], blocks: list[str]
     the sentence is cut (small) or flagged (capable). Returns the sentences kept and, for each
     cut one, why."""
     asked = claims.key_terms(question, vocabulary, question=True)
-    most = claims.specific(asked, passages)
     words = [content_words(p) for p in passages]
+    most = claims.specific(asked, words)
     kept, cut = [], []
     for check in sents:
         subject = claims.subject(check.text, asked, most)
