@@ -153,6 +153,10 @@ class QuestionResult:
     answer: str = ""
     abstained: bool = False
     abstain_reason: str = ""
+    abstain_code: str = ""
+    chosen: str = ""  # the template that answered (what `auto` picked)
+    draft: str = ""  # the model's answer before the checks
+    draft_contains: float | None = None  # `contains` of the draft: what the checks started from
     support: float = 0.0  # how well the best passage supports the answer (Answer.support)
     relevance: float = 0.0  # cosine between question and answer (Answer.relevance)
     cited_sources: list[str] = field(default_factory=list)
@@ -296,7 +300,10 @@ def _template_scores(results: list[QuestionResult], retrieval: dict[str, float])
     return TemplateScores(
         retrieval=dict(retrieval),
         answer={"em": _mean(r.em for r in answerable), "f1": _mean(r.f1 for r in answerable),
-                "contains": _mean(r.contains for r in answerable)},
+                "contains": _mean(r.contains for r in answerable),
+                # answers the model had right that a check then cut or turned into "not found"
+                "lost_to_checks": _mean(float(bool(r.draft_contains) and not r.contains)
+                                        for r in answerable if r.contains is not None)},
         abstention=abstention_scores([r.abstained for r in results], [r.answerable for r in results]),
         citations={"precision": gold_cited / len(cited) if cited else 0.0,
                    "hit_rate": _mean(float(bool(set(r.cited_sources) & set(r.gold_sources)))
@@ -315,11 +322,13 @@ def _answer(rag, item: EvalItem, template: str, base: QuestionResult) -> Questio
     text = "" if a.abstained else strip_citations(a.text)
     res = QuestionResult(**{**asdict(base), "template": template})
     res.answer, res.abstained, res.abstain_reason = a.text, a.abstained, a.abstain_reason
+    res.abstain_code, res.chosen, res.draft = a.abstain_code, a.template, a.draft
     res.support, res.relevance = a.support, a.relevance
     res.cited_sources = list(dict.fromkeys(c.source for c in a.citations))
     if item.answerable and item.answers:
         res.em, res.f1, res.contains = (exact_match(text, item.answers), token_f1(text, item.answers),
                                         contains(text, item.answers))
+        res.draft_contains = contains(strip_citations(a.draft), item.answers)
     res.retrieve_s = t.retrieve
     res.ttft_s = t.retrieve + t.prompt + t.prefill  # what the user waits for the first word
     res.total_s = t.total - t.load

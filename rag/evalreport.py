@@ -18,6 +18,7 @@ ROWS = [
     ("retrieval", "recall@5", "recall@5"), ("retrieval", "recall@10", "recall@10"),
     ("retrieval", "mrr@10", "MRR@10"), ("retrieval", "ndcg@10", "nDCG@10"),
     ("answer", "em", "exact match"), ("answer", "f1", "token F1"), ("answer", "contains", "contains"),
+    ("answer", "lost_to_checks", "right before the checks, lost to them"),
     ("abstention", "precision", "abstain precision"), ("abstention", "recall", "abstain recall"),
     ("abstention", "f1", "abstain F1"), ("abstention", "false_abstention_rate", "false abstention rate"),
     ("citations", "precision", "citation precision"), ("citations", "hit_rate", "citation hit rate"),
@@ -67,10 +68,30 @@ def write_report(report: EvalReport, folder: str | Path) -> list[Path]:
           "questions; abstention treats unanswerable questions as the positive class.", "",
           "Settings: " + ", ".join(f"{k}={v}" for k, v in report.settings.items()
                                    if k not in ("index", "corpus")), ""]
+    md += _lost(report)
     md += [f"![{p.stem}]({p.name})" for p in written if p.suffix == ".png"]
     (out / "report.md").write_text("\n".join(md) + "\n", encoding="utf-8")
     written.append(out / "report.md")
     return written
+
+
+def _lost(report: EvalReport) -> list[str]:
+    """The answers a check took away although the model's draft held a gold answer, one row
+    each, so that every such rejection can be read and judged."""
+    lost = [r for r in report.results if r.draft_contains and not r.contains]
+    if not report.templates:
+        return []
+    if not lost:
+        return ["No draft that held a gold answer was cut or rejected by the checks.", ""]
+    def cell(text: str) -> str:
+        return " ".join(text.split()).replace("|", "\\|")[:200]
+    md = ["## Right before the checks, lost to them", "",
+          "| template | question | gold | draft | shown | why |", "|---|---|---|---|---|---|"]
+    md += [f"| {r.template}{'→' + r.chosen if r.chosen != r.template else ''} | {cell(r.question)} "
+           f"| {cell(' / '.join(r.gold_answers[:2]))} | {cell(r.draft)} | {cell(r.answer)} "
+           f"| {cell(r.abstain_code + ': ' + r.abstain_reason if r.abstained else 'cut from the answer')} |"
+           for r in lost]
+    return md + [""]
 
 
 def _charts(report: EvalReport, out: Path) -> list[Path]:

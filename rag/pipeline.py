@@ -389,7 +389,7 @@ class RAG:
         parsed = parse_output(raw, template=tmpl, n_blocks=len(prompt.blocks))
         blocks = list(prompt.blocks)
         answer = Answer(question=question, text=ABSTAIN_TEXT, hits=hits, reasoning=parsed.reasoning,
-                        template=tmpl.name, guards=pol.profile,
+                        draft=parsed.text, template=tmpl.name, guards=pol.profile,
                         usage=Usage(gen.prompt_tokens, gen.completion_tokens, gen.cached_tokens))
         if normalise(parsed.text) == normalise(ABSTAIN_TEXT):  # the answer the prompt asks for
             answer.abstained, answer.abstain_code = True, "refused"

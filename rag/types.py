@@ -216,6 +216,7 @@ class Answer:
     abstain_reason: str = ""  # why the answer is "not found", for people
     abstain_code: str = ""  # the same as a stable code for programs (see guards)
     reasoning: str = ""  # chain-of-thought text, kept apart from the final answer
+    draft: str = ""  # the model's answer before the checks, kept so a rejection can be read
     template: str = ""
     template_reason: str = ""  # why `auto` chose `template` ("" when a template was named)
     support: float = 0.0  # how well the best passage supports the answer text (0..1)
@@ -239,6 +240,7 @@ class Answer:
             "support": self.support,
             "relevance": self.relevance,
             "reasoning": self.reasoning,
+            "draft": self.draft,
             "citations": [c.to_dict() for c in self.citations],
             "sentences": [{**asdict(x), "flags": list(x.flags)} for x in self.sentences],
             "hits": [{"source": h.chunk.source, "chunk_id": h.chunk.id, "score": round(h.score, 4),

@@ -171,6 +171,30 @@ def test_sample_is_deterministic_stratified_and_ordered():
     assert sample(items, None) == items
 
 
+def test_lost_to_checks_counts_right_drafts_the_checks_took_away(tmp_path):
+    from rag.eval import EvalReport, QuestionResult, _template_scores
+    from rag.evalreport import write_report
+
+    def row(n, draft_contains, contains, **kw):
+        return QuestionResult(id=str(n), question=f"q{n}?", template="auto", answerable=True,
+                              gold_sources=["a.md"], gold_answers=["8000"], retrieved_ids=[],
+                              retrieved_sources=[], retrieval_s=0.0, em=0.0, f1=0.0, draft_contains=draft_contains,
+                              contains=contains, **kw)
+
+    rows = [row(1, 1.0, 1.0), row(2, 1.0, 0.0, abstained=True, abstain_code="other_subject",
+                                   abstain_reason="cites [2], which does not mention X",
+                                   draft="port 8000 [2]", chosen="extract"),
+            row(3, 0.0, 0.0), row(4, 1.0, 0.0, draft="8000 | 80", answer="80 [1]")]
+    scores = _template_scores(rows, {k: 1.0 for k in ("recall@1", "recall@5", "mrr@10")})
+    assert scores.answer["lost_to_checks"] == 0.5
+    report = EvalReport(dataset="d", format="jsonl", n=4, settings={}, retrieval={}, retrieval_latency={},
+                        templates={"auto": scores}, results=rows, seconds=1.0)
+    md = (Path(write_report(report, tmp_path)[-1])).read_text()
+    assert "| right before the checks, lost to them | 0.500 |" in md
+    assert "| auto→extract | q2? | 8000 | port 8000 [2] | " in md and "other_subject: cites [2]" in md
+    assert "8000 \\| 80" in md and "cut from the answer" in md  # a pipe in a draft stays in its cell
+
+
 def test_set_overrides_are_typed():
     assert parse_overrides(["top_k=6", "min-score=0.3", "corpus=docs"]) == \
         {"top_k": 6, "min_score": 0.3, "corpus": "docs"}
@@ -220,7 +244,7 @@ def test_small_eval_run_with_the_real_models(real_rag, tmp_path, monkeypatch):
     d = report.to_dict()
     few = d["templates"]["few_shot"]
     assert set(few["retrieval"]) >= {"recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10"}
-    assert set(few["answer"]) == {"em", "f1", "contains"}
+    assert set(few["answer"]) == {"em", "f1", "contains", "lost_to_checks"}
     assert set(few["abstention"]) == {"precision", "recall", "f1", "false_abstention_rate"}
     assert set(few["citations"]) == {"precision", "hit_rate"}
     assert set(few["latency"]) >= {"retrieve_p50_s", "ttft_p50_s", "total_p50_s", "total_p95_s"}
@@ -232,6 +256,8 @@ def test_small_eval_run_with_the_real_models(real_rag, tmp_path, monkeypatch):
     rows = [r for r in report.results if r.template == "few_shot"]
     assert len(rows) == 3 and all(r.retrieved_ids and r.retrieved_sources for r in rows)
     assert rows[0].gold_sources[0] in rows[0].retrieved_sources[:5]
+    # every answered row keeps the model's draft, so a rejection can be read afterwards
+    assert all(r.draft for r in rows if not r.abstained)
     # deterministic: a second run gives the same answers word for word
     again = run_eval(evalset, real_rag, templates=["few_shot"])
     assert [r.answer for r in again.results] == [r.answer for r in rows]
