@@ -73,6 +73,8 @@ class _BM25:
         Accents are ignored ("Herve" finds "Hervé") and, `fuzzy`, a term of five letters or more
         matches a vocabulary term that differs by a letter or two ("Scotish", "Hatmanis"): people
         misspell the names they ask about, and a typo must not read as "not in your documents".
+        The stem is compared too, because the index holds stems: "charecterized" stems to
+        "charecter", a letter from "character", but is four letters longer than that entry.
         """
         if self._folded is None:
             self._folded = {_fold(term) for term in self.model.vocab_dict}
@@ -83,9 +85,12 @@ class _BM25:
             forms = {_fold(token)} | {_fold(t) for t in self.terms(token)}
             if forms & self._folded:
                 return True
-            return fuzzy and len(token) >= 5 and bool(difflib.get_close_matches(
-                _fold(token), [v for v in self._folded if abs(len(v) - len(token)) <= 2
-                               and v[:1] == _fold(token)[:1]], n=1, cutoff=0.85))
+            return fuzzy and len(token) >= 5 and any(close(form) for form in forms)
+
+        def close(form: str) -> bool:
+            return len(form) >= 5 and bool(difflib.get_close_matches(
+                form, [v for v in self._folded if abs(len(v) - len(form)) <= 2 and v[:1] == form[:1]],
+                n=1, cutoff=0.85))
 
         return [w for w in words if any(not known(t) for t in re.findall(r"\w\w+", w.lower())
                                         if t not in STOPWORDS_EN)]

@@ -131,12 +131,16 @@ def test_duplicate_text_is_returned_once(tmp_path, fake_embedder):
 
 
 def test_names_the_documents_never_mention(tmp_path, corpus_copy, fake_embedder):
-    (corpus_copy / "normans.txt").write_text("Hervé served the Byzantines. The Scottish king took hostages.")
+    (corpus_copy / "normans.txt").write_text("Hervé served the Byzantines. The Scottish king took hostages. "
+                                             "Circuit switching is characterized by a fee per minute.")
     build([corpus_copy], tmp_path / "idx", fake_embedder)
     r = Retriever(faiss_store.open_index(tmp_path / "idx"), fake_embedder)
     assert r.unknown(["Mamba", "Australia", "LoRA", "GANs", "RLHF", "Adam"]) == ["Mamba", "Australia", "Adam"]
     # accents and small misspellings of a name that is there do not count as missing
     assert r.unknown(["Herve", "Scotish", "The"]) == []
+    # a misspelt word is matched through its stem as well, which may be much shorter than it
+    assert r.unknown(["charecterized", "frobnitzed"]) == ["frobnitzed"]
+    assert r.unknown(["charecterized"], fuzzy=False) == ["charecterized"]
     hits = r.search("What does RLHF stand for?", k=4)
     assert r.mentioned(["RLHF"], hits) and not r.mentioned(["RLHF", "Mamba"], hits)
 
