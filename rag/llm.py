@@ -12,6 +12,7 @@ import time
 from typing import Iterator
 
 from .errors import ConfigError, QueryError
+from .prefix_cache import FOLDER as PREFIX_FOLDER
 from .prompts import Message
 from .types import Generation
 
@@ -31,8 +32,10 @@ class LLM:
     """A local GGUF chat model. Construction is cheap; `warm_up()` (or first use) loads it."""
 
     def __init__(self, path: str, *, n_ctx: int = 4096, n_threads: int = 0, n_gpu_layers: int = 0,
-                 seed: int = 0) -> None:
+                 seed: int = 0, prefix_cache: str | None = PREFIX_FOLDER) -> None:
         self.path = path
+        self.prefix_folder = prefix_cache  # where fixed prompt heads' KV states are kept; None: nowhere
+        self._prefix = None
         self.n_ctx_requested = n_ctx
         self.n_threads = n_threads or default_threads()
         self.n_gpu_layers = n_gpu_layers
@@ -73,6 +76,11 @@ class LLM:
                                               add_generation_prompt=True)
         self._head_formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos,
                                                    add_generation_prompt=False)
+        if self.prefix_folder:
+            from .prefix_cache import PrefixCache
+
+            self._prefix = PrefixCache(self.path, n_ctx=llama.n_ctx(), n_gpu_layers=self.n_gpu_layers,
+                                       folder=self.prefix_folder)
         self._llama = llama
         log.info("model %s loaded (n_ctx %d, %d threads, %d GPU layers)", self.name, llama.n_ctx(),
                  self.n_threads, self.n_gpu_layers)
@@ -96,10 +104,11 @@ class LLM:
         stop = out.stop if isinstance(out.stop, list) else [out.stop] if out.stop else []
         return ids, stop
 
-    def _boundaries(self, messages: list[Message], ids: list[int]) -> list[int]:
-        """Token positions in `ids` where each message but the last ends."""
+    def _boundaries(self, messages: list[Message], ids: list[int]) -> dict[int, int]:
+        """Token positions in `ids` where each message but the last ends, by the number of
+        messages before them."""
         llama = self.warm_up()
-        out = []
+        out: dict[int, int] = {}
         for i in range(1, len(messages)):
             try:
                 text = self._head_formatter(messages=[{"role": m.role, "content": m.content}
@@ -108,11 +117,12 @@ class LLM:
                 continue
             head = llama.tokenize(text.encode("utf-8"), add_bos=False, special=True)
             # a template that renders a conversation's start differently gives no boundary here
-            if head and len(head) < len(ids) and ids[:len(head)] == head and (not out or len(head) > out[-1]):
-                out.append(len(head))
+            if head and len(head) < len(ids) and ids[:len(head)] == head and (
+                    not out or len(head) > max(out.values())):
+                out[i] = len(head)
         return out
 
-    def _prefill_head(self, ids: list[int], boundaries: list[int]) -> int:
+    def _prefill_head(self, ids: list[int], boundaries: list[int], fixed: int = 0) -> int:
         """Bring the KV cache to the prompt's last message boundary, reusing what matches.
 
         The cache is reused only up to a message boundary and the rest is evaluated message by
@@ -120,7 +130,11 @@ class LLM:
         Reusing the longest token match instead made the answer depend on the previous question:
         the logits of a prompt prefilled in one batch differ in the last bits from those of the
         same prompt split at another point, and a small model's greedy pick flips on that
-        ("None." against "Google [4]" for one question, asked after different ones)."""
+        ("None." against "Google [4]" for one question, asked after different ones).
+
+        `fixed`, when one of `boundaries`, ends the head that holds no user data: a cache that
+        has nothing to reuse reads its state from disk (`prefix_cache`), or saves it once
+        evaluated, so that the first question of a process is spared its prefill too."""
         llama = self.warm_up()
         prev = llama.input_ids[: llama.n_tokens].tolist()
         match = 0
@@ -133,12 +147,17 @@ class LLM:
         reuse = max([b for b in boundaries if b <= match and b in self._pieces], default=0)
         if reuse and not llama._ctx.kv_cache_seq_rm(-1, reuse, -1):
             reuse = 0  # a model whose cache cannot be cut part way (recurrent) starts afresh
+        saved = self._prefix if fixed in boundaries else None
         if not reuse:
             llama.reset()
+            if saved is not None and saved.load(llama, ids[:fixed]):
+                reuse = fixed
         llama.n_tokens = reuse
         for start, end in zip([reuse] + boundaries, boundaries):
             if end > reuse:
                 llama.eval(ids[max(start, reuse):end])
+                if end == fixed and saved is not None:
+                    saved.save(llama, ids[:end])
         self._pieces = set(boundaries)
         return reuse
 
@@ -150,18 +169,20 @@ class LLM:
 
     def stream(self, messages: list[Message], *, max_tokens: int = 256, temperature: float = 0.0,
                stop: tuple[str, ...] = (), grammar: str | None = None,
-               stop_when=None) -> Iterator[str | Generation]:
+               stop_when=None, cache_head: int = 0) -> Iterator[str | Generation]:
         """Yield text pieces as they are decoded, then one final `Generation`.
 
         `grammar` (GBNF) limits what may be generated; see `extract.span_grammar`. `stop_when`
-        reads the text so far and ends decoding when it returns a `stopping.Stop`."""
+        reads the text so far and ends decoding when it returns a `stopping.Stop`. The first
+        `cache_head` messages are fixed text whose KV state may be kept on disk."""
         llama = self.warm_up()
         ids, template_stop = self.tokens(messages)
         if len(ids) + max_tokens > llama.n_ctx():
             raise QueryError(f"prompt of {len(ids)} tokens plus {max_tokens} answer tokens exceeds "
                              f"the context window of {llama.n_ctx()}")
         t0 = time.perf_counter()
-        cached = self._prefill_head(ids, self._boundaries(messages, ids))
+        bounds = self._boundaries(messages, ids)
+        cached = self._prefill_head(ids, sorted(bounds.values()), bounds.get(cache_head, 0) if cache_head else 0)
         ttft = None
         pieces: list[str] = []
         finish = "stop"

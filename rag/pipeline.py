@@ -117,10 +117,7 @@ class RAG:
 
             return ServerGenerator(s.llm_url, api_key=s.llm_api_key, model=s.llm_model, timeout=s.llm_timeout,
                                    n_ctx=s.n_ctx, seed=s.seed)
-        from .llm import LLM
-
-        return LLM(self._model_path, n_ctx=s.n_ctx, n_threads=s.n_threads, n_gpu_layers=s.n_gpu_layers,
-                   seed=s.seed)
+        return _local_llm(self._model_path, s)
 
     @property
     def vocabulary(self) -> Vocabulary:
@@ -152,10 +149,7 @@ class RAG:
         with self._switch_lock:
             if path == self._model_path and self._generator is not None:
                 return path
-            from .llm import LLM
-
-            s = settings
-            new = LLM(path, n_ctx=s.n_ctx, n_threads=s.n_threads, n_gpu_layers=s.n_gpu_layers, seed=s.seed)
+            new = _local_llm(path, settings)
             new.warm_up()
             with self._model_lock:  # an answer being written finishes with the model it began with
                 self._generator, self._model_path, self.settings = new, path, settings
@@ -323,10 +317,12 @@ class RAG:
             log.info("template %s: %s", choice.template, choice.reason)
             tmpl = get_template(choice.template)
         with clock("prompt"):
-            context = self._context(query, hits, pol)
+            context = self._context(query, self._passages(hits, tmpl), pol)
             prompt, grammar = self._prompt(question, context, tmpl, history, max_tokens=s.max_tokens)
         gen = None
         until = {"stop_when": stopper} if (stopper := self._stopper(tmpl, pol)) else {}
+        if "cache_head" in inspect.signature(self.generator.stream).parameters:
+            until["cache_head"] = prompt.fixed  # its KV state may outlive the process
         with self._model_lock:
             for item in self.generator.stream(list(prompt.messages), max_tokens=s.max_tokens,
                                               temperature=s.temperature, stop=STOPS, grammar=grammar,
@@ -343,6 +339,12 @@ class RAG:
             answer.template_reason = f"auto: {choice.reason}"
         answer.timings = clock.stop(prefill=gen.ttft, generate=gen.total - gen.ttft)
         yield answer
+
+    def _passages(self, hits: list[Hit], tmpl) -> list[Hit]:
+        """The retrieved passages the prompt shows: an extractive template reads only the best
+        `extract_passages`, since every further passage is one more place to copy a wrong span."""
+        n = self.settings.extract_passages
+        return hits[:n] if tmpl.extractive and n else hits
 
     def _stopper(self, tmpl, pol: Policy):
         """The early-stop conditions for this answer (`stop_early`), when the generator takes them."""
@@ -413,6 +415,14 @@ class RAG:
         answer.sentences = [SentenceSupport(d["text"], d["passage"], d["support"], d["verified"], tuple(d["flags"]))
                             for d in verdict.sentences]
         return answer
+
+
+def _local_llm(path: str, s: Settings):
+    from .llm import LLM
+    from .prefix_cache import FOLDER
+
+    return LLM(path, n_ctx=s.n_ctx, n_threads=s.n_threads, n_gpu_layers=s.n_gpu_layers, seed=s.seed,
+               prefix_cache=str(FOLDER) if s.save_prefix else None)
 
 
 class AnswerStream:

@@ -108,6 +108,7 @@ class Prompt:
     blocks: tuple[Hit, ...]
     template: Template
     n_tokens: int
+    fixed: int = 0  # leading messages that are the template's own text (no user data in them)
 
 
 _FENCE = re.compile(r"</?\s*context\s*>", re.I)
@@ -213,7 +214,8 @@ def build_prompt(question: str, hits: list[Hit], *, template: Template, count_to
         texts.reverse()
         blocks = [format_block(i, h, t) for i, (h, t) in enumerate(zip(used, texts), 1)]
     messages = render(blocks)
-    return Prompt(tuple(messages), tuple(used), template, count_tokens(messages))
+    return Prompt(tuple(messages), tuple(used), template, count_tokens(messages),
+                  fixed=1 + 2 * len(template.examples))
 
 
 # ---------------------------------------------------------------- reading the output

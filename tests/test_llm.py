@@ -72,3 +72,46 @@ def test_a_cache_that_cannot_be_cut_is_prefilled_afresh():
     fake.pieces.clear()
     assert llm._prefill_head(ids, [3, 6]) == 0
     assert fake.pieces == [[1, 2, 3], [4, 5, 6]]
+
+
+class _Saved:
+    """A stand-in for PrefixCache: states by their token ids, checked as they are saved."""
+
+    def __init__(self):
+        self.states: set[tuple[int, ...]] = set()
+
+    def load(self, llama, ids):
+        if tuple(ids) not in self.states:
+            return False
+        llama.input_ids[:len(ids)] = ids
+        llama.n_tokens = len(ids)
+        return True
+
+    def save(self, llama, ids):
+        # saved right after the head is evaluated, before any user text joins the cache
+        assert llama.n_tokens == len(ids) and llama.input_ids[:len(ids)].tolist() == ids
+        self.states.add(tuple(ids))
+
+
+def test_a_fresh_model_reads_the_fixed_head_back_instead_of_prefilling_it():
+    saved = _Saved()
+    ids = list(range(1, 11))  # system 1-3, example 4-6, question 7-10
+    first = _llm(_Llama())
+    first._prefix = saved
+    assert first._prefill_head(ids, [3, 6], fixed=6) == 0 and saved.states == {tuple(range(1, 7))}
+    fresh = _Llama()
+    second = _llm(fresh)
+    second._prefix = saved
+    assert second._prefill_head(ids, [3, 6], fixed=6) == 6 and fresh.pieces == []
+    # a conversation's earlier turn comes after the fixed head: it is prefilled, never saved
+    fresh = _Llama()
+    third = _llm(fresh)
+    third._prefix = saved
+    follow = ids + [97, 96, 50, 51]
+    assert third._prefill_head(follow, [3, 6, 10, 12], fixed=6) == 6
+    assert fresh.pieces == [[7, 8, 9, 10], [97, 96]] and len(saved.states) == 1
+    # without a fixed head nothing is read or written
+    fresh = _Llama()
+    fourth = _llm(fresh)
+    fourth._prefix = saved
+    assert fourth._prefill_head(ids, [3, 6]) == 0 and fresh.pieces == [[1, 2, 3], [4, 5, 6]]

@@ -266,6 +266,23 @@ def test_extract_needs_a_generator_that_takes_a_grammar(store):
         rag.ask("What does LoRA train?", template="extract")
 
 
+def test_extract_reads_only_its_best_passages(store):
+    rag, gen = make(store, ["small low-rank matrices [1]", "small low-rank matrices [1]",
+                            "LoRA freezes the base model"], guards="capable", top_k=3)
+    rag.ask("What does LoRA train?", template="extract")
+    rag.ask("What does LoRA train?", template="few_shot")
+    shown = [gen.calls[i]["messages"][-1].content for i in (0, 1)]
+    assert "[1]" in shown[0] and "[2]" in shown[0] and "[3]" not in shown[0]  # extract_passages=2
+    assert "[3]" in shown[1]  # the other templates read all of top_k
+    # a grammar span can come only from the passages shown
+    assert "w3-" not in gen.calls[0]["grammar"] and "w2-" in gen.calls[0]["grammar"]
+    every, gen_all = make(store, ["small low-rank matrices [1]"], guards="capable", top_k=3, extract_passages=0)
+    every.ask("What does LoRA train?", template="extract")
+    assert "[3]" in gen_all.calls[0]["messages"][-1].content
+    with pytest.raises(ConfigError, match="extract_passages"):
+        make(store, [], extract_passages=-1)
+
+
 def test_stand_ins_answer_end_to_end_with_citations(store, corpus):
     rag, _ = make(store, ["Bake it at 230 degrees for 40 minutes [1]."], guards="capable")
     answer = rag.ask("How hot should the oven be for the sourdough loaf?")
