@@ -58,8 +58,9 @@ class PrefixCache:
         read = llama_cpp.llama_state_seq_load_file(llama._ctx.ctx, str(path).encode(), 0, tokens,
                                                    len(ids), ctypes.byref(count))
         if not read or count.value != len(ids) or list(tokens) != list(ids):
-            log.warning("saved prompt state %s does not match; prefilling instead", path.name)
+            log.warning("saved prompt state %s does not read back; prefilling instead", path.name)
             llama._ctx.kv_cache_seq_rm(-1, 0, -1)
+            path.unlink(missing_ok=True)  # saved again, whole, after this prefill
             return False
         llama.input_ids[: len(ids)] = ids
         llama.n_tokens = len(ids)
