@@ -143,3 +143,31 @@ def test_the_issue_20_sections_render():
         assert heading in md
     assert "1.20x" in md and "2.50x" in md and "| m.Q4_0.gguf (q4_0) | 87 |" in md
     assert "could not be measured here" in md and "| old |" in md and "1,000 synthetic chunks" in md
+
+
+def test_eval_tables_put_every_model_and_template_in_one_table(tmp_path):
+    import json
+
+    from benchmarks.eval_tables import table
+
+    def run(folder, model, templates):
+        scores = {t: {"answer": {"contains": c, "f1": 0.2, "lost_to_checks": 0.0},
+                      "abstention": {"recall": 1.0, "false_abstention_rate": 0.1},
+                      "citations": {"precision": 1.0, "hit_rate": 0.9},
+                      "latency": {"total_p50_s": 3.25}, "tokens": {"generated_mean": 41.25}}
+                  for t, c in templates.items()}
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "results.json").write_text(json.dumps(
+            {"dataset": "corpus", "n": 43, "settings": {"model": f"/m/{model}.gguf", "guards": "auto",
+                                                        "n_threads": 1}, "templates": scores}))
+        return tmp_path / folder
+
+    md = table([run("a", "small", {"auto": 0.455, "extract": 0.1}), run("b", "big", {"auto": 0.6})])
+    rows = [line for line in md.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert [r.split(" | ")[:3] for r in rows] == [["| small", "auto", "0.455"], ["| small", "extract", "0.100"],
+                                                   ["| big", "auto", "0.600"]]
+    assert rows[0].endswith("| 3.250 | 41.2 |")
+    (tmp_path / "b" / "results.json").write_text((tmp_path / "b" / "results.json").read_text()
+                                                 .replace('"corpus"', '"squad"'))
+    with pytest.raises(SystemExit, match="different datasets"):
+        table([tmp_path / "a", tmp_path / "b"])
