@@ -403,7 +403,7 @@ class RAG:
                                unknown=unknown_names(retriever, question) if pol.on("names") else None,
                                relevance=[b.score for b in blocks],
                                passages=[embed_text(whole.get(b.chunk.id, b.chunk)) for b in blocks],
-                               vocabulary=self.vocabulary)
+                               vocabulary=self.vocabulary, span=tmpl.extractive)
         answer.support, answer.relevance = round(verdict.support, 4), round(verdict.relevance, 4)
         if verdict.code:
             log.info("abstaining: %s", verdict.reason)

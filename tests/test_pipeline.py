@@ -100,9 +100,20 @@ def test_small_profile_still_cuts_what_a_135m_model_gets_wrong(store):
     # the names check: PyTorch and Hugging Face are nowhere near the LoRA notes... or anywhere
     names = ask(store, *case(store, 3), guards="small")
     assert names.abstained and names.abstain_code == "made_up_names" and "PyTorch" in names.abstain_reason
-    # the answer-to-question cosine gate turns a terse answer away
-    terse = ask(store, *case(store, 4), guards="small")
-    assert terse.abstained and terse.abstain_code == "off_topic"
+    # a terse answer is read in the passage sentence it comes from: "Hugging Face" alone is far
+    # from the question, "Hugging Face maintains the peft library of adapters." answers it
+    question, output = case(store, 4)
+    rag, _ = make(store, [output, output], guards="small", extract_passages=0)
+    terse = rag.ask(question, template="extract")
+    assert not terse.abstained and terse.relevance > 0.25, terse.abstain_reason
+    # only a span is known to be copied: the same words written freely are judged alone
+    free = rag.ask(question, template="few_shot")
+    assert free.abstained and free.abstain_code == "off_topic"
+    # and a span from a sentence about something else is still turned away
+    n = [h.chunk.source for h in rag.search("What does LoRA freeze?")].index("bread.md") + 1
+    rag, _ = make(store, [f"an overnight rise [{n}]"], guards="small", extract_passages=0, checks_off="claims")
+    off = rag.ask("What does LoRA freeze?", template="extract")
+    assert off.abstained and off.abstain_code == "off_topic"
     # the length check: a rambling answer is cut to five sentences
     long = ask(store, *case(store, 2), guards="small", checks_off="relevance")
     assert len(long.sentences) == 5 and long.text == case(store, 2)[1].split(" They merge")[0]
