@@ -1,9 +1,10 @@
 """Side-by-side answer tables from `rag eval --report` folders: one row per model and template.
 
-    python benchmarks/eval_tables.py reports/corpus-135m reports/corpus-qwen
+    python benchmarks/eval_tables.py reports/corpus-135m reports/corpus-qwen:auto,cot
 
 Several folders of one dataset (two models, or one model's templates split over two runs) make
-one table; a folder's templates keep the order they were run in.
+one table; a folder's templates keep the order they were run in, and `FOLDER:t1,t2` takes only
+those templates from it.
 """
 from __future__ import annotations
 
@@ -20,9 +21,14 @@ COLUMNS = [  # (group, key, heading)
 ]
 
 
-def table(folders: list[Path]) -> str:
-    """A Markdown table of the answer metrics of every template in `folders`."""
-    runs = [json.loads((Path(f) / "results.json").read_text()) for f in folders]
+def table(folders: list[Path | str]) -> str:
+    """A Markdown table of the answer metrics of every template in `folders` (see above)."""
+    picks = [str(f).partition(":") for f in folders]
+    folders = [Path(f) for f, _, _ in picks]
+    runs = [json.loads((f / "results.json").read_text()) for f in folders]
+    for r, (_, _, only) in zip(runs, picks):
+        if only:
+            r["templates"] = {t: r["templates"][t] for t in only.split(",") if t in r["templates"]}
     names = {r["dataset"] for r in runs}
     if len(names) != 1:
         raise SystemExit(f"the folders hold different datasets: {', '.join(sorted(names))}")
@@ -43,7 +49,7 @@ def table(folders: list[Path]) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("folders", nargs="+", type=Path)
+    p.add_argument("folders", nargs="+", help="report folders, each optionally FOLDER:t1,t2")
     print(table(p.parse_args().folders))
 
 

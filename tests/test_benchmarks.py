@@ -167,6 +167,8 @@ def test_eval_tables_put_every_model_and_template_in_one_table(tmp_path):
     assert [r.split(" | ")[:3] for r in rows] == [["| small", "auto", "0.455"], ["| small", "extract", "0.100"],
                                                    ["| big", "auto", "0.600"]]
     assert rows[0].endswith("| 3.250 | 41.2 |")
+    picked = table([f"{tmp_path / 'a'}:extract", tmp_path / "b"])
+    assert "| small | auto |" not in picked and "| small | extract |" in picked and "| big | auto |" in picked
     (tmp_path / "b" / "results.json").write_text((tmp_path / "b" / "results.json").read_text()
                                                  .replace('"corpus"', '"squad"'))
     with pytest.raises(SystemExit, match="different datasets"):
