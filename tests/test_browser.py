@@ -216,7 +216,9 @@ def test_a_collection_is_created_filled_asked_and_pruned(chat_app, page, tmp_pat
         # the documents panel lists it; moved to the trash, its passages are gone from answers
         page.locator("#documents").get_by_text("Documents").first.click()
         table = page.locator("#doc-table")
-        page.wait_for_function("() => document.querySelector('#doc-table').innerText.includes('hive-inspection.md')")
+        # the panel may render the table after the click returns: until then there is no element
+        page.wait_for_function("() => (document.querySelector('#doc-table')?.innerText || '')"
+                               ".includes('hive-inspection.md')")
         row = table.inner_text()
         assert "md" in row and "113 bytes" in row and "20" in row, row
         page.locator("#doc-pick input").click()

@@ -51,7 +51,7 @@ def test_users_keep_their_own_conversations_and_collections_across_a_restart(sec
                 break
             time.sleep(10)
         answered.wait_for(timeout=1_000)
-        page.wait_for_function("() => document.querySelector('#conversations input').value.includes('Zorbania')")
+        page.wait_for_function("() => (document.querySelector('#conversations input')?.value || '').includes('Zorbania')")
         page.locator("#collection-tools").get_by_text("New or delete collection").click()
         page.locator("#new-collection input, #new-collection textarea").first.fill("alice-private")
         page.locator("#create-collection").click()
