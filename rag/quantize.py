@@ -18,13 +18,14 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .cachedir import USER_CACHE
 from .errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 # name -> llama.cpp's LLAMA_FTYPE_MOSTLY_* value; "shipped" keeps the file as it comes
 QUANTS = {"shipped": None, "q4_0": 2, "q8_0": 7}
-CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rag-local" / "models" / "requant"
+CACHE = USER_CACHE / "models" / "requant"
 
 
 def requantized_path(src: str | Path, quant: str, *, cache: Path = CACHE) -> Path:
