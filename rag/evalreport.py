@@ -78,9 +78,9 @@ def write_report(report: EvalReport, folder: str | Path) -> list[Path]:
 def _lost(report: EvalReport) -> list[str]:
     """The answers a check took away although the model's draft held a gold answer, one row
     each, so that every such rejection can be read and judged."""
-    lost = [r for r in report.results if r.draft_contains and not r.contains]
     if not report.templates:
         return []
+    lost = [r for r in report.results if r.draft_contains and not r.contains]
     if not lost:
         return ["No draft that held a gold answer was cut or rejected by the checks.", ""]
     def cell(text: str) -> str:

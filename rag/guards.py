@@ -443,15 +443,16 @@ def _terse_relevance(q_vec, out: Verdict, blocks: list[str], embed) -> float:
 
     "ReLU [2]" or "SHAP values [2]" says too little on its own to embed near "Which activation
     function helps with the vanishing gradient problem?" (cosine 0.12), yet the sentence it was
-    copied from answers it (0.62): the 0.5B model lost 6 right extract answers on the corpus set
-    to the relevance check that way. A sentence counts when it holds every content word of the answer; among
-    the cited passages' (all passages' when none is cited), the closest to the question."""
+    copied from answers it (0.62): the 0.5B model lost 6 right extract answers on the corpus
+    set to the relevance check that way. A sentence counts when it mentions every content word
+    of the answer; among the cited passages' (all passages' when none is cited), the closest to
+    the question."""
     answer = strip_markers(out.text)
-    words = content_words(answer)
-    if not words or len(words) > TERSE_WORDS:
+    if not 0 < len(content_words(answer)) <= TERSE_WORDS:
         return 0.0
     cited = [n for n in (*out.cited, *out.inferred) if 1 <= n <= len(blocks)] or range(1, len(blocks) + 1)
-    homes = [s for n in cited for s in sentences(blocks[n - 1]) if words <= content_words(s)]
+    homes = [s for s in claims.passage_sentences([blocks[n - 1] for n in cited])
+             if claims.mentions(content_words(s), answer)]
     if not homes:
         return 0.0
     return max(float(v @ q_vec) for v in embed(homes))

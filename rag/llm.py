@@ -12,7 +12,7 @@ import time
 from typing import Iterator
 
 from .errors import ConfigError, QueryError
-from .prefix_cache import FOLDER as PREFIX_FOLDER
+from .prefix_cache import FOLDER as PREFIX_FOLDER, PrefixCache
 from .prompts import Message
 from .types import Generation
 
@@ -32,7 +32,7 @@ class LLM:
     """A local GGUF chat model. Construction is cheap; `warm_up()` (or first use) loads it."""
 
     def __init__(self, path: str, *, n_ctx: int = 4096, n_threads: int = 0, n_gpu_layers: int = 0,
-                 seed: int = 0, prefix_cache: str | None = PREFIX_FOLDER) -> None:
+                 seed: int = 0, prefix_cache: str | os.PathLike | None = PREFIX_FOLDER) -> None:
         self.path = path
         self.prefix_folder = prefix_cache  # where fixed prompt heads' KV states are kept; None: nowhere
         self._prefix = None
@@ -77,8 +77,6 @@ class LLM:
         self._head_formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos,
                                                    add_generation_prompt=False)
         if self.prefix_folder:
-            from .prefix_cache import PrefixCache
-
             self._prefix = PrefixCache(self.path, n_ctx=llama.n_ctx(), n_gpu_layers=self.n_gpu_layers,
                                        folder=self.prefix_folder)
         self._llama = llama
@@ -182,7 +180,7 @@ class LLM:
                              f"the context window of {llama.n_ctx()}")
         t0 = time.perf_counter()
         bounds = self._boundaries(messages, ids)
-        cached = self._prefill_head(ids, sorted(bounds.values()), bounds.get(cache_head, 0) if cache_head else 0)
+        cached = self._prefill_head(ids, list(bounds.values()), bounds.get(cache_head, 0))
         ttft = None
         pieces: list[str] = []
         finish = "stop"

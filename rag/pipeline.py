@@ -320,9 +320,7 @@ class RAG:
             context = self._context(query, self._passages(hits, tmpl), pol)
             prompt, grammar = self._prompt(question, context, tmpl, history, max_tokens=s.max_tokens)
         gen = None
-        until = {"stop_when": stopper} if (stopper := self._stopper(tmpl, pol)) else {}
-        if "cache_head" in inspect.signature(self.generator.stream).parameters:
-            until["cache_head"] = prompt.fixed  # its KV state may outlive the process
+        until = self._stream_options(prompt, pol)
         with self._model_lock:
             for item in self.generator.stream(list(prompt.messages), max_tokens=s.max_tokens,
                                               temperature=s.temperature, stop=STOPS, grammar=grammar,
@@ -346,11 +344,17 @@ class RAG:
         n = self.settings.extract_passages
         return hits[:n] if tmpl.extractive and n else hits
 
-    def _stopper(self, tmpl, pol: Policy):
-        """The early-stop conditions for this answer (`stop_early`), when the generator takes them."""
-        if not self.settings.stop_early or "stop_when" not in inspect.signature(self.generator.stream).parameters:
-            return None
-        return early_stop(tmpl, pol)
+    def _stream_options(self, prompt, pol: Policy) -> dict:
+        """What this answer passes to the generator's `stream` where it takes them: the early-stop
+        conditions (`stop_early`) and how many leading messages are the template's own text,
+        whose KV state may outlive the process (`cache_head`)."""
+        takes = inspect.signature(self.generator.stream).parameters
+        out = {}
+        if self.settings.stop_early and "stop_when" in takes and (stop := early_stop(prompt.template, pol)):
+            out["stop_when"] = stop
+        if "cache_head" in takes:
+            out["cache_head"] = prompt.fixed
+        return out
 
     def _context(self, query: str, hits: list[Hit], pol: Policy) -> list[Hit]:
         """The passages as the model will read them: instructions left out (once, before anything
@@ -422,7 +426,7 @@ def _local_llm(path: str, s: Settings):
     from .prefix_cache import FOLDER
 
     return LLM(path, n_ctx=s.n_ctx, n_threads=s.n_threads, n_gpu_layers=s.n_gpu_layers, seed=s.seed,
-               prefix_cache=str(FOLDER) if s.save_prefix else None)
+               prefix_cache=FOLDER if s.save_prefix else None)
 
 
 class AnswerStream:

@@ -169,6 +169,7 @@ def build_prompt(question: str, hits: list[Hit], *, template: Template, count_to
     head = [Message("system", template.system)]
     for user, assistant in template.examples:
         head += [Message("user", user), Message("assistant", assistant)]
+    fixed = len(head)  # the template's own messages; history and the question follow
     for turn in (history or [])[-max_history:]:
         head += [Message("user", f"Question: {turn.question}"), Message("assistant", turn.answer)]
 
@@ -214,8 +215,7 @@ def build_prompt(question: str, hits: list[Hit], *, template: Template, count_to
         texts.reverse()
         blocks = [format_block(i, h, t) for i, (h, t) in enumerate(zip(used, texts), 1)]
     messages = render(blocks)
-    return Prompt(tuple(messages), tuple(used), template, count_tokens(messages),
-                  fixed=1 + 2 * len(template.examples))
+    return Prompt(tuple(messages), tuple(used), template, count_tokens(messages), fixed=fixed)
 
 
 # ---------------------------------------------------------------- reading the output
