@@ -25,7 +25,7 @@ def table(folders: list[Path | str]) -> str:
     """A Markdown table of the answer metrics of every template in `folders` (see above)."""
     picks = [str(f).partition(":") for f in folders]
     folders = [Path(f) for f, _, _ in picks]
-    runs = [json.loads((f / "results.json").read_text()) for f in folders]
+    runs = [_results(f) for f in folders]
     for r, (_, _, only) in zip(runs, picks):
         if only:
             r["templates"] = {t: r["templates"][t] for t in only.split(",") if t in r["templates"]}
@@ -45,6 +45,18 @@ def table(folders: list[Path | str]) -> str:
                 "" if v is None else f"{v:.1f}" if k == "generated_mean" else f"{v:.3f}"
                 for v, (_, k, _) in zip(cells, COLUMNS)) + " |")
     return "\n".join(lines)
+
+
+def _results(folder: Path) -> dict:
+    try:
+        run = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+    except OSError as e:
+        raise SystemExit(f"{folder}: no results.json to read ({e.strerror}); pass a `rag eval --report` folder")
+    except ValueError as e:
+        raise SystemExit(f"{folder}/results.json is not JSON: {e}")
+    if not isinstance(run, dict) or not isinstance(run.get("templates"), dict) or "settings" not in run:
+        raise SystemExit(f"{folder}/results.json is not a rag eval report (no templates or settings)")
+    return run
 
 
 def main() -> None:

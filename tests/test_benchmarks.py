@@ -173,3 +173,11 @@ def test_eval_tables_put_every_model_and_template_in_one_table(tmp_path):
                                                  .replace('"corpus"', '"squad"'))
     with pytest.raises(SystemExit, match="different datasets"):
         table([tmp_path / "a", tmp_path / "b"])
+    with pytest.raises(SystemExit, match="no results.json"):
+        table([tmp_path / "missing"])
+    (tmp_path / "b" / "results.json").write_bytes(b"\x00\xff{")
+    with pytest.raises(SystemExit, match="not JSON"):
+        table([tmp_path / "b"])
+    (tmp_path / "b" / "results.json").write_text("[]")
+    with pytest.raises(SystemExit, match="not a rag eval report"):
+        table([tmp_path / "b"])
