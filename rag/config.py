@@ -101,6 +101,9 @@ class Settings:
     # the extract template copies from this many of the best passages (0: all of top_k): with
     # four, the 135M model took 7 of its 17 wrong SQuAD spans from the third or fourth
     extract_passages: int = 2
+    # and only from this many of their sentences, those sharing the most words with the question
+    # (0: any sentence); see `extract.answer_sentences`
+    extract_sentences: int = 3
     retrieval: str = "hybrid"  # hybrid | dense | bm25
     hybrid_alpha: float = 0.6  # weight of the dense score in the hybrid mix
     compress: bool = True  # keep only the passages' sentences closest to the question
@@ -174,6 +177,8 @@ class Settings:
             raise ConfigError(f"top_k must be at least 1, got {self.top_k}")
         if self.extract_passages < 0:
             raise ConfigError(f"extract_passages must be 0 (all) or more, got {self.extract_passages}")
+        if self.extract_sentences < 0:
+            raise ConfigError(f"extract_sentences must be 0 (all) or more, got {self.extract_sentences}")
         if self.store not in STORES:
             raise ConfigError(f"store must be {' or '.join(STORES)}, got {self.store!r}")
         if self.llm_url and not self.llm_url.startswith(("http://", "https://")):

@@ -9,6 +9,12 @@ Rules are one per word position, `wN-I-J ::= "word" (" " wN-I-J+1)?` for word J 
 passage N, so the grammar grows linearly with the context (a rule per start/end pair would grow
 quadratically). Spans never cross a sentence; words are the passage's whitespace-separated
 pieces, kept as written.
+
+With `sentences=N` only the N sentences sharing the most content words with the question may be
+copied from (`answer_sentences`). A question is mostly worded after the sentence that answers
+it: on the SQuAD sample that sentence ranked first by shared words for 33 of the 37 answerable
+questions and within the first three for all of them, while the 135M model copied the wrong
+sentence of the right passage for 8 of its 18 misses.
 """
 from __future__ import annotations
 
@@ -60,25 +66,47 @@ def _need(prefix: str, j: int, answers: list[bool]) -> str:
     return f"{prefix}-{j}" if answers[j] else f"n{prefix}-{j}"
 
 
-def span_grammar(passages: list[str], *, abstain: str, need_figure: bool = False, question: str = "") -> str:
+def answer_sentences(passages: list[list[str]], question: str, n: int,
+                     scores: list[float] | None = None) -> set[tuple[int, int]]:
+    """(passage, sentence) positions of the `n` sentences sharing the most content words with
+    `question`, ties going to the passage with the higher retrieval score in `scores`, then to
+    the earlier one; every position when `n` is 0 or no sentence shares a word."""
+    asked = content_words(question)
+    every = [(p, i) for p, sents in enumerate(passages) for i in range(len(sents))]
+    shared = {(p, i): len(asked & content_words(passages[p][i])) for p, i in every}
+    if not n or not any(shared.values()):
+        return set(every)
+    score = scores or [0.0] * len(passages)
+    return set(sorted(every, key=lambda pos: (-shared[pos], -score[pos[0]], pos))[:n])
+
+
+def span_grammar(passages: list[str], *, abstain: str, need_figure: bool = False, question: str = "",
+                 sentences_kept: int = 0, scores: list[float] | None = None) -> str:
     """GBNF for "<span of passage n> [n]" over the numbered `passages` (1-based), or `abstain`.
 
     A span is one or more consecutive words of a single sentence of one passage, and one of them
     must carry the answer: with `need_figure` (the question asks how many, when, ...) a figure,
     otherwise a content word that `question` does not already use. The model, free to stop after
     any word, otherwise quoted "Autoencoders [4]" back to "What can autoencoders be used for?",
-    or just "The".
+    or just "The". With `sentences_kept` (0: all), only that many sentences, those closest to
+    `question` in words among the ones able to carry an answer, may be copied from; `scores`,
+    the passages' retrieval scores, break ties.
     """
     asked = content_words(question)
 
     def key(word: str) -> bool:
         return states_quantity(word) if need_figure else bool(content_words(word) - asked)
 
+    # a sentence with no answering word gives no span, so it takes no place among those kept
+    split = [[sent for sent in sentences(p) if any(key(w) for w in sent.split())] for p in passages]
+    kept = answer_sentences(split, question, sentences_kept, scores)
     rules: list[str] = []
     alternatives = [literal(abstain)]
-    for n, passage in enumerate(passages, 1):
+    for n, sents in enumerate(split, 1):
         starts: list[str] = []
-        for i, sent in enumerate(sentences(passage)):
+        for i, sent in enumerate(sents):
+            if (n - 1, i) not in kept:
+                continue
             more_rules, more_starts = _sentence_rules(f"w{n}-{i}", sent.split(), key=key)
             rules += more_rules
             starts += more_starts

@@ -446,13 +446,19 @@ def _terse_relevance(q_vec, out: Verdict, blocks: list[str], embed) -> float:
     copied from answers it (0.62): the 0.5B model lost 6 right extract answers on the corpus
     set to the relevance check that way. A sentence counts when it mentions every content word
     of the answer; among the cited passages' (all passages' when none is cited), the closest to
-    the question."""
+    the question. In notes a line's subject is often the line before ("PyTorch : A framework."
+    then "Open Source software, made initially by Meta AI"), so each sentence is also read
+    joined to the one before it in its passage."""
     answer = strip_markers(out.text)
     if not 0 < len(content_words(answer)) <= TERSE_WORDS:
         return 0.0
     cited = [n for n in (*out.cited, *out.inferred) if 1 <= n <= len(blocks)] or range(1, len(blocks) + 1)
-    homes = [s for s in claims.passage_sentences([blocks[n - 1] for n in cited])
-             if claims.mentions(content_words(s), answer)]
+    homes = []
+    for n in cited:
+        sents = claims.passage_sentences([blocks[n - 1]])
+        for i, sent in enumerate(sents):
+            if claims.mentions(content_words(sent), answer):
+                homes += [sent] + ([f"{sents[i - 1]} {sent}"] if i else [])
     if not homes:
         return 0.0
     return max(float(v @ q_vec) for v in embed(homes))

@@ -184,12 +184,16 @@ class RAG:
         """The answer checks in force; `guards=auto` loads the model to read its size."""
         if self.settings.guards != "auto":
             return policy(self.settings)
+        return policy(self.settings, n_params=self.model_size())
+
+    def model_size(self) -> int | None:
+        """The model's parameter count (None where a server does not say), read once."""
         if not self._size_read:  # once: the lock would make each question wait for another's answer
             with self._model_lock:
                 gen = self.generator
                 gen.warm_up()
                 self._n_params, self._size_read = gen.n_params, True
-        return policy(self.settings, n_params=self._n_params)
+        return self._n_params
 
     def _get_retriever(self) -> Retriever:
         """The retriever over the live index version; reloads when another build replaced it."""
@@ -311,8 +315,8 @@ class RAG:
             return
         with clock("load"):
             pol = self.policy()
-        choice = choose(question, hits, grammar=bool(getattr(self.generator, "supports_grammar", False))) \
-            if tmpl is None else None
+        choice = choose(question, hits, grammar=bool(getattr(self.generator, "supports_grammar", False)),
+                        n_params=self.model_size()) if tmpl is None else None
         if choice is not None:
             log.info("template %s: %s", choice.template, choice.reason)
             tmpl = get_template(choice.template)
@@ -382,7 +386,8 @@ class RAG:
         if tmpl.extractive:
             # a question asking for a figure gets a span holding one, or the abstain text
             grammar = span_grammar([b.chunk.text for b in prompt.blocks], abstain=ABSTAIN_TEXT,
-                                   need_figure=asks_quantity(question), question=question)
+                                   need_figure=asks_quantity(question), question=question,
+                                   sentences_kept=s.extract_sentences, scores=[b.score for b in prompt.blocks])
         return prompt, grammar
 
     def _check(self, question: str, query: str, gen: Generation, prompt, hits: list[Hit],

@@ -32,3 +32,12 @@ def test_choose_reads_the_question_and_the_top_passages():
     assert choose("Why did the Normans come?", _hits(PROSE), grammar=True).template == "few_shot"
     no_grammar = choose("In what country is Normandy?", _hits(PROSE), grammar=False)
     assert no_grammar.template == "few_shot" and "grammar" in no_grammar.reason
+
+
+def test_a_model_of_half_a_billion_parameters_reasons_where_the_default_takes_examples():
+    # few_shot's examples teach the 0.5B model mostly to refuse; cot is its best free-form template
+    assert choose("Why did the Normans come?", _hits(PROSE), grammar=True, n_params=494_000_000).template == "cot"
+    assert choose("Why did the Normans come?", _hits(PROSE), grammar=True, n_params=135_000_000).template == "few_shot"
+    assert choose("In what country is Normandy?", _hits(NOTES), grammar=False, n_params=None).template == "few_shot"
+    # a factual question over prose still gets extract, whatever the size
+    assert choose("In what country is Normandy?", _hits(PROSE), grammar=True, n_params=7_000_000_000).template == "extract"

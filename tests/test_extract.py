@@ -1,6 +1,6 @@
 import re
 
-from rag.extract import literal, span_grammar, tidy_span
+from rag.extract import answer_sentences, literal, span_grammar, tidy_span
 from rag.prompts import ABSTAIN_TEXT, TEMPLATES
 
 
@@ -100,3 +100,27 @@ def test_a_span_must_add_a_word_the_question_does_not_already_use():
 def test_a_sentence_that_only_repeats_the_question_offers_no_span():
     g = rules(span_grammar(["Autoencoders are used."], abstain="No.", question="What are autoencoders used for?"))
     assert g["root"] == '"No."'
+
+
+def test_answer_sentences_keep_those_sharing_most_words_with_the_question():
+    passages = [["Tea grows on hills.", "The harbour opened in 1932."], ["The harbour of Oslo opened late."]]
+    q = "When did the harbour of Oslo open?"
+    assert answer_sentences(passages, q, 1) == {(1, 0)}
+    assert answer_sentences(passages, q, 2) == {(1, 0), (0, 1)}
+    assert answer_sentences(passages, q, 0) == {(0, 0), (0, 1), (1, 0)}  # 0: every sentence
+    assert answer_sentences(passages, "Who sings?", 1) == {(0, 0), (0, 1), (1, 0)}  # nothing shared
+    # a tie goes to the passage retrieval scored higher
+    tie = [["The harbour opened."], ["The harbour closed."]]
+    assert answer_sentences(tie, "harbour?", 1, [0.2, 0.9]) == {(1, 0)}
+    assert answer_sentences(tie, "harbour?", 1) == {(0, 0)}
+
+
+def test_span_grammar_offers_spans_only_from_the_kept_sentences():
+    g = rules(span_grammar(["Tea grows on hills. The harbour opened in 1932.", "Rice grows in water."],
+                           abstain="No.", question="When did the harbour open?", sentences_kept=1))
+    assert g["root"] == '"No." | p1'
+    assert "w1-1-0" in g and "w1-0-0" not in g
+    # a sentence that cannot answer (no figure for a "when" question) takes no place among them
+    g = rules(span_grammar(["The harbour was busy.", "It opened in 1932."], abstain="No.",
+                           need_figure=True, question="When did the harbour open?", sentences_kept=1))
+    assert g["root"] == '"No." | p2'

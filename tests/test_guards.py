@@ -149,3 +149,20 @@ def test_refusals_repeats_and_length():
     assert trim(text, 0) == text
     assert trim("Dr. J. Smith said so. A. B. C. D. E.", 2) == "Dr. J. Smith said so. A. B. C. D. E."
     assert drop_repeats("- Oil it.\n- Oil it.\n- Wipe it.") == "- Oil it.\n- Wipe it."
+
+
+def test_a_terse_span_is_read_with_the_line_before_it_in_notes():
+    # the line holding "Meta AI" does not name PyTorch; the line above it does
+    notes = ("TensorFlow : An end-to-end platform.\nOpen Source software, made mostly by Google\n"
+             "PyTorch : A machine-learning framework.\nOpen Source software, made initially by Meta AI")
+    # the hashed embedder sees shared words only: a low bar shows the line alone misses it
+    pol = policy(Settings(guards="small", checks_off="support", min_relevance=0.1))
+    question = "Who created PyTorch?"
+    alone = float(embed([question])[0] @ embed(["Open Source software, made initially by Meta AI"])[0])
+    v = check_answer(question, question, "Meta AI [1]", [notes], [notes], pol=pol, embed=embed, span=True)
+    assert not v.code, v.reason
+    assert v.relevance > max(alone, pol.min_relevance)
+    # free text is still judged alone, and a span whose lines are about something else still fails
+    other = "Bread : A loaf.\nBake at 230 degrees for 40 minutes"
+    v = check_answer(question, question, "40 minutes [1]", [other], [other], pol=pol, embed=embed, span=True)
+    assert v.code == "off_topic"

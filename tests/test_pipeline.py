@@ -279,7 +279,7 @@ def test_extract_needs_a_generator_that_takes_a_grammar(store):
 
 def test_extract_reads_only_its_best_passages(store):
     rag, gen = make(store, ["small low-rank matrices [1]", "small low-rank matrices [1]",
-                            "LoRA freezes the base model"], guards="capable", top_k=3)
+                            "LoRA freezes the base model"], guards="capable", top_k=3, extract_sentences=0)
     rag.ask("What does LoRA train?", template="extract")
     rag.ask("What does LoRA train?", template="few_shot")
     shown = [gen.calls[i]["messages"][-1].content for i in (0, 1)]
@@ -292,6 +292,17 @@ def test_extract_reads_only_its_best_passages(store):
     assert "[3]" in gen_all.calls[0]["messages"][-1].content
     with pytest.raises(ConfigError, match="extract_passages"):
         make(store, [], extract_passages=-1)
+
+
+def test_extract_copies_only_from_the_sentences_closest_to_the_question(store):
+    rag, gen = make(store, ["small low-rank matrices [1]"], guards="capable", top_k=3, extract_sentences=1)
+    rag.ask("What does LoRA train?", template="extract")
+    grammar = gen.calls[0]["grammar"]
+    starts = [line for line in grammar.splitlines() if line.startswith("p")]
+    assert len(starts) == 1  # one sentence kept, so one passage offers spans
+    assert "LoRA" in grammar
+    with pytest.raises(ConfigError, match="extract_sentences"):
+        make(store, [], extract_sentences=-1)
 
 
 def test_stand_ins_answer_end_to_end_with_citations(store, corpus):
