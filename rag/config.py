@@ -102,8 +102,9 @@ class Settings:
     # four, the 135M model took 7 of its 17 wrong SQuAD spans from the third or fourth
     extract_passages: int = 2
     # and only from this many of their sentences, those sharing the most words with the question
-    # (0: any sentence); see `extract.answer_sentences`
-    extract_sentences: int = 3
+    # (0: any sentence; `extract.answer_sentences`): SQuAD sample, 135M, "contains" 0.513 with
+    # any, 0.540 with the best 3, 0.730 with the best 1
+    extract_sentences: int = 1
     retrieval: str = "hybrid"  # hybrid | dense | bm25
     hybrid_alpha: float = 0.6  # weight of the dense score in the hybrid mix
     compress: bool = True  # keep only the passages' sentences closest to the question
