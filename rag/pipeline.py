@@ -294,7 +294,7 @@ class RAG:
             s.validate()
         clock = _Clock()
         question = clean_question(question)
-        # `auto` picks the template once the passages are known; a name is checked up front
+        # `auto` picks the template once the model is loaded; a name is checked up front
         tmpl = get_template(template) if template != AUTO else None
         history = list(history or [])
         with clock("load"):
@@ -315,7 +315,7 @@ class RAG:
             return
         with clock("load"):
             pol = self.policy()
-        choice = choose(question, hits, grammar=bool(getattr(self.generator, "supports_grammar", False)),
+        choice = choose(question, grammar=bool(getattr(self.generator, "supports_grammar", False)),
                         n_params=self.model_size()) if tmpl is None else None
         if choice is not None:
             log.info("template %s: %s", choice.template, choice.reason)
