@@ -9,7 +9,7 @@ Before a span was limited to that one sentence, extract lost to few_shot on note
 against 0.455), which is why an earlier rule sent notes to few_shot.
 
 A question asking for an explanation (`asks_explanation`: "why", "how does", "explain",
-"describe", "what is the difference" ...) wants sentences of its own, not a copied span, and so
+"describe", "what is the difference" ..., and "What is LoRA?") wants sentences of its own, not a copied span, and so
 does a model that takes no grammar (some LLM servers). Which template writes them best depends
 on the model (`free_form`). The 135M default writes its best sentences after worked examples
 (corpus set: few_shot 0.455 against cot 0.121), while the 0.5B Qwen2.5-Coder learns mostly the
@@ -41,9 +41,19 @@ class Choice:
     reason: str
 
 
+# "What is LoRA?" asks what a term means: a copied span gives a heading ("(PEFT / LoRA) [2]").
+# At most three words after the article, none relating it to something else ("What is the
+# capital of Australia?" asks for a fact)
+_DEFINE = re.compile(r"^\s*what(?:'s| is| are) (?:an? |the )?([\w\-/.+]+(?: [\w\-/.+]+){0,2})\s*\?\s*$", re.I)
+_RELATING = frozenset("of in on for between by to with from at about than as".split())
+
+
 def asks_explanation(question: str) -> bool:
-    """Whether the question asks for an explanation rather than a fact."""
-    return bool(_EXPLAIN.search(question))
+    """Whether the question asks for an explanation, or what a term means, rather than a fact."""
+    if _EXPLAIN.search(question):
+        return True
+    term = _DEFINE.match(question)
+    return bool(term) and not _RELATING & set(term.group(1).lower().split())
 
 
 def free_form(n_params: int | None) -> str:

@@ -7,6 +7,12 @@ def test_explanations_want_sentences_of_their_own():
     assert asks_explanation("What is the difference between LoRA and QLoRA?")
     assert not asks_explanation("How many parameters does GPT-4 have?")
     assert not asks_explanation("Who wrote the Deep Learning Book?")
+    # what a term means is an explanation; what a term is of, in or for is a fact
+    assert asks_explanation("What is LoRA?") and asks_explanation("What are autoencoders?")
+    assert asks_explanation("what's a transformer network ?")
+    assert not asks_explanation("What is the capital of Australia?")
+    assert not asks_explanation("What is NEAT an example of?")
+    assert not asks_explanation("What is the classic Word2Vec vector arithmetic example?")
 
 
 def test_choose_reads_the_question_and_the_model():
