@@ -9,7 +9,8 @@ Before a span was limited to that one sentence, extract lost to few_shot on note
 against 0.455), which is why an earlier rule sent notes to few_shot.
 
 A question asking for an explanation (`asks_explanation`: "why", "how does", "explain",
-"describe", "what is the difference" ..., and "What is LoRA?") wants sentences of its own, not a copied span, and so
+"describe", "what is the difference" ..., "What is LoRA?", "What is X used for?", "When should I
+...") wants sentences of its own, not a copied span, and so
 does a model that takes no grammar (some LLM servers). Which template writes them best depends
 on the model (`free_form`). The 135M default writes its best sentences after worked examples
 (corpus set: few_shot 0.455 against cot 0.121), while the 0.5B Qwen2.5-Coder learns mostly the
@@ -41,6 +42,11 @@ class Choice:
     reason: str
 
 
+# what a thing is for, or when to use it, is answered across sentences: on the corpus set
+# "What can autoencoders be used for?" got a heading's span from extract ("Autoencoder (VAE):
+# probability distribution used for the code [1]") and "compression, denoising" in own words
+_PURPOSE = re.compile(r"\b(?:used|useful|good) for\s*\?\s*$|^\s*(?:when )?should (?:i|we|you|one)\b|"
+                      r"^\s*when (?:should|would|do|can) (?:i|we|you|one)\b", re.I)
 # "What is LoRA?" asks what a term means: a copied span gives a heading ("(PEFT / LoRA) [2]").
 # At most three words after the article, none relating it to something else ("What is the
 # capital of Australia?" asks for a fact)
@@ -49,8 +55,9 @@ _RELATING = frozenset("of in on for between by to with from at about than as".sp
 
 
 def asks_explanation(question: str) -> bool:
-    """Whether the question asks for an explanation, or what a term means, rather than a fact."""
-    if _EXPLAIN.search(question):
+    """Whether the question asks for an explanation, what a term means, what a thing is for or
+    when to use it, rather than for a fact."""
+    if _EXPLAIN.search(question) or _PURPOSE.search(question):
         return True
     term = _DEFINE.match(question)
     return bool(term) and not _RELATING & set(term.group(1).lower().split())

@@ -13,6 +13,10 @@ def test_explanations_want_sentences_of_their_own():
     assert not asks_explanation("What is the capital of Australia?")
     assert not asks_explanation("What is NEAT an example of?")
     assert not asks_explanation("What is the classic Word2Vec vector arithmetic example?")
+    # what a thing is for, and when to use it
+    assert asks_explanation("What can autoencoders be used for?")
+    assert asks_explanation("When should I use a random forest instead of a neural network?")
+    assert not asks_explanation("When was the transformer introduced?")
 
 
 def test_choose_reads_the_question_and_the_model():
