@@ -12,6 +12,7 @@ import pytest
 
 from rag.serve.app import parse_chat
 from rag.serve.errors import APIError
+from rag.text import bare_words
 
 from conftest import _free_port, wait_until_up
 
@@ -99,7 +100,8 @@ def test_a_streamed_answer_ends_with_the_checked_one(client):
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     final = chunks[-1].model_extra["rag"]
     assert len(chunks) > 3 and text.strip()
-    assert final["answer"] in text or final["abstained"]
+    # the checks may cut the streamed text and tidy an extract span's last stop ("code. [1]")
+    assert bare_words(final["answer"]) in bare_words(text) or final["abstained"]
     assert chunks[-1].choices[0].finish_reason == "stop" and chunks[-1].usage.completion_tokens > 0
 
 
