@@ -9,9 +9,9 @@ Before a span was limited to that one sentence, extract lost to few_shot on note
 against 0.455), which is why an earlier rule sent notes to few_shot.
 
 A question asking for an explanation (`asks_explanation`: "why", "how does", "explain",
-"describe", "what is the difference" ..., "What is LoRA?", "What is X used for?", "When should I
-...") wants sentences of its own, not a copied span, and so
-does a model that takes no grammar (some LLM servers). Which template writes them best depends
+"describe", "what is the difference" ..., "What is LoRA?", "What is X used for?", "When should
+I ...") wants sentences of its own, not a copied span, and so does a model that takes no
+grammar (some LLM servers). Which template writes them best depends
 on the model (`free_form`). The 135M default writes its best sentences after worked examples
 (corpus set: few_shot 0.455 against cot 0.121), while the 0.5B Qwen2.5-Coder learns mostly the
 examples' refusal from them (few_shot 0.364 with 61% false abstention, against cot 0.576 and 9%;

@@ -10,7 +10,7 @@ passage N, so the grammar grows linearly with the context (a rule per start/end 
 quadratically). Spans never cross a sentence; words are the passage's whitespace-separated
 pieces, kept as written.
 
-With `sentences=N` only the N sentences sharing the most content words with the question may be
+With `sentences_kept=N` only the N sentences sharing the most content words with the question may be
 copied from (`answer_sentences`). A question is mostly worded after the sentence that answers
 it: on the SQuAD sample that sentence ranked first by shared words for 33 of the 37 answerable
 questions and within the first three for all of them, while 9 of the 135M model's 18 misses
