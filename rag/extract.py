@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from typing import Callable
 
+from .ground import lexical_support
 from .text import content_words, sentences, states_quantity
 
 _ESCAPE = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -71,10 +72,11 @@ def answer_sentences(passages: list[list[str]], question: str, n: int,
     """(passage, sentence) positions of the `n` sentences sharing the most content words with
     `question`, ties going to the passage with the higher retrieval score in `scores`, then to
     the earlier one; every position when `n` is 0 or no sentence shares a word."""
-    asked = content_words(question)
     every = [(p, i) for p, sents in enumerate(passages) for i in range(len(sents))]
-    shared = {(p, i): len(asked & content_words(passages[p][i])) for p, i in every}
-    if not n or not any(shared.values()):
+    if not n:
+        return set(every)
+    shared = {(p, i): lexical_support(question, passages[p][i]) for p, i in every}
+    if not any(shared.values()):
         return set(every)
     score = scores or [0.0] * len(passages)
     return set(sorted(every, key=lambda pos: (-shared[pos], -score[pos[0]], pos))[:n])

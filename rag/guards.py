@@ -455,7 +455,7 @@ def _terse_relevance(q_vec, out: Verdict, blocks: list[str], embed) -> float:
     cited = [n for n in (*out.cited, *out.inferred) if 1 <= n <= len(blocks)] or range(1, len(blocks) + 1)
     homes = []
     for n in cited:
-        sents = claims.passage_sentences([blocks[n - 1]])
+        sents = sentences(blocks[n - 1])
         for i, sent in enumerate(sents):
             if claims.mentions(content_words(sent), answer):
                 homes += [sent] + ([f"{sents[i - 1]} {sent}"] if i else [])
