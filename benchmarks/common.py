@@ -100,7 +100,24 @@ def machine() -> dict:
     simd = [f for f in flags if f.startswith(("avx", "amx", "fma", "f16c"))]
     return {"cpu": cpu, "logical_cores": os.cpu_count(), "memory": mem, "simd": simd,
             "python": platform.python_version(), "platform": platform.platform(),
-            "load_average_at_start": list(os.getloadavg())}
+            "load_average_at_start": list(os.getloadavg()), "gpu": _gpu(), "commit": _commit()}
+
+
+def _gpu() -> dict:
+    try:
+        import llama_cpp
+        offload = bool(llama_cpp.llama_supports_gpu_offload())
+    except Exception:  # noqa: BLE001 - a build without the symbol cannot offload either
+        offload = False
+    return {"nvidia_smi": shutil.which("nvidia-smi") is not None, "llama_gpu_offload": offload}
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=10).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
 
 
 def versions() -> dict:

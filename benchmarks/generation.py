@@ -65,7 +65,10 @@ def decode_ratio(rag: RAG, questions: list[str]) -> dict:
         with _Recorder(llama) as rec:  # this run only captures the pipeline's exact arguments
             llama.reset()
             ours = _through_rag(rag, q)
-        kwargs = rec.calls[-1]
+        # the pipeline ends decoding once the answer is complete (stop_early); the raw side is
+        # given that many tokens so that both decode the same ones (the last one sampled is
+        # not evaluated, hence the one more)
+        kwargs = {**rec.calls[-1], "max_tokens": min(rec.calls[-1]["max_tokens"], ours["tokens"] + 1)}
         runs = {}
         # alternate which side goes first so drift in machine load hits both alike
         for side in (("rag", "raw") if i % 2 == 0 else ("raw", "rag")):

@@ -17,7 +17,8 @@ def render(r: dict) -> str:
     m, v = r["machine"], r["versions"]
     out = ["# Benchmarks", "",
            f"Reproduce: `.venv/bin/python benchmarks/run.py{' --quick' if r['quick'] else ''}` "
-           f"(this file: `{r['command']}`, started {r['started']}, took {r['total_s'] / 60:.1f} min).",
+           f"(this file: `{r['command']}`, started {r['started']}, took {r['total_s'] / 60:.1f} min"
+           f"{', at commit ' + m['commit'] if m.get('commit') else ''}).",
            "Ratios compare the pipeline with the raw library doing the same work in the same run;",
            "times are medians with (min-max, number of runs).", ""]
     if r.get("reruns"):
@@ -183,10 +184,25 @@ def render(r: dict) -> str:
                 f"{o['raw_pages_per_s']:.2f} for raw `pytesseract.image_to_string`; character accuracy "
                 f"{o['image_reader_accuracy']:.4f} / {o['pdf_reader_accuracy']:.4f} / {o['raw_accuracy']:.4f}."]
     out += _speed(sec)
+    out += _gpu(r)
     notes = r.get("notes") or []
     if notes:
         out += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     return "\n".join(out) + "\n"
+
+
+def _gpu(r: dict) -> list[str]:
+    """Issue 20.5: what this run says about a GPU. The suite measures on the machine it runs on;
+    it has no CUDA section of its own because no machine with a GPU has been lent to measure on."""
+    g = r["machine"].get("gpu")
+    seen = ("not recorded by this run" if g is None else
+            f"`nvidia-smi` {'found' if g['nvidia_smi'] else 'absent'}, the installed llama.cpp build "
+            f"{'can' if g['llama_gpu_offload'] else 'cannot'} offload layers")
+    return ["", "## GPU", "",
+            f"Not measured. This machine has no GPU ({seen}), CI has none, and no session of this "
+            "project has been lent a machine with one (the device tool answered `not_drawn` each time), "
+            "so the CUDA build with `n_gpu_layers=-1` has no figures here. Every figure above is CPU "
+            "only; README § GPU offload says how to build for a GPU."]
 
 
 def _why_not_met(r: dict) -> list[str]:

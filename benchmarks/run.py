@@ -1,7 +1,8 @@
 """Run every benchmark and write BENCHMARKS.md and benchmarks/results.json.
 
-    .venv/bin/python benchmarks/run.py            # full run (about 15 minutes on 2 cores)
+    .venv/bin/python benchmarks/run.py            # full run (about 90 minutes on 2 cores)
     .venv/bin/python benchmarks/run.py --quick    # smoke run of every code path (a few minutes)
+    .venv/bin/python benchmarks/run.py --render   # BENCHMARKS.md again from results.json, no measuring
 
 Figures are ratios against the raw library doing the same work in the same run, so they stay
 meaningful on a busy machine; absolute times are reported as medians with the min-max spread.
@@ -39,7 +40,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", nargs="+", choices=SECTIONS, help="run only these sections")
     p.add_argument("--out", default=str(common.ROOT), help="folder for BENCHMARKS.md (default: repo root)")
     p.add_argument("--json", default=str(common.ROOT / "benchmarks" / "results.json"))
+    p.add_argument("--render", action="store_true",
+                   help="measure nothing: write BENCHMARKS.md again from the results file")
     args = p.parse_args(argv)
+    if args.render:
+        md = Path(args.out) / "BENCHMARKS.md"
+        md.write_text(report.render(json.loads(Path(args.json).read_text())))
+        print(f"wrote {md} from {args.json}")
+        return 0
     results = run(quick=args.quick, only=args.only)
     command = "python benchmarks/run.py" + (" --quick" if args.quick else "") + \
         (f" --only {' '.join(args.only)}" if args.only else "")

@@ -3,6 +3,8 @@
 No timings are asserted: benchmarks measure speed, tests check that the code runs and that
 the results have the shape BENCHMARKS.md is rendered from.
 """
+import json
+
 import faiss
 import numpy as np
 import pytest
@@ -181,3 +183,28 @@ def test_eval_tables_put_every_model_and_template_in_one_table(tmp_path):
     (tmp_path / "b" / "results.json").write_text("[]")
     with pytest.raises(SystemExit, match="not a rag eval report"):
         table([tmp_path / "b"])
+
+
+def test_render_writes_the_report_from_the_results_file_and_says_there_was_no_gpu(tmp_path):
+    from benchmarks.run import main
+
+    machine = {**common.machine(), "gpu": {"nvidia_smi": False, "llama_gpu_offload": False}, "commit": "abc1234"}
+    results = {"quick": False, "command": "python benchmarks/run.py", "started": "now", "total_s": 60.0,
+               "machine": machine, "versions": {}, "sections": {}, "goals": []}
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    assert main(["--render", "--out", str(tmp_path), "--json", str(tmp_path / "results.json")]) == 0
+    md = (tmp_path / "BENCHMARKS.md").read_text()
+    assert "at commit abc1234" in md
+    assert "## GPU" in md and "`nvidia-smi` absent, the installed llama.cpp build cannot offload" in md
+    assert json.loads((tmp_path / "results.json").read_text()) == results  # rendering measures nothing
+
+
+@pytest.mark.e2e  # the real model
+def test_the_decode_comparison_gives_raw_the_tokens_of_an_answer_stopped_early(real_rag):
+    from benchmarks import generation
+
+    # this answer ends at its sentence limit, well before max_tokens; the raw call must decode
+    # the same tokens for the rates to be comparable (decode_ratio asserts they match)
+    out = generation.decode_ratio(real_rag, ["What are autoencoders used for?"])
+    assert out["questions"] == 1 and 32 < out["tokens"][0] < real_rag.settings.max_tokens - 1
+    assert out["ratio"]["n"] == 1 and out["ratio"]["median"] > 0
