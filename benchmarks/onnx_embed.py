@@ -23,8 +23,8 @@ from .common import goal, percentiles, squad_paragraphs
 class OrtEmbedder:
     """The product's ONNX encoder over length-sorted batches (less padding, as sentence-transformers does)."""
 
-    def __init__(self, onnx_path: Path, tokenizer, *, max_length: int, threads: int) -> None:
-        self.encoder = OnnxEncoder(onnx_path, tokenizer, max_length=max_length, threads=threads)
+    def __init__(self, onnx_path: Path, tokenizer, *, max_length: int, threads: int, dim: int) -> None:
+        self.encoder = OnnxEncoder(onnx_path, tokenizer, max_length=max_length, threads=threads, dim=dim)
 
     def embed(self, texts: list[str], *, batch_size: int = 64) -> np.ndarray:
         out = np.zeros((len(texts), 0), np.float32)
@@ -71,7 +71,7 @@ def run(*, quick: bool, embedder, batch_size: int) -> dict:
         paragraphs, qa = paragraphs[:60], [(q, r) for q, r in qa if r < 60][:200]
     questions = [q for q, _ in qa]
     gold = np.array([r for _, r in qa])
-    model = embedder.warm_up()
+    model = embedder.model  # the SentenceTransformer, which export and the torch side need
     threads = __import__("torch").get_num_threads()
     results: dict = {}
     torch_only = Embedder(embedder.path, name=embedder.name, batch_size=embedder.batch_size,
@@ -83,9 +83,9 @@ def run(*, quick: bool, embedder, batch_size: int) -> dict:
         results["export_s"] = time.perf_counter() - t
         backends = {"torch": torch_only.embed,
                     "onnx": OrtEmbedder(fp32, model.tokenizer, max_length=embedder.max_seq_length,
-                                        threads=threads).embed,
+                                        threads=threads, dim=embedder.dim).embed,
                     "onnx-int8": OrtEmbedder(int8, model.tokenizer, max_length=embedder.max_seq_length,
-                                             threads=threads).embed}
+                                             threads=threads, dim=embedder.dim).embed}
         for name, embed in backends.items():
             kw = {} if name == "torch" else {"batch_size": batch_size}
             embed(paragraphs[:8], **kw)  # first-call set-up is not throughput
