@@ -208,3 +208,20 @@ def test_the_decode_comparison_gives_raw_the_tokens_of_an_answer_stopped_early(r
     out = generation.decode_ratio(real_rag, ["What are autoencoders used for?"])
     assert out["questions"] == 1 and 32 < out["tokens"][0] < real_rag.settings.max_tokens - 1
     assert out["ratio"]["n"] == 1 and out["ratio"]["median"] > 0
+
+
+@pytest.mark.e2e  # the real embedder
+def test_the_batch_sweep_and_the_benchmarks_onnx_embedder_run_on_the_real_model(embedder, tmp_path):
+    from benchmarks import indexing, onnx_embed
+    from rag.embed import export_onnx
+
+    texts = ["LoRA adapts a large model with small low-rank matrices.", "FAISS searches vectors.",
+             "A short one.", "Retrieval-augmented generation answers from passages it retrieves."] * 2
+    sweep = indexing.batch_sweep(embedder, texts, [2, 8])
+    assert set(sweep) == {"2", "8"} and min(sweep.values()) > 0
+    model = embedder.model
+    ort = onnx_embed.OrtEmbedder(export_onnx(model, tmp_path / "model.onnx"), model.tokenizer,
+                                 max_length=embedder.max_seq_length, threads=1, dim=embedder.dim)
+    got = ort.embed(texts, batch_size=3)  # batches cut across the length order
+    want = model.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
+    assert got.shape == want.shape and np.allclose(got, want, atol=1e-4)
