@@ -198,6 +198,9 @@ def _gpu(r: dict) -> list[str]:
     seen = ("not recorded by this run" if g is None else
             f"`nvidia-smi` {'found' if g['nvidia_smi'] else 'absent'}, the installed llama.cpp build "
             f"{'can' if g['llama_gpu_offload'] else 'cannot'} offload layers")
+    if g and (g["nvidia_smi"] or g["llama_gpu_offload"]):
+        return ["", "## GPU", "", f"Not measured: this machine may have one ({seen}), but every "
+                "section above runs the CPU path (`n_gpu_layers` 0)."]
     return ["", "## GPU", "",
             f"Not measured. This machine has no GPU ({seen}), CI has none, and no session of this "
             "project has been lent a machine with one (the device tool answered `not_drawn` each time), "
