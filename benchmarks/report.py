@@ -282,6 +282,16 @@ def _why_not_met(r: dict) -> list[str]:
     if "stop_early" in sec and any(g.startswith("stop_early: generated") for g in unmet):
         out.append("stop_early: the checks cut some answers further (figures, names) or turned them away "
                    "after generation, so part of what was generated is still not shown.")
+    if "prefill" in sec and any(g.startswith("prefill tokens/s, the set-up's") for g in unmet):
+        f = sec["prefill"]["build"]["flavours"]
+        fb, ch, row = f["fallback"], f["chosen"], f["models"]["shipped"]
+        a, b = row[ch]["prefill_tokens_per_s"], row[fb]["prefill_tokens_per_s"]
+        out.append(f"build flavour: the {ch} build prefilled {a['median']:.0f} ({a['min']:.0f}-{a['max']:.0f}) "
+                   f"tok/s against {b['median']:.0f} ({b['min']:.0f}-{b['max']:.0f}) for the portable {fb} "
+                   "build" + (", so the two overlap and a median under 1.0 is within their spread."
+                              if a["max"] >= b["min"] else
+                              ": on this CPU the wider kernels are slower, and the set-up's choice by CPU flags "
+                              "should prefer the fallback here."))
     if "cold" in sec and any(g.startswith("cold rag ask") for g in unmet):
         x, o = sec["cold"]["new"], sec["cold"]["old"]
         out.append(f"cold start: loading (imports, index, BM25, embedder, model) fell from "
@@ -346,6 +356,8 @@ def _speed(sec: dict) -> list[str]:
                    "This CPU reports no AVX-512 flags, so the AVX-512/VNNI arm could not be measured here: a "
                    "wheel built for it would not run on this machine (the selection is unit-tested, "
                    "tests/test_buildflags.py).")]
+        if b.get("flavours"):
+            out += _flavours(b["flavours"], s["threads"])
     if "cold" in sec:
         s = sec["cold"]
         stages = ("import", "index", "bm25", "embedder", "model", "first_token", "wall_to_first_token")
@@ -378,4 +390,24 @@ def _speed(sec: dict) -> list[str]:
         for c, x in s["levels"].items():
             out.append(f"| {c} | {_p(x['answer_s'])} | {_p(x['wait_s'])} | {_p(x['work_s'])} | "
                        f"{x['all_answered_s']:.1f} |")
+    return out
+
+
+def _flavours(f: dict, threads: int) -> list[str]:
+    """The AVX2 fallback build against the set-up's AVX-512 build, model by model."""
+    fb, ch = f["fallback"], f["chosen"]
+    n = next(iter(f["models"].values()))[fb]["prefill_tokens_per_s"]["n"] // f["repeats"]
+    out = ["", f"Build flavours: the same prompts ({n} of the above) through the portable `{fb}` wheel and the "
+           f"set-up's `{ch}` wheel, each in a fresh interpreter, {f['repeats']} rounds alternating which goes "
+           f"first, {threads} threads; tokens/s median (min-max, n). \"same text\": greedy answers identical "
+           "between the two builds.", "",
+           f"| model | prefill {fb} | prefill {ch} | ratio | decode {fb} | decode {ch} | ratio | same text |",
+           "|---|---|---|---|---|---|---|---|"]
+    for name, row in f["models"].items():
+        out.append(f"| {name} | {_s(row[fb]['prefill_tokens_per_s'], '{:.0f}')} | "
+                   f"{_s(row[ch]['prefill_tokens_per_s'], '{:.0f}')} | {row['prefill_ratio']:.2f} | "
+                   f"{_s(row[fb]['decode_tokens_per_s'], '{:.1f}')} | {_s(row[ch]['decode_tokens_per_s'], '{:.1f}')} | "
+                   f"{row['decode_ratio']:.2f} | {row['same_text']}/{n} |")
+    out += ["", "llama.cpp's own report of each build: " + "; ".join(
+        f"`{name}`: {x['system_info'].strip()}" for name, x in f["builds"].items())]
     return out

@@ -5,7 +5,8 @@ in the same run:
 - `answer_evals`: the corpus eval set answered with the stop on and off, and with the default
   model requantized (`model_quant`), so the answer metrics decide;
 - `prefill`: raw `create_completion` prefill and decode tokens/s of the shipped Q4_1 model and
-  its requantized copies on the pipeline's identical prompts; the llama.cpp build flavour;
+  its requantized copies on the pipeline's identical prompts, under the AVX2 and AVX-512 builds
+  of llama.cpp where the CPU runs both (`flavours`);
 - `cold`: a fresh `rag ask` to its first token, this tree against the commit before issue 20,
   split by stage, and the chat's start at a large index;
 - `concurrency`: 20 simultaneous chat API users, one question at a time against several.
@@ -26,6 +27,7 @@ from rag import RAG
 from rag.buildflags import choose, cpu_flags
 from rag.config import default_llm_path
 
+from . import flavours
 from .common import CORPUS_QUESTIONS, ROOT, goal, percentiles, run_json_subprocess, stats
 from .generation import _raw, _Recorder
 
@@ -89,25 +91,23 @@ METRICS = (("answer", "contains"), ("answer", "f1"), ("abstention", "recall"),
 
 
 def answer_evals(*, index: str, dataset: str = "data/eval/corpus.jsonl", limit: int | None = None) -> dict:
-    """`rag eval DATASET --templates few_shot` once per variant, in this process."""
-    from rag.config import Settings
-    from rag.eval import CACHE_ROOT, run_eval
-    from rag.evaldata import load_dataset
-
-    evalset = load_dataset(str(ROOT / dataset), cache_root=CACHE_ROOT)
+    """`rag eval DATASET --templates few_shot` once per variant, in this process; where the CPU runs
+    two llama.cpp builds, the shipped model's once more under the portable one, in a fresh one."""
     out = {"dataset": dataset, "variants": {}}
     variants = list(EVAL_VARIANTS) + [(f"{q.upper()} (requantized), stop_early on",
                                        {"stop_early": True, "model_quant": q}) for q in EVAL_QUANTS]
     for name, overrides in variants:
-        rag = RAG(Settings.load(index=index, **overrides), build_missing=False)
-        rep = run_eval(evalset, rag, templates=["few_shot"], limit=limit).to_dict()
-        t = rep["templates"]["few_shot"]
-        out["variants"][name] = {"settings": overrides, "model": Path(rag.llm.path).name,
-                                 "metrics": {f"{g}.{k}": t[g][k] for g, k in METRICS},
-                                 "generated_mean": t["tokens"]["generated_mean"],
-                                 "total_p50_s": t["latency"]["total_p50_s"], "seconds": rep["seconds"]}
-        rag.llm.warm_up().close()
+        out["variants"][name] = eval_variant(index, dataset, overrides, limit)
     v = list(out["variants"].values())
+    builds = flavours.pair()
+    if builds is not None:
+        # the portable build's answers: its kernels round differently, so greedy answers may differ
+        (fb, options), (chosen, _) = builds
+        with tempfile.TemporaryDirectory(prefix="bench-flavour-eval-") as tmp:
+            site = flavours.unpack(fb, options, Path(tmp))
+            x = run_json_subprocess(_EVAL_IN_BUILD, str(site), index, dataset, json.dumps(EVAL_VARIANTS[1][1]),
+                                    str(limit or 0), timeout=3600)
+        out["variants"][f"Q4_1 (shipped), stop_early on, {fb} build instead of {chosen}"] = x
     # lower is better for false abstentions, higher for the rest
     sign = {m: -1 if m.endswith("false_abstention_rate") else 1 for m in v[0]["metrics"]}
     drop_stop = max(sign[m] * (v[0]["metrics"][m] - v[1]["metrics"][m]) for m in sign)
@@ -124,13 +124,43 @@ def answer_evals(*, index: str, dataset: str = "data/eval/corpus.jsonl", limit: 
     return out
 
 
+def eval_variant(index: str, dataset: str, overrides: dict, limit: int | None) -> dict:
+    """One `rag eval DATASET --templates few_shot` with `overrides`, as the row the report shows."""
+    from rag.config import Settings
+    from rag.eval import CACHE_ROOT, run_eval
+    from rag.evaldata import load_dataset
+
+    evalset = load_dataset(str(ROOT / dataset), cache_root=CACHE_ROOT)
+    rag = RAG(Settings.load(index=index, **overrides), build_missing=False)
+    rep = run_eval(evalset, rag, templates=["few_shot"], limit=limit).to_dict()
+    t = rep["templates"]["few_shot"]
+    rag.llm.warm_up().close()
+    return {"settings": overrides, "model": Path(rag.llm.path).name,
+            "metrics": {f"{g}.{k}": t[g][k] for g, k in METRICS},
+            "generated_mean": t["tokens"]["generated_mean"],
+            "total_p50_s": t["latency"]["total_p50_s"], "seconds": rep["seconds"]}
+
+
+# one eval variant under another llama.cpp build: argv = site, index, dataset, overrides, limit
+_EVAL_IN_BUILD = r"""
+import json, sys
+sys.path.insert(0, sys.argv[1])  # that build's llama_cpp ahead of the venv's
+from benchmarks.speed import eval_variant
+row = eval_variant(sys.argv[2], sys.argv[3], json.loads(sys.argv[4]), int(sys.argv[5]) or None)
+import llama_cpp
+assert llama_cpp.__file__.startswith(sys.argv[1]), llama_cpp.__file__
+print(json.dumps(row))
+"""
+
+
 # ---------------------------------------------------------------- 2. prefill
 
 QUANTS = ("shipped", "q4_0", "q8_0")
 
 
-def prefill(*, index: str, questions: list[str], repeats: int = 3) -> dict:
-    """Raw create_completion of the pipeline's own prompts with each quantization, alternating."""
+def prefill(*, index: str, questions: list[str], repeats: int = 3, flavour_prompts: int = 2) -> dict:
+    """Raw create_completion of the pipeline's own prompts with each quantization, alternating;
+    then the first `flavour_prompts` of them with each llama.cpp build this CPU can run."""
     from llama_cpp import Llama
 
     from rag.quantize import requantize
@@ -172,14 +202,26 @@ def prefill(*, index: str, questions: list[str], repeats: int = 3) -> dict:
         m.close()
     flags = cpu_flags()
     flavour, options = choose(flags)
+    # the AVX2 fallback against the set-up's AVX-512 build, in fresh interpreters (None: no AVX-512)
+    builds = flavours.compare(prompts[:flavour_prompts], paths, threads=n, n_ctx=llama.n_ctx(),
+                              repeats=repeats, flags=flags)
     out["build"] = {"flavour": flavour, "cmake": options,
                     "avx512": sorted(f for f in flags if f.startswith("avx512")),
-                    "measured_avx512": False}
+                    "measured_avx512": builds is not None, "flavours": builds}
     base = out["quants"]["shipped"]["prefill_tokens_per_s"]["median"]
     q40 = out["quants"]["q4_0"]["prefill_tokens_per_s"]["median"]
     out["goals"] = [goal("prefill tokens/s, Q4_0 requantized / Q4_1 shipped (raw create_completion)",
                          target="reported", measured=q40 / base, unit="ratio", met=True,
                          note=f"{q40:.0f} against {base:.0f} tok/s")]
+    if builds is not None:
+        row = builds["models"]["shipped"]
+        fb, ch = builds["fallback"], builds["chosen"]
+        out["goals"].append(goal(
+            f"prefill tokens/s, the set-up's {ch} build / the portable {fb} build (shipped Q4_1)",
+            target=">= 1.0", measured=row["prefill_ratio"], unit="ratio", met=row["prefill_ratio"] >= 1.0,
+            note=f"{row[ch]['prefill_tokens_per_s']['median']:.0f} against "
+                 f"{row[fb]['prefill_tokens_per_s']['median']:.0f} tok/s; decode x{row['decode_ratio']:.2f}; "
+                 f"{row['same_text']}/{len(prompts[:flavour_prompts])} answers identical"))
     return out
 
 

@@ -26,6 +26,18 @@ FOLDER = USER_CACHE / "kv"
 KEEP = 16  # saved heads; the least recently used go first (a few MB each for a 135M model)
 
 
+def build_identity() -> str:
+    """The loaded llama.cpp build: the CPU features it was compiled for and its libraries' sizes.
+
+    One llama-cpp-python version built for AVX2 and for AVX-512 rounds differently (greedy answers
+    of the 135M model differ between them), so a state one build wrote is not the prefill of another."""
+    import llama_cpp
+
+    lib = Path(llama_cpp.__file__).parent / "lib"
+    sizes = sorted((p.name, p.stat().st_size) for p in lib.iterdir() if p.is_file()) if lib.is_dir() else []
+    return llama_cpp.llama_print_system_info().decode("utf-8", "replace") + repr(sizes)
+
+
 class PrefixCache:
     """Saved KV states of prompt heads for one loaded model, in `folder`."""
 
@@ -39,7 +51,7 @@ class PrefixCache:
         # a state is only valid for the very model file, context size and build that wrote it
         self._identity = "|".join(str(x) for x in (
             os.path.realpath(model_path), st.st_size, st.st_mtime_ns, n_ctx, n_gpu_layers,
-            llama_cpp.__version__))
+            llama_cpp.__version__, build_identity()))
 
     def path(self, ids: list[int]) -> Path:
         digest = hashlib.sha256(self._identity.encode())

@@ -225,3 +225,36 @@ def test_the_batch_sweep_and_the_benchmarks_onnx_embedder_run_on_the_real_model(
     got = ort.embed(texts, batch_size=3)  # batches cut across the length order
     want = model.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
     assert got.shape == want.shape and np.allclose(got, want, atol=1e-4)
+
+
+def test_build_flavours_pair_the_avx2_fallback_with_the_setups_pick():
+    from benchmarks import flavours
+    from rag.buildflags import choose
+
+    avx2 = {"avx", "avx2", "fma", "f16c"}
+    assert flavours.pair(avx2) is None  # one build to run: nothing to compare
+    zen4 = avx2 | {"avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512cd", "avx512_vnni", "avx512_bf16"}
+    (fb, fb_opts), (ch, ch_opts) = flavours.pair(zen4)
+    assert (fb, ch) == ("avx2", "avx512-vnni-bf16") and (ch, ch_opts) == choose(zen4)
+    assert "-DGGML_AVX512=OFF" in fb_opts and "-DGGML_AVX512_VNNI=ON" in ch_opts
+
+
+def test_the_build_flavour_table_renders():
+    st = {"median": 200.0, "min": 190.0, "max": 210.0, "n": 6}
+    fast = {**st, "median": 300.0}
+    f = {"fallback": "avx2", "chosen": "avx512-vnni", "repeats": 3,
+         "builds": {"avx2": {"system_info": "AVX2 = 1 | AVX512 = 0"}, "avx512-vnni": {"system_info": "AVX512 = 1"}},
+         "models": {"shipped": {"avx2": {"prefill_tokens_per_s": st, "decode_tokens_per_s": st},
+                                "avx512-vnni": {"prefill_tokens_per_s": fast, "decode_tokens_per_s": st},
+                                "prefill_ratio": 1.5, "decode_ratio": 1.0, "same_text": 2}}}
+    md = "\n".join(report._flavours(f, 2))
+    assert "| shipped | 200 (190-210, n=6) | 300 (190-210, n=6) | 1.50 |" in md and "| 2/2 |" in md
+    assert "`avx512-vnni`: AVX512 = 1" in md
+    # a pick slower than the fallback beyond the spread is said to be one, from the figures
+    slow = {**st, "median": 100.0, "min": 95.0, "max": 105.0}
+    f["models"]["shipped"]["avx512-vnni"]["prefill_tokens_per_s"] = slow
+    results = {"sections": {"prefill": {"build": {"flavours": f}}},
+               "goals": [{"goal": "prefill tokens/s, the set-up's avx512-vnni build / the portable avx2 build",
+                          "met": False}]}
+    (why,) = report._why_not_met(results)
+    assert "100 (95-105) tok/s against 200 (190-210)" in why and "should prefer the fallback" in why

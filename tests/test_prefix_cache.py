@@ -49,3 +49,19 @@ def test_a_damaged_state_file_is_prefilled_over_and_saved_again(real_rag, prompt
     again = [x for x in _fresh(real_rag, tmp_path).stream(list(prompt.messages), max_tokens=24,
                                                           cache_head=prompt.fixed)][-1]
     assert again.cached_tokens > 100 and again.text == good.text
+
+
+def test_a_state_written_by_another_llama_cpp_build_is_not_read(real_rag, prompt, tmp_path, monkeypatch):
+    import llama_cpp
+
+    from rag import prefix_cache
+
+    first = _fresh(real_rag, tmp_path)
+    [x for x in first.stream(list(prompt.messages), max_tokens=24, cache_head=prompt.fixed)]
+    assert "AVX" in prefix_cache.build_identity()  # the compiled-in CPU features are part of it
+    other = llama_cpp.llama_print_system_info().replace(b"AVX512 = 1", b"AVX512 = 0").replace(b"AVX2 = 1",
+                                                                                             b"AVX2 = 0")
+    monkeypatch.setattr(llama_cpp, "llama_print_system_info", lambda: other)
+    out = [x for x in _fresh(real_rag, tmp_path).stream(list(prompt.messages), max_tokens=24,
+                                                        cache_head=prompt.fixed)][-1]
+    assert out.cached_tokens == 0 and len(list(tmp_path.glob("*.kv"))) == 2
