@@ -1,5 +1,6 @@
-"""llama.cpp build flavours side by side (issue 20, item 2a): the portable AVX2 wheel against the
-one the set-up picked from the CPU flags (AVX-512 with VNNI/BF16/VBMI where the CPU has them).
+"""llama.cpp build flavours side by side (issue 20, item 2a): the portable AVX2 wheel the set-up
+builds by default against the AVX-512 one (with VNNI/BF16/VBMI where the CPU has them) that
+`RAG_LLAMA_AVX512=1` asks for.
 
 Two builds of llama-cpp-python cannot share one interpreter, so each runs in a fresh one with
 its wheel unpacked ahead of the venv's copy on `sys.path`; the rounds alternate which build goes
@@ -59,12 +60,19 @@ print(json.dumps(out))
 
 
 def pair(flags: set[str] | None = None) -> tuple[tuple[str, list[str]], tuple[str, list[str]]] | None:
-    """(fallback AVX2 build, the set-up's build) for this CPU, or None where they are the same
-    (a CPU without AVX-512 has only the fallback to run)."""
+    """(portable AVX2 build, AVX-512 build) for this CPU, as (flavour, CMake options), or None on a
+    CPU without AVX-512, which has only the portable one to run."""
     flags = cpu_flags() if flags is None else set(flags)
     if not AVX512_NEEDS <= flags:
         return None
-    return choose({f for f in flags if not f.startswith("avx512")}), choose(flags)
+    return choose(flags), choose(flags, avx512=True)
+
+
+def installed(builds) -> str:
+    """Which of `pair()`'s two flavours the venv's llama_cpp is."""
+    import llama_cpp
+
+    return builds[1][0] if b"AVX512 = 1" in llama_cpp.llama_print_system_info() else builds[0][0]
 
 
 def wheel(flavour: str, options: list[str], *, version: str | None = None) -> Path:

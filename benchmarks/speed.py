@@ -101,13 +101,14 @@ def answer_evals(*, index: str, dataset: str = "data/eval/corpus.jsonl", limit: 
     v = list(out["variants"].values())
     builds = flavours.pair()
     if builds is not None:
-        # the portable build's answers: its kernels round differently, so greedy answers may differ
-        (fb, options), (chosen, _) = builds
+        # the other build's answers: its kernels round differently, so greedy answers may differ
+        used = flavours.installed(builds)
+        other, options = next(b for b in builds if b[0] != used)
         with tempfile.TemporaryDirectory(prefix="bench-flavour-eval-") as tmp:
-            site = flavours.unpack(fb, options, Path(tmp))
+            site = flavours.unpack(other, options, Path(tmp))
             x = run_json_subprocess(_EVAL_IN_BUILD, str(site), index, dataset, json.dumps(EVAL_VARIANTS[1][1]),
                                     str(limit or 0), timeout=3600)
-        out["variants"][f"Q4_1 (shipped), stop_early on, {fb} build instead of {chosen}"] = x
+        out["variants"][f"Q4_1 (shipped), stop_early on, {other} build instead of {used}"] = x
     # lower is better for false abstentions, higher for the rest
     sign = {m: -1 if m.endswith("false_abstention_rate") else 1 for m in v[0]["metrics"]}
     drop_stop = max(sign[m] * (v[0]["metrics"][m] - v[1]["metrics"][m]) for m in sign)
@@ -202,7 +203,7 @@ def prefill(*, index: str, questions: list[str], repeats: int = 3, flavour_promp
         m.close()
     flags = cpu_flags()
     flavour, options = choose(flags)
-    # the AVX2 fallback against the set-up's AVX-512 build, in fresh interpreters (None: no AVX-512)
+    # the portable AVX2 build against the AVX-512 one, in fresh interpreters (None: no AVX-512)
     builds = flavours.compare(prompts[:flavour_prompts], paths, threads=n, n_ctx=llama.n_ctx(),
                               repeats=repeats, flags=flags)
     out["build"] = {"flavour": flavour, "cmake": options,
@@ -216,9 +217,10 @@ def prefill(*, index: str, questions: list[str], repeats: int = 3, flavour_promp
     if builds is not None:
         row = builds["models"]["shipped"]
         fb, ch = builds["fallback"], builds["chosen"]
+        # reported: the set-up builds the portable wheel unless asked (rag/buildflags.py says why)
         out["goals"].append(goal(
-            f"prefill tokens/s, the set-up's {ch} build / the portable {fb} build (shipped Q4_1)",
-            target=">= 1.0", measured=row["prefill_ratio"], unit="ratio", met=row["prefill_ratio"] >= 1.0,
+            f"prefill tokens/s, the AVX-512 {ch} build / the portable {fb} build (shipped Q4_1)",
+            target="reported", measured=row["prefill_ratio"], unit="ratio", met=True,
             note=f"{row[ch]['prefill_tokens_per_s']['median']:.0f} against "
                  f"{row[fb]['prefill_tokens_per_s']['median']:.0f} tok/s; decode x{row['decode_ratio']:.2f}; "
                  f"{row['same_text']}/{len(prompts[:flavour_prompts])} answers identical"))

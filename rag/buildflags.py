@@ -5,11 +5,17 @@ standard library only:
 
     python3 rag/buildflags.py        # prints "<flavour> <cmake options...>"
 
-The flavour names the wheel cache folder, so builds for different CPUs never mix. AVX-512 (with
-VNNI, BF16 and VBMI where the CPU has them) speeds up prefill on the CPUs that have it; AVX2 is
-the fallback every x86-64 laptop of the last decade runs. AMX stays off whatever the flags say:
-a VM may report AMX tiles its kernel does not grant, and llama.cpp then dies with "Illegal
-instruction" at the first matrix product.
+    RAG_LLAMA_AVX512=1 python3 rag/buildflags.py   # the AVX-512 build where the CPU has it
+
+The flavour names the wheel cache folder, so builds for different CPUs never mix. AVX2 is the
+default on every x86-64 CPU that has it, AVX-512 ones included: on an AVX-512 (Zen 4) machine the
+AVX-512/VNNI build prefilled the shipped Q4_1 model no faster (0.85x and 0.90x of AVX2 in two
+measurements, BENCHMARKS.md), and its kernels round differently, so its greedy answers differ
+from those every other x86-64 machine gives (the corpus eval's "contains" 0.394 against 0.455).
+The portable build keeps evaluations reproducible across machines. AVX-512 (with VNNI, BF16 and
+VBMI where the CPU has them) is built on request: llama.cpp repacks Q4_0 weights for it (1.26x
+prefill there). AMX stays off whatever the flags say: a VM may report AMX tiles its kernel does
+not grant, and llama.cpp then dies with "Illegal instruction" at the first matrix product.
 """
 from __future__ import annotations
 
@@ -27,9 +33,10 @@ AVX512_EXTRAS = (("avx512_vnni", "-DGGML_AVX512_VNNI=ON", "vnni"),
                  ("avx512vbmi", "-DGGML_AVX512_VBMI=ON", "vbmi"))
 
 
-def choose(flags: set[str] | frozenset[str]) -> tuple[str, list[str]]:
-    """(flavour, CMake options) for a CPU with these /proc/cpuinfo flags."""
-    flags = set(flags)
+def choose(flags: set[str] | frozenset[str], *, avx512: bool = False) -> tuple[str, list[str]]:
+    """(flavour, CMake options) for a CPU with these /proc/cpuinfo flags; its AVX-512 kernels only
+    when `avx512` asks for them."""
+    flags = set(flags) if avx512 else {f for f in flags if not f.startswith("avx512")}
     if not AVX2_NEEDS <= flags:  # older or non-x86 CPUs: llama.cpp's plain C kernels
         return "generic", [*PORTABLE, "-DGGML_AVX=OFF", "-DGGML_AVX2=OFF", "-DGGML_FMA=OFF",
                            "-DGGML_F16C=OFF", "-DGGML_AVX512=OFF", *AMX_OFF]
@@ -59,6 +66,15 @@ def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> set[str]:
     return set()
 
 
+def avx512_requested(value: str | None = None) -> bool:
+    """Whether `RAG_LLAMA_AVX512` (or `value`) asks for the AVX-512 build."""
+    import os
+
+    value = os.environ.get("RAG_LLAMA_AVX512", "") if value is None else value
+    return value.strip().lower() in {"1", "on", "true", "yes"}
+
+
 if __name__ == "__main__":
-    flavour, options = choose(cpu_flags(sys.argv[1] if len(sys.argv) > 1 else "/proc/cpuinfo"))
+    flavour, options = choose(cpu_flags(sys.argv[1] if len(sys.argv) > 1 else "/proc/cpuinfo"),
+                              avx512=avx512_requested())
     print(flavour, *options)

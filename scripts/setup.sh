@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 
 LLAMA_VERSION=0.3.36
 # -march=native builds may use CPU features the OS does not grant (AMX tiles crash here with
-# "Illegal instruction"), so the build is chosen from the CPU flags by rag/buildflags.py:
-# AVX-512 (+VNNI/BF16/VBMI) where the CPU has it, else AVX2, AMX always off. For a GPU build, e.g.:
+# "Illegal instruction"), so the build is chosen from the CPU flags by rag/buildflags.py: AVX2,
+# AMX always off; RAG_LLAMA_AVX512=1 builds AVX-512 (+VNNI/BF16/VBMI) where the CPU has it (not the
+# default: no faster for the shipped model here, and its answers differ). For a GPU build, e.g.:
 #   RAG_LLAMA_FLAVOUR=cuda RAG_LLAMA_CMAKE_ARGS="-DGGML_CUDA=on" ./run.sh
 read -r AUTO_FLAVOUR AUTO_FLAGS < <("${PYTHON:-python3}" rag/buildflags.py)
 FLAVOUR=${RAG_LLAMA_FLAVOUR:-$AUTO_FLAVOUR}

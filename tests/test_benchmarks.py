@@ -235,7 +235,8 @@ def test_build_flavours_pair_the_avx2_fallback_with_the_setups_pick():
     assert flavours.pair(avx2) is None  # one build to run: nothing to compare
     zen4 = avx2 | {"avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512cd", "avx512_vnni", "avx512_bf16"}
     (fb, fb_opts), (ch, ch_opts) = flavours.pair(zen4)
-    assert (fb, ch) == ("avx2", "avx512-vnni-bf16") and (ch, ch_opts) == choose(zen4)
+    assert (fb, ch) == ("avx2", "avx512-vnni-bf16") and (ch, ch_opts) == choose(zen4, avx512=True)
+    assert (fb, fb_opts) == choose(zen4)  # the set-up's default
     assert "-DGGML_AVX512=OFF" in fb_opts and "-DGGML_AVX512_VNNI=ON" in ch_opts
 
 
@@ -257,4 +258,5 @@ def test_the_build_flavour_table_renders():
                "goals": [{"goal": "prefill tokens/s, the set-up's avx512-vnni build / the portable avx2 build",
                           "met": False}]}
     (why,) = report._why_not_met(results)
-    assert "100 (95-105) tok/s against 200 (190-210)" in why and "should prefer the fallback" in why
+    assert "100 (95-105) tok/s against 200 (190-210)" in why and "slower beyond the spread" in why
+    assert "only 2 of 2 greedy answers" in why and "RAG_LLAMA_AVX512=1" in why
