@@ -67,14 +67,23 @@ def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> set[str]:
 
 
 def avx512_requested(value: str | None = None) -> bool:
-    """Whether `RAG_LLAMA_AVX512` (or `value`) asks for the AVX-512 build."""
+    """Whether `RAG_LLAMA_AVX512` (or `value`) asks for the AVX-512 build; ValueError for a value
+    that is neither yes nor no, so a typo never builds what the user did not mean."""
     import os
 
     value = os.environ.get("RAG_LLAMA_AVX512", "") if value is None else value
-    return value.strip().lower() in {"1", "on", "true", "yes"}
+    word = value.strip().lower()
+    if word in {"1", "on", "true", "yes"}:
+        return True
+    if word in {"", "0", "off", "false", "no"}:
+        return False
+    raise ValueError(f"RAG_LLAMA_AVX512={value!r} is not 1 or 0")
 
 
 if __name__ == "__main__":
-    flavour, options = choose(cpu_flags(sys.argv[1] if len(sys.argv) > 1 else "/proc/cpuinfo"),
-                              avx512=avx512_requested())
+    try:
+        asked = avx512_requested()
+    except ValueError as e:
+        sys.exit(f"error: {e}")
+    flavour, options = choose(cpu_flags(sys.argv[1] if len(sys.argv) > 1 else "/proc/cpuinfo"), avx512=asked)
     print(flavour, *options)

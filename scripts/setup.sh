@@ -10,7 +10,8 @@ LLAMA_VERSION=0.3.36
 # AMX always off; RAG_LLAMA_AVX512=1 builds AVX-512 (+VNNI/BF16/VBMI) where the CPU has it (not the
 # default: no faster for the shipped model here, and its answers differ). For a GPU build, e.g.:
 #   RAG_LLAMA_FLAVOUR=cuda RAG_LLAMA_CMAKE_ARGS="-DGGML_CUDA=on" ./run.sh
-read -r AUTO_FLAVOUR AUTO_FLAGS < <("${PYTHON:-python3}" rag/buildflags.py)
+read -r AUTO_FLAVOUR AUTO_FLAGS < <("${PYTHON:-python3}" rag/buildflags.py) || true
+[ -n "${AUTO_FLAVOUR:-}" ] || exit 1  # buildflags.py has said why on stderr
 FLAVOUR=${RAG_LLAMA_FLAVOUR:-$AUTO_FLAVOUR}
 CMAKE_FLAGS=${RAG_LLAMA_CMAKE_ARGS:-$AUTO_FLAGS}
 WHEELS=${XDG_CACHE_HOME:-$HOME/.cache}/rag-local/wheels/$FLAVOUR

@@ -57,3 +57,7 @@ def test_flags_are_read_from_cpuinfo_and_printed_for_the_shell(tmp_path):
                              check=True, cwd=root, env={"RAG_LLAMA_AVX512": asked}).stdout.split()
         assert (out[0], out[1:]) == expected
     assert avx512_requested("on") and avx512_requested(" TRUE ") and not avx512_requested("no")
+    bad = subprocess.run([sys.executable, "rag/buildflags.py", str(info)], capture_output=True, text=True,
+                         cwd=root, env={"RAG_LLAMA_AVX512": "maybe"})
+    assert bad.returncode == 1 and bad.stdout == ""
+    assert bad.stderr.strip() == "error: RAG_LLAMA_AVX512='maybe' is not 1 or 0"
