@@ -92,7 +92,7 @@ METRICS = (("answer", "contains"), ("answer", "f1"), ("abstention", "recall"),
 
 def answer_evals(*, index: str, dataset: str = "data/eval/corpus.jsonl", limit: int | None = None) -> dict:
     """`rag eval DATASET --templates few_shot` once per variant, in this process; where the CPU runs
-    two llama.cpp builds, the shipped model's once more under the portable one, in a fresh one."""
+    two llama.cpp builds, the shipped model's once more under the one not installed, in a fresh one."""
     out = {"dataset": dataset, "variants": {}}
     variants = list(EVAL_VARIANTS) + [(f"{q.upper()} (requantized), stop_early on",
                                        {"stop_early": True, "model_quant": q}) for q in EVAL_QUANTS]
@@ -162,6 +162,7 @@ QUANTS = ("shipped", "q4_0", "q8_0")
 def prefill(*, index: str, questions: list[str], repeats: int = 3, flavour_prompts: int = 2) -> dict:
     """Raw create_completion of the pipeline's own prompts with each quantization, alternating;
     then the first `flavour_prompts` of them with each llama.cpp build this CPU can run."""
+    import llama_cpp
     from llama_cpp import Llama
 
     from rag.quantize import requantize
@@ -202,7 +203,8 @@ def prefill(*, index: str, questions: list[str], repeats: int = 3, flavour_promp
     for m in models.values():
         m.close()
     flags = cpu_flags()
-    flavour, options = choose(flags)
+    # the build installed, which RAG_LLAMA_AVX512 may have made the AVX-512 one
+    flavour, options = choose(flags, avx512=b"AVX512 = 1" in llama_cpp.llama_print_system_info())
     # the portable AVX2 build against the AVX-512 one, in fresh interpreters (None: no AVX-512)
     builds = flavours.compare(prompts[:flavour_prompts], paths, threads=n, n_ctx=llama.n_ctx(),
                               repeats=repeats, flags=flags)
