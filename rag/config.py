@@ -134,6 +134,12 @@ class Settings:
     embed_batch_size: int = 32  # on 2 cores, 16-32 embedded chunks of ~170 tokens 1.5x faster than 64
     query_backend: str = "auto"  # auto: questions through onnxruntime when it works; torch: never
     ann_threshold: int = DEFAULT_ANN_THRESHOLD  # chunks; 0 keeps the exact index at any size
+    # what reading one document may cost (rag/readers/budget.py); a file over any is skipped
+    # with the reason and the rest indexed
+    read_seconds: float = 300.0
+    read_unpacked_mb: int = 256  # decompressed from an Office or EPUB zip
+    read_cells: int = 2_000_000  # spreadsheet and table cells (rows x used columns)
+    read_ocr_pages: int = 200  # pages and images read by OCR
 
     @classmethod
     def load(cls, **overrides) -> "Settings":
@@ -159,6 +165,9 @@ class Settings:
             raise ConfigError("chunk_overlap must be at least 0 and smaller than chunk_size")
         if self.ann_threshold < 0:
             raise ConfigError(f"ann_threshold must be 0 (never) or a chunk count, got {self.ann_threshold}")
+        for name in ("read_seconds", "read_unpacked_mb", "read_cells", "read_ocr_pages"):
+            if not getattr(self, name) > 0:  # NaN too
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         if self.embed_batch_size < 1:
             raise ConfigError(f"embed_batch_size must be at least 1, got {self.embed_batch_size}")
         for name in ("min_score", "min_support", "min_relevance", "citation_min_support", "repoint_margin"):

@@ -31,3 +31,12 @@ class DownloadError(RagError):
 
 class HistoryError(RagError):
     """A saved conversation cannot be found, or the history file cannot be written."""
+
+
+class OverBudget(DocumentError):
+    """A document went over one of its reading budgets (time, unpacked bytes, cells, pages OCR'd,
+    images, nesting depth) while it was read; it is skipped with this reason, the rest indexed."""
+
+    def __init__(self, message: str, *, resource: str = "") -> None:
+        super().__init__(message)
+        self.resource = resource
