@@ -18,6 +18,7 @@ from .chunk import Chunker, embed_text
 from .config import DEFAULT_ANN_THRESHOLD
 from .errors import DocumentError, StoreError
 from .manifest import FORMAT_VERSION, embedder_record
+from .readers.budget import DEFAULT_LIMITS, ReadLimits
 from .types import Chunk
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ def _same_file(prev: dict, key: dict, scanned_ns: int | None) -> bool:
 def build(paths: list[str | Path], *, embedder, chunk_size: int, chunk_overlap: int,
           store=None, index_dir: str | Path | None = None, rebuild: bool = False, prune: bool = True,
           progress: bool | str = False, lock_wait: float = 0.0,
-          ann_threshold: int = DEFAULT_ANN_THRESHOLD) -> IndexReport:
+          ann_threshold: int = DEFAULT_ANN_THRESHOLD, read_limits: ReadLimits = DEFAULT_LIMITS) -> IndexReport:
     """Bring `store` (or the FAISS index at `index_dir`) in line with the files under `paths`.
 
     Unchanged documents (same size, times and content hash; the hash is skipped when size and
@@ -78,6 +79,11 @@ def build(paths: list[str | Path], *, embedder, chunk_size: int, chunk_overlap: 
     no longer found are removed. A change of embedder or chunker settings needs `rebuild=True`,
     so old and new vectors never mix. A second concurrent build waits up to `lock_wait` seconds.
     From `ann_threshold` chunks on (0: never) a FAISS index is approximate (IVF).
+
+    Each document is read within `read_limits` (time, bytes unpacked, cells, pages OCR'd...). A
+    file that cannot be read, goes over a limit, or makes its reader or the chunker fail in any
+    way is skipped with its reason in the report; the rest are indexed (only an interrupt, or a
+    failure of the store itself, stops the build).
     """
     if store is None:
         if index_dir is None:
@@ -125,17 +131,19 @@ def build(paths: list[str | Path], *, embedder, chunk_size: int, chunk_overlap: 
                 documents[source] = {**prev, **key}
                 report.unchanged.append(source)
                 continue
+            if chunker is None:  # only when a file is read: the tokenizer may load the embedder
+                chunker = Chunker(embedder.tokenizer, max_tokens=embedder.max_seq_length,
+                                  chunk_size=chunk_size, chunk_overlap=chunk_overlap)
             try:
-                doc = ingest.load(path, source=source)
-                if chunker is None:
-                    chunker = Chunker(embedder.tokenizer, max_tokens=embedder.max_seq_length,
-                                      chunk_size=chunk_size, chunk_overlap=chunk_overlap)
+                doc = ingest.load(path, source=source, limits=read_limits)
                 pieces = chunker.split(doc)  # reads a large file's blocks as it goes
-            except DocumentError as e:
+            except DocumentError as e:  # OverBudget among them
                 _skip(report, writer, path, source, str(e).removeprefix(f"{path}: "), indexed=source in old_docs)
                 continue
-            except OSError as e:  # a large file is read while chunking; it may fail midway
-                _skip(report, writer, path, source, f"cannot read ({e.strerror or e})", indexed=source in old_docs)
+            except Exception as e:  # noqa: BLE001 - whatever one file does, the others are indexed
+                log.debug("reading %s failed", path, exc_info=True)
+                reason = str(ingest.failure(path, ingest.SUPPORTED.get(path.suffix.lower(), "this"), e))
+                _skip(report, writer, path, source, reason.removeprefix(f"{path}: "), indexed=source in old_docs)
                 continue
             writer.remove(source)
             pending.extend(pieces)

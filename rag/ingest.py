@@ -13,12 +13,14 @@ import logging
 import os
 import re
 import stat
+import zlib
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Iterator
 
-from .errors import DocumentError
+from .errors import DocumentError, OverBudget
 from .readers import READERS
+from .readers.budget import DEFAULT_LIMITS, Budget, ReadLimits
 from .types import Document, Location, Section
 
 log = logging.getLogger(__name__)
@@ -37,12 +39,15 @@ def find_files(paths: list[str | Path]) -> tuple[list[Path], list[tuple[str, str
     """Expand folders recursively (links to folders are not followed, so loops cannot happen).
 
     Returns the supported regular files, sorted, and (path, reason) pairs for what was passed
-    over: unsupported types, broken or looping links, FIFOs and devices (reading one would hang).
+    over: unsupported types, broken or looping links, FIFOs and devices (reading one would hang),
+    and links found in a folder that lead out of it (`ln -s /etc/passwd notes.txt` must not put
+    the password file in the index). A path named itself, not found by walking, is taken as
+    given: whoever names it chose it.
     """
     found: list[Path] = []
     skipped: list[tuple[str, str]] = []
 
-    def consider(f: Path) -> None:
+    def consider(f: Path, within: Path | None = None) -> None:
         if f.is_symlink() and f.is_dir():
             skipped.append((str(f), "link to a folder, not followed"))
             return
@@ -54,7 +59,9 @@ def find_files(paths: list[str | Path]) -> tuple[list[Path], list[tuple[str, str
         except OSError as e:  # dangling link, link loop, vanished meanwhile
             skipped.append((str(f), f"cannot read ({e.strerror or e})"))
             return
-        if not stat.S_ISREG(st.st_mode):
+        if within is not None and f.is_symlink() and not _inside(f, within):
+            skipped.append((str(f), "link to outside the folder, not followed"))
+        elif not stat.S_ISREG(st.st_mode):
             skipped.append((str(f), "not a regular file (FIFO, socket or device)"))
         else:
             found.append(f)
@@ -62,12 +69,13 @@ def find_files(paths: list[str | Path]) -> tuple[list[Path], list[tuple[str, str
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
+            real = p.resolve()  # the folder may itself be reached through a link
             for dirpath, dirnames, filenames in os.walk(p, followlinks=False):
                 dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
                 names = filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
                 for name in sorted(names):
                     if not name.startswith("."):
-                        consider(Path(dirpath) / name)
+                        consider(Path(dirpath) / name, real)
         elif p.exists() or p.is_symlink():
             consider(p)
         else:
@@ -75,6 +83,14 @@ def find_files(paths: list[str | Path]) -> tuple[list[Path], list[tuple[str, str
     for path, reason in skipped:
         log.warning("skipped %s: %s", path, reason)
     return sorted(set(found)), skipped
+
+
+def _inside(link: Path, folder: Path) -> bool:
+    """Whether `link`, every link on its way followed, ends inside `folder` (already resolved)."""
+    try:
+        return link.resolve(strict=True).is_relative_to(folder)
+    except (OSError, RuntimeError):  # a loop or a link gone since it was stat'ed
+        return False
 
 
 def source_id(path: Path, root: Path | None) -> str:
@@ -96,34 +112,65 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def load(path: Path, *, source: str | None = None) -> Document:
-    """Read one file into a Document. Raises DocumentError with a one-line reason.
+def load(path: Path, *, source: str | None = None, limits: ReadLimits = DEFAULT_LIMITS) -> Document:
+    """Read one file into a Document within `limits` (one `Budget` per document). Raises
+    DocumentError with a one-line reason: `OverBudget` when the file goes over a limit, and any
+    other failure of a reader or its library (NotImplementedError, OSError, RecursionError,
+    MemoryError, zlib errors...) becomes a DocumentError that names the file and the kind of
+    failure, so one bad file never stops a build.
 
     Text and Markdown files over LARGE_FILE_BYTES come back with `sections` as a one-pass
-    iterator of plain-text blocks (heading paths are not tracked there), read lazily.
+    iterator of plain-text blocks (heading paths are not tracked there), read lazily within the
+    same time budget.
     """
     kind = SUPPORTED.get(path.suffix.lower())
     if kind is None:
         raise DocumentError(f"{path}: unsupported file type '{path.suffix}'")
-    source = source or path.as_posix()
+    budget = Budget(path, limits)
+    try:
+        return _load(path, kind, source or path.as_posix(), budget)
+    except DocumentError:  # OverBudget among them: its reason is already the one to give
+        raise
+    except Exception as e:  # noqa: BLE001 - readers and their libraries raise anything on bad input
+        raise failure(path, kind, e) from e
+
+
+def failure(path: Path, kind: str, e: BaseException) -> DocumentError:
+    """The one-line DocumentError for an unexpected exception while reading `path` (a `kind` file)."""
+    if isinstance(e, OSError) and e.errno is not None:  # the file system's, not a decoder's
+        return DocumentError(f"{path}: cannot read ({e.strerror or e})")
+    if isinstance(e, MemoryError):
+        return DocumentError(f"{path}: too large to read (out of memory)")
+    if isinstance(e, RecursionError):
+        return DocumentError(f"{path}: nested too deeply to read (RecursionError)")
+    detail = " ".join(str(e).split())[:160]
+    what = "damaged compressed data" if isinstance(e, zlib.error) else f"damaged or unsupported {kind} file"
+    return DocumentError(f"{path}: {what} ({type(e).__name__}{': ' + detail if detail else ''})")
+
+
+def _load(path: Path, kind: str, source: str, budget: Budget) -> Document:
     try:
         size = path.stat().st_size
         if kind in ("text", "markdown") and size > LARGE_FILE_BYTES:
-            return _load_large_text(path, source)
+            return _load_large_text(path, source, budget)
+        if kind == "html":  # refused before it is read at all
+            budget.allow("markup_bytes", size)
         raw = path.read_bytes()
     except OSError as e:
         raise DocumentError(f"{path}: cannot read ({e.strerror or e})") from e
     digest = hashlib.sha256(raw).hexdigest()
     if kind == "pdf":
-        title, sections = _parse_pdf(path, raw)
+        title, sections = read_pdf(path, raw, budget=budget)
     elif path.suffix.lower() in READERS:
-        title, sections = READERS[path.suffix.lower()][1](path, raw)
+        title, sections = _read_with(READERS[path.suffix.lower()][1], path, raw, budget)
     else:
         text = decode(raw, path)
+        del raw
+        budget.check_time()
         if kind == "markdown":
             title, sections = _parse_markdown(text)
         elif kind == "html":
-            title, sections = _parse_html(text)
+            title, sections = _parse_html(text, budget)
         else:
             title, sections = _first_line_title(text), (Section(text.strip()),)
     sections = tuple(s for s in sections if s.text.strip())
@@ -132,11 +179,19 @@ def load(path: Path, *, source: str | None = None) -> Document:
     return Document(source=source, title=title or path.stem, sections=sections, sha256=digest)
 
 
-def _load_large_text(path: Path, source: str) -> Document:
+def _read_with(reader, path: Path, raw: bytes, budget: Budget):
+    import inspect  # TRANSITIONAL: until every reader takes budget=
+
+    if "budget" in inspect.signature(reader).parameters:
+        return reader(path, raw, budget=budget)
+    return reader(path, raw)
+
+
+def _load_large_text(path: Path, source: str, budget: Budget) -> Document:
     with path.open("rb") as fh:
         sample = fh.read(BLOCK_BYTES)
     encoding = detect_encoding(sample, path, partial=True)
-    blocks = (s for s in _read_blocks(path, encoding) if s.text.strip())
+    blocks = (s for s in _read_blocks(path, encoding, budget) if s.text.strip())
     first = next(blocks, None)
     if first is None:
         raise DocumentError(f"{path}: no text in file")
@@ -145,22 +200,31 @@ def _load_large_text(path: Path, source: str) -> Document:
                     sections=itertools.chain([first], blocks), sha256=file_sha256(path))
 
 
-def _read_blocks(path: Path, encoding: str) -> Iterator[Section]:
-    """Decoded text in blocks of about BLOCK_BYTES, cut at paragraph or line ends when possible."""
+def _read_blocks(path: Path, encoding: str, budget: Budget) -> Iterator[Section]:
+    """Decoded text in blocks of about BLOCK_BYTES, cut at paragraph or line ends when possible.
+    The chunker pulls blocks as it goes, so the time budget is asked before each (a file on a
+    slow or stalled mount stops at the limit); a read that fails midway is a DocumentError."""
     decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
     carry = ""
-    with path.open("rb") as fh:
-        while block := fh.read(BLOCK_BYTES):
-            text = carry + decoder.decode(block)
-            cut = text.rfind("\n\n")
-            if cut < len(text) // 2:
-                cut = text.rfind("\n")
-            if cut < len(text) // 2:
-                cut = text.rfind(" ")
-            if cut <= 0:
-                cut = len(text)
-            carry = text[cut:]
-            yield Section(text[:cut])
+    try:
+        with path.open("rb") as fh:
+            while True:
+                budget.check_time()
+                block = fh.read(BLOCK_BYTES)
+                if not block:
+                    break
+                text = carry + decoder.decode(block)
+                cut = text.rfind("\n\n")
+                if cut < len(text) // 2:
+                    cut = text.rfind("\n")
+                if cut < len(text) // 2:
+                    cut = text.rfind(" ")
+                if cut <= 0:
+                    cut = len(text)
+                carry = text[cut:]
+                yield Section(text[:cut])
+    except OSError as e:
+        raise DocumentError(f"{path}: cannot read ({e.strerror or e})") from e
     yield Section(carry + decoder.decode(b"", final=True))
 
 
@@ -267,13 +331,42 @@ class _HTMLSections(HTMLParser):
     VOID = {"br", "img", "hr", "meta", "link", "input", "area", "base", "col", "embed",
             "source", "track", "wbr"}
 
-    def __init__(self) -> None:
+    # Elements whose end tag HTML lets a page leave out: the start tag of the key closes the
+    # innermost open element of the first set when it is found above the innermost open one of
+    # the second (its scope). `<p>a<p>b`, `<li>` lists and `<td>` tables written that way are
+    # valid and common; without this their elements would pile up on the stack to the depth cap.
+    # A simplified form of the HTML5 "in body" rules: only same-kind siblings, which is what
+    # keeps the stack as deep as the page's real nesting.
+    _SCOPE = frozenset({"table", "td", "th", "caption", "button", "object", "template", "applet",
+                        "marquee", "html"})
+    IMPLIED = {
+        "p": (frozenset({"p"}), _SCOPE),
+        "li": (frozenset({"li"}), _SCOPE | {"ul", "ol", "menu"}),
+        "dt": (frozenset({"dt", "dd"}), _SCOPE | {"dl"}),
+        "dd": (frozenset({"dt", "dd"}), _SCOPE | {"dl"}),
+        "tr": (frozenset({"tr"}), frozenset({"table", "thead", "tbody", "tfoot", "html"})),
+        "td": (frozenset({"td", "th"}), frozenset({"tr", "table", "html"})),
+        "th": (frozenset({"td", "th"}), frozenset({"tr", "table", "html"})),
+        "thead": (frozenset({"thead", "tbody", "tfoot"}), frozenset({"table", "html"})),
+        "tbody": (frozenset({"thead", "tbody", "tfoot"}), frozenset({"table", "html"})),
+        "tfoot": (frozenset({"thead", "tbody", "tfoot"}), frozenset({"table", "html"})),
+        "option": (frozenset({"option"}), frozenset({"select", "datalist", "optgroup", "html"})),
+        "optgroup": (frozenset({"optgroup", "option"}), frozenset({"select", "html"})),
+    }
+
+    def __init__(self, budget: Budget | None = None) -> None:
         super().__init__(convert_charrefs=True)
-        self.title = ""
+        self._budget = budget if budget is not None else Budget("<html>")
+        self._title: list[str] = []
         self.sections: list[Section] = []
         self._heads: list[tuple[int, str]] = []
         self._buf: list[str] = []
-        self._stack: list[tuple[str, bool]] = []  # (tag, hidden-from-here)
+        # open elements as (tag, hidden): hidden is "hidden from here on", this element's own
+        # hiding or any parent's, so asking whether text is visible looks at the top entry only
+        self._stack: list[tuple[str, bool]] = []
+        # where each tag is open on the stack (ascending positions): an end tag finds its element,
+        # or learns there is none, without scanning a deep stack
+        self._open: dict[str, list[int]] = {}
         self._heading_level = 0
         self._heading_buf: list[str] = []
         self._in_title = False
@@ -282,8 +375,26 @@ class _HTMLSections(HTMLParser):
         self._table_depth = 0
         self._cell: list[str] | None = None
 
+    @property
+    def title(self) -> str:
+        return "".join(self._title)
+
     def _hidden(self) -> bool:
-        return any(h for _, h in self._stack)
+        return bool(self._stack) and self._stack[-1][1]
+
+    def _push(self, tag: str, hidden: bool) -> None:
+        self._open.setdefault(tag, []).append(len(self._stack))
+        self._stack.append((tag, hidden or self._hidden()))
+        self._budget.allow("depth", len(self._stack))
+
+    def _pop_to(self, depth: int) -> None:
+        """Close every element from stack position `depth` up."""
+        while len(self._stack) > depth:
+            tag, _ = self._stack.pop()
+            self._open[tag].pop()
+
+    def _innermost(self, tags: frozenset[str]) -> int:
+        return max((self._open[t][-1] for t in tags if self._open.get(t)), default=-1)
 
     def handle_starttag(self, tag, attrs):
         a = {k: (v or "") for k, v in attrs}
@@ -295,8 +406,13 @@ class _HTMLSections(HTMLParser):
                   or not self.SKIP_CLASSES.isdisjoint(a.get("class", "").lower().split()))
         if tag == "title":
             self._in_title = True
+        if tag in self.IMPLIED:
+            closes, scope = self.IMPLIED[tag]
+            at = self._innermost(closes)
+            if at > self._innermost(scope):
+                self._pop_to(at)
         if tag not in self.VOID:
-            self._stack.append((tag, hidden))
+            self._push(tag, hidden)
         if self._start_table_tag(tag):
             return
         if re.fullmatch(r"h[1-6]", tag) and not self._hidden():
@@ -312,11 +428,10 @@ class _HTMLSections(HTMLParser):
         if tag in self.VOID:
             return
         self._end_table_tag(tag)
-        # pop to the matching tag; tolerate sloppy markup
-        for i in range(len(self._stack) - 1, -1, -1):
-            if self._stack[i][0] == tag:
-                del self._stack[i:]
-                break
+        # close the innermost open element of this tag and those inside it; an end tag with
+        # nothing open to close is ignored (sloppy markup)
+        if self._open.get(tag):
+            self._pop_to(self._open[tag][-1])
         if re.fullmatch(r"h[1-6]", tag) and self._heading_level:
             text = " ".join("".join(self._heading_buf).split())
             level = self._heading_level
@@ -328,7 +443,7 @@ class _HTMLSections(HTMLParser):
 
     def handle_data(self, data):
         if self._in_title:
-            self.title += data
+            self._title.append(data)
             return
         if self._hidden():
             return
@@ -400,9 +515,16 @@ class _HTMLSections(HTMLParser):
         self._flush()
 
 
-def _parse_html(text: str) -> tuple[str, tuple[Section, ...]]:
-    p = _HTMLSections()
-    p.feed(text)
+# HTML is fed to the parser in blocks of this many characters, the time budget asked between them
+HTML_BLOCK = 64 << 10
+
+
+def _parse_html(text: str, budget: Budget | None = None) -> tuple[str, tuple[Section, ...]]:
+    budget = budget if budget is not None else Budget("<html>")
+    p = _HTMLSections(budget)
+    for start in range(0, len(text), HTML_BLOCK):
+        budget.spend("markup_bytes", min(HTML_BLOCK, len(text) - start))  # asks the time too
+        p.feed(text[start:start + HTML_BLOCK])
     p.close()
     title = " ".join(p.title.split())
     if not title:
@@ -410,12 +532,31 @@ def _parse_html(text: str) -> tuple[str, tuple[Section, ...]]:
     return title, tuple(p.sections)
 
 
-def _parse_pdf(path: Path, raw: bytes) -> tuple[str, tuple[Section, ...]]:
+def read_pdf(path: Path, raw: bytes, *, budget: Budget | None = None) -> tuple[str, tuple[Section, ...]]:
+    """A PDF's pages, one section each, its scanned pages read by OCR, within `budget`.
+
+    Each page's text extraction asks the time first; a page without a text layer (see
+    OCR_BELOW_CHARS) that shows images is charged to `ocr_pages` before it is OCR'd, so a
+    20,000-page scan stops at the page limit rather than after hours. Images are found in the
+    page's /Resources /XObject dictionaries (forms walked once each) without decoding anything;
+    each is checked against `pixels` from its declared size and decoded at most once per
+    document, one at a time (see `_PdfImages`).
+
+    What bounds a single stream: pypdf (7.x as installed; 6.x the same) refuses to inflate any
+    /FlateDecode stream, a page's content streams included, beyond
+    `Configuration.zlib_maximum_output_length` (75 MB; LZW, RunLength, JBIG2 and Brotli likewise,
+    and 75 MB for a page's array of content streams together) and to allocate an image buffer
+    beyond `image_maximum_buffer_size` (75 MB), raising LimitReachedError. So a compressed bomb
+    costs at most that per stream, and an image is checked here before pypdf gets that far.
+    """
     import io
 
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
+    from .readers import ocr
+
+    budget = budget if budget is not None else Budget(path)
     logging.getLogger("pypdf").setLevel(logging.ERROR)
     try:
         reader = PdfReader(io.BytesIO(raw))
@@ -426,21 +567,34 @@ def _parse_pdf(path: Path, raw: bytes) -> tuple[str, tuple[Section, ...]]:
                 ok = 0
             if not ok:
                 raise DocumentError(f"{path}: encrypted PDF (password required)")
+        images = _PdfImages(path, budget)
+        can_ocr: bool | None = None  # asked at the first scanned page: a missing engine warns once
+        not_read = 0
         sections = []
-        scanned = []
         for i, page in enumerate(reader.pages, 1):
+            budget.check_time()
             text = page.extract_text() or ""
-            if len("".join(text.split())) < OCR_BELOW_CHARS:
-                scanned.append(i)
+            shown = images.find(page) if len("".join(text.split())) < OCR_BELOW_CHARS else None
+            if shown:
+                if can_ocr is None:
+                    can_ocr = ocr.available()
+                if can_ocr:
+                    budget.spend("ocr_pages")
+                    scanned = images.read(page, i, shown)
+                    if scanned.strip():
+                        log.info("%s: page %d read by OCR", path, i)
+                        text = scanned if not text.strip() else f"{text}\n{scanned}"
+                else:
+                    not_read += 1
             if text.strip():
                 sections.append(Section(text, (f"page {i}",), Location(page=i)))
-        if scanned:
-            sections = _ocr_pages(path, reader, scanned, sections)
+        if not_read:
+            log.warning("%s: %d page(s) without a text layer not read: %s", path, not_read, ocr.MISSING)
         meta_title = (reader.metadata.title if reader.metadata else None) or ""
     except DocumentError:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError, OSError, RecursionError) as e:
-        raise DocumentError(f"{path}: broken PDF ({type(e).__name__}: {e})") from e
+        raise DocumentError(f"{path}: broken PDF ({type(e).__name__}: {' '.join(str(e).split())[:160]})") from e
     except Exception as e:  # pypdf raises a wide range of errors on damaged input
         raise DocumentError(f"{path}: broken PDF ({type(e).__name__})") from e
     return str(meta_title).strip(), tuple(sections)
@@ -451,49 +605,208 @@ def _parse_pdf(path: Path, raw: bytes) -> tuple[str, tuple[Section, ...]]:
 # 0 turns the heuristic, and so PDF OCR, off.
 OCR_BELOW_CHARS = 20
 
+# filters whose image Pillow decodes from the codestream's own header, which may state another
+# size than the PDF dictionary's /Width and /Height: that header is read and checked as well
+_SELF_SIZED = {"/DCTDecode", "/JPXDecode", "/CCITTFaxDecode", "/LZWDecode", "/ASCII85Decode"}
 
-def _ocr_pages(path: Path, reader, numbers: list[int], sections: list[Section]) -> list[Section]:
-    """`sections` with the OCR'd text of the pages in `numbers` put in page order. A page that
-    yields nothing is left out; a missing engine is one warning, not an error."""
-    from .readers import ocr
 
-    pages = {s.location.page: s for s in sections}
-    with_images = [i for i in numbers if _page_images(reader.pages[i - 1], probe=True)]
-    if not with_images:
-        return sections
-    if not ocr.available():
-        log.warning("%s: %d page(s) without a text layer not read: %s", path, len(with_images), ocr.MISSING)
-        return sections
-    for i in with_images:
-        texts = []
-        for image in _page_images(reader.pages[i - 1]):
-            w, h = image.size
-            if w * h > ocr.MAX_PIXELS:
-                log.warning("%s: page %d: image of %dx%d pixels too large for OCR", path, i, w, h)
+class _PdfImages:
+    """The images of one PDF's pages, for OCR: found without decoding, each checked against the
+    budget's `pixels` from its declared size, then decoded once per document (however many names
+    or pages it is listed under), one at a time, and let go after OCR; the text read is kept
+    for the next page that shows the same image. Each image decoded is charged to `images`.
+
+    An image over `pixels` is passed over with a warning, not the whole document: not decoding
+    it already costs nothing, and the text layer and the other pages are still worth reading
+    (the same as before budgets, when such an image was skipped for OCR)."""
+
+    def __init__(self, path: Path, budget: Budget) -> None:
+        self.path, self.budget = path, budget
+        self._texts: dict[tuple, str] = {}  # image object -> its OCR text ("" if not read)
+
+    def find(self, page) -> tuple[list[tuple[tuple, object]], list[int]] | None:
+        """The page's image XObjects and the declared pixels of its inline images, or None when
+        it shows no image; nothing is decoded."""
+        xobjects, inline = self._xobjects(page), self._inline_sizes(page)
+        return (xobjects, inline) if xobjects or inline else None
+
+    def read(self, page, number: int, shown: tuple[list[tuple[tuple, object]], list[int]]) -> str:
+        """The OCR text of what `find` found on the page."""
+        xobjects, inline = shown
+        texts = [self._text_of(key, obj, number) for key, obj in xobjects]
+        if inline:
+            texts.append(self._inline_text(page, number, inline))
+        return "\n".join(t for t in texts if t.strip())
+
+    # -- finding images without decoding them
+
+    def _xobjects(self, page) -> list[tuple[tuple, object]]:
+        """(key, stream) of each distinct image XObject of the page, forms walked once each; the
+        key is the indirect reference, so one object listed under many names is one entry."""
+        from pypdf.generic import DictionaryObject, IndirectObject, StreamObject
+
+        found: dict[tuple, object] = {}
+        forms: set[tuple] = set()
+        todo = [page]
+        while todo:
+            holder = todo.pop()
+            self.budget.check_time()
+            resources = holder.get("/Resources")
+            resources = resources.get_object() if resources is not None else None
+            if not isinstance(resources, DictionaryObject):
                 continue
-            texts.append(ocr.image_text(image))
-        text = "\n".join(t for t in texts if t.strip())
-        old = pages.get(i)
-        if text.strip():
-            log.info("%s: page %d read by OCR", path, i)
-            pages[i] = Section(text if old is None else f"{old.text}\n{text}", (f"page {i}",), Location(page=i))
-    return [pages[i] for i in sorted(pages)]
+            xobjects = resources.get("/XObject")
+            xobjects = xobjects.get_object() if xobjects is not None else None
+            if not isinstance(xobjects, DictionaryObject):
+                continue
+            for name in list(xobjects):
+                ref = xobjects.raw_get(name)
+                obj = ref.get_object()
+                if not isinstance(obj, StreamObject):
+                    continue
+                key = (ref.idnum, ref.generation) if isinstance(ref, IndirectObject) else ("direct", id(obj))
+                subtype = obj.get("/Subtype")
+                if subtype == "/Image":
+                    found.setdefault(key, obj)
+                elif subtype == "/Form" and key not in forms:  # a form may hold images; loops end here
+                    forms.add(key)
+                    todo.append(obj)
+        return list(found.items())
 
+    def _inline_sizes(self, page) -> list[int]:
+        """Declared pixels of each inline image (BI ... ID ... EI) in the page's content."""
+        contents = page.get_contents()
+        if contents is None or b"ID" not in contents.get_data():  # no inline image data: no parse
+            return []
+        sizes = []
+        for operands, operator in contents.operations:
+            if operator == b"INLINE IMAGE":
+                settings = operands.get("settings", {})
+                w, h = _value(settings, "/W", "/Width"), _value(settings, "/H", "/Height")
+                sizes.append(w * h if isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0 else -1)
+        return sizes
 
-def _page_images(page, *, probe: bool = False) -> list:
-    """The page's images as PIL images (`probe`: whether it has any, without decoding them).
-    An image pypdf cannot decode is passed over with a warning."""
-    try:
-        files = page.images
-        if probe:
-            return [True] if len(files) else []
-        out = []
-        for f in files:
+    # -- decoding, one image at a time
+
+    def _too_large(self, obj, what: str) -> bool:
+        """Whether `obj` (an image stream) must not be decoded; says why in a warning."""
+        from pypdf.generic import StreamObject
+
+        for image in (obj, obj.get("/SMask")):  # the soft mask is decoded along with the image
+            image = image.get_object() if image is not None else None
+            if not isinstance(image, StreamObject):
+                continue
+            w, h = _value(image, "/Width"), _value(image, "/Height")
+            if not (isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0):
+                log.warning("%s: %s: image without a valid size, not read", self.path, what)
+                return True
+            pixels = max(w * h, _header_pixels(image) if _last_filter(image) in _SELF_SIZED else 0)
             try:
-                out.append(f.image)
-            except Exception as e:  # an unsupported filter (JBIG2 without its decoder, say)
-                log.warning("image %s not decoded for OCR (%s)", f.name, type(e).__name__)
-        return out
-    except Exception as e:
-        log.warning("page images not read for OCR (%s)", type(e).__name__)
-        return []
+                self.budget.allow("pixels", pixels)
+            except OverBudget:
+                log.warning("%s: %s: image not read: %s megapixels, over the limit of %d", self.path, what,
+                            f"{pixels / 1e6:,.0f}", self.budget.limits.pixels // 1_000_000)
+                return True
+        return False
+
+    def _text_of(self, key: tuple, obj, number: int) -> str:
+        if key in self._texts:
+            return self._texts[key]
+        self._texts[key] = ""  # a failure below is not retried on the next page
+        what = f"page {number}"
+        if self._too_large(obj, what):
+            return ""
+        from pypdf.generic._image_xobject import _xobj_to_image
+
+        self.budget.spend("images")
+        image = None
+        try:
+            image = _xobj_to_image(obj)[2]
+            if image is None:
+                return ""
+            self._texts[key] = self._ocr(image)
+        except DocumentError:
+            raise
+        except Exception as e:  # an unsupported filter (JBIG2 without its decoder, say)
+            log.warning("%s: %s: image not decoded for OCR (%s)", self.path, what, type(e).__name__)
+        finally:
+            del image
+            _release(obj)  # pypdf keeps a stream's decoded bytes until the document is closed
+        return self._texts[key]
+
+    def _inline_text(self, page, number: int, sizes: list[int]) -> str:
+        """OCR of the page's inline images. pypdf decodes a page's inline images all together,
+        so together they must fit one image's `pixels` and are charged to `images` first."""
+        what = f"page {number}"
+        if min(sizes) < 0:
+            log.warning("%s: %s: inline image without a valid size, not read", self.path, what)
+            return ""
+        try:
+            self.budget.allow("pixels", sum(sizes))
+        except OverBudget:
+            log.warning("%s: %s: inline images not read: %s megapixels together, over the limit of %d",
+                        self.path, what, f"{sum(sizes) / 1e6:,.0f}", self.budget.limits.pixels // 1_000_000)
+            return ""
+        self.budget.spend("images", len(sizes))
+        texts = []
+        try:
+            for name in [n for n in page.images.keys() if isinstance(n, str) and n.startswith("~")]:
+                image = page.images[name].image
+                if image is not None:
+                    texts.append(self._ocr(image))
+                del image
+        except DocumentError:
+            raise
+        except Exception as e:
+            log.warning("%s: %s: inline images not decoded for OCR (%s)", self.path, what, type(e).__name__)
+        finally:
+            page._content_stream_images = None  # pypdf's cache of them on the page: let them go
+        return "\n".join(t for t in texts if t.strip())
+
+    def _ocr(self, image) -> str:
+        from .readers import ocr
+
+        return ocr.image_text(image, budget=self.budget)
+
+
+def _value(d, *keys):
+    """The first of `keys` that `d` (a PDF dictionary) holds, indirect references followed."""
+    for key in keys:
+        v = d.get(key)
+        if v is not None:
+            return v.get_object() if hasattr(v, "get_object") else v
+    return None
+
+
+def _last_filter(obj) -> str:
+    filters = _value(obj, "/Filter")
+    if isinstance(filters, list):
+        filters = filters[-1] if filters else None
+    return str(filters) if filters is not None else ""
+
+
+def _header_pixels(obj) -> int:
+    """Width x height that the image's own codestream header states (read, not decoded), or 0
+    when Pillow does not know the format (pypdf's own decoding then goes by the declared size)."""
+    import io
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(obj.get_data())) as im:  # the header only
+                w, h = im.size
+    except Image.DecompressionBombError:  # so large that Pillow refuses even to open it
+        return 1 << 62
+    except Exception:  # noqa: BLE001 - not a format Pillow opens by itself
+        return 0
+    finally:
+        _release(obj)
+    return w * h
+
+
+def _release(obj) -> None:
+    if hasattr(obj, "decoded_self"):
+        obj.decoded_self = None

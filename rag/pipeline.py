@@ -258,7 +258,8 @@ class RAG:
         s = self.settings
         return index_mod.build(paths or [s.corpus], store=self.vector_store, embedder=self.embedder,
                                chunk_size=s.chunk_size, chunk_overlap=s.chunk_overlap, rebuild=rebuild,
-                               prune=prune, progress=progress, lock_wait=lock_wait)
+                               prune=prune, progress=progress, lock_wait=lock_wait,
+                               read_limits=index_mod.ReadLimits.from_settings(s))
 
     def search(self, query: str, *, top_k: int | None = None, source: str | None = None) -> list[Hit]:
         """Retrieve the best distinct chunks for `query` (from documents under `source`, if given)."""

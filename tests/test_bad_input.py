@@ -105,6 +105,12 @@ def test_unreadable_file(docs, tmp_path, fake_embedder):
     (docs / "secret.txt").symlink_to("/proc/self/mem")
     r = build(docs, tmp_path / "idx", fake_embedder)
     assert r.added == [GOOD]
+    # found in the folder, the link leads out of it and is not followed (issue 34, finding 15)
+    assert skipped_reason(r, "secret.txt") == "link to outside the folder, not followed"
+    # named itself, it is read, and the read fails
+    r = index.build([docs / GOOD, docs / "secret.txt"], index_dir=tmp_path / "idx2", embedder=fake_embedder,
+                    chunk_size=100, chunk_overlap=20)
+    assert [Path(a).name for a in r.added] == [GOOD]
     assert "cannot read" in skipped_reason(r, "secret.txt")
     with pytest.raises(DocumentError, match="cannot read"):
         ingest.load(docs / "secret.txt")
