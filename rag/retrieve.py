@@ -33,6 +33,10 @@ DUPLICATE_COSINE = 0.95
 CANDIDATES = 50  # per signal; both lists are merged before normalising
 
 
+# a token bm25s's tokenizer never yields (it keeps runs of two or more word characters)
+_NO_TERM = "\x00"
+
+
 def _fingerprint(text: str) -> str:
     return re.sub(r"\W+", " ", text).lower().strip()
 
@@ -54,6 +58,10 @@ class _BM25:
         else:
             self.model = bm25s.BM25()
             tokens = bm25s.tokenize(texts or [], stopwords="en", stemmer=self._stem, show_progress=False)
+            if texts and not tokens.vocab:
+                # no chunk has a word to index (a collection of emoji or signs only), and bm25s
+                # cannot build an empty vocabulary: one token that no query yields stands in
+                tokens = [[_NO_TERM]] + [[] for _ in texts[1:]]
             self.model.index(tokens, show_progress=False)
         self._folded: set[str] | None = None
 
@@ -65,7 +73,12 @@ class _BM25:
                                     return_ids=False)[0]
 
     def scores(self, query: str) -> np.ndarray:
-        return np.asarray(self.model.get_scores(self.terms(query)), dtype=np.float32)
+        """BM25 score of every chunk for `query`; all 0 when it has no terms (bm25s raises
+        IndexError on an empty term list)."""
+        terms = self.terms(query)
+        if not terms:
+            return np.zeros(int(self.model.scores["num_docs"]), dtype=np.float32)
+        return np.asarray(self.model.get_scores(terms), dtype=np.float32)
 
     def unknown(self, words: list[str], *, fuzzy: bool = True) -> list[str]:
         """The words with a term that occurs nowhere in the indexed chunks, even misspelt a little.
@@ -103,6 +116,17 @@ def _stemmer():
         return Stemmer.Stemmer("english").stemWords
     except ImportError:  # stemming helps recall a little; BM25 works without it
         return None
+
+
+def has_terms(query: str) -> bool:
+    """Whether `query` holds a word retrieval can look up. One of signs, emoji or stopwords only
+    ("???", "and the", "🙂") holds none: BM25 has nothing to score, and the passages nearest its
+    embedding are near by chance, so nothing retrieved for it could be its answer."""
+    import bm25s
+
+    # the same tokens as `_BM25.terms` (stemming never empties a word, so it is left out here)
+    return bool(bm25s.tokenize([query], stopwords="en", stemmer=None, show_progress=False,
+                               return_ids=False)[0])
 
 
 def bm25_params() -> dict:
@@ -158,10 +182,10 @@ class Retriever:
 
     def search(self, query: str, *, k: int = 4, source: str | None = None) -> list[Hit]:
         """The k best distinct chunks for `query`, best first; with `source`, only chunks of
-        documents whose path starts with it."""
+        documents whose path starts with it. None for a query without search terms (`has_terms`)."""
         n = len(self.store)
-        if n == 0:
-            return []
+        if n == 0 or not has_terms(query):
+            return []  # the pipeline reads no hits as nothing to answer from, and abstains
         want = max(CANDIDATES, 5 * k)
         # the query vector is computed in every mode: its cosine is what the abstention gate reads
         qvec = self.embedder.embed([query])[0]
