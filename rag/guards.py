@@ -128,6 +128,10 @@ def retrieval_gate(retriever, query: str, hits, pol: Policy, *,
     With the embedder's `vocabulary` (and the `claims` check on), the question's rare terms
     ("frobnitz") count as names: a lower-case word the documents never use is as telling."""
     if not hits:
+        from .retrieve import has_terms
+
+        if len(retriever.store) and not has_terms(query):  # "???", "and the": retrieval returns nothing
+            return LOW_RETRIEVAL, "the question has no words to search for"
         return EMPTY_INDEX, "the index is empty"
     if not pol.on("retrieval"):
         return "", ""
