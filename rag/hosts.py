@@ -52,6 +52,13 @@ def host_allowed(header: str | None, allowed: frozenset[str]) -> bool:
     return host_name(header) in allowed
 
 
+# OpenAI's error shape (message, type, param, code), which `rag serve`'s clients parse; the chat
+# and its browser only need a 400 that says why
+HOST_REFUSED = (b'{"error": {"message": "unknown Host header: this server answers only the names it is '
+                b'known by (see --allowed-hosts)", "type": "invalid_request_error", "param": null, '
+                b'"code": "host_not_allowed"}}')
+
+
 class HostGuard:
     """ASGI middleware: a request whose Host header names another site gets 400 and is not
     passed on. Websocket handshakes are checked the same way."""
@@ -68,7 +75,7 @@ class HostGuard:
                 if scope["type"] == "websocket":
                     await send({"type": "websocket.close", "code": 1008})
                     return
-                body = b'{"error": {"message": "unknown Host header", "type": "invalid_request_error"}}'
+                body = HOST_REFUSED
                 await send({"type": "http.response.start", "status": 400,
                             "headers": [(b"content-type", b"application/json"),
                                         (b"content-length", str(len(body)).encode())]})

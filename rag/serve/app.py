@@ -9,22 +9,36 @@ and gives the checked answer, which the final chunk's `rag` field holds as well.
 One generation runs at a time (the model is one); requests wait in a bounded queue (429 when it
 is full) for at most `timeout` seconds. Each request runs in a worker thread of its own, which
 stops at the next token when the client goes away, so a closed connection frees the model.
+Embeddings have a queue of their own of the same size and run one batch at a time in one
+thread, so they neither wait behind answers nor pile up beside them.
+
+Hostile clients: the app answers only the Host names it is known by (DNS rebinding), counts a
+client by the connecting address (X-Forwarded-For only from proxies the operator names, which
+uvicorn applies before the app sees the request), reads a body only when it says it is JSON
+(a cross-site page cannot send that without a CORS preflight, which this server never grants),
+of at most `max_body` bytes, with finite numbers and at most MAX_DEPTH levels of nesting.
 """
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import json
 import logging
+import math
 import threading
 import time
 import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import RagError
+from ..hosts import HostGuard, allowed_hosts
 from ..prompts import TEMPLATE_NAMES
 from ..text import bare_words
 from ..types import Answer, Turn
@@ -38,14 +52,20 @@ MAX_TOP_K = 20
 MAX_MESSAGES = 64
 MAX_EMBED_INPUTS = 256
 MAX_EMBED_CHARS = 8192
+# Levels of arrays and objects in a request body. OpenAI's requests nest about 6 deep (a tool's
+# JSON schema a few more); past this a body is refused (400) before any route reads it.
+MAX_DEPTH = 64
 
 
 @dataclass
 class Limits:
     api_key: str = ""
-    max_queue: int = 16  # requests waiting for the model; more get 429
+    max_queue: int = 16  # requests waiting for the model; more get 429 (embeddings: as many again)
+    per_client: int = 0  # requests one client address may have waiting or running; 0: max_queue
     timeout: float = 300.0  # seconds a request may wait for and use the model
     max_body: int = MAX_BODY
+    allowed_hosts: tuple[str, ...] = ()  # Host names answered besides loopback and the bound one; "*": any
+    trusted_proxies: tuple = ()  # ip networks whose X-Forwarded-For names the client
 
 
 @dataclass
@@ -61,41 +81,140 @@ class ChatRequest:
 
 
 class Gate:
-    """One request at a time on the model, at most `max_queue` waiting, each for `timeout` s."""
+    """One request at a time on `what`, at most `max_queue` waiting, each for `timeout` s, and at
+    most `per_client` (0: no cap of its own) waiting or running for any one client address."""
 
-    def __init__(self, max_queue: int, timeout: float) -> None:
-        self.max_queue, self.timeout = max_queue, timeout
+    def __init__(self, max_queue: int, timeout: float, *, per_client: int = 0, what: str = "the model") -> None:
+        self.max_queue, self.timeout, self.what = max_queue, timeout, what
+        self.per_client = per_client
         self.waiting = 0
+        self.held: Counter[str] = Counter()  # requests waiting or running, per client address
+        self.mean_s = 5.0  # a running mean of how long one request holds `what`, for Retry-After
+        self._since = 0.0
         self._sem: asyncio.Semaphore | None = None
 
-    async def enter(self) -> None:
+    def retry_after(self, ahead: int) -> int:
+        """Seconds until `ahead` requests are likely done (1 to 60: the openai client waits at most 60)."""
+        return max(1, min(60, math.ceil(self.mean_s * max(ahead, 1))))
+
+    async def enter(self, client: str) -> None:
         if self._sem is None:
             self._sem = asyncio.Semaphore(1)
         if self.waiting >= self.max_queue:
-            raise APIError(429, f"busy: {self.waiting} requests are waiting for the model; try again shortly",
-                           type="rate_limit_error", code="queue_full")
+            raise APIError(429, f"busy: {self.waiting} requests are waiting for {self.what}; try again shortly",
+                           type="rate_limit_error", code="queue_full",
+                           headers={"Retry-After": str(self.retry_after(self.waiting))})
+        if self.per_client and self.held[client] >= self.per_client:
+            raise APIError(429, f"busy: this client already has {self.held[client]} requests waiting for or "
+                                f"using {self.what} (at most {self.per_client}); try again when one is answered",
+                           type="rate_limit_error", code="client_queue_full",
+                           headers={"Retry-After": str(self.retry_after(self.held[client]))})
         self.waiting += 1
+        self.held[client] += 1
         try:
             await asyncio.wait_for(self._sem.acquire(), self.timeout)
         except asyncio.TimeoutError:
-            raise APIError(503, f"busy: waited {self.timeout:g}s for the model; try again", type="server_error",
-                           code="queue_timeout") from None
+            self._drop(client)
+            raise APIError(503, f"busy: waited {self.timeout:g}s for {self.what}; try again", type="server_error",
+                           code="queue_timeout", headers={"Retry-After": str(self.retry_after(1))}) from None
+        except BaseException:  # the client went away while waiting
+            self._drop(client)
+            raise
         finally:
             self.waiting -= 1
+        self._since = time.monotonic()
 
-    def leave(self) -> None:
+    def leave(self, client: str) -> None:
+        self.mean_s = 0.8 * self.mean_s + 0.2 * (time.monotonic() - self._since)
         self._sem.release()
+        self._drop(client)
+
+    def _drop(self, client: str) -> None:
+        self.held[client] -= 1
+        if self.held[client] <= 0:
+            del self.held[client]
 
 
-def create_app(rag, limits: Limits | None = None):
-    """The FastAPI app serving `rag`."""
+def _soon(loop: asyncio.AbstractEventLoop, fn, *args) -> None:
+    """Run fn(*args) in `loop` from another thread, unless the server has stopped meanwhile."""
+    try:
+        loop.call_soon_threadsafe(fn, *args)
+    except RuntimeError:  # the loop is closed: nothing is left to release
+        pass
+
+
+def client_of(request: Request) -> str:
+    """The address a per-client cap counts: the connecting peer, which uvicorn replaces with
+    X-Forwarded-For's client only when the peer is a proxy the operator named."""
+    return request.client.host if request.client else ""
+
+
+def _reject_constant(name: str):
+    raise _NonFinite(name)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 parses as inf
+        raise _NonFinite(text)
+    return value
+
+
+class _NonFinite(ValueError):
+    """NaN, Infinity or a number too large for a float: Python's json reads them, JSON has none."""
+
+
+def _too_deep(data, limit: int) -> bool:
+    """Whether `data` nests arrays and objects more than `limit` deep (level by level, no recursion)."""
+    level, depth = [data], 0
+    while level:
+        depth += 1
+        if depth > limit:
+            return True
+        level = [v for x in level for v in (x.values() if isinstance(x, dict) else x)
+                 if isinstance(v, (dict, list))]
+    return False
+
+
+def parse_body(body: bytes):
+    """A request body as JSON, refused with APIError(400) when it is not JSON, names a
+    non-finite number or nests more than MAX_DEPTH levels."""
+    try:
+        data = json.loads(body or b"null", parse_constant=_reject_constant, parse_float=_finite_float)
+    except _NonFinite as e:
+        raise APIError(400, f"the request body has the number {e}, which JSON does not allow; send a finite "
+                            "number", code="invalid_number") from None
+    except RecursionError:  # the C parser stops at the interpreter's recursion limit (~1000 levels)
+        raise APIError(400, f"the request body nests arrays or objects more than {MAX_DEPTH} levels deep",
+                       code="too_deep") from None
+    except ValueError:  # JSONDecodeError, bad UTF-8, an integer of more than 4300 digits
+        raise APIError(400, "the request body is not valid JSON") from None
+    if isinstance(data, (dict, list)) and _too_deep(data, MAX_DEPTH):
+        raise APIError(400, f"the request body nests arrays or objects more than {MAX_DEPTH} levels deep",
+                       code="too_deep")
+    return data
+
+
+def create_app(rag, limits: Limits | None = None, *, host: str = "127.0.0.1"):
+    """The FastAPI app serving `rag`, bound to `host` (the Host names it answers follow from it)."""
     limits = limits or Limits()
-    gate = Gate(limits.max_queue, limits.timeout)
+    gate = Gate(limits.max_queue, limits.timeout, per_client=limits.per_client)
+    # its own queue and one thread: a batch never waits behind an answer, at most one batch runs
+    # beside it, and the batches' tensors are allocated in one thread's memory arena, reused
+    embed_gate = Gate(limits.max_queue, limits.timeout, per_client=limits.per_client, what="the embedder")
+    embed_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embeddings")
+    key_digest = hashlib.sha256(limits.api_key.encode()).digest()
     app = FastAPI(title="rag-local", docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(HostGuard, allowed=allowed_hosts(host, limits.allowed_hosts))
 
     @app.exception_handler(APIError)
     async def _api_error(request, e: APIError):
-        return JSONResponse(e.body(), status_code=e.status)
+        return JSONResponse(e.body(), status_code=e.status, headers=e.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request, e: StarletteHTTPException):  # unknown route, wrong method
+        return JSONResponse(APIError(e.status_code, str(e.detail)).body(), status_code=e.status_code,
+                            headers=getattr(e, "headers", None))
 
     @app.exception_handler(Exception)
     async def _unexpected(request, e: Exception):  # a bug: the log has the traceback, the client a line
@@ -103,15 +222,25 @@ def create_app(rag, limits: Limits | None = None):
         return JSONResponse(APIError(500, f"unexpected {type(e).__name__}; see the server log",
                                      type="server_error").body(), status_code=500)
 
-    def check_key(request: Request) -> None:
+    def key_ok(request: Request) -> bool:
         if not limits.api_key:
-            return
-        given = request.headers.get("authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {limits.api_key}".encode()):
+            return True
+        # the scheme is case-insensitive (RFC 9110); digests make the comparison take the same
+        # time whatever the given key's length
+        scheme, _, given = request.headers.get("authorization", "").strip().partition(" ")
+        return scheme.lower() == "bearer" and \
+            hmac.compare_digest(hashlib.sha256(given.strip().encode()).digest(), key_digest)
+
+    def check_key(request: Request) -> None:
+        if not key_ok(request):
             raise APIError(401, "missing or wrong API key (send Authorization: Bearer <key>)",
                            type="invalid_request_error", code="invalid_api_key")
 
     async def read_json(request: Request) -> dict:
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media != "application/json":
+            raise APIError(415, f"send the body as JSON with Content-Type: application/json (got "
+                                f"{media or 'none'!r})", code="unsupported_media_type")
         size = request.headers.get("content-length")
         if size and size.isdigit() and int(size) > limits.max_body:
             raise APIError(413, f"request body over {limits.max_body} bytes", code="request_too_large")
@@ -120,16 +249,15 @@ def create_app(rag, limits: Limits | None = None):
             body += part
             if len(body) > limits.max_body:
                 raise APIError(413, f"request body over {limits.max_body} bytes", code="request_too_large")
-        try:
-            data = json.loads(body or b"null")
-        except ValueError:
-            raise APIError(400, "the request body is not valid JSON") from None
+        data = parse_body(body)
         if not isinstance(data, dict):
             raise APIError(400, "the request body must be a JSON object")
         return data
 
     @app.get("/health")
-    async def health():
+    async def health(request: Request):
+        if not key_ok(request):  # up or not, for a monitor; what is served, only for key holders
+            return {"status": "ok"}
         try:
             store = await asyncio.to_thread(lambda: rag.store)
         except RagError as e:
@@ -156,8 +284,15 @@ def create_app(rag, limits: Limits | None = None):
         if len(texts) > MAX_EMBED_INPUTS or any(len(t) > MAX_EMBED_CHARS for t in texts):
             raise APIError(400, f"at most {MAX_EMBED_INPUTS} inputs of at most {MAX_EMBED_CHARS} characters",
                            param="input")
+        client = client_of(request)
+        await embed_gate.enter(client)
+        loop = asyncio.get_running_loop()
+        work = embed_pool.submit(rag.embedder.embed, texts)
+        # a batch under way runs to its end even if its client leaves: the gate opens when the
+        # thread is free again, not when the request stops waiting
+        work.add_done_callback(lambda _: _soon(loop, embed_gate.leave, client))
         try:
-            vecs = await asyncio.to_thread(rag.embedder.embed, texts)
+            vecs = await asyncio.wrap_future(work)
         except RagError as e:
             raise from_rag_error(e) from None
         n_tokens = sum(len(t.split()) for t in texts)
@@ -170,8 +305,9 @@ def create_app(rag, limits: Limits | None = None):
     async def chat(request: Request):
         check_key(request)
         req = parse_chat(await read_json(request), n_ctx=rag.settings.n_ctx)
-        await gate.enter()
-        run = _Run(rag, req, gate)
+        client = client_of(request)
+        await gate.enter(client)
+        run = _Run(rag, req, gate, client)
         if req.stream:
             return StreamingResponse(run.sse(), media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
@@ -259,8 +395,8 @@ class _Run:
     """One request's answer, made in a worker thread of its own: the model's lock is taken and
     released by that thread alone, and it stops at the next token once `cancel` is set."""
 
-    def __init__(self, rag, req: ChatRequest, gate: Gate) -> None:
-        self.rag, self.req, self.gate = rag, req, gate
+    def __init__(self, rag, req: ChatRequest, gate: Gate, client: str) -> None:
+        self.rag, self.req, self.gate, self.client = rag, req, gate, client
         self.id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         self.cancel = threading.Event()
         self._queue: asyncio.Queue = asyncio.Queue()
@@ -286,7 +422,7 @@ class _Run:
         except Exception as e:  # noqa: BLE001 - handed to the request, which answers with it
             self._put("error", e)
         finally:
-            self._loop.call_soon_threadsafe(self.gate.leave)
+            self._loop.call_soon_threadsafe(self.gate.leave, self.client)
 
     async def _next(self):
         kind, value = await self._queue.get()
