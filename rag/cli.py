@@ -75,7 +75,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api-key", default=os.environ.get("RAG_API_KEY", ""),
                    help="require `Authorization: Bearer KEY` (also RAG_API_KEY)")
     p.add_argument("--max-queue", type=int, default=16, help="requests that may wait for the model (429 past it)")
+    p.add_argument("--queue-per-client", type=int, default=0, metavar="N",
+                   help="requests one client address may have waiting or running (default: --max-queue)")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds a request may wait and run")
+    p.add_argument("--allowed-hosts", default=os.environ.get("RAG_ALLOWED_HOSTS", ""), metavar="NAME[,NAME]",
+                   help="Host names to answer besides localhost and --host, e.g. the machine's name on the "
+                        "network; '*' for any (also RAG_ALLOWED_HOSTS)")
+    p.add_argument("--trusted-proxies", default=os.environ.get("RAG_TRUSTED_PROXIES", ""), metavar="ADDR[,NET]",
+                   help="reverse proxies whose X-Forwarded-For names the client (default: none; "
+                        "also RAG_TRUSTED_PROXIES)")
     p.add_argument("--top-k", type=int)
     add_collection_arg(p)
     add_model_args(p)
@@ -296,16 +304,23 @@ def cmd_collections(args) -> int:
 
 
 def cmd_serve(args) -> int:
+    from .hosts import parse_proxies
     from .pipeline import RAG
     from .serve import Limits, serve
 
     if not 1 <= args.port <= 65535:
         raise ConfigError(f"--port must be between 1 and 65535, got {args.port}")
-    if args.max_queue < 1 or args.timeout <= 0:
-        raise ConfigError("--max-queue must be at least 1 and --timeout positive")
+    if args.max_queue < 1 or args.timeout <= 0 or args.queue_per_client < 0:
+        raise ConfigError("--max-queue must be at least 1, --queue-per-client 0 or more and --timeout positive")
+    try:
+        proxies = parse_proxies([args.trusted_proxies])
+    except ValueError as e:
+        raise ConfigError(f"--trusted-proxies: {e}") from None
+    hosts = tuple(h.strip() for h in args.allowed_hosts.split(",") if h.strip())
     rag = RAG(_settings(args), build_missing=args.index is None and args.collection is None)
     return serve(rag, host=args.host, port=args.port,
-                 limits=Limits(api_key=args.api_key, max_queue=args.max_queue, timeout=args.timeout))
+                 limits=Limits(api_key=args.api_key, max_queue=args.max_queue, per_client=args.queue_per_client,
+                               timeout=args.timeout, allowed_hosts=hosts, trusted_proxies=proxies))
 
 
 def cmd_models(args) -> int:
