@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextvars
 import hashlib
 import hmac
 import html
+import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -20,6 +23,7 @@ import socket
 import sqlite3
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -30,13 +34,15 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # private: the app c
 
 from rag import RAG, Answer, Settings, Turn  # noqa: E402
 from rag import ingest  # noqa: E402
-from rag.collections import DEFAULT, CollectionRAGs, Collections, check_name  # noqa: E402
-from rag.documents import list_documents, remove_document, rescan  # noqa: E402
+from rag.collections import DEFAULT, CollectionExists, CollectionRAGs, Collections, check_name  # noqa: E402
+from rag.documents import list_documents, remove_document, rescan, trash_path  # noqa: E402
 from rag.history import History, TurnRecord  # noqa: E402
 from rag.viewer import SourceView, source_view  # noqa: E402
 from rag.cli import add_model_args  # noqa: E402
 from rag.serve import is_loopback  # noqa: E402
 from rag.errors import ConfigError, DocumentError, HistoryError, QueryError, RagError  # noqa: E402
+from rag.hosts import HostGuard, allowed_hosts, client_address, host_allowed, host_name, parse_proxies  # noqa: E402
+from rag.readers.budget import ReadLimits  # noqa: E402
 
 log = logging.getLogger("rag.app")
 
@@ -129,6 +135,171 @@ class UploadReport:
         return "\n\n".join(lines) or "No files were given."
 
 
+@dataclass
+class _RawUpload:
+    """One upload request's files in Gradio's upload folder, charged to `owner`: `nbytes` is the
+    request's declared length (an upper bound of what it stored); `paths` stays None while the
+    request is received, then names the files it stored (resolved)."""
+
+    owner: str
+    nbytes: int
+    paths: set[str] | None = None
+    settled: float = 0.0
+
+
+class Allowance:
+    """What each owner (a signed-in user, else a client address) has stored on this server since
+    it started, against `total` bytes (0: no limit): the files it uploaded that no `/add_documents`
+    has taken yet ("raw" uploads, in Gradio's upload folder), plus the copies added to a corpus.
+
+    Raw uploads count from the moment they are sent: otherwise a client could store any amount
+    in Gradio's upload folder (kept a day) by never asking to add what it uploaded. A raw upload
+    that is added or refused stops counting as raw (its file is deleted; an added copy counts
+    as added instead). Hold `lock` around `used` and the `_` methods."""
+
+    FORGET_AFTER = 3600.0  # seconds: a raw upload whose files are gone (Gradio's cache cleaning) stops counting
+
+    def __init__(self, total: int, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.total = total
+        self.lock = threading.Lock()
+        self._clock = clock
+        self._added: dict[str, int] = {}
+        self._raw: list[_RawUpload] = []
+
+    def used(self, owner: str) -> int:
+        """Bytes `owner` has stored: raw uploads and added copies."""
+        now = self._clock()
+        self._raw = [r for r in self._raw if r.paths is None or now - r.settled < self.FORGET_AFTER
+                     or any(os.path.exists(p) for p in r.paths)]
+        return self._added.get(owner, 0) + sum(r.nbytes for r in self._raw if r.owner == owner)
+
+    def over(self, owner: str, nbytes: int) -> str:
+        """Why `owner` may not store `nbytes` more ("" when they may)."""
+        used = self.used(owner)
+        if self.total and used + nbytes > self.total:
+            return f"over your upload allowance of {_mb(self.total)} ({_mb(used)} used)"
+        return ""
+
+    def reserve_raw(self, owner: str, nbytes: int) -> _RawUpload | str:
+        """Charge an upload request of `nbytes` to `owner` before it is received: the charge, or
+        the one-line reason it is refused."""
+        with self.lock:
+            if why := self.over(owner, nbytes):
+                return why
+            raw = _RawUpload(owner, nbytes)
+            self._raw.append(raw)
+            return raw
+
+    def settle_raw(self, raw: _RawUpload, paths: list[str]) -> None:
+        """The request stored `paths`: they count (at the request's length) until taken."""
+        with self.lock:
+            raw.paths = {os.path.realpath(p) for p in paths}
+            raw.settled = self._clock()
+            if not raw.paths:
+                self._drop(raw)
+
+    def release_raw(self, raw: _RawUpload) -> None:
+        """The request stored nothing (refused, failed, cut off)."""
+        with self.lock:
+            self._drop(raw)
+
+    def _drop(self, raw: _RawUpload) -> None:
+        self._raw = [r for r in self._raw if r is not raw]
+
+    def _is_raw(self, owner: str, path: str) -> bool:
+        return any(r.owner == owner and r.paths and path in r.paths for r in self._raw)
+
+    def _take_raw(self, owner: str, paths: list[str]) -> list[str]:
+        """`owner`'s raw uploads among `paths` were added or refused: they stop counting as raw.
+        Returns those no other raw upload names, for the caller to delete."""
+        taken, mine = set(paths), set()
+        for r in list(self._raw):
+            if r.owner != owner or not r.paths or not r.paths & taken:
+                continue
+            for p in r.paths & taken:
+                mine.add(p)
+                try:
+                    r.nbytes -= min(os.path.getsize(p), r.nbytes)
+                except OSError:
+                    pass
+            r.paths -= taken
+            if not r.paths:  # the rest of the request's length was its multipart framing
+                self._drop(r)
+        still = set().union(*(r.paths or set() for r in self._raw))
+        return sorted(mine - still)
+
+    def _add(self, owner: str, nbytes: int) -> None:
+        self._added[owner] = max(0, self._added.get(owner, 0) + nbytes)
+
+
+class UploadJournal:
+    """Which copies in corpus folders this app made for uploads that are not indexed yet, so the
+    next start can tell an upload cut off by a crash (kill -9, power loss, out of memory while
+    indexing) from a file someone put in the folder by hand.
+
+    Layout, under the collections root: `.uploads/<instance>/lock`, held (flock) by the running
+    app, and `.uploads/<instance>/<token>.json`, one record per copy: collection, file name,
+    sha256. A record is written once the copy is in the corpus folder and removed once the
+    upload's index build is committed or its copies are removed. A start reconciles the records
+    of every instance whose lock is free (its process is gone): see `ChatService.reconcile_uploads`.
+    Nothing is written until the first upload, so an app that never uploads leaves no trace."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root) / ".uploads"
+        self.instance = f"{os.getpid()}-{os.urandom(4).hex()}"
+        self._lock_fh = None
+        self._mutex = threading.Lock()
+
+    def _folder(self) -> Path:
+        import fcntl
+
+        folder = self.root / self.instance
+        with self._mutex:
+            if self._lock_fh is None:
+                folder.mkdir(parents=True, exist_ok=True)
+                fh = (folder / "lock").open("a+")
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # new folder: never taken
+                self._lock_fh = fh
+        return folder
+
+    def record(self, collection: str, path: Path, sha256: str) -> Path:
+        """Note that `path` (in `collection`'s corpus) is a copy an upload made, not yet indexed."""
+        folder = self._folder()
+        rec = folder / f"{os.urandom(8).hex()}.json"
+        tmp = folder / f".{rec.name}.tmp"
+        tmp.write_text(json.dumps({"collection": collection, "name": path.name, "sha256": sha256}))
+        os.replace(tmp, rec)
+        return rec
+
+    def part_tag(self) -> str:
+        """What the temporary copies of this app's uploads carry in their names."""
+        return self.instance
+
+    def orphans(self) -> list[tuple[str, Path]]:
+        """(instance, folder) of journals whose app is gone, each locked for the caller (the lock
+        goes with the folder)."""
+        import fcntl
+
+        out = []
+        if not self.root.is_dir():
+            return out
+        for folder in sorted(self.root.iterdir()):
+            if folder.name == self.instance or not folder.is_dir():
+                continue
+            try:
+                fh = (folder / "lock").open("a+")
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:  # its app is running: its uploads are its own
+                fh.close()
+                continue
+            out.append((folder.name, folder))
+            fh.close()  # (a race with a second start reconciling the same folder only repeats a move)
+        return out
+
+
 class ChatService:
     """The loaded `RAG`, or the one-line reason it could not be made (e.g. a missing model file).
 
@@ -136,15 +307,19 @@ class ChatService:
     """
 
     def __init__(self, settings: Settings | None = None, *, rag: RAG | None = None,
-                 limits: UploadLimits | None = None, history: History | None = None, **overrides) -> None:
+                 limits: UploadLimits | None = None, history: History | None = None,
+                 operators: frozenset[str] | None = None, **overrides) -> None:
         self.rag: RAG | None = rag
         self.history = history  # saved conversations; None: not saved
         self.error = ""
         self.limits = limits or UploadLimits()
-        self._used: dict[str, int] = {}  # bytes added so far, by owner (user or client address)
-        self._used_lock = threading.Lock()
+        self.allowance = Allowance(self.limits.total_bytes)  # bytes stored, by owner (user or client address)
+        # who may switch the model and take documents out of the operator's collections (default,
+        # and those made with the CLI); None: anyone (no sign-in, one local user)
+        self.operators = operators
         self.collections: Collections | None = None
         self.rags: CollectionRAGs | None = None
+        self.journal: UploadJournal | None = None
         if rag is None:
             try:
                 s = settings if settings is not None else Settings.load(**overrides)
@@ -155,6 +330,8 @@ class ChatService:
         if getattr(self.rag, "settings", None) is not None:  # (a stand-in RAG may have none)
             self.collections = Collections.from_settings(self.rag.settings)
             self.rags = CollectionRAGs(self.rag, self.collections)
+            self.journal = UploadJournal(self.collections.root)
+            self.reconcile_uploads()
 
     @property
     def corpus(self) -> Path:
@@ -174,19 +351,47 @@ class ChatService:
     def collection_names(self, *, user: str | None = None) -> list[str]:
         return [c.name for c in self.collections.list(user=user)] if self.collections else [DEFAULT]
 
+    def public_collection_names(self) -> list[str]:
+        """The collections every user may see whoever asks: the ones nobody owns (the default and
+        those made with the CLI). What the page offers before it knows who is asking (its config
+        is the same for everyone), so no private or shared name is in it."""
+        if self.collections is None:
+            return [DEFAULT]
+        return [c.name for c in self.collections.list(user=None) if not c.owner]
+
+    def is_operator(self, user: str | None) -> bool:
+        """Whether `user` runs this app: anyone without sign-in, else those named by --admins."""
+        return user is None or self.operators is None or user in self.operators
+
     def create_collection(self, name: str, *, user: str | None = None, shared: bool = False) -> str:
-        """A new empty collection owned by `user`; its name."""
+        """A new empty collection owned by `user`; its name. A taken name is refused with the
+        same line whoever holds it, so a user cannot tell another's private collection exists
+        from one they can see (only that the name is not free)."""
         if self.collections is None:
             raise ConfigError(self.error)
         name = check_name(str(name or "").strip())
-        return self.collections.create(name, owner=user or "", shared=shared).name
+        try:
+            return self.collections.create(name, owner=user or "", shared=shared).name
+        except CollectionExists:
+            raise ConfigError(f"the name {name!r} is not available; choose another") from None
 
     def delete_collection(self, name: str, *, user: str | None = None) -> Path:
         if self.collections is None:
             raise ConfigError(self.error)
+        self._operator_only(name, user, "delete collection {name!r}")
         where = self.collections.delete(name, user=user)
         self.rags.forget(name)
         return where
+
+    def _operator_only(self, collection: str | None, user: str | None, what: str) -> None:
+        """ConfigError unless `user` may do `what` (a format of the collection's `name`) to
+        `collection`: a collection nobody owns (the default, or one made with the CLI) is the
+        operator's; every user may add to it and ask it."""
+        if self.is_operator(user) or self.collections is None:
+            return
+        c = self.collections.get(collection, user=user)
+        if not c.owner:
+            raise ConfigError("only the operator of this app can " + what.format(name=c.name))
 
     # ---------------------------------------------------------------- saved conversations
 
@@ -234,6 +439,7 @@ class ChatService:
     def remove_document(self, collection: str | None, source: str, *, user: str | None = None) -> str:
         """Take a document out of the collection; a one-line note of what happened."""
         c = self.writable(collection, user)
+        self._operator_only(collection, user, "remove documents from collection {name!r}")
         where = remove_document(self.get(collection, user=user), source, trash=c.trash, lock_wait=BUILD_WAIT)
         moved = f"; the file is in {where.parent.name} of the trash folder" if where else ""
         return f"{source} removed from the index{moved}"
@@ -261,8 +467,18 @@ class ChatService:
             return str(e)
 
     def model_choices(self) -> list[tuple[str, str]]:
-        """(label, path) of the GGUFs the model picker offers: the shipped default first, then
-        the models folder, and the model in use wherever it lives; none with an LLM server."""
+        """(label, name) of the GGUFs the model picker offers: the shipped default first, then
+        the models folder, and the model in use wherever it lives; none with an LLM server.
+        A model is named by its file name (a second file of that name gets " (2)"): where the
+        operator keeps files is not the page's business."""
+        return [(label, name) for label, name, _ in self._models()]
+
+    def model_name(self) -> str | None:
+        """The picker's name of the model in use (None with an LLM server)."""
+        current = self.rag.model_path if self.rag is not None else ""
+        return next((name for _, name, path in self._models() if path == current), None)
+
+    def _models(self) -> list[tuple[str, str, str]]:
         if self.rag is None or not self.rag.model_path:
             return []
         from rag.models import local_models
@@ -270,24 +486,55 @@ class ChatService:
         found = [(m.label, str(m.path)) for m in local_models(self.rag.settings.models_dir)]
         if self.rag.model_path not in {path for _, path in found}:
             found.append((Path(self.rag.model_path).name, self.rag.model_path))
-        return found
+        out, names = [], set()
+        for label, path in found:
+            name, n = Path(path).name, 1
+            while name in names:
+                n += 1
+                name = f"{Path(path).name} ({n})"
+            names.add(name)
+            out.append((label, name, path))
+        return out
 
-    def use_model(self, path: str) -> str:
-        """Answer with the GGUF at `path` from the next question on; one line saying how it went."""
+    def use_model(self, name: str, *, user: str | None = None) -> str:
+        """Answer with the picker's model `name` from the next question on; one line saying how
+        it went. Only the operator switches the model: it is the one every user's answers use."""
+        if not self.is_operator(user):
+            return "⚠️ only the operator of this app can switch the model"
+        if self.rag is not None and self.rag.settings.llm_url:
+            return "⚠️ answers come from the LLM server; choose its model there"
+        path = next((p for _, n, p in self._models() if n == name), None)
+        if path is None:
+            return f"⚠️ {md_text(f'no model named {str(name)[:80]!r} on this machine')}"
         try:
             self.get().use_model(path)
         except RagError as e:
-            return f"⚠️ {md_text(e)}"
+            return f"⚠️ {md_text(self.public(e))}"
         return f"✓ Answering with {md_text(Path(path).name)}."
+
+    def public(self, e) -> str:
+        """An error's text as a user may read it: model paths become file names."""
+        dirs = []
+        settings = getattr(self.rag, "settings", None)
+        if settings is not None:
+            from rag.config import default_llm_path
+
+            dirs = [settings.models_dir, default_llm_path()]
+            if settings.model:
+                dirs.append(settings.model)
+            if getattr(self.rag, "model_path", ""):
+                dirs.append(self.rag.model_path)
+        return public_text(str(e), folders=[str(Path(d).parent) if str(d).endswith(".gguf") else str(d)
+                                            for d in dirs if d])
 
     def status(self, collection: str | None = None, *, user: str | None = None) -> str:
         """One line for the header: model, embedder, index and its size, or what is wrong."""
         if self.rag is None:
-            return f"⚠️ {md_text(self.error)}"
+            return f"⚠️ {md_text(self.public(self.error))}"
         try:
             rag = self.get(collection, user=user)
         except RagError as e:
-            return f"⚠️ {md_text(e)}"
+            return f"⚠️ {md_text(self.public(e))}"
         index = Path(rag.settings.index)
         name = f"**Collection** {md_text(collection)} · " if collection and collection != DEFAULT else ""
         try:
@@ -295,7 +542,7 @@ class ChatService:
         except RagError as e:
             if name and "no index" in str(e):  # a new collection: nothing uploaded yet
                 return f"**Model** {md_text(rag.llm.name)} · {name}empty: add documents to it"
-            return f"**Model** {md_text(rag.llm.name)} · ⚠️ index {md_text(index)}: {md_text(e)}"
+            return f"**Model** {md_text(rag.llm.name)} · ⚠️ index {md_text(index)}: {md_text(self.public(e))}"
         return (f"**Model** {md_text(rag.llm.name)} · **Embedder** {md_text(rag.embedder.name)} · "
                 f"{name}**Index** {md_text(index.name)} ({md_text(store.version)}): {len(store)} chunks from "
                 f"{len(store.manifest['documents'])} documents")
@@ -310,7 +557,9 @@ class ChatService:
 
         An API client can send a file entry whose path names any server file (or a URL); such an
         entry is refused and logged, never read, so nothing outside the user's uploads can reach
-        the corpus and be quoted back by `/ask`.
+        the corpus and be quoted back by `/ask`. `owner`'s own uploads (counted against the
+        allowance when they were sent) are deleted from the upload folder once added or refused:
+        the corpus holds the copy that counts.
         """
         report = UploadReport()
         corpus = self.writable(collection, user).corpus if self.rag is not None else Path()
@@ -323,29 +572,31 @@ class ChatService:
                 report.rejected.append((name or "?", "not a file uploaded to this app"))
                 continue
             accepted.append((inside, name or inside.name))
-        lim = self.limits
+        lim, allowance = self.limits, self.allowance
         kept: list[Path] = []
-        with self._used_lock:  # the allowance is reserved now and settled below
-            used, reserved = self._used.get(owner, 0), 0
+        reserved = 0
+        with allowance.lock:  # the allowance is reserved now and settled below
+            used = allowance.used(owner)
             for path, name in accepted:
                 try:
                     size = path.stat().st_size
                 except OSError as e:
                     report.rejected.append((name, f"cannot read ({e.strerror or e})"))
                     continue
+                counted = allowance._is_raw(owner, str(path))  # already within the allowance
                 if lim.files and len(kept) >= lim.files:
                     reason = f"over the limit of {lim.files} files per upload"
                 elif lim.file_bytes and size > lim.file_bytes:
                     reason = f"{_mb(size)}, over the limit of {_mb(lim.file_bytes)} per file"
-                elif lim.total_bytes and used + reserved + size > lim.total_bytes:
+                elif lim.total_bytes and not counted and used + reserved + size > lim.total_bytes:
                     reason = (f"over your upload allowance of {_mb(lim.total_bytes)} "
                               f"({_mb(used + reserved)} used)")
                 else:
                     kept.append(path)
-                    reserved += size
+                    reserved += 0 if counted else size
                     continue
                 report.rejected.append((name, reason))
-            self._used[owner] = used + reserved
+            allowance._add(owner, reserved)
         added = UploadReport()
         try:
             if kept:
@@ -353,8 +604,11 @@ class ChatService:
                                        collection=collection, user=user)
         finally:
             kept_bytes = sum((corpus / n).stat().st_size for n in added.added if (corpus / n).is_file())
-            with self._used_lock:
-                self._used[owner] = max(0, self._used.get(owner, 0) - reserved + kept_bytes)
+            with allowance.lock:
+                allowance._add(owner, kept_bytes - reserved)
+                done = allowance._take_raw(owner, [str(p) for p, _ in accepted])
+            for p in done:  # the upload folder keeps no second copy of what was added or refused
+                Path(p).unlink(missing_ok=True)
         report.added, report.n_chunks, report.cancelled = added.added, added.n_chunks, added.cancelled
         report.rejected += added.rejected
         return report
@@ -365,70 +619,175 @@ class ChatService:
                   collection: str | None = None, user: str | None = None) -> UploadReport:
         """Check, copy into the corpus folder and index the given files (trusted, local paths).
 
-        A file is copied only once it has been read successfully, never over an existing one;
-        if indexing fails the copies are removed again and the previous index stays live. Once
-        `cancel` is set (checked between files and before indexing; an `UploadCancelled` raised
-        while indexing counts the same), the copies are removed, nothing is indexed and the report
-        says so. `on_file(i, n, name)` is called before file i of n is checked.
+        A file is copied only once it has been read successfully (within the reading budgets of
+        the settings), never over an existing one; any failure of one file (whatever the reader
+        raised) is that file's one-line reason and the rest go on. If indexing fails the copies
+        are removed again and the previous index stays live. A file identical to one already in
+        the folder is "already in your documents" only when the index holds it; otherwise that
+        file is indexed now (a copy left unindexed earlier is never a trap). Once `cancel` is set
+        (checked between files and before indexing; an `UploadCancelled` raised while indexing
+        counts the same), the copies are removed, nothing is indexed and the report says so.
+        `on_file(i, n, name)` is called before file i of n is checked. Each copy is in the upload
+        journal until its index build is committed or it is removed (`reconcile_uploads`).
         """
         rag = self.get(collection, user=user)
-        corpus = self.writable(collection, user).corpus
+        c = self.writable(collection, user)
+        corpus = c.corpus
         report = UploadReport()
-        saved: list[Path] = []
+        saved: list[Path] = []  # copies this upload made: removed again if not indexed
+        again: list[Path] = []  # identical files already in the folder but not indexed
+        records: list[Path] = []
         corpus.mkdir(parents=True, exist_ok=True)
+        limits = ReadLimits.from_settings(rag.settings)
+        try:
+            indexed = (rag.vector_store.manifest() or {}).get("documents") or {}
+        except RagError:
+            indexed = {}
 
         def cancelled(pending: list[str]) -> UploadReport:
             for p in saved:
                 p.unlink(missing_ok=True)
             log.info("upload cancelled: %d files not added", len(saved) + len(pending))
             report.cancelled = True
-            report.rejected += [(n, "upload cancelled") for n in [p.name for p in saved] + pending]
+            report.rejected += [(n, "upload cancelled") for n in [p.name for p in saved + again] + pending]
             return report
 
-        for i, raw in enumerate(paths):
-            src = Path(raw)
-            name = src.name
-            if cancel is not None and cancel.is_set():
-                return cancelled([Path(p).name for p in paths[i:]])
-            if on_file is not None:
-                on_file(i, len(paths), name)
-            if src.suffix.lower() not in ingest.SUPPORTED:
-                report.rejected.append((name, f"unsupported file type '{src.suffix or name}' "
-                                              f"(supported: {', '.join(UPLOAD_TYPES)})"))
-                continue
-            try:
-                doc = ingest.load(src)
-            except DocumentError as e:
-                report.rejected.append((name, str(e).removeprefix(f"{src}: ")))
-                continue
-            dest = _place_copy(src, corpus / name, doc.sha256)
-            if dest is None:
-                report.rejected.append((name, "the same file is already in your documents"))
-                continue
-            saved.append(dest)
-        if not saved:
-            return report
-        if cancel is not None and cancel.is_set():
-            return cancelled([])
         try:
-            # another tab's upload into this collection may be building: wait for it
-            built = rag.index([corpus], prune=False, progress=progress, lock_wait=BUILD_WAIT)
-        except UploadCancelled:
-            return cancelled([])
-        except RagError as e:
-            for p in saved:
-                p.unlink(missing_ok=True)
-            report.rejected += [(p.name, f"indexing failed: {e}") for p in saved]
+            for i, raw in enumerate(paths):
+                src = Path(raw)
+                name = src.name
+                if cancel is not None and cancel.is_set():
+                    return cancelled([Path(p).name for p in paths[i:]])
+                if on_file is not None:
+                    on_file(i, len(paths), name)
+                if src.suffix.lower() not in ingest.SUPPORTED:
+                    report.rejected.append((name, f"unsupported file type '{src.suffix or name}' "
+                                                  f"(supported: {', '.join(UPLOAD_TYPES)})"))
+                    continue
+                try:
+                    doc = _read(src, limits)
+                    sha256 = doc.sha256
+                    del doc  # only its checks and its hash were wanted: the build reads it again
+                    dest, made = _place_copy(src, corpus / name, sha256,
+                                             tag=self.journal.part_tag() if self.journal else "")
+                except DocumentError as e:
+                    report.rejected.append((name, str(e).removeprefix(f"{src}: ")))
+                    continue
+                except Exception as e:  # noqa: BLE001 - one file's failure, whatever it is, is that file's
+                    log.exception("upload %s could not be read or saved", name)
+                    report.rejected.append((name, _failure_reason(e)))
+                    continue
+                if not made:
+                    if (indexed.get(dest.name) or {}).get("sha256") == sha256:
+                        report.rejected.append((name, "the same file is already in your documents"))
+                    elif dest not in again:  # left unindexed by an earlier upload or by hand: index it now
+                        again.append(dest)
+                    continue
+                saved.append(dest)
+                if self.journal is not None:
+                    records.append(self.journal.record(c.name, dest, sha256))
+            if not saved and not again:
+                return report
+            if cancel is not None and cancel.is_set():
+                return cancelled([])
+            try:
+                # another tab's upload into this collection may be building: wait for it
+                built = rag.index([corpus], prune=False, progress=progress, lock_wait=BUILD_WAIT)
+            except UploadCancelled:
+                return cancelled([])
+            except Exception as e:  # noqa: BLE001 - nothing of this upload may stay unindexed
+                if not isinstance(e, RagError):
+                    log.exception("indexing an upload failed")
+                for p in saved:
+                    p.unlink(missing_ok=True)
+                why = self.public(e) if isinstance(e, RagError) else _failure_reason(e)
+                report.rejected += [(p.name, f"indexing failed: {why}") for p in saved + again]
+                return report
+            failed = {os.path.realpath(p): reason for p, reason in built.skipped}
+            for p in saved + again:
+                reason = failed.get(os.path.realpath(p))
+                if reason is not None:
+                    if p in saved:
+                        p.unlink(missing_ok=True)
+                    report.rejected.append((p.name, reason.removeprefix(f"{p}: ")))
+                else:
+                    report.added.append(p.name)
+            report.n_chunks = built.n_chunks
             return report
-        failed = {Path(p).name: reason for p, reason in built.skipped}
-        for p in saved:
-            if p.name in failed:
-                p.unlink(missing_ok=True)
-                report.rejected.append((p.name, failed[p.name]))
-            else:
-                report.added.append(p.name)
-        report.n_chunks = built.n_chunks
-        return report
+        finally:
+            for r in records:  # committed, or its copy removed: nothing left to reconcile
+                r.unlink(missing_ok=True)
+
+    def reconcile_uploads(self) -> list[Path]:
+        """At start: the copies that uploads of an app that is gone (killed while indexing, a
+        power cut) left in a corpus folder without getting them indexed are moved to their
+        collection's trash folder; where they went.
+
+        Moved rather than indexed: the user was never told they were added, the crash may have
+        come from indexing that very file (indexing it again at every start would crash every
+        start), and the trash keeps it. A copy the index holds stays. Files put in a corpus
+        folder by hand are never touched: only copies the journal names are, and only while
+        they are byte for byte what the upload saved."""
+        moved: list[Path] = []
+        if self.journal is None or self.collections is None:
+            return moved
+        for instance, folder in self.journal.orphans():
+            for rec_path in sorted(folder.glob("*.json")):
+                try:
+                    rec = json.loads(rec_path.read_text(encoding="utf-8"))
+                    c = self.collections.get(str(rec["collection"]))
+                    name = Path(str(rec["name"])).name
+                    path = c.corpus / name
+                    if path.is_file() and not path.is_symlink() and ingest.file_sha256(path) == rec["sha256"]:
+                        from rag.collections import manifest_of
+
+                        settings = self.collections.settings_for(self.rag.settings, c.name)
+                        documents = (manifest_of(settings) or {}).get("documents") or {}
+                        if (documents.get(name) or {}).get("sha256") != rec["sha256"]:
+                            dest = trash_path(c.trash, Path(name))
+                            dest.parent.mkdir(parents=True, exist_ok=True)
+                            shutil.move(str(path), str(dest))
+                            moved.append(dest)
+                            log.warning("collection %s: %s was uploaded but not indexed when the app stopped; "
+                                        "moved to %s (upload it again to add it)", c.name, name, dest)
+                except (OSError, ValueError, KeyError, TypeError, RagError) as e:
+                    log.warning("upload journal %s: %s", rec_path, e)
+                    continue
+            for c in self.collections.list():  # temporary copies the killed app was writing
+                for part in c.corpus.glob(f".*.{instance}.*.part") if c.corpus.is_dir() else []:
+                    part.unlink(missing_ok=True)
+            shutil.rmtree(folder, ignore_errors=True)
+        return moved
+
+
+_GGUF_PATH = re.compile(r"(?:[A-Za-z]:)?[\\/](?:[^\s'\"\\/]+[\\/])*([^\s'\"\\/]+\.gguf)\b", re.I)
+
+
+def _read(src: Path, limits: ReadLimits):
+    """`ingest.load` within `limits` (an ingest that does not take them yet reads without)."""
+    import inspect
+
+    if "limits" in inspect.signature(ingest.load).parameters:
+        return ingest.load(src, limits=limits)
+    return ingest.load(src)
+
+
+def _failure_reason(e: BaseException) -> str:
+    """One line for a failure no reader turned into a DocumentError (a bug, or a library's)."""
+    if isinstance(e, OSError) and e.errno is not None:
+        return f"cannot read or save it ({e.strerror or e})"
+    if isinstance(e, MemoryError):
+        return "too large to read (out of memory)"
+    detail = " ".join(str(e).split())[:160]
+    return f"cannot be read: unexpected {type(e).__name__}{': ' + detail if detail else ''}"
+
+
+def public_text(text: str, *, folders: list[str] = ()) -> str:
+    """`text` with the folders of model files taken out of it, and any other path of a .gguf
+    file cut to its file name: users see which model, not where the operator keeps things."""
+    for folder in sorted({f.rstrip("/\\") for f in folders if f.strip("/\\.")}, key=len, reverse=True):
+        text = text.replace(folder + os.sep, "")
+    return _GGUF_PATH.sub(r"\1", text)
 
 
 def _upload_entry(entry) -> tuple[str, str]:
@@ -462,24 +821,21 @@ _JSON_BODY_LIMIT = 4 << 20  # bytes; questions, histories and file entries are f
 class UploadGuard:
     """ASGI middleware in front of Gradio: a request whose JSON names a file entry that was not
     uploaded to this app (a server path, or a URL that Gradio would download) is refused with one
-    line and logged, before Gradio reads, copies or fetches anything."""
+    line and logged, before Gradio reads, copies or fetches anything. An upload (the raw files,
+    before any `/add_documents`) is refused by its declared length: over `max_request_bytes`, or
+    over what is left of its sender's `allowance`, which it is charged as it is received."""
 
     def __init__(self, app, upload_dir: Callable[[], Path] | None = None,
-                 max_request_bytes: int | None = None) -> None:
+                 max_request_bytes: int | None = None, allowance: Allowance | None = None) -> None:
         self.app = app
         self.upload_dir = upload_dir or upload_folder
         self.max_request_bytes = max_request_bytes
+        self.allowance = allowance
 
     async def __call__(self, scope, receive, send):
-        if self.max_request_bytes and scope["type"] == "http" and scope["method"] == "POST" and \
+        if scope["type"] == "http" and scope["method"] == "POST" and \
                 scope.get("path", "").rstrip("/").endswith("/gradio_api/upload"):
-            # an upload is refused by its declared size before any of it is stored
-            size = dict(scope.get("headers") or []).get(b"content-length", b"")
-            if not size.isdigit():
-                return await _refuse(send, 411, "an upload must declare its length")
-            if int(size) > self.max_request_bytes:
-                return await _refuse(send, 413, f"upload over {_mb(self.max_request_bytes)} "
-                                                f"in one request")
+            return await self._upload(scope, receive, send)
         if scope["type"] != "http" or scope["method"] != "POST" or \
                 b"json" not in dict(scope.get("headers") or []).get(b"content-type", b""):
             return await self.app(scope, receive, send)
@@ -504,9 +860,46 @@ class UploadGuard:
         return await self.app(scope, replay, send)
 
 
-async def _refuse(send, status: int, line: str) -> None:
-    import json
+    async def _upload(self, scope, receive, send):
+        # refused by its declared size before any of it is stored
+        size = dict(scope.get("headers") or []).get(b"content-length", b"")
+        if not size.isdigit():
+            return await _refuse(send, 411, "an upload must declare its length")
+        if self.max_request_bytes and int(size) > self.max_request_bytes:
+            return await _refuse(send, 413, f"upload over {_mb(self.max_request_bytes)} in one request")
+        if self.allowance is None or not self.allowance.total:
+            return await self.app(scope, receive, send)
+        owner = scope_owner(scope)
+        raw = self.allowance.reserve_raw(owner, int(size))
+        if isinstance(raw, str):
+            log.info("refused an upload of %s from %s: %s", _mb(int(size)), owner, raw)
+            return await _refuse(send, 413, raw)
+        status, body = 0, []
 
+        async def watch(message):  # what Gradio stored: the list of paths it answers with
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body" and status == 200:
+                body.append(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        finally:
+            paths = []
+            if status == 200:
+                try:
+                    paths = [p for p in json.loads(b"".join(body)) if isinstance(p, str)]
+                except (ValueError, TypeError):
+                    paths = []
+            if paths:
+                self.allowance.settle_raw(raw, paths)
+            else:
+                self.allowance.release_raw(raw)
+
+
+async def _refuse(send, status: int, line: str) -> None:
     body = json.dumps({"error": line}).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
@@ -515,8 +908,6 @@ async def _refuse(send, status: int, line: str) -> None:
 
 def _foreign_paths(body: bytes, root: Path) -> list[str]:
     """Paths of file entries (dicts with a "path") in a JSON body that are not uploads under `root`."""
-    import json
-
     try:
         data = json.loads(body or b"null")
     except ValueError:
@@ -542,26 +933,29 @@ def upload_folder() -> Path:
     return Path(get_upload_folder())
 
 
-def _place_copy(src: Path, dest: Path, sha256: str) -> Path | None:
+def _place_copy(src: Path, dest: Path, sha256: str, *, tag: str = "") -> tuple[Path, bool]:
     """Copy `src` to `dest`, or to `name-2.ext`, `name-3.ext`, ... if taken, never over an
     existing file, even when another upload places a file of the same name at the same moment
-    (the copy is linked in, which fails on a taken name, rather than renamed over it). None, and
-    nothing copied, if an identical file is already there."""
+    (the copy is linked in, which fails on a taken name, rather than renamed over it). Returns
+    (where, True), or (the identical file, False) and nothing copied if an identical file is
+    already there. The temporary copy's name carries `tag` (the app instance), so a start after
+    a crash knows whose it was."""
     import tempfile
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)  # dot files are never indexed
+    prefix = f".{dest.name}.{tag}." if tag else f".{dest.name}."
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".part", dir=dest.parent)  # dot files are never indexed
     os.close(fd)
     part = Path(tmp)
     try:
         shutil.copyfile(src, part)
         candidate, n = dest, 1
         while True:
-            if candidate.is_file() and ingest.file_sha256(candidate) == sha256:
-                return None
-            if not candidate.exists():
+            if candidate.is_file() and not candidate.is_symlink() and ingest.file_sha256(candidate) == sha256:
+                return candidate, False
+            if not candidate.exists() and not candidate.is_symlink():
                 try:
                     os.link(part, candidate)
-                    return candidate
+                    return candidate, True
                 except FileExistsError:
                     continue  # taken between the look and the link: look again
             n += 1
@@ -650,7 +1044,7 @@ def _message_text(message: dict) -> str:
 
 def error_message(e: Exception) -> dict:
     if isinstance(e, RagError):
-        text = str(e)
+        text = public_text(str(e))
     else:  # a bug: the log gets the traceback, the user one line
         log.exception("unexpected error while answering")
         text = f"unexpected {type(e).__name__}: {e}"
@@ -791,7 +1185,7 @@ def api_ask(service: ChatService, question: str, template: str, top_k: int | Non
         rag = service.get(collection or None, user=user)
         answer = rag.ask(question, template=template, top_k=top_k, history=turns)
     except RagError as e:
-        raise gr.Error(" ".join(str(e).split()), print_exception=False) from None
+        raise gr.Error(" ".join(public_text(str(e)).split()), print_exception=False) from None
     except (TypeError, ValueError) as e:
         raise gr.Error(f"bad request: {e}", print_exception=False) from None
     d = answer.to_dict()
@@ -864,8 +1258,20 @@ def _stop_on_cancel(progress, cancel: threading.Event) -> None:
 
 def client_key(username: str | None, client=None) -> str:
     """Who is asking, for per-user limits: the signed-in user, else the client's address
-    (`client`: a request's client, with a `host`)."""
+    (`client`: a request's client, with a `host`). The address is the connection's peer, or
+    with --trusted-proxies the client a trusted proxy names (`ClientAddress`), never a header
+    any client can write."""
     return f"user {username}" if username else f"address {getattr(client, 'host', None) or '?'}"
+
+
+def scope_owner(scope) -> str:
+    """`client_key` of a raw ASGI request (before Gradio makes a gr.Request of it)."""
+    gradio = scope.get("app")
+    user = None
+    if getattr(gradio, "auth", None) is not None:
+        user = getattr(gradio, "tokens", {}).get(_session_token(scope, gradio))
+    client = scope.get("client")
+    return f"user {user}" if user else f"address {(client[0] if client else None) or '?'}"
 
 
 def request_key(request) -> str:
@@ -884,7 +1290,7 @@ def _api_call(fn, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     except RagError as e:
-        raise gr.Error(" ".join(str(e).split()), print_exception=False) from None
+        raise gr.Error(" ".join(public_text(str(e)).split()), print_exception=False) from None
 
 
 def build_ui(service: ChatService, *, concurrency: int = 1):
@@ -934,7 +1340,9 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
                 clear = gr.Button("New conversation", size="sm")
             with gr.Column(scale=1):
                 # collections: the one asked and added to, per tab; only those this user may see
-                collection = gr.Dropdown(service.collection_names(), value=DEFAULT, label="Collection",
+                # (the page's config is everyone's: it names only collections nobody owns, and
+                # each page gets its user's list when it opens)
+                collection = gr.Dropdown(service.public_collection_names(), value=DEFAULT, label="Collection",
                                          elem_id="collection", allow_custom_value=False)
                 with gr.Accordion("New or delete collection", open=False, elem_id="collection-tools"):
                     new_name = gr.Textbox(placeholder="name: a-z, 0-9, - or _", show_label=False,
@@ -953,9 +1361,9 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
                                 file_count="multiple", elem_id="upload")
                 stop = gr.Button("Cancel upload", size="sm", elem_id="cancel-upload")
                 upload_note = gr.Markdown(elem_id="upload-note")
-                models = service.model_choices()
-                picker = gr.Dropdown(models, value=service.rag.model_path if models else None,
-                                     label="Model", elem_id="model-picker", visible=bool(models),
+                # the model every answer uses: the operator's to switch, so the page's config
+                # lists none; the operator's page gets them when it opens (by file name)
+                picker = gr.Dropdown([], value=None, label="Model", elem_id="model-picker", visible=False,
                                      info="GGUFs on this machine; `rag models pull NAME` adds more")
                 model_note = gr.Markdown(elem_id="model-note")
         # the documents of the collection shown: what is indexed, taking one out, a re-scan
@@ -1180,6 +1588,9 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
                    api_name="cancel_upload")
         collection.change(on_pick, inputs=collection, outputs=[status, doc_table, doc_pick], **quick)
         upload.then(on_docs, inputs=collection, outputs=[doc_table, doc_pick], **quick)
+        # the uploaded files were taken (added or refused, and deleted from the upload folder):
+        # the box empties, so a later upload cannot send them again
+        upload.then(lambda: None, outputs=files, **quick)
         remove.click(on_remove, inputs=[collection, doc_pick], outputs=[doc_note, doc_table, doc_pick, status],
                      api_visibility="private", concurrency_id="index")
         scan.click(on_rescan, inputs=collection, outputs=[doc_note, doc_table, doc_pick, status],
@@ -1189,16 +1600,22 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
         demo.load(on_open, inputs=collection, outputs=[collection, status, doc_table, doc_pick, conversations],
                   **quick)
 
-        def on_model(path):
+        def on_model(name, request: gr.Request):
             """Load the picked model (the next questions wait for it); a broken file leaves the
-            one in use in place and the picker on it."""
-            yield f"Loading {md_text(Path(path or '?').name)} ...", gr.update(), gr.update()
-            note = service.use_model(path)
-            yield note, service.status(), gr.update(value=service.rag.model_path)
+            one in use in place and the picker on it. The operator's alone."""
+            user = request_user(request)
+            if not service.is_operator(user):
+                yield service.use_model(name, user=user), gr.update(), gr.update()
+                return
+            yield f"Loading {md_text(str(name or '?'))} ...", gr.update(), gr.update()
+            note = service.use_model(name, user=user)
+            yield note, service.status(), gr.update(value=service.model_name())
 
-        def refresh_models():  # a model pulled while the app runs shows at the next page load
-            models = service.model_choices()
-            return gr.update(choices=models, value=service.rag.model_path if models else None)
+        def refresh_models(request: gr.Request):  # a model pulled while the app runs shows at the next page load
+            models = service.model_choices() if service.is_operator(request_user(request)) else []
+            return gr.update(choices=models, value=service.model_name() if models else None, visible=bool(models))
+
+        on_model.__annotations__["request"] = refresh_models.__annotations__["request"] = gr.Request
 
         # `input`, not `change`: putting the picker back after a failed load is not a new pick
         picker.input(on_model, inputs=picker, outputs=[model_note, status, picker], concurrency_id="llm",
@@ -1288,20 +1705,115 @@ def _parse_hash(stored: str) -> tuple[bytes, int, int, int, bytes] | None:
     return bytes.fromhex(m.group(4)), n, r, p, bytes.fromhex(m.group(5))
 
 
+@dataclass
+class _Attempts:
+    failures: int = 0
+    pending: int = 0  # attempts being checked now: counted as failures until they end
+    next_at: float = 0.0
+
+
+class SignInThrottle:
+    """Sign-in attempts per user name and per client address, with exponential backoff.
+
+    One shared record per key (failures, attempts in flight, the time the next attempt is
+    allowed), under a lock: an attempt is admitted only when both its user's and its address's
+    records allow one now, and an admitted attempt counts as a failure until it ends, so fifty
+    attempts sent at once are one check, not fifty (a delay per request would let them all
+    through). A refused attempt checks no password and is not counted. After the n-th failure a
+    user waits `first` x 2^(n-1) seconds (up to `cap`); an address gets `free_per_address`
+    failures first (people behind one router mistype too). A user's success forgets the user's
+    failures (see `succeeded`); a record with nothing to wait for is forgotten after
+    `forget_after` seconds."""
+
+    def __init__(self, *, first: float = 0.5, cap: float = 300.0, free_per_address: int = 10,
+                 forget_after: float = 900.0, max_records: int = 10_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.first, self.cap, self.free = first, cap, free_per_address
+        self.forget_after, self.max_records = forget_after, max_records
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._records: dict[tuple[str, str], _Attempts] = {}
+
+    def _delay(self, n: int, free: int) -> float:
+        n -= free
+        return 0.0 if n <= 0 else min(self.cap, self.first * 2 ** min(n - 1, 60))
+
+    def _keys(self, user: str, address: str) -> list[tuple[tuple[str, str], int]]:
+        return [(("user", str(user)[:200]), 0), (("address", str(address)[:100]), self.free)]
+
+    def _forget_old(self, now: float) -> None:
+        def stale(r: _Attempts) -> bool:
+            return not r.pending and now > r.next_at + self.forget_after
+        for key in [k for k, r in self._records.items() if stale(r)]:
+            del self._records[key]
+        if len(self._records) > self.max_records:  # a flood of names: the idle ones go first
+            idle = sorted((r.next_at, k) for k, r in self._records.items() if not r.pending)
+            for _, key in idle[:len(self._records) - self.max_records]:
+                del self._records[key]
+
+    def admit(self, user: str, address: str) -> float:
+        """0.0 when this attempt may check its password now (it then counts until `failed` or
+        `succeeded`); else the seconds to wait, and nothing is counted."""
+        with self._lock:
+            now = self._clock()
+            self._forget_old(now)
+            keys = self._keys(user, address)
+            wait = max((self._records[k].next_at - now for k, _ in keys if k in self._records), default=0.0)
+            if wait > 0:
+                return wait
+            for key, free in keys:
+                r = self._records.setdefault(key, _Attempts())
+                r.pending += 1
+                r.next_at = max(r.next_at, now + self._delay(r.failures + r.pending, free))
+            return 0.0
+
+    def failed(self, user: str, address: str) -> None:
+        with self._lock:
+            now = self._clock()
+            for key, free in self._keys(user, address):
+                r = self._records.setdefault(key, _Attempts())
+                r.pending = max(0, r.pending - 1)
+                r.failures += 1
+                r.next_at = max(r.next_at, now + self._delay(r.failures + r.pending, free))
+
+    def succeeded(self, user: str, address: str) -> None:
+        """The user's failures are forgotten, and the address's by as many (they were this
+        user's typing, as the success shows; failures against other users stay)."""
+        with self._lock:
+            now = self._clock()
+            (user_key, _), (address_key, free) = self._keys(user, address)
+            mine = self._records.pop(user_key, _Attempts()).failures
+            r = self._records.get(address_key)
+            if r is not None:
+                r.pending = max(0, r.pending - 1)
+                r.failures = max(0, r.failures - mine)
+                r.next_at = min(r.next_at, now + self._delay(r.failures + r.pending, free))
+                if not r.pending and not r.failures:
+                    del self._records[address_key]
+
+
 class Accounts:
     """Who may sign in: users with a password given on the command line (`--auth`) or a salted
     scrypt hash from a file (`--auth-file`). Checks take the same time whether or not the user
-    exists, run off the server's event loop, and a failed one answers a second later."""
+    exists, run off the server's event loop, and a failed one answers a second later. Attempts
+    are throttled per user name and per client address (`SignInThrottle`): a throttled one is
+    refused with 429 and how long to wait, without its password being checked."""
 
     FAIL_DELAY = 1.0
 
-    def __init__(self) -> None:
+    def __init__(self, *, throttle: SignInThrottle | None = None) -> None:
         self._users: dict[str, tuple[bytes, int, int, int, bytes]] = {}
         self._dummy = _parse_hash(hash_password(os.urandom(8).hex()))
         self._gate = threading.BoundedSemaphore(2)  # a flood of logins cannot take every core
+        self.throttle = throttle or SignInThrottle()
+        self.checked = 0  # passwords checked (a throttled attempt checks none)
 
     def __len__(self) -> int:
         return len(self._users)
+
+    def names(self) -> list[str]:
+        """The users, in the order they were given (--auth first, then the auth file's lines)."""
+        return list(self._users)
 
     def add(self, user: str, *, password: str | None = None, hashed: str | None = None,
             where: str = "--auth") -> None:
@@ -1323,16 +1835,34 @@ class Accounts:
         record = self._users.get(user)
         salt, n, r, p, digest = record or self._dummy
         with self._gate:
+            self.checked += 1
             ok = hmac.compare_digest(_scrypt(password or "", salt, n, r, p), digest)
         return ok and record is not None
 
     async def login(self, user: str, password: str) -> bool:
-        """Gradio's auth callback (async, so the check runs in a worker thread)."""
-        ok = await asyncio.to_thread(self.check, user, password)
-        if not ok:
-            log.warning("failed sign-in for %r", user[:80])
-            await asyncio.sleep(self.FAIL_DELAY)
-        return ok
+        """Gradio's auth callback (async, so the check runs in a worker thread). The client's
+        address comes from `ClientAddress`, which handles every request first."""
+        address = CLIENT_ADDRESS.get()
+        wait = self.throttle.admit(user, address)
+        if wait > 0:
+            from fastapi import HTTPException
+
+            seconds = math.ceil(wait)
+            log.warning("refused a sign-in for %r from %s: too many attempts, %d s to wait", user[:80], address, seconds)
+            raise HTTPException(status_code=429, headers={"Retry-After": str(seconds)},
+                                detail=f"too many sign-in attempts; wait {seconds} s and try again")
+        try:
+            ok = await asyncio.to_thread(self.check, user, password)
+        except BaseException:
+            self.throttle.failed(user, address)
+            raise
+        if ok:
+            self.throttle.succeeded(user, address)
+            return True
+        self.throttle.failed(user, address)
+        log.warning("failed sign-in for %r from %s", user[:80], address)
+        await asyncio.sleep(self.FAIL_DELAY)
+        return False
 
 
 def load_accounts(auth: list[str] | None, auth_file: str | None) -> Accounts | None:
@@ -1398,6 +1928,12 @@ class SignInGuard:
 
 def _signed_in(scope, gradio) -> bool:
     """Whether the request carries the cookie of a session Gradio's login handed out."""
+    token = _session_token(scope, gradio)
+    return bool(token) and token in gradio.tokens
+
+
+def _session_token(scope, gradio) -> str:
+    """The session token in the request's cookies ("" when none)."""
     cookies = {}
     for name, value in scope.get("headers") or []:
         if name == b"cookie":
@@ -1405,8 +1941,7 @@ def _signed_in(scope, gradio) -> bool:
                 k, _, v = part.strip().partition("=")
                 cookies[k] = v
     cid = gradio.cookie_id
-    token = cookies.get(f"access-token-{cid}") or cookies.get(f"access-token-unsecure-{cid}")
-    return bool(token) and token in gradio.tokens
+    return cookies.get(f"access-token-{cid}") or cookies.get(f"access-token-unsecure-{cid}") or ""
 
 
 _API_INFO = re.compile(rb"window\.gradio_api_info = .*?;</script>", re.S)
@@ -1433,6 +1968,117 @@ def _without_api_info(send):
         await send({"type": "http.response.body", "body": body})
 
     return filtered
+
+
+# ---------------------------------------------------------------- who is asking, and from where
+
+# the client address of the request being handled, for the sign-in throttle (Gradio calls the
+# auth callback with a user name and a password only)
+CLIENT_ADDRESS: contextvars.ContextVar[str] = contextvars.ContextVar("rag_client_address", default="?")
+
+_PROXY_HEADERS = frozenset({b"x-forwarded-for", b"x-forwarded-host", b"x-forwarded-proto", b"x-forwarded-port",
+                            b"x-forwarded-prefix", b"x-forwarded-server", b"x-real-ip", b"forwarded"})
+
+
+def _trusted_peer(peer: str, trusted: tuple) -> bool:
+    import ipaddress
+
+    try:
+        ip = ipaddress.ip_address(peer)
+    except ValueError:
+        return False
+    return any(ip in net for net in trusted)
+
+
+class ClientAddress:
+    """ASGI middleware: a request's client address is the connection's peer. With trusted proxies
+    (--trusted-proxies), a request that comes through one of them is from the client its
+    X-Forwarded-For names (`rag.hosts.client_address`); from anyone else, the proxy headers are
+    taken out before Gradio sees them: they would make the address every per-client limit counts
+    by (queue places, upload allowance, sign-in attempts), and the root URL Gradio writes into
+    the page, whatever the client likes. uvicorn's own reading of X-Forwarded-For, which believes
+    any client on this machine, is switched off by `launch_app`."""
+
+    def __init__(self, app, trusted: tuple = ()) -> None:
+        self.app = app
+        self.trusted = tuple(trusted)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        client = scope.get("client")
+        peer = client[0] if client else ""
+        headers = list(scope.get("headers") or [])
+        if self.trusted and _trusted_peer(peer, self.trusted):
+            forwarded = ", ".join(v.decode("latin-1") for k, v in headers if k == b"x-forwarded-for")
+            address = client_address(peer, forwarded or None, self.trusted)
+        else:
+            address = peer
+            headers = [(k, v) for k, v in headers if k not in _PROXY_HEADERS]
+        port = client[1] if client and address == peer else 0
+        scope = {**scope, "client": (address, port) if address else client, "headers": headers}
+        token = CLIENT_ADDRESS.set(address or "?")
+        try:
+            return await self.app(scope, receive, send)
+        finally:
+            CLIENT_ADDRESS.reset(token)
+
+
+def _origin_allowed(origin: str, host: str | None, allowed: frozenset[str], server_port: int | None) -> bool:
+    """Whether a request that a page at `origin` sent to the server called `host` (its Host
+    header) comes from this app's own pages: the same port, and the same name or another name
+    this server answers to ("*" in --allowed-hosts does not make every site's pages ours)."""
+    from urllib.parse import urlsplit
+
+    try:
+        o = urlsplit(origin.strip())
+        o_port = o.port or {"http": 80, "https": 443}.get(o.scheme)
+    except ValueError:
+        return False
+    if o.scheme not in ("http", "https") or not o.hostname:  # "null": a sandboxed page or a file
+        return False
+    o_name = o.hostname.lower()
+    if host:
+        h_name = host_name(host)
+        _, colon, tail = host.rpartition(":")
+        h_port = int(tail) if colon and tail.isdigit() and not host.endswith("]") else o_port
+    else:
+        h_name, h_port = None, server_port
+    if o_port != h_port:
+        return False
+    return o_name == h_name or o_name in (allowed - {"*"})
+
+
+class OriginGuard:
+    """ASGI middleware: a request that can change something (any method but GET, HEAD and
+    OPTIONS, and websocket handshakes) which says it comes from a page of another site (its
+    Origin header) is refused with 403 before it is read. Browsers send Origin with every such
+    request, and a multipart upload or a form post from any page needs no CORS permission: a
+    page on evil.example could otherwise make a visitor's browser upload files here or sign in.
+    Clients that are not browsers send no Origin and are judged by everything else."""
+
+    SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+
+    def __init__(self, app, allowed: frozenset[str]) -> None:
+        self.app = app
+        self.allowed = allowed
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "websocket" or (scope["type"] == "http" and scope["method"] not in self.SAFE):
+            headers = dict(scope.get("headers") or [])
+            origin = headers.get(b"origin")
+            host = headers.get(b"host")
+            server = scope.get("server") or (None, None)
+            if origin is not None and not _origin_allowed(origin.decode("latin-1"),
+                                                          host.decode("latin-1") if host else None,
+                                                          self.allowed, server[1]):
+                shown = origin.decode("latin-1")[:100]
+                log.warning("refused a %s to %s from a page of %s", scope.get("method", "websocket"),
+                            scope.get("path"), shown)
+                if scope["type"] == "websocket":
+                    return await send({"type": "websocket.close", "code": 1008})
+                return await _refuse(send, 403, f"refused: a request from a page of another site ({shown})")
+        return await self.app(scope, receive, send)
 
 
 # ---------------------------------------------------------------- a fair queue
@@ -1511,6 +2157,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="a file of USER:HASH lines (make one with --hash-password USER)")
     g.add_argument("--hash-password", nargs="?", const="", metavar="USER",
                    help="read a password from stdin, print its USER:HASH line for --auth-file and exit")
+    g.add_argument("--admins", metavar="NAME[,NAME]", default=os.environ.get("RAG_ADMINS"),
+                   help="the users who operate the app: they alone switch the model and take documents "
+                        "out of (or delete) the collections nobody owns, such as default; the others ask, "
+                        "upload and keep collections of their own (default: the first user given, by "
+                        "--auth, else the auth file's first line; without sign-in the one local user; "
+                        "also RAG_ADMINS)")
+    g = p.add_argument_group("network (who may reach the app, and through what)")
+    g.add_argument("--allowed-hosts", metavar="NAME[,NAME]", action="append",
+                   default=[h for h in (os.environ.get("RAG_ALLOWED_HOSTS") or "").split(",") if h.strip()],
+                   help="names the app answers to besides localhost, 127.0.0.1, ::1 and the --host address "
+                        "(with --host 0.0.0.0 also this machine's names and addresses); a request for any "
+                        "other Host gets 400 (DNS rebinding), and a browser's change request from a page "
+                        "of another site 403. Give the name people type when a proxy or DNS name fronts "
+                        "the app; '*' answers any name (also RAG_ALLOWED_HOSTS)")
+    g.add_argument("--trusted-proxies", metavar="ADDR[,ADDR]", action="append",
+                   default=[h for h in (os.environ.get("RAG_TRUSTED_PROXIES") or "").split(",") if h.strip()],
+                   help="addresses or networks (10.0.0.0/8) of reverse proxies whose X-Forwarded-For "
+                        "names the client; from anyone else it is ignored, so per-client limits count "
+                        "the real connection (default: none; also RAG_TRUSTED_PROXIES)")
     g = p.add_argument_group("limits (0: none; also RAG_MAX_FILE_MB, RAG_MAX_FILES, RAG_MAX_UPLOAD_MB)")
     g.add_argument("--max-file-mb", type=float, default=os.environ.get("RAG_MAX_FILE_MB") or "50",
                    help="largest file one may upload (default 50)")
@@ -1549,7 +2214,74 @@ def _check_args(args: argparse.Namespace) -> str:
     for flag in ("max_file_mb", "max_files", "max_upload_mb", "queue_size", "queue_per_client"):
         if getattr(args, flag) < 0:
             return f"--{flag.replace('_', '-')} must be 0 (no limit) or more"
+    try:
+        parse_proxies(args.trusted_proxies or [])
+    except ValueError as e:
+        return f"--trusted-proxies: {e}"
     return ""
+
+
+def _operators(args: argparse.Namespace, accounts: "Accounts | None") -> frozenset[str] | None:
+    """The users named by --admins (default: the first account); None without sign-in, where
+    the one local user operates the app. AuthError for a name that is no account."""
+    names = [n.strip() for n in (args.admins or "").split(",") if n.strip()]
+    if accounts is None:
+        if names:
+            raise AuthError("--admins names users who sign in: give --auth or --auth-file too")
+        return None
+    known = accounts.names()
+    for name in names:
+        if name not in known:
+            raise AuthError(f"--admins: there is no user named {name!r}")
+    return frozenset(names or known[:1])
+
+
+def launch_app(demo, service: ChatService, *, host: str = "127.0.0.1", port: int | None = None,
+               accounts: "Accounts | None" = None, allowed: frozenset[str] | None = None,
+               trusted: tuple = (), queue_size: int | None = 64, queue_per_client: int = 4,
+               theme=None, prevent_thread_lock: bool = False):
+    """Serve `demo` (of `build_ui(service)`) with every guard in front of Gradio; what
+    `demo.launch` returns. From the outside in: the Host allow-list (`allowed`, by default the
+    loopback names and `host`), refusal of a browser's change requests from another site's pages,
+    the client's address (the peer, or the client a `trusted` proxy names), sign-in, upload checks
+    and the per-client queue. `main` and the tests that serve the app in-process go through here."""
+    from starlette.middleware import Middleware
+
+    limits = service.limits
+    allowed = allowed if allowed is not None else allowed_hosts(host)
+    # uvicorn believes X-Forwarded-For from any peer in FORWARDED_ALLOW_IPS (this machine, by
+    # default) and rewrites the client address before any middleware runs; nothing here may
+    # trust it: `ClientAddress` reads it, from the proxies the operator names alone
+    os.environ["FORWARDED_ALLOW_IPS"] = ""
+    # one request body may hold a full upload; a single file may be as large as the whole
+    # allowance (files over the per-file limit are refused one by one, the rest of the batch added)
+    per_request = limits.files * (limits.file_bytes + 1024) + 64 * 1024 \
+        if limits.files and limits.file_bytes else None  # room for the multipart headers
+    transport = limits.total_bytes or limits.file_bytes or None
+    # the REST routes that skip the queue are closed (api_open=False): every request queues
+    demo.queue(default_concurrency_limit=1, max_size=queue_size or None, api_open=False)
+    limit_queue(demo, queue_per_client)
+    result = demo.launch(
+        server_name=host, server_port=port, ssr_mode=False, show_error=False,
+        max_file_size=transport, theme=theme, css=CSS, footer_links=["api"],
+        auth=accounts.login if accounts else None,
+        auth_message="Sign in to ask your documents." if accounts else None,
+        share=False, mcp_server=False, run_history=False, enable_monitoring=False,
+        prevent_thread_lock=True, quiet=prevent_thread_lock,
+        app_kwargs={"middleware": [Middleware(HostGuard, allowed=allowed),
+                                   Middleware(OriginGuard, allowed=allowed),
+                                   Middleware(ClientAddress, trusted=trusted),
+                                   Middleware(SignInGuard),
+                                   Middleware(UploadGuard, max_request_bytes=per_request,
+                                              allowance=service.allowance)]})
+    # Gradio puts its CORS and compression layers outside the app's middleware, and its CORS
+    # layer answers preflight requests itself: the Host check goes outside them too, so no
+    # request for another name gets any answer but 400
+    app = demo.server_app
+    app.middleware_stack = HostGuard(app.middleware_stack or app.build_middleware_stack(), allowed)
+    if not prevent_thread_lock:
+        demo.block_thread()
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1560,6 +2292,7 @@ def main(argv: list[str] | None = None) -> int:
         return _print_hash_line(args.hash_password or None)
     try:
         accounts = load_accounts(args.auth, args.auth_file)
+        operators = _operators(args, accounts)
     except AuthError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -1590,7 +2323,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warning: conversations will not be saved: cannot open {args.history} ({e})", file=sys.stderr)
     if history is not None and history.notice:
         print(f"warning: {history.notice}", file=sys.stderr, flush=True)
-    service = ChatService(settings, limits=limits, history=history)
+    service = ChatService(settings, limits=limits, history=history, operators=operators)
     print("loading the models and the index ...", flush=True)
     problem = service.error or service.warm_up()
     if problem:  # the page still opens and shows it, so it can be read and fixed
@@ -1601,27 +2334,14 @@ def main(argv: list[str] | None = None) -> int:
         CorpusWatcher(service.rags).start()  # a daemon thread: it ends with the app
     demo = build_ui(service, concurrency=args.concurrency)
     import gradio as gr
-    from starlette.middleware import Middleware
 
     theme = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
                               font_mono=["ui-monospace", "monospace"])  # no web fonts: works offline
-    # one request body may hold a full upload; a single file may be as large as the whole
-    # allowance (files over the per-file limit are refused one by one, the rest of the batch added)
-    per_request = limits.files * (limits.file_bytes + 1024) + 64 * 1024 \
-        if limits.files and limits.file_bytes else None  # room for the multipart headers
-    transport = limits.total_bytes or limits.file_bytes or None
-    # the REST routes that skip the queue are closed (api_open=False): every request queues
-    demo.queue(default_concurrency_limit=1, max_size=args.queue_size or None, api_open=False)
-    limit_queue(demo, args.queue_per_client)
+    allowed = allowed_hosts(args.host, [h for v in args.allowed_hosts or [] for h in v.split(",")])
     try:
-        demo.launch(
-            server_name=args.host, server_port=args.port, ssr_mode=False, show_error=False,
-            max_file_size=transport, theme=theme, css=CSS, footer_links=["api"],
-            auth=accounts.login if accounts else None,
-            auth_message="Sign in to ask your documents." if accounts else None,
-            share=False, mcp_server=False, run_history=False, enable_monitoring=False,
-            app_kwargs={"middleware": [Middleware(SignInGuard),
-                                       Middleware(UploadGuard, max_request_bytes=per_request)]})
+        launch_app(demo, service, host=args.host, port=args.port, accounts=accounts, allowed=allowed,
+                   trusted=parse_proxies(args.trusted_proxies or []), queue_size=args.queue_size,
+                   queue_per_client=args.queue_per_client, theme=theme)
     except OSError as e:
         print(f"error: cannot listen on {args.host}:{args.port} ({str(e).split('. ')[0]})",
               file=sys.stderr)

@@ -40,6 +40,11 @@ META = "collection.json"
 TRASH = ".trash"  # names start with a letter or digit, so this folder is never a collection
 
 
+class CollectionExists(ConfigError):
+    """The name asked for is taken (by a collection the asker may or may not see): a caller that
+    serves several users answers without saying whose it is."""
+
+
 def check_name(name) -> str:
     """`name` if it is a valid collection name (1-48 of a-z, 0-9, '-', '_', starting with a
     letter or digit); ConfigError with one line otherwise."""
@@ -155,7 +160,7 @@ class Collections:
         try:
             folder.mkdir()  # atomic: of two creators of one name, one wins
         except FileExistsError:
-            raise ConfigError(f"a collection named {name!r} already exists") from None
+            raise CollectionExists(f"a collection named {name!r} already exists") from None
         (folder / "corpus").mkdir()
         meta = {"name": name, "uid": os.urandom(8).hex(), "owner": owner, "shared": bool(shared),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}

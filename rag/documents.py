@@ -58,7 +58,7 @@ def remove_document(rag, source: str, *, trash: str | Path, lock_wait: float = 0
         raise ConfigError(f"{source[:200]!r} is not a file of the corpus folder")
     dest = None
     if path.is_file():
-        dest = _trash_path(Path(trash), path.relative_to(corpus))
+        dest = trash_path(Path(trash), path.relative_to(corpus))
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(path), str(dest))
     try:
@@ -80,7 +80,9 @@ def rescan(rag, *, progress: bool | str = False, lock_wait: float = 0.0) -> inde
     return rag.index([corpus], prune=True, progress=progress, lock_wait=lock_wait)
 
 
-def _trash_path(trash: Path, rel: Path) -> Path:
+def trash_path(trash: Path, rel: Path) -> Path:
+    """A new place for `rel` under `trash`: a folder named by the time (and a number, when that
+    one is taken), so nothing moved there replaces what is already there."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     dest, n = trash / stamp / rel, 1
     while dest.exists() or os.path.lexists(dest):

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from app import ChatService, answer_messages, respond
-from rag.errors import StoreError
+from rag.errors import ConfigError, StoreError
 from rag.types import Answer, Chunk, Citation, Hit
 
 
@@ -495,25 +495,65 @@ def test_loopback_addresses():
     assert not is_loopback("0.0.0.0") and not is_loopback("::") and not is_loopback("no.such.host.invalid")
 
 
-def test_model_picker_offers_local_ggufs_and_refuses_what_cannot_load(tmp_path):
+def test_model_picker_offers_local_ggufs_by_name_and_refuses_what_cannot_load(tmp_path):
     from rag.config import default_llm_path
 
     models = tmp_path / "models"
     models.mkdir()
     (models / "notes.gguf").write_text("not a model")
+    (models / "sub").mkdir()
     service = ChatService(index=str(tmp_path / "index"), models_dir=str(models))
     default = default_llm_path()
-    assert service.model_choices() == [("smollm2-135m: SmolLM2-135M-Instruct.Q4_1.gguf (shipped default)", default),
-                                       ("notes.gguf", str(models / "notes.gguf"))]
-    # refused by its first bytes, before llama.cpp is asked: the model in use stays
-    from app import md_text
-
-    assert service.use_model(str(models / "notes.gguf")) == f"⚠️ {md_text(f'not a GGUF model file: {models}/notes.gguf')}"
-    assert service.use_model(str(models / "gone.gguf")).startswith("⚠️ model file not found")
+    # by file name: where the operator keeps models is not the page's business
+    assert service.model_choices() == [("smollm2-135m: SmolLM2-135M-Instruct.Q4_1.gguf (shipped default)",
+                                        "SmolLM2-135M-Instruct.Q4_1.gguf"), ("notes.gguf", "notes.gguf")]
+    assert service.model_name() == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    # refused by its first bytes, before llama.cpp is asked: the model in use stays; the line
+    # names the file, not its folder
+    assert service.use_model("notes.gguf") == "⚠️ not a GGUF model file\\: notes.gguf"  # (Markdown)
+    for name in (str(models / "notes.gguf"), default, "gone.gguf", "smollm2-0.5b", None):
+        assert service.use_model(name).startswith("⚠️ no model named")  # only what the picker lists
     assert service.rag.model_path == default and service.rag.settings.model == ""
+    assert str(tmp_path) not in service.status() and str(models) not in " ".join(map(str, service.model_choices()))
     served = ChatService(index=str(tmp_path / "index"), llm_url="http://127.0.0.1:9/v1")
     assert served.model_choices() == []  # answers come from a server: no picker
-    assert served.use_model(default).startswith("⚠️ answers come from the LLM server")
+    assert served.use_model("SmolLM2-135M-Instruct.Q4_1.gguf").startswith("⚠️ answers come from the LLM server")
+
+
+def test_only_an_operator_switches_the_model_or_empties_the_operators_collections(tmp_path, corpus_copy,
+                                                                                   fake_embedder):
+    """With sign-in, the users named by --admins operate the app; the others ask, upload and
+    keep collections of their own."""
+    service = ChatService(index=str(tmp_path / "index"), corpus=str(corpus_copy),
+                          collections=str(tmp_path / "collections"), operators=frozenset({"alice"}))
+    service.rag._embedder = fake_embedder
+    service.rag.index()
+    source = service.documents(None, user="bob")[0][0]
+    assert service.use_model("SmolLM2-135M-Instruct.Q4_1.gguf", user="bob") == \
+        "⚠️ only the operator of this app can switch the model"
+    with pytest.raises(ConfigError) as e:
+        service.remove_document(None, source, user="bob")
+    assert str(e.value) == "only the operator of this app can remove documents from collection 'default'"
+    assert (corpus_copy / source).is_file()
+    # a collection made with the CLI (nobody owns it) is the operator's too
+    service.collections.create("manuals")
+    with pytest.raises(ConfigError, match="only the operator of this app can delete collection 'manuals'"):
+        service.delete_collection("manuals", user="bob")
+    # bob's own collection is his to empty and delete
+    service.create_collection("bobs", user="bob")
+    service.delete_collection("bobs", user="bob")
+    assert "removed from the index" in service.remove_document(None, source, user="alice")
+    service.delete_collection("manuals", user="alice")
+    assert service.is_operator(None) and not service.is_operator("bob")
+
+
+def test_model_paths_are_cut_to_file_names_in_what_users_read():
+    from app import public_text
+
+    assert public_text("model file not found: /srv/models/private/q4.gguf") == "model file not found: q4.gguf"
+    assert public_text("cannot load model /home/op/My Models/x.GGUF: bad", folders=["/home/op/My Models"]) == \
+        "cannot load model x.GGUF: bad"
+    assert public_text("no index at /srv/idx") == "no index at /srv/idx"  # only model paths
 
 
 def test_unverified_sentences_are_marked_in_the_answer_with_why():
