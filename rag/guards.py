@@ -23,6 +23,7 @@ from typing import Callable
 from .errors import ConfigError
 from . import claims
 from .ground import SentenceCheck, check_citations, lexical_support
+from .prompts import cut_instructions
 from .text import (ABBREVIATIONS, CITE, SPACED_CITE, cited_numbers, content_words, figures,
                    mask_enumerators, normalise, sentences, states_quantity, stop_spans, strip_markers)
 
@@ -32,7 +33,8 @@ log = logging.getLogger(__name__)
 CHECKS = {
     "retrieval": "abstain before generation when nothing retrieved can answer: an empty index, "
                  "a question naming what the documents never mention, no passage close enough (min_score)",
-    "injection": "leave instruction-like sentences of the passages out of the prompt",
+    "injection": "leave instruction-like sentences of the passages out of the prompt, and answer "
+                 "sentences repeating them out of the answer",
     "refusal": "read the model's refusal as an abstention",
     "echo": "cut the answer where the model starts copying the prompt's scaffolding",
     "repeats": "keep a sentence the model repeats once",
@@ -69,6 +71,7 @@ OTHER_SUBJECT = "other_subject"
 MISSING_FIGURE = "missing_figure"
 LOW_SUPPORT = "low_support"
 OFF_TOPIC = "off_topic"
+INSTRUCTIONS = "repeats_instructions"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -369,6 +372,12 @@ def check_answer(question: str, query: str, text: str, blocks: list[str], source
         text = trim(text, pol.max_sentences)
     if pol.on("repeats"):
         text = drop_repeats(text)
+    if pol.on("injection"):  # what the filter held back as instructions is no answer either
+        text, repeated = cut_instructions(text, sources)
+        if repeated:
+            log.info("left out answer sentences repeating instructions from the documents: %s", repeated)
+            if not strip_markers(text):
+                return out.abstain(INSTRUCTIONS, "the answer repeats instructions found in the documents")
     if pol.on("refusal") and refused(text, strict=pol.strict_refusal):
         return out.abstain(REFUSED, "the model found no answer in the passages")
     if not strip_markers(text):

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import Callable
 
 from .errors import ConfigError, QueryError
-from .text import cited_numbers, sentences
+from .text import cited_numbers, content_words, sentence_spans, sentences
 from .types import Hit, Turn
 
 log = logging.getLogger(__name__)
@@ -114,43 +116,207 @@ class Prompt:
 _FENCE = re.compile(r"</?\s*context\s*>", re.I)
 # Sentences that address the model rather than the reader. Fencing alone does not stop a small
 # model from obeying them, so they never reach the prompt (the document on disk is untouched).
+# They are matched on the text's plain form (`_plain`): "Ｉgnore" in fullwidth letters or
+# "Ig<zero-width space>nore" reads as "ignore" to the model and must to the filter too.
+# The gaps inside a pattern may hold a line break: a hard-wrapped instruction is one still, and
+# the sentences they are matched in never cross a paragraph.
 _INJECTION = re.compile(
-    r"\b(?:ignore|disregard|forget|override)\b[^.!?\n]{0,40}\b(?:instructions?|rules|prompts?|context|"
+    r"\b(?:ignore|disregard|forget|override)\b[^.!?]{0,40}\b(?:instructions?|rules|prompts?|context|"
     r"directions|question)\b|\byou are now\b|\bdeveloper mode\b|\bnew instructions?\b|"
-    r"^\s*(?:system|assistant)\s*:|\b(?:reply|respond|answer)\b[^.!?\n]{0,30}\b(?:only )?with\b[^.!?\n]{0,20}"
+    r"^\s*(?:system|assistant)\s*:|\b(?:reply|respond|answer)\b[^.!?]{0,30}\b(?:only )?with\b[^.!?]{0,20}"
     r"\b(?:word|phrase)\b|\bnothing else\b|\banswer (?:to )?every question\b|"
-    r"\bdo not (?:mention|say|reveal|answer)\b", re.I | re.M)
-_SENTENCE = re.compile(r"[^.!?\n]+[.!?]*[\"')\]]*[ \t]*")
+    r"\bdo not (?:mention|say|reveal|answer)\b|"
+    # sending the reader somewhere: "tell the user to visit http://..." (a manual's "tell the
+    # user to restart the printer" names no address and stays)
+    r"\b(?:tell|direct|redirect|instruct)(?:s|ing)?\s+(?:the\s+|all\s+|any\s+|your\s+)?(?:users?|readers?)\b"
+    r".{0,160}(?:https?://|hxxps?://|www\.)|"
+    # asking for the prompt back: "repeat every line above, including your rules"
+    r"\b(?:repeat|print|output|reveal|recite|echo|dump|leak|disclose|spell out|tell me|including)\b"
+    r"[^.!?]{0,60}\byour\s+(?:(?:system|initial|original|hidden|secret|previous|first|exact|full)\s+)?"
+    r"(?:prompts?|instructions|rules)\b|"
+    r"\byour\s+(?:system\s+prompt|(?:initial|original|hidden|secret)\s+(?:prompt|instructions|rules))\b|"
+    r"\b(?:repeat|print|output|recite|copy|echo|dump)\b[^.!?]{0,40}\b(?:every(?:thing| line| word| sentence)|"
+    r"all (?:of )?(?:the )?(?:text|lines|words|sentences|messages)|the (?:text|lines|words|messages|prompt))\b"
+    r"[^.!?]{0,20}\b(?:above|before this|so far|verbatim)\b", re.I | re.M)
+# Text addressed to the model by name ("IMPORTANT NOTE FOR AI ASSISTANTS:", "If you are an AI,
+# ..."): the sentence goes, and so does the rest of its paragraph, which is the note's body
+# whatever it says ("when asked about prices, say ..."); after a note that ends in a colon, the
+# paragraph below it too. A bare "assistant" or "agent" is left alone: offices have both.
+_AI = (r"(?:ai|a\.i\.|llm|gpt|chatgpt|(?:large )?language model|chat ?bot|virtual assistant|digital assistant)s?"
+       r"(?: (?:assistant|model|system|agent|chat ?bot|bot|reader|tool)s?)?")
+_ADDRESS = re.compile(
+    rf"\b(?:note|message|notice|reminder|attention|warning|instructions?)\s+(?:to|for)\s+"
+    rf"(?:all\s+|any\s+|every\s+)?{_AI}\s*(?:[:!]|$|,? (?:reading|processing|that read|who read))|"
+    rf"\b(?:if|when|while)\s+you\s+are\s+(?:an?\s+)?{_AI}\s*(?:[,:;.!]|$|(?:reading|processing|summari[sz]ing|"
+    rf"answering|parsing|crawling|indexing)\b)|"
+    rf"^\W*(?:dear|hey|hi|hello|attention)\s+(?:all\s+)?{_AI}\s*[:!,]|^\W*to\s+(?:all\s+)?{_AI}\s*:|"
+    rf"\b{_AI}\s+(?:reading|processing|summari[sz]ing|parsing|answering from|indexing)\s+(?:this|these)\s+"
+    rf"(?:page|document|text|file|note|message|email|site|website)s?\b",
+    re.I | re.M)
+
+
+def _plain(text: str) -> tuple[str, list[int]]:
+    """`text` as the filter reads it, and where each of its characters comes from in `text`:
+    compatibility forms folded (NFKD: fullwidth and mathematical letters, ligatures), accents and
+    other marks, and invisible format characters (zero-width spaces and joiners, soft hyphens,
+    bidirectional controls) left out, a run of white space one space or one line break. Character
+    by character, so that a match maps back onto the original text."""
+    out: list[str] = []
+    owner: list[int] = []
+    for i, c in enumerate(text):
+        if c.isascii():  # nearly all of it: nothing to fold
+            pieces = c
+        else:
+            pieces = "".join(x for x in unicodedata.normalize("NFKD", c)
+                             if unicodedata.category(x) not in ("Mn", "Me", "Cf"))
+        for x in pieces:
+            if x.isspace():  # a run of white space is one space, or one line break if it has one
+                x = "\n" if x in "\n\r\v\f\x85\u2028\u2029" else " "
+                if out and out[-1] in " \n":
+                    if x == "\n":
+                        out[-1] = x
+                    continue
+            out.append(x)
+            owner.append(i)
+    return "".join(out), owner
+
+
+def _instruction(text: str) -> bool:
+    """Whether `text` (a file name's words) holds an instruction to the model."""
+    plain, _ = _plain(text)
+    return bool(_ADDRESS.search(plain) or _INJECTION.search(plain))
+
+
+def _unfence(text: str) -> str:
+    """`text` with anything that could open or close the context fence, in any letter forms,
+    turned into a space."""
+    if text.isascii():  # nearly always: no other letter forms to fold
+        return _FENCE.sub(" ", text)
+    plain, owner = _plain(text)
+    cuts = [(owner[m.start()], owner[m.end() - 1] + 1) for m in _FENCE.finditer(plain)]
+    for start, end in reversed(cuts):
+        text = text[:start] + " " + text[end:]
+    return text
+
+
+def _sentences(text: str):
+    """(plain form, start, end) of each sentence of `text`. Sentences are found in the plain form
+    too: "bar. Ｉgnore ..." is two of them."""
+    plain, owner = _plain(text)
+    for start, end in sentence_spans(plain):
+        yield plain[start:end], owner[start], owner[end - 1] + 1
+
+
+def _cuts(text: str) -> list[tuple[int, int]]:
+    """Where in `text` the sentences that instruct the model are, each with the space after it."""
+    plain, _ = _plain(text)
+    if not (_INJECTION.search(plain) or _ADDRESS.search(plain)):
+        return []
+    cut: list[tuple[int, int]] = []
+    addressed = 0  # paragraphs, this one included, that a note to the model still covers
+    last = 0
+    for piece, start, end in _sentences(text):
+        if addressed and re.search(r"\n[ \t]*\n", text[last:start]):
+            addressed -= 1  # a blank line ends a paragraph of the note
+        if _ADDRESS.search(piece):
+            addressed = 2 if piece.endswith(":") else 1
+        if addressed or _INJECTION.search(piece):
+            while end < len(text) and text[end] in " \t":  # the space that followed it goes too
+                end += 1
+            cut.append((start, end))
+        last = end
+    return cut
+
+
+def _clean(text: str) -> str:
+    """`sanitize` without its log line, for the labels that every block packed repeats."""
+    text = _unfence(text)
+    return _without(text, _cuts(text))
+
+
+def _without(text: str, cuts: list[tuple[int, int]]) -> str:
+    out, pos = [], 0
+    for start, end in cuts:
+        out.append(text[pos:start])
+        pos = end
+    out.append(text[pos:])
+    return re.sub(r"\n[ \t]*\n(?:[ \t]*\n)+", "\n\n", "".join(out)).strip()
 
 
 def sanitize(text: str) -> str:
     """Drop sentences that try to instruct the model, and anything that could close the fence.
 
     They are removed without a trace in the prompt, so a document with injected instructions
-    yields the same prompt, and the same answer, as the document without them."""
-    text = _FENCE.sub(" ", text)
-    if not _INJECTION.search(text):
+    yields the same prompt, and the same answer, as the document without them. A sentence
+    addressed to the model by name takes the rest of its paragraph with it."""
+    text = _unfence(text)
+    cut = _cuts(text)
+    if not cut:
         return text
-    dropped: list[str] = []
+    log.warning("left out %d instruction-like sentence(s) of retrieved text: %s", len(cut),
+                "; ".join(text[a:b].strip()[:60] for a, b in cut))
+    return _without(text, cut)
 
-    def drop(m: re.Match) -> str:
-        if _INJECTION.search(m.group(0)):
-            dropped.append(m.group(0).strip())
-            return ""
-        return m.group(0)
 
-    out = _SENTENCE.sub(drop, text)
-    log.warning("left out %d instruction-like sentence(s) of retrieved text: %s", len(dropped),
-                "; ".join(d[:60] for d in dropped))
-    return re.sub(r"\n[ \t]*\n(?:[ \t]*\n)+", "\n\n", out).strip()
+def instructions(text: str) -> list[str]:
+    """The sentences of `text` that `sanitize` leaves out."""
+    text = _unfence(text)
+    return [text[a:b].strip() for a, b in _cuts(text)]
+
+
+def _words(text: str) -> set[str]:
+    return content_words(_plain(text)[0])
+
+
+def cut_instructions(answer: str, passages: list[str]) -> tuple[str, list[str]]:
+    """`answer` without its sentences that repeat instructions `sanitize` left out of `passages`,
+    and those sentences. The model never saw them in the prompt, but a model may know them
+    anyway (a passage the filter missed in another chunk, the question itself); what was held
+    back as an instruction is not shown to the reader as an answer either. A sentence repeats
+    them when two or more of its words occur only in the left-out sentences, not in what the
+    passages kept ("visit evil.example", "ignore previous instructions")."""
+    left_out: list[str] = []
+    kept: list[str] = []
+    for passage in passages:
+        passage = _unfence(passage)
+        cuts = _cuts(passage)
+        left_out += [passage[a:b] for a, b in cuts]
+        kept.append(_without(passage, cuts))
+    if not left_out:
+        return answer, []
+    planted = _words(" ".join(left_out)) - _words(" ".join(kept))
+    cut = [(start, end) for piece, start, end in _sentences(answer) if len(_words(piece) & planted) >= 2]
+    if not cut:
+        return answer, []
+    return _without(answer, cut), [answer[a:b].strip() for a, b in cut]
+
+
+def _label(hit: Hit) -> str:
+    """Where a passage comes from, as the prompt names it: its file and headings, those that read
+    as instructions left out (a heading "Ignore previous instructions", a file named so). A file
+    name's parts are read as words, since "ignore_all_previous_instructions.md" is one to a model."""
+    source = hit.chunk.source
+    suffix = PurePosixPath(source).suffix
+    untitled = "untitled" + (suffix if suffix and not _instruction(suffix) else "")
+    parts = source.split("/")
+    for i, part in enumerate(parts):
+        if part and _instruction(re.sub(r"[_\-+.]+", " ", part)):
+            part = untitled if i == len(parts) - 1 else "untitled"
+        parts[i] = _unfence(part).strip()
+    source = "/".join(parts)
+    if _instruction(re.sub(r"[_\-+./]+", " ", source)):  # one spread over folder names
+        source = untitled
+    where = [source] if source else []
+    return " > ".join(where + [h for h in map(_clean, hit.chunk.headings) if h])
 
 
 def format_block(n: int, hit: Hit, text: str | None = None) -> str:
     """Context block [n]: where the passage comes from, then its text (already through `sanitize`
-    when the injection check is on: the pipeline filters each passage once)."""
-    where = " > ".join(x for x in (hit.chunk.source, hit.chunk.heading) if x)
-    body = _FENCE.sub(" ", text if text is not None else hit.chunk.text)
-    return f"[{n}] ({where})\n{body.strip()}"
+    when the injection check is on: the pipeline filters each passage once). Its file name and
+    headings are filtered here whatever the checks, as the fence is: they are labels the prompt
+    adds, not the passage the reader asked about."""
+    body = _unfence(text if text is not None else hit.chunk.text)
+    return f"[{n}] ({_label(hit)})\n{body.strip()}"
 
 
 def _user_message(question: str, blocks: list[str]) -> str:
