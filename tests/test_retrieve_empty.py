@@ -28,7 +28,8 @@ def store(tmp_path_factory):
     for name, text in DOCS.items():
         (root / name).write_text(text)
     store = MemoryStore()
-    assert RAG(embedder=EMBEDDER, generator=ScriptedGenerator([]), store=store, corpus=str(root)).index().n_chunks == 3
+    rag = RAG(embedder=EMBEDDER, generator=ScriptedGenerator([]), store=store, corpus=str(root))
+    assert rag.index().n_chunks == 3
     return store
 
 
