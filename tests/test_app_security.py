@@ -88,8 +88,22 @@ def test_gradio_client_signs_in_with_a_password_or_a_hashed_one(secure_app):
     assert "failed sign-in for 'alice'" in secure_app.log.read_text()
 
 
+def _raw_upload(opener, url: str, name: str, data: bytes, headers: dict | None = None) -> tuple[int, str]:
+    """A multipart POST to Gradio's upload route, as a browser's file input sends it."""
+    body = (b"--rag\r\nContent-Disposition: form-data; name=\"files\"; filename=\"" + name.encode() +
+            b"\"\r\nContent-Type: text/markdown\r\n\r\n" + data + b"\r\n--rag--\r\n")
+    req = urllib.request.Request(url + "gradio_api/upload", data=body,
+                                 headers={"Content-Type": "multipart/form-data; boundary=rag", **(headers or {})})
+    try:
+        with opener.open(req, timeout=60) as r:
+            return r.status, r.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode("utf-8", "replace")
+
+
 def test_uploads_over_a_limit_are_refused_and_the_rest_added(secure_app, tmp_path):
-    """Limits: 20 KB a file (0.02 MB), 3 files an upload, 50 KB in all per user."""
+    """Limits: 20 KB a file (0.02 MB), 3 files an upload, 50 KB in all per user, counted from
+    the moment the raw files are sent."""
     from gradio_client import Client, handle_file
 
     def doc(name: str, size: int):
@@ -99,24 +113,113 @@ def test_uploads_over_a_limit_are_refused_and_the_rest_added(secure_app, tmp_pat
         return handle_file(str(path))
 
     alice = Client(secure_app.url, auth=("alice", USERS["alice"]), verbose=False)
-    note, _ = alice.predict([doc("whopper.md", 30_000), doc("one.md", 15_000), doc("two.md", 15_000),
-                             doc("three.md", 15_000), doc("four.md", 1_000)], api_name="/add_documents")
+    note, _ = alice.predict([doc("whopper.md", 22_000), doc("one.md", 5_000), doc("two.md", 5_000),
+                             doc("three.md", 5_000), doc("four.md", 1_000)], api_name="/add_documents")
     lines = note.split("\n\n")
     assert lines[:3] == [f"✓ **{n}.md** is indexed and searchable" for n in ("one", "two", "three")]
-    assert lines[3:5] == ["⚠️ **whopper.md** not added: 29.3 KB, over the limit of 20.5 KB per file",
+    assert lines[3:5] == ["⚠️ **whopper.md** not added: 21.5 KB, over the limit of 20.5 KB per file",
                           "⚠️ **four.md** not added: over the limit of 3 files per upload"]
-    # 43.9 KB of alice's 51.2 KB are used: 15 KB more are refused; bob has his own allowance
-    note, _ = alice.predict([doc("five.md", 15_000)], api_name="/add_documents")
-    assert note == "⚠️ **five.md** not added: over your upload allowance of 51.2 KB \\(43.9 KB used\\)"
+    note, _ = alice.predict([doc("five.md", 15_000), doc("six.md", 19_000)], api_name="/add_documents")
+    assert note.count("is indexed and searchable") == 2
+    # 47.9 KB of alice's 51.2 KB are used: a raw upload of 5 KB more is refused as it is sent,
+    # before any of it is stored; bob has his own allowance
+    status, text = _raw_upload(_signed_in(secure_app.url, "alice"), secure_app.url, "seven.md", b"x" * 5_000)
+    assert status == 413 and json.loads(text) == {"error": "over your upload allowance of 51.2 KB (47.9 KB used)"}
     bob = Client(secure_app.url, auth=("bob", USERS["bob"]), verbose=False)
-    note, _ = bob.predict([doc("five.md", 15_000)], api_name="/add_documents")
-    assert note.startswith("✓ **five.md** is indexed")
+    note, _ = bob.predict([doc("seven.md", 5_000)], api_name="/add_documents")
+    assert note.startswith("✓ **seven.md** is indexed")
     saved = {p.name for p in secure_app.corpus.iterdir()}
-    assert {"one.md", "two.md", "three.md", "five.md"} <= saved and not {"whopper.md", "four.md"} & saved
+    assert {"one.md", "two.md", "three.md", "five.md", "six.md", "seven.md"} <= saved
+    assert not {"whopper.md", "four.md"} & saved
     # a request body over files x size is refused before it is stored
     status, text = _request(_signed_in(secure_app.url, "bob"), secure_app.url + "gradio_api/upload",
                             {"data": "x" * 200_000})
     assert status == 413 and "in one request" in text
+
+
+def test_a_foreign_host_or_a_foreign_page_is_refused(secure_app):
+    """DNS rebinding (Host: evil.example) gets 400 on every route, signed in or not; a page of
+    another site cannot make a signed-in browser upload, ask or sign in (403)."""
+    url, bob = secure_app.url, _signed_in(secure_app.url, "bob")
+    for path in ("", "config", "gradio_api/info", "gradio_api/queue/join", "login"):
+        req = urllib.request.Request(url + path, headers={"Host": "evil.example"})
+        for opener in (bob, _opener()):
+            try:
+                opener.open(req, timeout=60)
+                status = 200
+            except urllib.error.HTTPError as e:
+                status, body = e.code, e.read().decode()
+            assert status == 400 and "unknown Host header" in body, (path, status)
+    status, text = _raw_upload(bob, url, "csrf.md", b"# CSRF\n\nx\n", {"Origin": "http://evil.example"})
+    assert status == 403 and json.loads(text) == {"error": "refused: a request from a page of another site "
+                                                           "(http://evil.example)"}
+    req = urllib.request.Request(url + "login", data=urllib.parse.urlencode({"username": "bob", "password": "x"})
+                                 .encode(), headers={"Origin": "null"})  # a sandboxed page's form
+    with pytest.raises(urllib.error.HTTPError) as info:
+        _opener().open(req, timeout=60)
+    assert info.value.code == 403
+    assert "refused a POST to /gradio_api/upload from a page of http://evil.example" in secure_app.log.read_text()
+
+
+def test_fifty_parallel_sign_in_guesses_are_not_fifty_checks(secure_app):
+    """Throttled per user and per address, with backoff shared by parallel requests: a flood of
+    guesses is answered "too many sign-in attempts; wait N s" without checking them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def guess(i):
+        return _request(_opener(http.cookiejar.CookieJar()), secure_app.url + "login",
+                        form={"username": "mallory", "password": f"guess-{i}"})
+
+    with ThreadPoolExecutor(50) as pool:
+        answers = list(pool.map(guess, range(50)))
+    checked = secure_app.log.read_text().count("failed sign-in for 'mallory'")
+    refused = [json.loads(body)["detail"] for status, body in answers if status == 429]
+    assert 1 <= checked <= 3 and len(refused) == 50 - checked, (checked, [s for s, _ in answers])
+    assert all(re.fullmatch(r"too many sign-in attempts; wait \d+ s and try again", r) for r in refused)
+
+
+def test_users_do_not_see_others_private_names_nor_run_the_operators_things(secure_app, tmp_path):
+    """alice operates the app (the first --auth user); bob asks, uploads and keeps his own."""
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    alice = Client(secure_app.url, auth=("alice", USERS["alice"]), verbose=False)
+    bob = Client(secure_app.url, auth=("bob", USERS["bob"]), verbose=False)
+    assert alice.predict("alice-ledger", False, api_name="/create_collection") == "alice-ledger"
+    with pytest.raises(AppError) as info:
+        bob.predict("alice-ledger", False, api_name="/create_collection")
+    assert "the name 'alice-ledger' is not available; choose another" in str(info.value)
+    raw_bob = _signed_in(secure_app.url, "bob")
+    status, config = _request(raw_bob, secure_app.url + "config")
+    assert status == 200 and "alice-ledger" not in config
+    assert not re.search(r'/[^"\s]*\.gguf', config)  # no model path, no model list for bob
+    # the operator's default collection: bob adds to it and asks it, never trashes its documents
+    source = bob.predict(None, api_name="/documents")[0]["source"]
+    with pytest.raises(AppError) as info:
+        bob.predict(None, source, api_name="/remove_document")
+    assert "only the operator of this app can remove documents from collection 'default'" in str(info.value)
+    assert (secure_app.corpus / source).is_file()
+    # the model picker's route: bob's page has no model to pick, and a crafted call is refused
+    cfg = json.loads(config)
+    picker = next(c["id"] for c in cfg["components"] if c["props"].get("elem_id") == "model-picker")
+    fn = next(d["id"] for d in cfg["dependencies"] if [picker, "input"] in d["targets"])
+    status, _ = _request(raw_bob, secure_app.url + "gradio_api/queue/join",
+                         {"data": ["SmolLM2-135M-Instruct.Q4_1.gguf"], "fn_index": fn, "session_hash": "bob-model"})
+    assert status == 200
+    outcome = _outcome(raw_bob, secure_app.url, "bob-model")
+    assert outcome["success"] is False and "not in the list of choices: []" in outcome["output"]["error"]
+    alice.predict("alice-ledger", api_name="/delete_collection")
+
+
+def _outcome(opener, url: str, session: str) -> dict:
+    """The "process_completed" message of `session`'s queued event."""
+    with opener.open(url + f"gradio_api/queue/data?session_hash={session}", timeout=120) as stream:
+        for line in stream:
+            if line.startswith(b"data:"):
+                message = json.loads(line[5:])
+                if message.get("msg") == "process_completed":
+                    return message
+    raise AssertionError(f"no outcome for {session}")
 
 
 def _join(opener, url: str, fn_index: int, question: str, session: str) -> tuple[int, str]:
