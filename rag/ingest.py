@@ -162,7 +162,7 @@ def _load(path: Path, kind: str, source: str, budget: Budget) -> Document:
     if kind == "pdf":
         title, sections = read_pdf(path, raw, budget=budget)
     elif path.suffix.lower() in READERS:
-        title, sections = _read_with(READERS[path.suffix.lower()][1], path, raw, budget)
+        title, sections = READERS[path.suffix.lower()][1](path, raw, budget=budget)
     else:
         text = decode(raw, path)
         del raw
@@ -177,14 +177,6 @@ def _load(path: Path, kind: str, source: str, budget: Budget) -> Document:
     if not sections:
         raise DocumentError(f"{path}: no text in file")
     return Document(source=source, title=title or path.stem, sections=sections, sha256=digest)
-
-
-def _read_with(reader, path: Path, raw: bytes, budget: Budget):
-    import inspect  # TRANSITIONAL: until every reader takes budget=
-
-    if "budget" in inspect.signature(reader).parameters:
-        return reader(path, raw, budget=budget)
-    return reader(path, raw)
 
 
 def _load_large_text(path: Path, source: str, budget: Budget) -> Document:
@@ -330,6 +322,7 @@ class _HTMLSections(HTMLParser):
              "ul", "ol", "dd", "dt", "header", "footer", "main", "nav", "aside", "figure"}
     VOID = {"br", "img", "hr", "meta", "link", "input", "area", "base", "col", "embed",
             "source", "track", "wbr"}
+    HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
 
     # Elements whose end tag HTML lets a page leave out: the start tag of the key closes the
     # innermost open element of the first set when it is found above the innermost open one of
@@ -374,6 +367,7 @@ class _HTMLSections(HTMLParser):
         self._table: list[list[str]] | None = None
         self._table_depth = 0
         self._cell: list[str] | None = None
+        self._tally = None  # the open table's CellTally
 
     @property
     def title(self) -> str:
@@ -394,28 +388,36 @@ class _HTMLSections(HTMLParser):
             self._open[tag].pop()
 
     def _innermost(self, tags: frozenset[str]) -> int:
-        return max((self._open[t][-1] for t in tags if self._open.get(t)), default=-1)
+        at = -1
+        for t in tags:
+            where = self._open.get(t)
+            if where and where[-1] > at:
+                at = where[-1]
+        return at
 
     def handle_starttag(self, tag, attrs):
-        a = {k: (v or "") for k, v in attrs}
-        style = a.get("style", "").replace(" ", "").lower()
-        hidden = (tag in self.SKIP or "hidden" in a or a.get("aria-hidden") == "true"
-                  or "display:none" in style or "visibility:hidden" in style
-                  or a.get("role", "").strip().lower() in self.SKIP_ROLES
-                  or a.get("id", "").strip().lower() == "searchbox"
-                  or not self.SKIP_CLASSES.isdisjoint(a.get("class", "").lower().split()))
+        if attrs:
+            a = {k: (v or "") for k, v in attrs}
+            style = a.get("style", "").replace(" ", "").lower()
+            hidden = (tag in self.SKIP or "hidden" in a or a.get("aria-hidden") == "true"
+                      or "display:none" in style or "visibility:hidden" in style
+                      or a.get("role", "").strip().lower() in self.SKIP_ROLES
+                      or a.get("id", "").strip().lower() == "searchbox"
+                      or not self.SKIP_CLASSES.isdisjoint(a.get("class", "").lower().split()))
+        else:
+            hidden = tag in self.SKIP
         if tag == "title":
             self._in_title = True
         if tag in self.IMPLIED:
             closes, scope = self.IMPLIED[tag]
             at = self._innermost(closes)
-            if at > self._innermost(scope):
+            if at >= 0 and at > self._innermost(scope):
                 self._pop_to(at)
         if tag not in self.VOID:
             self._push(tag, hidden)
         if self._start_table_tag(tag):
             return
-        if re.fullmatch(r"h[1-6]", tag) and not self._hidden():
+        if tag in self.HEADINGS and not self._hidden():
             self._flush()
             self._heading_level = int(tag[1])
             self._heading_buf = []
@@ -432,7 +434,7 @@ class _HTMLSections(HTMLParser):
         # nothing open to close is ignored (sloppy markup)
         if self._open.get(tag):
             self._pop_to(self._open[tag][-1])
-        if re.fullmatch(r"h[1-6]", tag) and self._heading_level:
+        if tag in self.HEADINGS and self._heading_level:
             text = " ".join("".join(self._heading_buf).split())
             level = self._heading_level
             self._heading_level = 0
@@ -464,7 +466,10 @@ class _HTMLSections(HTMLParser):
         if tag == "table":
             self._table_depth = 1
             self._flush()
+            from .readers.tables import CellTally
+
             self._table, self._cell = [], None
+            self._tally = CellTally(self._budget)  # cells charged as they are read, not at the end
             return True
         if self._table is None or self._table_depth > 1:
             if self._cell is not None:
@@ -472,6 +477,7 @@ class _HTMLSections(HTMLParser):
             return self._table is not None
         if tag == "tr":
             self._close_cell()
+            self._tally.end_row()
             self._table.append([])
         elif tag in ("td", "th"):
             self._close_cell()
@@ -484,7 +490,10 @@ class _HTMLSections(HTMLParser):
 
     def _close_cell(self) -> None:
         if self._cell is not None and self._table:
-            self._table[-1].append(" ".join("".join(self._cell).split()))
+            text = " ".join("".join(self._cell).split())
+            if text:
+                self._tally.cell(len(self._table[-1]))
+            self._table[-1].append(text)
         self._cell = None
 
     def _end_table_tag(self, tag: str) -> None:
@@ -496,9 +505,11 @@ class _HTMLSections(HTMLParser):
         if self._table_depth:
             return
         self._close_cell()
+        self._tally.end_row()
         from .readers.tables import table_section
 
-        section = table_section(self._table, headings=tuple(t for _, t in self._heads))
+        section = table_section(self._table, headings=tuple(t for _, t in self._heads), budget=self._budget,
+                                counted=True)
         self._table = None
         if section is not None:
             self.sections.append(section)
