@@ -715,8 +715,8 @@ class _PdfImages:
             try:
                 self.budget.allow("pixels", pixels)
             except OverBudget:
-                log.warning("%s: %s: image not read: %s megapixels, over the limit of %d", self.path, what,
-                            f"{pixels / 1e6:,.0f}", self.budget.limits.pixels // 1_000_000)
+                log.warning("%s: %s: image not read: %s pixels, over the limit of %s", self.path, what,
+                            f"{pixels:,}", f"{self.budget.limits.pixels:,}")
                 return True
         return False
 
@@ -755,8 +755,8 @@ class _PdfImages:
         try:
             self.budget.allow("pixels", sum(sizes))
         except OverBudget:
-            log.warning("%s: %s: inline images not read: %s megapixels together, over the limit of %d",
-                        self.path, what, f"{sum(sizes) / 1e6:,.0f}", self.budget.limits.pixels // 1_000_000)
+            log.warning("%s: %s: inline images not read: %s pixels together, over the limit of %s",
+                        self.path, what, f"{sum(sizes):,}", f"{self.budget.limits.pixels:,}")
             return ""
         self.budget.spend("images", len(sizes))
         texts = []

@@ -211,7 +211,7 @@ def test_an_image_declared_over_the_pixel_limit_is_not_decoded(tmp_path, caplog)
     budget = Budget(f)
     with caplog.at_level(logging.WARNING, logger="rag.ingest"), pytest.raises(DocumentError, match="no text"):
         ingest.load(f)
-    assert "image not read: 10,000 megapixels, over the limit of 64" in caplog.text
+    assert "image not read: 10,000,000,000 pixels, over the limit of 64,000,000" in caplog.text
     assert ingest.read_pdf(f, f.read_bytes(), budget=budget)[1] == ()
     assert "images" not in budget.spent
 
@@ -235,6 +235,36 @@ def test_a_jpeg_larger_than_its_declared_size_is_not_decoded(tmp_path):
     budget = Budget(f)  # under the default limit it is decoded
     ingest.read_pdf(f, f.read_bytes(), budget=budget)
     assert budget.spent["images"] == 1
+
+
+def inline_image_pdf(path: Path, lines: list[str]) -> Path:
+    """A one-page PDF that draws `lines` as an inline image (BI ... ID ... EI, hex-encoded)."""
+    image = samples.render_text(lines, width=600)
+    w, h = image.size
+    ops = (f"q {w} 0 0 {h} 0 0 cm BI /W {w} /H {h} /CS /G /BPC 8 /F /AHx ID ".encode()
+           + image.tobytes().hex().encode() + b"> EI Q\n")
+    objs = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {w} {h}] /Contents 4 0 R >>".encode(),
+            f"<< /Length {len(ops)} >>\nstream\n".encode() + ops + b"\nendstream"]
+    out, offsets = b"%PDF-1.4\n", []
+    for i, body in enumerate(objs, 1):
+        offsets.append(len(out))
+        out += f"{i} 0 obj\n".encode() + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 5\n0000000000 65535 f \n" + b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
+    out += f"trailer\n<< /Size 5 /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    path.write_bytes(out)
+    return path
+
+
+def test_inline_images_are_read_within_the_pixel_limit_and_charged(tmp_path):
+    f = inline_image_pdf(tmp_path / "inline.pdf", ["Inline code 5521."])
+    budget = Budget(f)
+    assert "Inline code 5521" in ingest.read_pdf(f, f.read_bytes(), budget=budget)[1][0].text
+    assert budget.spent == {"ocr_pages": 1, "images": 1}
+    budget = Budget(f, ReadLimits(pixels=10_000))  # over it: not decoded
+    assert ingest.read_pdf(f, f.read_bytes(), budget=budget)[1] == ()
+    assert "images" not in budget.spent
 
 
 def test_a_scanned_pdf_through_the_build_stops_at_the_ocr_budget_and_the_rest_is_indexed(
