@@ -124,6 +124,11 @@ def has_terms(query: str) -> bool:
     embedding are near by chance, so nothing retrieved for it could be its answer."""
     import bm25s
 
+    # a letter outside ASCII is a word in itself for scripts written without spaces: "猫" is
+    # one character, shorter than bm25s's two-character tokens, yet a question the dense
+    # side can answer
+    if any(c.isalpha() and ord(c) > 0x2E7F for c in query):
+        return True
     # the same tokens as `_BM25.terms` (stemming never empties a word, so it is left out here)
     return bool(bm25s.tokenize([query], stopwords="en", stemmer=None, show_progress=False,
                                return_ids=False)[0])

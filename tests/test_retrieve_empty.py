@@ -63,6 +63,13 @@ def test_a_query_with_terms_still_retrieves(store, mode):
     assert retriever.search("How often should I check the tyres?", k=1)[0].chunk.source == "tyres.md"
 
 
+@pytest.mark.parametrize("query", ["猫", "犬は?", "à la"])
+def test_a_word_of_a_script_without_spaces_or_a_short_accented_one_counts(query):
+    # bm25s keeps only tokens of two or more characters; a one-character CJK word is still a
+    # question the dense side can answer, so it must not be turned away before retrieval
+    assert has_terms(query)
+
+
 def test_hybrid_mixing_with_no_bm25_match_ranks_by_the_dense_score(store):
     """A term that no chunk holds: every BM25 score is 0, its z-score 0 (no division by a zero
     spread), and the dense cosine alone orders the mix. The hashed embedding reads the stopwords
