@@ -665,7 +665,7 @@ class ChatService:
                                                   f"(supported: {', '.join(UPLOAD_TYPES)})"))
                     continue
                 try:
-                    doc = _read(src, limits)
+                    doc = ingest.load(src, limits=limits)
                     sha256 = doc.sha256
                     del doc  # only its checks and its hash were wanted: the build reads it again
                     dest, made = _place_copy(src, corpus / name, sha256,
@@ -685,7 +685,10 @@ class ChatService:
                     continue
                 saved.append(dest)
                 if self.journal is not None:
-                    records.append(self.journal.record(c.name, dest, sha256))
+                    try:
+                        records.append(self.journal.record(c.name, dest, sha256))
+                    except OSError as e:  # the upload goes on; only a crash now would leave the copy
+                        log.warning("upload journal not written (%s): %s", e.strerror or e, dest)
             if not saved and not again:
                 return report
             if cancel is not None and cancel.is_set():
@@ -761,15 +764,6 @@ class ChatService:
 
 
 _GGUF_PATH = re.compile(r"(?:[A-Za-z]:)?[\\/](?:[^\s'\"\\/]+[\\/])*([^\s'\"\\/]+\.gguf)\b", re.I)
-
-
-def _read(src: Path, limits: ReadLimits):
-    """`ingest.load` within `limits` (an ingest that does not take them yet reads without)."""
-    import inspect
-
-    if "limits" in inspect.signature(ingest.load).parameters:
-        return ingest.load(src, limits=limits)
-    return ingest.load(src)
 
 
 def _failure_reason(e: BaseException) -> str:
