@@ -41,7 +41,7 @@ from rag.viewer import SourceView, source_view  # noqa: E402
 from rag.cli import add_model_args  # noqa: E402
 from rag.serve import is_loopback  # noqa: E402
 from rag.errors import ConfigError, DocumentError, HistoryError, QueryError, RagError  # noqa: E402
-from rag.hosts import HostGuard, allowed_hosts, client_address, host_allowed, host_name, parse_proxies  # noqa: E402
+from rag.hosts import HostGuard, allowed_hosts, client_address, host_name, parse_proxies  # noqa: E402
 from rag.readers.budget import ReadLimits  # noqa: E402
 
 log = logging.getLogger("rag.app")

@@ -14,7 +14,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -162,7 +161,6 @@ tmp = Path({tmp!r})
 rag = RAG(index=str(tmp / "index"), corpus=str(tmp / "corpus"), collections=str(tmp / "collections"),
           embedder=HashEmbedder(), generator=ScriptedGenerator([]), guards="small", min_score=-1)
 service = ChatService(rag=rag)
-real = rag.index
 
 def killed(*a, **kw):  # the copy is in the corpus folder; the build is cut off before it commits
     os.kill(os.getpid(), signal.SIGKILL)
@@ -524,6 +522,20 @@ def test_the_page_config_names_no_private_collection_and_no_model_path(tmp_path,
     assert status == 200
     error = app.outcome("bob-1", opener=bob)["output"]["error"]
     assert error == "Value: alice-diary is not in the list of choices: ['default', 'manuals']"
+    # the picker is filled when a page opens: the operator's by file name, nobody else's
+    picker = next(c["id"] for c in config["components"] if c["props"].get("elem_id") == "model-picker")
+    fill = next(d["id"] for d in config["dependencies"] if d["outputs"] == [picker] and not d["inputs"])
+    alice = urllib.request.build_opener(urllib.request.ProxyHandler({}), urllib.request.HTTPCookieProcessor())
+    assert app.request("login", _form("alice", "wonder"), form, opener=alice)[0] == 200
+    for who, session in ((alice, "alice-open"), (bob, "bob-open")):
+        assert app.join(fill, [], session, opener=who)[0] == 200
+    [shown] = app.outcome("alice-open", opener=alice)["output"]["data"]
+    assert shown["visible"] is True and shown["value"] == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert ["smollm2-135m: SmolLM2-135M-Instruct.Q4_1.gguf (shipped default)",
+            "SmolLM2-135M-Instruct.Q4_1.gguf"] in shown["choices"]
+    assert "/" not in json.dumps(shown["choices"])
+    [shown] = app.outcome("bob-open", opener=bob)["output"]["data"]
+    assert shown["visible"] is False and shown["choices"] == []
     # bob creates alice's private name: refused without saying it exists
     with pytest.raises(ConfigError) as e:
         service.create_collection("alice-diary", user="bob")
