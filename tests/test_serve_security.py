@@ -12,7 +12,8 @@ import pytest
 from rag import RAG
 from rag.hosts import parse_proxies
 from rag.serve import Limits, make_server
-from rag.serve.app import MAX_DEPTH
+from rag.serve.app import MAX_DEPTH, parse_chat
+from rag.serve.errors import APIError
 from rag.testing import HashEmbedder, MemoryStore, ScriptedGenerator
 
 from conftest import _free_port
@@ -206,6 +207,13 @@ def test_non_finite_numbers_are_refused(rag, number):
         assert r.status_code == 400 and error_of(r)["code"] == "invalid_number"
         assert number.lstrip("-") in r.json()["error"]["message"]
     assert rag.generator.calls == []
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_parse_chat_refuses_non_finite_numbers_given_directly(value):
+    with pytest.raises(APIError, match="temperature must be between") as e:
+        parse_chat({**QUESTION, "temperature": value}, n_ctx=2048)
+    assert e.value.status == 400 and e.value.param == "temperature"
 
 
 @pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 900, 10_000, 200_000])

@@ -101,12 +101,12 @@ class Gate:
         if self._sem is None:
             self._sem = asyncio.Semaphore(1)
         if self.waiting >= self.max_queue:
-            raise APIError(429, f"busy: {self.waiting} requests are waiting for {self.what}; try again shortly",
+            raise APIError(429, f"busy: the queue for {self.what} is full ({self.waiting} waiting); try again shortly",
                            type="rate_limit_error", code="queue_full",
                            headers={"Retry-After": str(self.retry_after(self.waiting))})
         if self.per_client and self.held[client] >= self.per_client:
-            raise APIError(429, f"busy: this client already has {self.held[client]} requests waiting for or "
-                                f"using {self.what} (at most {self.per_client}); try again when one is answered",
+            raise APIError(429, f"busy: this client already has {self.per_client} of {self.per_client} requests "
+                                f"waiting for or using {self.what}; try again when one is answered",
                            type="rate_limit_error", code="client_queue_full",
                            headers={"Retry-After": str(self.retry_after(self.held[client]))})
         self.waiting += 1
@@ -384,7 +384,10 @@ def _field(data: dict, name: str, kind, *, low=None, high=None, default=None):
         raise APIError(400, f"{name} must be {'a boolean' if kind is bool else 'an integer' if kind is int else 'a number'}",
                        param=name)
     value = kind(value)
-    if (low is not None and value < low) or (high is not None and value > high):
+    # NaN compares false with any bound; the body parser refuses it already, callers of
+    # parse_chat with a dict of their own are held to the same rule
+    if kind is float and not math.isfinite(value) or \
+            (low is not None and value < low) or (high is not None and value > high):
         raise APIError(400, f"{name} must be between {low} and {high}, got {value}", param=name)
     return value
 
