@@ -4,6 +4,7 @@ Each reader turns a file's bytes into `Section`s that keep what a citation needs
 Word and EPUB, slide number and title for PowerPoint, sheet name and row range for spreadsheets,
 the page for PDF; tables stay tables (`Section.table`) so the chunker can repeat their header
 row. `ingest.load` picks the reader by suffix (`READERS`) and raises `DocumentError` for the file.
+Every reader charges the document's `Budget` (`budget`) while it reads, not after.
 """
 from __future__ import annotations
 
@@ -11,20 +12,24 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 from ..types import Section
+from .budget import Budget
 
 
 class Reader(Protocol):
-    """Reads one file: `(title, sections)`; a one-line `DocumentError` when it cannot."""
+    """Reads one file: `(title, sections)`; a one-line `DocumentError` when it cannot, and
+    `OverBudget` (a DocumentError) as soon as reading it goes over one of `budget`'s limits
+    (None: a fresh `Budget(path)` with the default limits)."""
 
-    def __call__(self, path: Path, raw: bytes) -> tuple[str, tuple[Section, ...]]: ...
+    def __call__(self, path: Path, raw: bytes, *, budget: Budget | None = None
+                 ) -> tuple[str, tuple[Section, ...]]: ...
 
 
 def _lazy(module: str, name: str = "read") -> Reader:
     # readers import their libraries (python-docx, openpyxl, ...) only when such a file turns up
-    def read(path: Path, raw: bytes):
+    def read(path: Path, raw: bytes, *, budget: Budget | None = None):
         import importlib
 
-        return getattr(importlib.import_module(f"{__name__}.{module}"), name)(path, raw)
+        return getattr(importlib.import_module(f"{__name__}.{module}"), name)(path, raw, budget=budget)
 
     read.__name__ = f"{module}.{name}"
     return read

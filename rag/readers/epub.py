@@ -8,11 +8,13 @@ from pathlib import Path
 
 from ..errors import DocumentError
 from ..types import Section
+from .budget import Budget
 from .package import broken, open_package
 
 
-def read(path: Path, raw: bytes) -> tuple[str, tuple[Section, ...]]:
-    zf = open_package(path, raw, "epub")
+def read(path: Path, raw: bytes, *, budget: Budget | None = None) -> tuple[str, tuple[Section, ...]]:
+    budget = Budget(path) if budget is None else budget
+    zf = open_package(path, raw, "epub", budget=budget)
     try:
         if "META-INF/encryption.xml" in zf.namelist():
             enc = zf.read("META-INF/encryption.xml").decode("utf-8", "replace").lower()
@@ -34,10 +36,11 @@ def read(path: Path, raw: bytes) -> tuple[str, tuple[Section, ...]]:
         title = str(titles[0][0]).strip() if titles else ""
         sections: list[Section] = []
         for idref, *_ in book.spine:
+            budget.check_time()
             item = book.get_item_with_id(idref)
             if item is None or item.get_type() != ebooklib.ITEM_DOCUMENT:
                 continue
-            parser = _HTMLSections()
+            parser = _HTMLSections(budget)  # the same budget: depth, table cells and time
             parser.feed(item.get_content().decode("utf-8", "replace"))
             parser.close()
             sections.extend(parser.sections)

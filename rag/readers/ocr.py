@@ -9,6 +9,7 @@ its tesseract-ocr-<lang> package). Without the engine, OCR is skipped with one w
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shutil
 import threading
@@ -53,8 +54,10 @@ def available() -> bool:
 MISSING = "no OCR engine (install Debian's tesseract-ocr) or OCR is off (RAG_OCR)"
 
 
-def image_text(image) -> str:
-    """The text Tesseract reads in a PIL image ('' for none). The caller checks `available()`."""
+def image_text(image, *, budget=None) -> str:
+    """The text Tesseract reads in a PIL image ('' for none). The caller checks `available()`.
+    With a `budget`, Tesseract gets the document's time left and OverBudget("seconds") follows
+    when it runs out: one page of a pathological scan must not outlast the whole document."""
     import pytesseract
 
     image = image.convert("L")
@@ -63,6 +66,15 @@ def image_text(image) -> str:
         scale = MAX_SIDE / max(w, h)
         image = image.resize((max(1, int(w * scale)), max(1, int(h * scale))))
     lang = os.environ.get("RAG_OCR_LANG", "eng")
-    text = pytesseract.image_to_string(image, lang=lang)
+    if budget is None:
+        text = pytesseract.image_to_string(image, lang=lang)
+    else:
+        budget.check_time()
+        left = budget.limits.seconds - budget.elapsed()
+        try:  # pytesseract's timeout 0 is none
+            text = pytesseract.image_to_string(image, lang=lang, timeout=max(1.0, left) if math.isfinite(left) else 0)
+        except RuntimeError:  # pytesseract kills the process and says "Tesseract process timeout"
+            budget.check_time()  # over the time: OverBudget
+            raise  # another failure of Tesseract
     # Tesseract ends paragraphs with blank lines and pages with a form feed
     return "\n".join(line.rstrip() for line in text.replace("\f", "\n").splitlines()).strip()

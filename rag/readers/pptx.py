@@ -7,12 +7,14 @@ from pathlib import Path
 
 from ..errors import DocumentError
 from ..types import Location, Section
+from .budget import Budget
 from .package import broken, open_package
-from .tables import table_section
+from .tables import CellTally, blank, table_section
 
 
-def read(path: Path, raw: bytes) -> tuple[str, tuple[Section, ...]]:
-    open_package(path, raw, "pptx").close()
+def read(path: Path, raw: bytes, *, budget: Budget | None = None) -> tuple[str, tuple[Section, ...]]:
+    budget = Budget(path) if budget is None else budget
+    open_package(path, raw, "pptx", budget=budget).close()
     try:
         from pptx import Presentation
 
@@ -20,6 +22,7 @@ def read(path: Path, raw: bytes) -> tuple[str, tuple[Section, ...]]:
         title = (deck.core_properties.title or "").strip()
         sections: list[Section] = []
         for number, slide in enumerate(deck.slides, 1):
+            budget.check_time()
             where = Location(slide=number)
             head_shape = slide.shapes.title
             heading = " ".join(head_shape.text_frame.text.split()) if head_shape is not None and \
@@ -30,9 +33,10 @@ def read(path: Path, raw: bytes) -> tuple[str, tuple[Section, ...]]:
             for shape in _shapes(slide.shapes):
                 if head_shape is not None and shape.shape_id == head_shape.shape_id:
                     continue
+                budget.check_time()
                 if getattr(shape, "has_table", False) and shape.has_table:
-                    rows = [[cell.text for cell in row.cells] for row in shape.table.rows]
-                    table = table_section(rows, headings=heads, location=where)
+                    table = table_section(_table_rows(shape.table, budget), headings=heads, location=where,
+                                          counted=True)
                     if table is not None:
                         tables.append(table)
                 elif shape.has_text_frame and shape.text_frame.text.strip():
@@ -50,6 +54,23 @@ def read(path: Path, raw: bytes) -> tuple[str, tuple[Section, ...]]:
     except Exception as e:  # python-pptx and lxml raise many kinds of errors on damaged parts
         raise broken(path, "pptx", e) from None
     return title, tuple(sections)
+
+
+def _table_rows(table, budget: Budget) -> list[list[str]]:
+    """The table's rows of cell texts, each cell charged to the budget (`cells`) as it is read.
+    python-pptx gives one cell per `<a:tc>` element (a merged cell's others are empty)."""
+    tally = CellTally(budget)
+    rows: list[list[str]] = []
+    for row in table.rows:
+        cells: list[str] = []
+        for cell in row.cells:
+            text = cell.text
+            if not blank(text):
+                tally.cell(len(cells))
+            cells.append(text)
+        tally.end_row()
+        rows.append(cells)
+    return rows
 
 
 def _shapes(shapes):
