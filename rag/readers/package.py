@@ -90,7 +90,8 @@ def open_package(path: Path, raw: bytes, kind: str, *, budget: Budget | None = N
         budget.spend("unpacked_bytes", sum(i.file_size for i in infos))
         try:
             streamed = _worksheets(zf, infos, budget) if kind == "xlsx" else set()
-        except (SyntaxError, zipfile.BadZipFile, zlib.error, EOFError) as e:  # ParseError is a SyntaxError
+        # a damaged part or header (ParseError is a SyntaxError; a bad offset a ValueError)
+        except (SyntaxError, ValueError, OSError, zipfile.BadZipFile, zlib.error, EOFError) as e:
             raise broken(path, kind, e) from None
         budget.spend("markup_bytes", sum(i.file_size for i in infos if i.filename.lower().endswith(MARKUP_SUFFIXES)
                                          and i.filename not in streamed))
