@@ -25,8 +25,9 @@ class ReadLimits:
 
     seconds: float = 300.0  # wall time for one document, reading only (not embedding)
     unpacked_bytes: int = 256 * MB  # decompressed from an Office/EPUB zip, all parts together
-    # XML or HTML parsed into trees: ~20x this in memory. python-docx over a document.xml of 16 MB
-    # of empty paragraphs: +362 MB (32 MB: +720 MB); a 1,000-page manual's is about 5-10 MB
+    # XML or HTML parsed into trees: ~20x this in memory (package.NODE_COST charges node-dense
+    # markup more). python-docx over a document.xml of empty paragraphs: 16 MB +362 MB, 32 MB
+    # +720 MB; the largest accepted now peak at ~+320 MB. A 1,000-page manual's is ~5-10 MB (estimate)
     markup_bytes: int = 16 * MB
     cells: int = 2_000_000  # spreadsheet and table cells: rows x used columns
     ocr_pages: int = 200  # pages or images read by OCR (a page takes seconds)
