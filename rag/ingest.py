@@ -153,8 +153,8 @@ def _load(path: Path, kind: str, source: str, budget: Budget) -> Document:
         size = path.stat().st_size
         if kind in ("text", "markdown") and size > LARGE_FILE_BYTES:
             return _load_large_text(path, source, budget)
-        if kind == "html":  # refused before it is read at all
-            budget.allow("markup_bytes", size)
+        if kind == "html":  # refused before it is read at all; parsed as a stream, so no tree cap
+            budget.allow("unpacked_bytes", size)
         raw = path.read_bytes()
     except OSError as e:
         raise DocumentError(f"{path}: cannot read ({e.strerror or e})") from e
@@ -534,7 +534,7 @@ def _parse_html(text: str, budget: Budget | None = None) -> tuple[str, tuple[Sec
     budget = budget if budget is not None else Budget("<html>")
     p = _HTMLSections(budget)
     for start in range(0, len(text), HTML_BLOCK):
-        budget.spend("markup_bytes", min(HTML_BLOCK, len(text) - start))  # asks the time too
+        budget.spend("unpacked_bytes", min(HTML_BLOCK, len(text) - start))  # asks the time too
         p.feed(text[start:start + HTML_BLOCK])
     p.close()
     title = " ".join(p.title.split())

@@ -110,12 +110,15 @@ def test_valid_pages_that_leave_out_end_tags_stay_under_the_depth_cap(tmp_path):
     assert "para 1999" in text and "item 1999" in text and "| r1999 | 1999 |" in text and "end" in text
 
 
-def test_html_over_the_markup_or_time_budget_is_refused(tmp_path):
+def test_html_over_the_size_or_time_budget_is_refused(tmp_path):
+    # HTML is parsed as a stream, so its size counts against unpacked_bytes, not the lower cap
+    # on markup that tree parsers hold
     f = tmp_path / "big.html"
     f.write_text("<p>" + "word " * 2_000 + "</p>")
+    assert ingest.load(f, limits=ReadLimits(markup_bytes=1_000)).sections
     with pytest.raises(OverBudget) as e:
-        ingest.load(f, limits=ReadLimits(markup_bytes=1_000))
-    assert e.value.resource == "markup_bytes"
+        ingest.load(f, limits=ReadLimits(unpacked_bytes=1_000))
+    assert e.value.resource == "unpacked_bytes"
     with pytest.raises(OverBudget) as e:
         ingest.load(f, limits=ReadLimits(seconds=1e-9))
     assert e.value.resource == "seconds"

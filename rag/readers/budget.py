@@ -5,7 +5,7 @@ a thousandfold, a sheet that declares 16,384 columns, one image listed under for
 nested 200,000 deep. Every reader charges a `Budget` as it goes (bytes unpacked, cells, images
 decoded, pages OCR'd, nesting depth) and asks it the time at each loop step; the first limit
 crossed raises `OverBudget`, so the file is skipped with its reason and the rest is indexed.
-Limits come from settings (`read_seconds`, `read_unpacked_mb`, `read_cells`, `read_ocr_pages`;
+Limits come from settings (`read_seconds`, `read_unpacked_mb`, `read_markup_mb`, `read_cells`, `read_ocr_pages`;
 RAG_READ_* in the environment) or a `ReadLimits` passed in.
 """
 from __future__ import annotations
@@ -24,7 +24,9 @@ class ReadLimits:
     """Per-document limits. The defaults read a 1,000-page manual or a 100,000-row sheet."""
 
     seconds: float = 300.0  # wall time for one document, reading only (not embedding)
-    unpacked_bytes: int = 256 * MB  # decompressed from an Office/EPUB zip, all parts together
+    # decompressed from an Office/EPUB zip, all parts together; also the size of an HTML file,
+    # which is parsed as a stream (its memory follows the text kept, not a tree)
+    unpacked_bytes: int = 256 * MB
     # XML or HTML parsed into trees: ~20x this in memory (package.NODE_COST charges node-dense
     # markup more). python-docx over a document.xml of empty paragraphs: 16 MB +362 MB, 32 MB
     # +720 MB; the largest accepted now peak at ~+320 MB. A 1,000-page manual's is ~5-10 MB (estimate)
@@ -38,7 +40,7 @@ class ReadLimits:
     @classmethod
     def from_settings(cls, settings) -> "ReadLimits":
         return cls(seconds=float(settings.read_seconds), unpacked_bytes=int(settings.read_unpacked_mb) * MB,
-                   cells=int(settings.read_cells), ocr_pages=int(settings.read_ocr_pages))
+                   markup_bytes=int(settings.read_markup_mb) * MB, cells=int(settings.read_cells), ocr_pages=int(settings.read_ocr_pages))
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -51,8 +53,8 @@ DEFAULT_LIMITS = ReadLimits()
 # how each resource is named in a skip reason, and the setting that raises its limit
 _WORDS = {
     "seconds": ("took over {limit:g} s to read", "read_seconds"),
-    "unpacked_bytes": ("unpacks to over {mb} MB", "read_unpacked_mb"),
-    "markup_bytes": ("holds over {mb} MB of markup", ""),
+    "unpacked_bytes": ("holds over {mb} MB unpacked", "read_unpacked_mb"),
+    "markup_bytes": ("holds over {mb} MB of markup", "read_markup_mb"),
     "cells": ("has over {limit:,} table cells", "read_cells"),
     "ocr_pages": ("has over {limit:,} pages or images to OCR", "read_ocr_pages"),
     "images": ("has over {limit:,} images", ""),
