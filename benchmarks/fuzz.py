@@ -50,30 +50,12 @@ def seeds(folder: Path) -> list[Path]:
                                       + "<table><tr><th>a</th><th>b</th></tr><tr><td>1</td><td>2</td></tr></table>"
                                         "<div hidden>secret</div></body></html>")
     (folder / "seed.txt").write_text("\n".join(SENTENCES))
-    samples.write_scanned_pdf(folder / "seed.pdf", [SENTENCES[2:]], text_pdf=_text_pdf())
+    text_pdf = samples.write_text_pdf(folder / "text.pdf", SENTENCES[:2]).read_bytes()
+    samples.write_scanned_pdf(folder / "seed.pdf", [SENTENCES[2:]], text_pdf=text_pdf)
     image = samples.render_text(SENTENCES[:2], width=500, size=20)
     image.save(folder / "seed.png")
     image.save(folder / "seed.tif", save_all=True, append_images=[image])
     out += [folder / f"seed.{s}" for s in ("csv", "md", "html", "txt", "pdf", "png", "tif")]
-    return out
-
-
-def _text_pdf() -> bytes:
-    ops = "BT /F1 12 Tf 72 720 Td 14 TL " + " ".join(f"({s}) '" for s in SENTENCES) + " ET"
-    objs = ["<< /Type /Catalog /Pages 2 0 R >>", "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-            "/Resources << /Font << /F1 5 0 R >> >> >>",
-            f"<< /Length {len(ops)} >>\nstream\n{ops}\nendstream",
-            "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
-    out = b"%PDF-1.4\n"
-    offsets = []
-    for i, body in enumerate(objs, 1):
-        offsets.append(len(out))
-        out += f"{i} 0 obj\n{body}\nendobj\n".encode()
-    xref = len(out)
-    out += f"xref\n0 {len(objs) + 1}\n0000000000 65535 f \n".encode()
-    out += "".join(f"{o:010d} 00000 n \n" for o in offsets).encode()
-    out += f"trailer\n<< /Size {len(objs) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
     return out
 
 

@@ -173,18 +173,10 @@ def _epub(path: Path, chapter: Callable[[], object]) -> Path:
            b'<dc:title>Hostile</dc:title><dc:language>en</dc:language></metadata><manifest><item id="c1" '
            b'href="c1.xhtml" media-type="application/xhtml+xml"/></manifest><spine><itemref idref="c1"/></spine>'
            b'</package>')
-    with zipfile.ZipFile(path.with_suffix(".epub"), "w") as zf:
-        zf.writestr(zipfile.ZipInfo("mimetype"), b"application/epub+zip")
-    parts = {"META-INF/container.xml": container, "content.opf": opf, "c1.xhtml": chapter}
-    with zipfile.ZipFile(path.with_suffix(".epub"), "a", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in parts.items():
-            if callable(data):
-                with zf.open(name, "w", force_zip64=True) as fh:
-                    for block in data():
-                        fh.write(block)
-            else:
-                zf.writestr(name, data)
-    return path.with_suffix(".epub")
+    # the mimetype entry comes first (readers look for it there); deflating it is tolerated
+    return _write_zip(path.with_suffix(".epub"), {"mimetype": b"application/epub+zip",
+                                                  "META-INF/container.xml": container, "content.opf": opf,
+                                                  "c1.xhtml": chapter})
 
 
 def epub_deep(path: Path, scale: float) -> Path:

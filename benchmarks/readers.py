@@ -14,7 +14,6 @@ import csv
 import difflib
 import io
 import random
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -56,13 +55,10 @@ def _files(folder: Path, *, quick: bool) -> dict[str, tuple[Path, int, str]]:
 def _text_pdf(path: Path, pages: list[list[str]]) -> Path:
     from pypdf import PdfReader, PdfWriter
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-    from test_ingest import make_pdf  # the tests' hand-written text PDF, one page per call
-
     writer = PdfWriter()
     for i, lines in enumerate(pages):
         one = path.with_name(f".page{i}.pdf")
-        make_pdf(one, lines)
+        samples.write_text_pdf(one, lines)
         writer.add_page(PdfReader(one).pages[0])
         one.unlink()
     with path.open("wb") as fh:
