@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Settings
-from .errors import ConfigError
+from .errors import ConfigError, IndexLocked
 
 log = logging.getLogger(__name__)
 
@@ -218,8 +218,6 @@ class Collections:
 @contextmanager
 def _no_build(c: Collection):
     """Hold the FAISS index's build lock, so a collection is not moved while a build writes it."""
-    from .errors import StoreError
-
     if not (c.index / "CURRENT").is_file():
         yield
         return
@@ -228,10 +226,8 @@ def _no_build(c: Collection):
     try:
         with FaissStore(c.index).writer(lock_wait=0):
             yield
-    except StoreError as e:
-        if "lock" in str(e) or "another" in str(e) or "build" in str(e):
-            raise ConfigError(f"collection {c.name!r} is being indexed; delete it once that is done") from None
-        raise
+    except IndexLocked:
+        raise ConfigError(f"collection {c.name!r} is being indexed; delete it once that is done") from None
 
 
 def manifest_of(settings: Settings) -> dict | None:

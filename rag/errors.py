@@ -17,6 +17,23 @@ class StoreError(RagError):
     """The index on disk is missing, locked, mismatched or damaged."""
 
 
+class IndexMissing(StoreError):
+    """There is no index there yet: nothing was built (a new collection, a fresh folder)."""
+
+
+class IndexLocked(StoreError):
+    """Another build holds the index's write lock; trying again later may succeed."""
+
+
+class IndexDamaged(StoreError):
+    """A file of the live version is missing, truncated, fails its checksum or cannot be read:
+    an intact older version, if any, can be made live again (`rag index --rollback`)."""
+
+
+class GeneratorUnreachable(RagError):
+    """The generator could not be used: an LLM server down, refusing, or answering nonsense."""
+
+
 class QueryError(RagError):
     """The question itself is unusable: empty, or too long for the model's context window."""
 

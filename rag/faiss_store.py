@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import DEFAULT_ANN_THRESHOLD
-from .errors import StoreError
+from .errors import IndexDamaged, IndexLocked, IndexMissing, StoreError
 from .ingest import file_sha256 as _sha256
 from .manifest import FIX, FORMAT_VERSION, check_embedder
 from .types import Chunk
@@ -58,7 +58,7 @@ class FaissVersion:
     def saved_bm25(self):
         """The BM25 index written with this version (checked on open), memory-mapped; None when
         the version has none (made before it was saved) or one made with other parameters."""
-        from .retrieve import _BM25, bm25_params
+        from .bm25 import BM25, bm25_params
 
         saved = self.manifest.get("bm25")
         if not saved or not (self.path / BM25_DIR).is_dir():
@@ -68,9 +68,9 @@ class FaissVersion:
                      saved.get("params"), bm25_params())
             return None
         try:
-            return _BM25(saved=self.path / BM25_DIR)
+            return BM25(saved=self.path / BM25_DIR)
         except (OSError, ValueError, KeyError) as e:
-            raise StoreError(f"{self.path / BM25_DIR} cannot be read ({type(e).__name__}); {FIX}") from e
+            raise IndexDamaged(f"{self.path / BM25_DIR} cannot be read ({type(e).__name__}); {FIX}") from e
 
     def vectors(self, rows=None) -> np.ndarray:
         """The stored unit vectors of `rows` (all when None)."""
@@ -238,7 +238,7 @@ def current_version(index_dir: Path) -> Path | None:
     except OSError as e:
         raise StoreError(f"{index_dir}: cannot read CURRENT ({e})") from e
     if not name or "/" in name or name.startswith("."):
-        raise StoreError(f"{index_dir}: CURRENT is damaged; {FIX}")
+        raise IndexDamaged(f"{index_dir}: CURRENT is damaged; {FIX}")
     return index_dir / name
 
 
@@ -246,7 +246,7 @@ def _manifest_at(version: Path, index_dir: Path) -> dict:
     try:
         manifest = json.loads((version / "manifest.json").read_text())
     except (OSError, ValueError) as e:
-        raise StoreError(f"{version}: manifest missing or unreadable; {FIX}") from e
+        raise IndexDamaged(f"{version}: manifest missing or unreadable; {FIX}") from e
     if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
         found = manifest.get("format_version") if isinstance(manifest, dict) else None
         raise StoreError(f"{index_dir}: index format {found} is not {FORMAT_VERSION}; {FIX}")
@@ -268,16 +268,16 @@ def open_index(index_dir: str | Path, *, embedder=None, embedder_name: str | Non
     for _ in range(3):
         version = current_version(index_dir)
         if version is None:
-            raise StoreError(f"no index at {index_dir}; build it with `rag index`")
+            raise IndexMissing(f"no index at {index_dir}; build it with `rag index`")
         try:
             return _open_version(index_dir, version, embedder, embedder_name, rebuild_hint)
         except StoreError as e:
             # a build may have flipped CURRENT and pruned this version while we read it
             if version.is_dir() or current_version(index_dir) == version:
-                previous = FaissStore(index_dir).intact_previous() if "corrupted" in str(e) or \
-                    "missing" in str(e) or "cannot be read" in str(e) or "disagree" in str(e) else None
+                # damage (not a mismatched embedder or format) is what an older version may not have
+                previous = FaissStore(index_dir).intact_previous() if isinstance(e, IndexDamaged) else None
                 if previous is not None:
-                    raise StoreError(f"{e}, or make the intact previous version {previous.name} live "
+                    raise IndexDamaged(f"{e}, or make the intact previous version {previous.name} live "
                                      f"again with `rag index --rollback --index {index_dir}`") from None
                 raise
             log.info("index version %s replaced while loading; loading the new one", version.name)
@@ -303,18 +303,18 @@ def _open_version(index_dir: Path, version: Path, embedder, embedder_name, rebui
     for name, (size, sha) in files.items():
         p = version / name
         if not p.is_file():
-            raise StoreError(f"{p} is missing; {FIX}")
+            raise IndexDamaged(f"{p} is missing; {FIX}")
         if p.stat().st_size != size or _sha256(p) != sha:
-            raise StoreError(f"{p} is truncated or corrupted (checksum mismatch); {FIX}")
+            raise IndexDamaged(f"{p} is truncated or corrupted (checksum mismatch); {FIX}")
     try:
         chunks = [Chunk.from_dict(json.loads(line))
                   for line in (version / "chunks.jsonl").read_text(encoding="utf-8").splitlines()]
         vectors = np.load(version / "vectors.npy", allow_pickle=False)
         faiss_index = faiss.read_index(str(version / "faiss.index"))
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:
-        raise StoreError(f"{version} cannot be read ({type(e).__name__}); {FIX}") from e
+        raise IndexDamaged(f"{version} cannot be read ({type(e).__name__}); {FIX}") from e
     if len(chunks) != n or vectors.shape != (n, dim) or faiss_index.ntotal != n or faiss_index.d != dim:
-        raise StoreError(f"{version}: chunk, vector and index counts disagree; {FIX}")
+        raise IndexDamaged(f"{version}: chunk, vector and index counts disagree; {FIX}")
     log.info("index %s loaded: %d chunks from %d documents", version, n, n_docs)
     return FaissVersion(version, manifest, chunks, vectors, faiss_index)
 
@@ -347,7 +347,7 @@ class _Lock:
                 if time.monotonic() >= deadline:
                     self.fh.close()
                     waited = f" (waited {self.wait:g}s)" if self.wait else ""
-                    raise StoreError(f"another build is writing {self.path.parent}{waited}; "
+                    raise IndexLocked(f"another build is writing {self.path.parent}{waited}; "
                                      "try again when it has finished, or wait for it with "
                                      "`rag index --wait SECONDS`") from None
                 if not told:
@@ -457,9 +457,9 @@ def _write_version(index_dir: Path, manifest: dict, chunks: list[Chunk], vectors
 def _write_bm25(folder: Path, chunks: list[Chunk]) -> dict:
     """Build the BM25 index of `chunks` into `folder`; its manifest entry (parameters, files)."""
     from .chunk import embed_text
-    from .retrieve import _BM25, bm25_params
+    from .bm25 import BM25, bm25_params
 
-    _BM25([embed_text(c) for c in chunks]).save(folder)
+    BM25([embed_text(c) for c in chunks]).save(folder)
     files = {}
     for p in sorted(folder.iterdir()):
         _fsync_file(p)

@@ -16,7 +16,7 @@ from pathlib import Path
 from . import ingest
 from .chunk import Chunker, embed_text
 from .config import DEFAULT_ANN_THRESHOLD
-from .errors import DocumentError, StoreError
+from .errors import DocumentError, IndexMissing, StoreError
 from .manifest import FORMAT_VERSION, embedder_record
 from .readers.budget import DEFAULT_LIMITS, ReadLimits
 from .types import Chunk
@@ -197,7 +197,7 @@ def remove(sources: list[str], *, store, embedder=None, lock_wait: float = 0.0) 
     with store.writer(lock_wait=lock_wait) as writer:
         old = writer.start(fresh=False, embedder=embedder)
         if old is None:
-            raise StoreError(f"no index at {store.location}")
+            raise IndexMissing(f"no index at {store.location}")
         documents = dict(old.manifest["documents"])
         report.removed = sorted(s for s in set(sources) if s in documents)
         if not report.removed:

@@ -19,7 +19,7 @@ import threading
 
 import numpy as np
 
-from .errors import StoreError
+from .errors import IndexDamaged, IndexLocked, IndexMissing, StoreError
 from .manifest import FIX, check_embedder
 from .types import Chunk, Location
 
@@ -182,16 +182,16 @@ class MilvusStore:
         rows = self._call(lambda: self.client.query(meta, filter=f'version == "{collection}"',
                                                     output_fields=["part", "text"], limit=16384))
         if not rows:
-            raise StoreError(f"{self.location}: version {collection} has no manifest; {FIX}")
+            raise IndexDamaged(f"{self.location}: version {collection} has no manifest; {FIX}")
         try:
             return json.loads("".join(r["text"] for r in sorted(rows, key=lambda r: r["part"])))
         except ValueError:
-            raise StoreError(f"{self.location}: the manifest of {collection} is damaged; {FIX}") from None
+            raise IndexDamaged(f"{self.location}: the manifest of {collection} is damaged; {FIX}") from None
 
     def open(self, *, embedder=None) -> MilvusVersion:
         collection = self._live_collection()
         if collection is None:
-            raise StoreError(f"no index at {self.location}; build it with `rag index`")
+            raise IndexMissing(f"no index at {self.location}; build it with `rag index`")
         return self._open(collection, embedder)
 
     def _open(self, collection: str, embedder) -> MilvusVersion:
@@ -209,7 +209,7 @@ class MilvusStore:
                 chunks[int(r["row"])] = Chunk(id=r["chunk_id"], source=r["source"], title=r["title"],
                                               headings=heads, text=r["text"], location=location)
         if any(c is None for c in chunks):
-            raise StoreError(f"{self.location}: version {collection} holds fewer chunks than its manifest; {FIX}")
+            raise IndexDamaged(f"{self.location}: version {collection} holds fewer chunks than its manifest; {FIX}")
         log.info("Milvus index %s loaded: %d chunks", collection, n)
         return MilvusVersion(self, collection, manifest, chunks)
 
@@ -229,7 +229,7 @@ class MilvusWriter:
 
     def __enter__(self):
         if not self.store._write.acquire(timeout=self.lock_wait if self.lock_wait > 0 else 0.001):
-            raise StoreError(f"another build is writing {self.store.location}; try again when it has finished")
+            raise IndexLocked(f"another build is writing {self.store.location}; try again when it has finished")
         try:
             self.store.client  # noqa: B018 - connect now: a file another process holds is refused here
         except BaseException:

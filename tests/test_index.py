@@ -172,7 +172,7 @@ def test_bm25_is_saved_with_the_version_and_read_back_memory_mapped(tmp_path, co
     import numpy as np
 
     from rag.chunk import embed_text
-    from rag.retrieve import _BM25
+    from rag.bm25 import BM25
 
     idx = tmp_path / "idx"
     build([corpus_copy], idx, fake_embedder)
@@ -180,7 +180,7 @@ def test_bm25_is_saved_with_the_version_and_read_back_memory_mapped(tmp_path, co
     assert set(store.manifest["bm25"]["files"]) == {p.name for p in (store.path / "bm25").iterdir()}
     retriever = Retriever(store, fake_embedder)
     assert isinstance(retriever.bm25.model.scores["data"], np.memmap)  # read, not rebuilt
-    fresh = _BM25([embed_text(c) for c in store.chunks])
+    fresh = BM25([embed_text(c) for c in store.chunks])
     for q in ("transfer learning", "autoencoders denoising", "capybaras"):
         assert np.array_equal(_scores(retriever, q), fresh.scores(q))
     assert retriever.unknown(["Capybara", "autoencoders"]) == ["Capybara"]
@@ -216,11 +216,11 @@ def test_an_index_saved_before_bm25_was_still_loads_and_builds_it(tmp_path, corp
 
 
 def test_a_saved_bm25_of_other_parameters_is_rebuilt(tmp_path, corpus_copy, fake_embedder, monkeypatch):
-    from rag import retrieve
+    from rag import bm25
 
     idx = tmp_path / "idx"
     build([corpus_copy], idx, fake_embedder)
-    monkeypatch.setattr(retrieve, "bm25_params", lambda: {"format": 1, "stemmer": "", "bm25s": "9.9"})
+    monkeypatch.setattr(bm25, "bm25_params", lambda: {"format": 1, "stemmer": "", "bm25s": "9.9"})
     store = faiss_store.open_index(idx, embedder_name="fake-embedder")
     assert store.saved_bm25() is None
     assert Retriever(store, fake_embedder).bm25.scores("autoencoders").max() > 0

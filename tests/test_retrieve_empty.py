@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from rag import RAG
+from rag.bm25 import BM25
 from rag.prompts import ABSTAIN_TEXT
-from rag.retrieve import MODES, Retriever, _BM25, has_terms
+from rag.retrieve import MODES, Retriever, has_terms
 from rag.testing import HashEmbedder, MemoryStore, ScriptedGenerator
 
 EMBEDDER = HashEmbedder(dim=512)
@@ -35,14 +36,14 @@ def store(tmp_path_factory):
 
 def test_bm25s_itself_fails_on_an_empty_term_list():
     """Why the guard exists: the library, not this code, raises."""
-    bm25 = _BM25(["Road tyres need air.", "Chains need oil."])
+    bm25 = BM25(["Road tyres need air.", "Chains need oil."])
     with pytest.raises(IndexError):
         bm25.model.get_scores([])
 
 
 @pytest.mark.parametrize("query", NO_TERMS)
 def test_a_query_without_search_terms_scores_zero_instead_of_raising(query):
-    bm25 = _BM25(["Road tyres need air.", "Chains need oil."])
+    bm25 = BM25(["Road tyres need air.", "Chains need oil."])
     assert bm25.terms(query) == [] and not has_terms(query)
     scores = bm25.scores(query)
     assert scores.shape == (2,) and not scores.any()
@@ -86,10 +87,10 @@ def test_hybrid_mixing_with_no_bm25_match_ranks_by_the_dense_score(store):
 def test_documents_without_any_search_term_still_index_and_answer(tmp_path):
     """bm25s cannot build an empty vocabulary: a collection of emoji-only files once failed the
     BM25 build, here and where a FAISS version saves its BM25."""
-    bm25 = _BM25(["🙂🙂", "???"])
+    bm25 = BM25(["🙂🙂", "???"])
     assert not bm25.scores("tyres").any() and not bm25.scores("🙂").any()
     bm25.save(tmp_path / "bm25")
-    assert not _BM25(saved=tmp_path / "bm25").scores("tyres").any()
+    assert not BM25(saved=tmp_path / "bm25").scores("tyres").any()
     corpus = tmp_path / "docs"
     corpus.mkdir()
     (corpus / "smile.txt").write_text("🙂 🙂 🙂\n\n!!! ???\n")
