@@ -1,5 +1,5 @@
-"""Composition of the stages: clean → rewrite → retrieve → gate → context → prompt → generate →
-checks → answer (`RAG._stages` reads as that list).
+"""Composition of the stages: clean → rewrite → retrieve → gate → template → context → prompt →
+generate → check and cite (`RAG._stages` reads as that list).
 
 `RAG` holds its components for repeated use: an `Embedder`, a `Generator` and a `VectorStore`
 (see `protocols`), the shipped ones unless others are given; `ask()` uses one cached per index.
@@ -7,39 +7,34 @@ checks → answer (`RAG._stages` reads as that list).
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import logging
-import re
 import threading
 import time
-import unicodedata
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from . import index as index_mod
-from .chunk import embed_text
+from . import generators, index as index_mod
 from .claims import Vocabulary
 from .config import DEFAULT_EMBEDDER_NAME, Settings
 from .choose import AUTO, choose
 from .context import compress
-from .errors import ConfigError, QueryError, RagError, StoreError
-from .extract import span_grammar, tidy_span
+from .errors import ConfigError, RagError, StoreError
+from .extract import span_grammar
 from .fairlock import FairLock
-from .guards import Policy, asks_quantity, check_answer, policy, retrieval_gate, unknown_names
-from .prompts import ABSTAIN_TEXT, build_prompt, get_template, parse_output, sanitize
+from .guards import Policy, asks_quantity, policy, retrieval_gate
+from .prompts import ABSTAIN_TEXT, build_prompt, get_template, sanitize
+from .question import clean_question
+from .readback import read_back
 from .retrieve import Retriever
 from .rewrite import rewrite_query
 from .stopping import early_stop
-from .text import CITE, normalise, strip_markers
-from .types import Answer, Citation, Generation, Hit, SentenceSupport, Timings, Turn, Usage
+from .types import Answer, Generation, Hit, Timings, Turn
 
 log = logging.getLogger(__name__)
 
-MAX_QUESTION_CHARS = 4000
 # the model has started writing a new context block or question instead of answering
 STOPS = ("\nQuestion:", "<context>", "</context>", "\n[1] (", "\n[2] (")
-SNIPPET_CHARS = 240
 
 
 class RAG:
@@ -111,13 +106,7 @@ class RAG:
         return self._once("_generator", self._new_generator)
 
     def _new_generator(self):
-        s = self.settings
-        if s.llm_url:
-            from .server_llm import ServerGenerator
-
-            return ServerGenerator(s.llm_url, api_key=s.llm_api_key, model=s.llm_model, timeout=s.llm_timeout,
-                                   n_ctx=s.n_ctx, seed=s.seed)
-        return _local_llm(self._model_path, s)
+        return generators.from_settings(self.settings, model_path=self._model_path)
 
     @property
     def vocabulary(self) -> Vocabulary:
@@ -149,7 +138,7 @@ class RAG:
         with self._switch_lock:
             if path == self._model_path and self._generator is not None:
                 return path
-            new = _local_llm(path, settings)
+            new = generators.local(path, settings)
             new.warm_up()
             with self._model_lock:  # an answer being written finishes with the model it began with
                 self._generator, self._model_path, self.settings = new, path, settings
@@ -182,9 +171,12 @@ class RAG:
 
     def policy(self) -> Policy:
         """The answer checks in force; `guards=auto` loads the model to read its size."""
-        if self.settings.guards != "auto":
-            return policy(self.settings)
-        return policy(self.settings, n_params=self.model_size())
+        return self._policy(self.settings)
+
+    def _policy(self, s: Settings) -> Policy:
+        if s.guards != "auto":
+            return policy(s)
+        return policy(s, n_params=self.model_size())
 
     def model_size(self) -> int | None:
         """The model's parameter count (None where a server does not say), read once."""
@@ -288,11 +280,9 @@ class RAG:
     def _stages(self, question: str, *, template: str, top_k: int | None, history: list[Turn] | None,
                 max_tokens: int | None = None, temperature: float | None = None,
                 source: str | None = None) -> Iterator[str | Answer]:
-        s = self.settings
-        if max_tokens is not None or temperature is not None:
-            s = dataclasses.replace(s, max_tokens=max_tokens or s.max_tokens,
-                                    temperature=s.temperature if temperature is None else temperature)
-            s.validate()
+        """The question path: clean → rewrite → retrieve → gate → template → context → prompt →
+        generate → check and cite; every stage reads this question's settings `s`."""
+        s = self._question_settings(top_k=top_k, max_tokens=max_tokens, temperature=temperature)
         clock = _Clock()
         question = clean_question(question)
         # `auto` picks the template once the model is loaded; a name is checked up front
@@ -303,29 +293,99 @@ class RAG:
             self.embedder.warm_up()
         with clock("retrieve"):
             query = rewrite_query(question, history)
-            hits = retriever.search(query, k=top_k or s.top_k, source=source or None)
-        # the gate reads only retrieval settings, which every profile shares; the model is
-        # not loaded for a question nothing in the documents answers
-        code, reason = retrieval_gate(retriever, query, hits, policy(s, n_params=0), vocabulary=self.vocabulary)
-        if code:
-            log.info("abstaining before generation: %s", reason)
-            yield ABSTAIN_TEXT
-            yield Answer(question=question, text=ABSTAIN_TEXT, hits=hits, abstained=True,
-                         abstain_reason=reason, abstain_code=code, template=tmpl.name if tmpl else AUTO,
-                         timings=clock.stop())
+            hits = retriever.search(query, k=s.top_k, source=source or None)
+        refusal = self._gate(question, query, hits, retriever, tmpl, s)
+        if refusal is not None:
+            yield refusal.text
+            refusal.timings = clock.stop()
+            yield refusal
             return
         with clock("load"):
-            pol = self.policy()
-        choice = choose(question, grammar=bool(getattr(self.generator, "supports_grammar", False)),
-                        n_params=self.model_size()) if tmpl is None else None
-        if choice is not None:
-            log.info("template %s: %s", choice.template, choice.reason)
-            tmpl = get_template(choice.template)
+            pol = self._policy(s)
+        tmpl, choice = self._template(question, tmpl)
         with clock("prompt"):
-            context = self._context(query, self._passages(hits, tmpl), pol)
-            prompt, grammar = self._prompt(question, context, tmpl, history, max_tokens=s.max_tokens)
+            context = self._context(query, self._passages(hits, tmpl, s), pol, s)
+            prompt, grammar = self._prompt(question, context, tmpl, history, s)
+        gen = yield from self._generate(prompt, grammar, pol, s)
+        with clock("check"):
+            answer = read_back(question, query, gen, prompt, hits, retriever, pol, embed=self.embedder.embed,
+                               vocabulary=self.vocabulary)
+        if choice is not None:
+            answer.template_reason = f"auto: {choice.reason}"
+        answer.timings = clock.stop(prefill=gen.ttft, generate=gen.total - gen.ttft)
+        yield answer
+
+    def _question_settings(self, *, top_k: int | None, max_tokens: int | None,
+                           temperature: float | None) -> Settings:
+        """The settings with this question's overrides: the one object every stage reads, so a
+        model switched meanwhile (`use_model`) changes no stage of a question under way."""
+        s = self.settings
+        if max_tokens is not None or temperature is not None:
+            s = dataclasses.replace(s, max_tokens=max_tokens or s.max_tokens,
+                                    temperature=s.temperature if temperature is None else temperature)
+            s.validate()
+        return dataclasses.replace(s, top_k=top_k or s.top_k)
+
+    def _gate(self, question: str, query: str, hits: list[Hit], retriever: Retriever, tmpl,
+              s: Settings) -> Answer | None:
+        """The abstaining `Answer` (its timings still to fill in) when nothing retrieved answers
+        the question; the model is not loaded for it. The gate reads only retrieval settings,
+        which every profile shares."""
+        code, reason = retrieval_gate(retriever, query, hits, policy(s, n_params=0), vocabulary=self.vocabulary)
+        if not code:
+            return None
+        log.info("abstaining before generation: %s", reason)
+        return Answer(question=question, text=ABSTAIN_TEXT, hits=hits, abstained=True, abstain_reason=reason,
+                      abstain_code=code, template=tmpl.name if tmpl else AUTO)
+
+    def _template(self, question: str, tmpl):
+        """The template named, or under `auto` the one `choose` picks for the question and the
+        model, with the choice (None when it was named)."""
+        if tmpl is not None:
+            return tmpl, None
+        choice = choose(question, grammar=self.generator.capabilities.grammar, n_params=self.model_size())
+        log.info("template %s: %s", choice.template, choice.reason)
+        return get_template(choice.template), choice
+
+    def _passages(self, hits: list[Hit], tmpl, s: Settings) -> list[Hit]:
+        """The retrieved passages the prompt shows: an extractive template reads only the best
+        `extract_passages`, since every further passage is one more place to copy a wrong span."""
+        n = s.extract_passages
+        return hits[:n] if tmpl.extractive and n else hits
+
+    def _context(self, query: str, hits: list[Hit], pol: Policy, s: Settings) -> list[Hit]:
+        """The passages as the model will read them: instructions left out (once, before anything
+        counts sentences, so a document with injected text gives the prompt it would give without),
+        then compressed to what matters for the question."""
+        context = hits
+        if pol.on("injection"):
+            context = [dataclasses.replace(h, chunk=dataclasses.replace(h.chunk, text=sanitize(h.chunk.text)))
+                       for h in hits]
+        if s.compress:
+            context = compress(query, context, embed=self.embedder.embed)
+        return context
+
+    def _prompt(self, question: str, context: list[Hit], tmpl, history: list[Turn], s: Settings):
+        """The prompt for `tmpl`, and for an extractive template the grammar its answer must follow."""
+        gen = self.generator
+        grammar = None
+        if tmpl.extractive and not gen.capabilities.grammar:
+            raise ConfigError(f"the {tmpl.name} template needs a model that takes a grammar, and "
+                              f"{gen.name} does not; choose another template")
+        prompt = build_prompt(question, context, template=tmpl, count_tokens=gen.count_tokens,
+                              budget=gen.n_ctx - s.max_tokens, history=history, best_last=s.best_last)
+        if tmpl.extractive:
+            # a question asking for a figure gets a span holding one, or the abstain text
+            grammar = span_grammar([b.chunk.text for b in prompt.blocks], abstain=ABSTAIN_TEXT,
+                                   need_figure=asks_quantity(question), question=question,
+                                   sentences_kept=s.extract_sentences, scores=[b.score for b in prompt.blocks])
+        return prompt, grammar
+
+    def _generate(self, prompt, grammar: str | None, pol: Policy, s: Settings):
+        """Yield the model's text pieces, then return its `Generation`. The model's lock is held
+        for this stage only: one answer is written at a time, the other stages run meanwhile."""
         gen = None
-        until = self._stream_options(prompt, pol)
+        until = self._stream_options(prompt, pol, s)
         with self._model_lock:
             for item in self.generator.stream(list(prompt.messages), max_tokens=s.max_tokens,
                                               temperature=s.temperature, stop=STOPS, grammar=grammar,
@@ -336,103 +396,19 @@ class RAG:
                     yield item
         if gen is None:
             raise RagError(f"the model {self.generator.name} ended without a result")
-        with clock("check"):
-            answer = self._check(question, query, gen, prompt, hits, retriever, pol)
-        if choice is not None:
-            answer.template_reason = f"auto: {choice.reason}"
-        answer.timings = clock.stop(prefill=gen.ttft, generate=gen.total - gen.ttft)
-        yield answer
+        return gen
 
-    def _passages(self, hits: list[Hit], tmpl) -> list[Hit]:
-        """The retrieved passages the prompt shows: an extractive template reads only the best
-        `extract_passages`, since every further passage is one more place to copy a wrong span."""
-        n = self.settings.extract_passages
-        return hits[:n] if tmpl.extractive and n else hits
-
-    def _stream_options(self, prompt, pol: Policy) -> dict:
-        """What this answer passes to the generator's `stream` where it takes them: the early-stop
-        conditions (`stop_early`) and how many leading messages are the template's own text,
-        whose KV state may outlive the process (`cache_head`)."""
-        takes = inspect.signature(self.generator.stream).parameters
+    def _stream_options(self, prompt, pol: Policy, s: Settings) -> dict:
+        """The options of `stream` this answer passes where the generator declares them (see
+        `types.Capabilities`): the early-stop conditions (`stop_early`) and how many leading
+        messages are the template's own text, whose KV state may outlive the process (`cache_head`)."""
+        can = self.generator.capabilities
         out = {}
-        if self.settings.stop_early and "stop_when" in takes and (stop := early_stop(prompt.template, pol)):
+        if s.stop_early and can.stop_when and (stop := early_stop(prompt.template, pol)):
             out["stop_when"] = stop
-        if "cache_head" in takes:
+        if can.cache_head:
             out["cache_head"] = prompt.fixed
         return out
-
-    def _context(self, query: str, hits: list[Hit], pol: Policy) -> list[Hit]:
-        """The passages as the model will read them: instructions left out (once, before anything
-        counts sentences, so a document with injected text gives the prompt it would give without),
-        then compressed to what matters for the question."""
-        context = hits
-        if pol.on("injection"):
-            context = [dataclasses.replace(h, chunk=dataclasses.replace(h.chunk, text=sanitize(h.chunk.text)))
-                       for h in hits]
-        if self.settings.compress:
-            context = compress(query, context, embed=self.embedder.embed)
-        return context
-
-    def _prompt(self, question: str, context: list[Hit], tmpl, history: list[Turn], *,
-                max_tokens: int | None = None):
-        """The prompt for `tmpl`, and for an extractive template the grammar its answer must follow."""
-        s, gen = self.settings, self.generator
-        grammar = None
-        if tmpl.extractive and not getattr(gen, "supports_grammar", False):
-            raise ConfigError(f"the {tmpl.name} template needs a model that takes a grammar, and "
-                              f"{gen.name} does not; choose another template")
-        prompt = build_prompt(question, context, template=tmpl, count_tokens=gen.count_tokens,
-                              budget=gen.n_ctx - (max_tokens or s.max_tokens), history=history,
-                              best_last=s.best_last)
-        if tmpl.extractive:
-            # a question asking for a figure gets a span holding one, or the abstain text
-            grammar = span_grammar([b.chunk.text for b in prompt.blocks], abstain=ABSTAIN_TEXT,
-                                   need_figure=asks_quantity(question), question=question,
-                                   sentences_kept=s.extract_sentences, scores=[b.score for b in prompt.blocks])
-        return prompt, grammar
-
-    def _check(self, question: str, query: str, gen: Generation, prompt, hits: list[Hit],
-               retriever: Retriever, pol: Policy) -> Answer:
-        """Read the model's output back and run the policy's checks on it (see `guards`)."""
-        tmpl = prompt.template
-        raw = tidy_span(gen.text) if tmpl.extractive else gen.text
-        if gen.finish_reason == "length":
-            raw = cut_unfinished(raw)  # the token limit stopped it mid-sentence, or mid-word
-        parsed = parse_output(raw, template=tmpl, n_blocks=len(prompt.blocks))
-        blocks = list(prompt.blocks)
-        answer = Answer(question=question, text=ABSTAIN_TEXT, hits=hits, reasoning=parsed.reasoning,
-                        draft=parsed.text, template=tmpl.name, guards=pol.profile,
-                        usage=Usage(gen.prompt_tokens, gen.completion_tokens, gen.cached_tokens))
-        if normalise(parsed.text) == normalise(ABSTAIN_TEXT):  # the answer the prompt asks for
-            answer.abstained, answer.abstain_code = True, "refused"
-            answer.abstain_reason = "the model found no answer in the passages"
-            return answer
-        whole = {h.chunk.id: h.chunk for h in hits}  # a block's chunk before compression, headings too
-        verdict = check_answer(question, query, parsed.text, [b.chunk.text for b in blocks],
-                               [h.chunk.text for h in hits], pol=pol, embed=self.embedder.embed,
-                               unknown=unknown_names(retriever, question) if pol.on("names") else None,
-                               relevance=[b.score for b in blocks],
-                               passages=[embed_text(whole.get(b.chunk.id, b.chunk)) for b in blocks],
-                               vocabulary=self.vocabulary, span=tmpl.extractive)
-        answer.support, answer.relevance = round(verdict.support, 4), round(verdict.relevance, 4)
-        if verdict.code:
-            log.info("abstaining: %s", verdict.reason)
-            answer.abstained, answer.abstain_code, answer.abstain_reason = True, verdict.code, verdict.reason
-            return answer
-        answer.text = verdict.text
-        answer.citations = [_citation(n, blocks[n - 1]) for n in verdict.cited]
-        answer.citations += [_citation(n, blocks[n - 1], inferred=True) for n in verdict.inferred]
-        answer.sentences = [SentenceSupport(d["text"], d["passage"], d["support"], d["verified"], tuple(d["flags"]))
-                            for d in verdict.sentences]
-        return answer
-
-
-def _local_llm(path: str, s: Settings):
-    from .llm import LLM
-    from .prefix_cache import FOLDER
-
-    return LLM(path, n_ctx=s.n_ctx, n_threads=s.n_threads, n_gpu_layers=s.n_gpu_layers, seed=s.seed,
-               prefix_cache=FOLDER if s.save_prefix else None)
 
 
 class AnswerStream:
@@ -488,48 +464,6 @@ class _Clock:
         for k, v in measured.items():
             setattr(self.timings, k, v)
         return self.timings
-
-
-# control characters (an ANSI escape, a NUL) mean nothing to retrieval and showed in a source
-_CONTROL = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def clean_question(question: str) -> str:
-    """The question with control characters and runs of white space removed; QueryError if
-    nothing is left or it is too long."""
-    if not isinstance(question, str):
-        raise QueryError("the question must be text")
-    question = unicodedata.normalize("NFC", _CONTROL.sub(" ", question))
-    question = " ".join(question.split())
-    if not question:
-        raise QueryError("the question is empty")
-    if len(question) > MAX_QUESTION_CHARS:
-        raise QueryError(f"the question is {len(question)} characters long; the limit is "
-                         f"{MAX_QUESTION_CHARS}")
-    return question
-
-
-_SENTENCE_END = re.compile(rf"[.!?](?:\s*{CITE.pattern})*[\"')\]]*(?=\s|$)")
-
-
-def cut_unfinished(text: str) -> str:
-    """A generation the token limit stopped: up to its last complete sentence, or, when there is
-    none, up to its last whole word followed by "..."."""
-    if not strip_markers(text):
-        return text.strip()  # nothing was said: the checks read it as no answer
-    ends = list(_SENTENCE_END.finditer(text))
-    if ends and ends[-1].end() > len(text) // 3:
-        return text[:ends[-1].end()]
-    head = text.rsplit(None, 1)[0] if len(text.split()) > 1 else text
-    return head.rstrip(" ,;:-") + " ..."
-
-
-def _citation(n: int, hit: Hit, *, inferred: bool = False) -> Citation:
-    text = " ".join(hit.chunk.text.split())
-    snippet = text if len(text) <= SNIPPET_CHARS else text[:SNIPPET_CHARS].rsplit(" ", 1)[0] + " ..."
-    return Citation(n=n, source=hit.chunk.source, chunk_id=hit.chunk.id, score=round(hit.dense, 4),
-                    snippet=snippet, heading=hit.chunk.heading, inferred=inferred,
-                    location=hit.chunk.location)
 
 
 _DEFAULTS: dict[str, RAG] = {}

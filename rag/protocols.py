@@ -2,8 +2,9 @@
 
     RAG(embedder=my_embedder, generator=my_llm_client, store=my_vector_db)
 
-The defaults are `embed.Embedder` (sentence-transformers), `llm.LLM` (a GGUF through
-llama-cpp-python) and `faiss_store.FaissStore`; `rag.testing` ships stand-ins for tests.
+The defaults are `embed.Embedder` (sentence-transformers), `generators.LLM` (a GGUF through
+llama-cpp-python, or `generators.ServerGenerator` with `llm_url`) and `faiss_store.FaissStore`;
+`rag.testing` ships stand-ins for tests.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Iterator, Protocol, runtime_checkable
 import numpy as np
 
 from .prompts import Message
-from .types import Chunk, Generation
+from .types import Capabilities, Chunk, Generation
 
 
 @runtime_checkable
@@ -39,9 +40,11 @@ class Embedder(Protocol):
 class Generator(Protocol):
     """A chat model. `stream` yields text pieces, then one `Generation` with its counts.
 
-    A generator whose `stream` takes `stop_when` (a callable given the text so far, returning a
-    `stopping.Stop` or None) ends as soon as it returns a Stop, keeping `Stop.at` characters;
-    one that does not take it runs to its own end."""
+    `capabilities` declares the options its `stream` takes beyond these (a `types.Capabilities`);
+    the pipeline passes only those. One that declares `stop_when` (a callable given the text so
+    far, returning a `stopping.Stop` or None) ends as soon as it returns a Stop, keeping `Stop.at`
+    characters; one that declares `cache_head` takes `cache_head`, how many leading messages are
+    fixed text. `generators.streaming.Decoding` is the loop the shipped ones share."""
 
     @property
     def name(self) -> str: ...
@@ -50,7 +53,7 @@ class Generator(Protocol):
     @property
     def n_params(self) -> int | None: ...  # None when unknown (a server's model); guards=auto reads it
     @property
-    def supports_grammar(self) -> bool: ...  # GBNF constraints, for the extract template
+    def capabilities(self) -> Capabilities: ...
 
     def count_tokens(self, messages: list[Message]) -> int: ...
     def stream(self, messages: list[Message], *, max_tokens: int = 256, temperature: float = 0.0,

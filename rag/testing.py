@@ -8,10 +8,10 @@ checks) in milliseconds. They are for tests only: a hashed bag of words is no em
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import threading
-import time
 from typing import Iterator
 
 import numpy as np
@@ -19,7 +19,8 @@ import numpy as np
 from .errors import StoreError
 from .manifest import check_embedder
 from .prompts import Message
-from .types import Chunk, Generation
+from .generators.streaming import Decoding
+from .types import Capabilities, Chunk, Generation
 
 
 class WordTokenizer:
@@ -70,10 +71,13 @@ class HashEmbedder:
 
 class ScriptedGenerator:
     """Plays the given outputs in order, one per generation, streamed a word at a time; the
-    messages of every call are kept in `calls`. An output that is an exception is raised."""
+    messages of every call are kept in `calls`. An output that is an exception is raised.
+
+    It declares grammars (which it records and ignores) and early stops; a test that needs a
+    generator without one declares so in its `capabilities`."""
 
     name = "scripted"
-    supports_grammar = True
+    capabilities = Capabilities(grammar=True, stop_when=True)
 
     def __init__(self, outputs: list[str | BaseException], *, n_ctx: int = 4096,
                  n_params: int | None = None) -> None:
@@ -81,6 +85,14 @@ class ScriptedGenerator:
         self._n_ctx = n_ctx
         self.n_params = n_params
         self.calls: list[dict] = []
+
+    @property
+    def supports_grammar(self) -> bool:  # the name `capabilities.grammar` had before
+        return self.capabilities.grammar
+
+    @supports_grammar.setter
+    def supports_grammar(self, value: bool) -> None:
+        self.capabilities = dataclasses.replace(self.capabilities, grammar=value)
 
     @property
     def n_ctx(self) -> int:
@@ -102,22 +114,11 @@ class ScriptedGenerator:
         out = self.outputs.pop(0)
         if isinstance(out, BaseException):
             raise out
-        t0 = time.perf_counter()
         pieces = re.findall(r"\S+\s*|\s+", out)[:max_tokens]
-        text, stopped = "", None
-        for i, piece in enumerate(pieces):
-            yield piece
-            text += piece
-            stopped = stop_when(text) if stop_when is not None else None
-            if stopped is not None:  # the rest of the script is never "generated"
-                pieces = pieces[:i + 1]
-                text = text[:stopped.at]
-                break
-        total = time.perf_counter() - t0
-        yield Generation(text=text, prompt_tokens=self.count_tokens(messages),
-                         completion_tokens=len(pieces), cached_tokens=0, ttft=0.0, total=total,
-                         finish_reason="stop" if stopped or len(pieces) < max_tokens else "length",
-                         stopped_by=stopped.condition if stopped else "")
+        decoding = Decoding(stop_when, finish="stop" if len(pieces) < max_tokens else "length")
+        # the rest of the script, once stop_when fires, is never "generated"
+        yield from decoding.run((piece, None) for piece in pieces)
+        yield decoding.result(prompt_tokens=self.count_tokens(messages), completion_tokens=decoding.n_pieces)
 
 
 class MemoryVersion:

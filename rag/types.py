@@ -194,6 +194,16 @@ class Generation:
 
 
 @dataclass(frozen=True)
+class Capabilities:
+    """What a generator's `stream` takes beyond messages, limits and stop strings, as the generator
+    declares it: the pipeline passes an option only to a generator that declares it."""
+
+    grammar: bool = False  # `grammar`: a GBNF grammar limits what is generated (the extract template)
+    stop_when: bool = False  # `stop_when`: decoding ends as soon as it returns a `stopping.Stop`
+    cache_head: bool = False  # `cache_head`: the first n messages are fixed text whose KV state may be kept
+
+
+@dataclass(frozen=True)
 class SentenceSupport:
     """One sentence of an answer and how the documents back it."""
 

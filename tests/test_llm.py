@@ -1,7 +1,7 @@
 """LLM's KV-cache reuse, against a stand-in for llama_cpp.Llama that records what it evaluates."""
 import numpy as np
 
-from rag.llm import LLM
+from rag.generators.llamacpp import LLM
 
 
 class _Ctx:

@@ -314,7 +314,7 @@ def test_stand_ins_answer_end_to_end_with_citations(store, corpus):
 
 
 def test_an_answer_cut_by_the_token_limit_ends_at_its_last_whole_sentence(store):
-    from rag.pipeline import cut_unfinished
+    from rag.readback import cut_unfinished
 
     assert cut_unfinished("LoRA freezes the base model [1]. It trains small matri") == \
         "LoRA freezes the base model [1]."

@@ -2,7 +2,7 @@
 read back by a fresh model instance with the same answer, and a damaged file never trusted."""
 import pytest
 
-from rag.llm import LLM
+from rag.generators.llamacpp import LLM
 from rag.prompts import build_prompt, get_template
 
 pytestmark = pytest.mark.e2e

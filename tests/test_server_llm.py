@@ -14,7 +14,7 @@ import pytest
 from rag import RAG
 from rag.config import default_llm_path
 from rag.prompts import ABSTAIN_TEXT, Message
-from rag.server_llm import ServerError, ServerGenerator
+from rag.generators.server import ServerError, ServerGenerator
 
 from conftest import _NO_PROXY, _free_port
 

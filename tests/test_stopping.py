@@ -7,6 +7,7 @@ from rag.guards import policy
 from rag.prompts import ABSTAIN_TEXT, get_template
 from rag.stopping import CONDITIONS, EarlyStop, Stop, early_stop
 from rag.testing import HashEmbedder, MemoryStore, ScriptedGenerator
+from rag.types import Capabilities
 from rag.config import Settings
 
 pytestmark = pytest.mark.unit
@@ -142,6 +143,8 @@ def test_a_stopped_answer_is_not_read_as_cut_off_by_the_token_limit(store):
 
 def test_a_generator_without_stop_when_still_answers(store):
     class Plain(ScriptedGenerator):
+        capabilities = Capabilities(grammar=True)  # declares no stop_when
+
         def stream(self, messages, *, max_tokens=256, temperature=0.0, stop=(), grammar=None):
             return super().stream(messages, max_tokens=max_tokens, temperature=temperature, stop=stop,
                                   grammar=grammar)
