@@ -30,6 +30,7 @@ from pathlib import Path
 
 from .config import Settings
 from .errors import ConfigError, IndexLocked
+from .stores import open_store
 
 log = logging.getLogger(__name__)
 
@@ -233,13 +234,7 @@ def _no_build(c: Collection):
 def manifest_of(settings: Settings) -> dict | None:
     """The live manifest of the index `settings` name (None when there is none yet), read
     without loading the index."""
-    if settings.store == "faiss":
-        from .faiss_store import read_manifest
-
-        return read_manifest(Path(settings.index))
-    from .pipeline import RAG
-
-    return RAG(settings, embedder=object(), generator=object(), build_missing=False).vector_store.manifest()
+    return open_store(settings).manifest()
 
 
 def milvus_name(prefix: str, name: str) -> str:
