@@ -1,5 +1,7 @@
 """The pipeline with stand-in components (rag.testing): every gate, check, abstain code, guard
 profile, history and error path, without a model."""
+import dataclasses
+
 import pytest
 
 from rag import RAG
@@ -375,3 +377,32 @@ def test_a_sibling_answers_with_the_model_its_owner_switched_to(store):
     assert sibling.generator is owner.generator
     owner._generator = ScriptedGenerator(["y"])  # what use_model does, under the model's lock
     assert sibling.generator is owner.generator and sibling._model_lock is owner._model_lock
+
+
+# ---------------------------------------------------------------- one settings object per question
+
+def test_every_stage_reads_the_questions_own_settings(store):
+    """`top_k` given to `ask` reaches retrieval and the context the prompt shows, and a change of
+    the RAG's settings while a question is under way (`use_model` replaces them) reaches no stage
+    of that question: retrieval, the passages shown and their compression all read the settings
+    the question started with."""
+    question, output = "What are adapters?", "Adapters are small modules added to a frozen model [1]."
+
+    def prompt_of(rag, gen) -> tuple[str, int]:
+        answer = rag.ask(question, template="few_shot", top_k=3)
+        return gen.calls[0]["messages"][-1].content, len(answer.hits)
+
+    compressed, n = prompt_of(*make(store, [output], guards="capable", top_k=1, compress=True))
+    whole, _ = prompt_of(*make(store, [output], guards="capable", top_k=1, compress=False))
+    assert n == 3 and "[3]" in compressed and compressed != whole
+
+    class Switching(HashEmbedder):  # the settings change as retrieval embeds the question
+        def embed(self, texts, **kw):
+            switched.settings = dataclasses.replace(switched.settings, compress=False, top_k=1)
+            return super().embed(texts, **kw)
+
+    gen = ScriptedGenerator([output])
+    switched = RAG(embedder=Switching(dim=512), generator=gen, store=store, min_score=0.05, best_last=False,
+                   compress=True, top_k=1, guards="capable")
+    assert prompt_of(switched, gen) == (compressed, 3)
+    assert not switched.settings.compress  # the switch did happen during the question
