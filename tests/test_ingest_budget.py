@@ -15,6 +15,7 @@ import pytest
 from rag import index, ingest, samples
 from rag.errors import DocumentError, OverBudget
 from rag.readers import READERS, ocr
+from rag.readers import pdf as pdf_reader
 from rag.readers.budget import Budget, ReadLimits
 
 from test_ingest import make_pdf
@@ -186,7 +187,7 @@ def text_scan(path: Path, lines: list[str], **kw) -> Path:
 def test_one_image_under_forty_names_is_decoded_and_read_once(tmp_path):
     f = text_scan(tmp_path / "names.pdf", ["The gate code is 4417."], names=40)
     budget = Budget(f)
-    title, sections = ingest.read_pdf(f, f.read_bytes(), budget=budget)
+    title, sections = pdf_reader.read(f, f.read_bytes(), budget=budget)
     assert budget.spent["images"] == 1 and budget.spent["ocr_pages"] == 1
     assert "gate code is 4417" in sections[0].text
     assert sections[0].text.count("4417") == 1
@@ -197,14 +198,14 @@ def test_one_image_under_forty_names_is_decoded_and_read_once(tmp_path):
 def test_pages_sharing_one_image_decode_it_once_and_stop_at_the_ocr_page_budget(tmp_path):
     f = text_scan(tmp_path / "shared.pdf", ["Shared stamp 88."], pages=3)
     budget = Budget(f)
-    _, sections = ingest.read_pdf(f, f.read_bytes(), budget=budget)
+    _, sections = pdf_reader.read(f, f.read_bytes(), budget=budget)
     assert [s.location.page for s in sections] == [1, 2, 3] and all("88" in s.text for s in sections)
     assert budget.spent["images"] == 1 and budget.spent["ocr_pages"] == 3
 
     many = text_scan(tmp_path / "many.pdf", ["Shared stamp 88."], pages=40)
     budget = Budget(many, ReadLimits(ocr_pages=5))
     with pytest.raises(OverBudget, match="over 5 pages or images to OCR; raise read_ocr_pages") as e:
-        ingest.read_pdf(many, many.read_bytes(), budget=budget)
+        pdf_reader.read(many, many.read_bytes(), budget=budget)
     assert e.value.resource == "ocr_pages" and budget.spent["ocr_pages"] == 6 and budget.spent["images"] == 1
 
 
@@ -212,16 +213,16 @@ def test_an_image_declared_over_the_pixel_limit_is_not_decoded(tmp_path, caplog)
     # 100,000 x 100,000 declared (10 gigapixels) in a few bytes: never inflated or allocated
     f = image_pdf(tmp_path / "huge.pdf", width=100_000, height=100_000, data=zlib.compress(b"\xff" * 1000))
     budget = Budget(f)
-    with caplog.at_level(logging.WARNING, logger="rag.ingest"), pytest.raises(DocumentError, match="no text"):
+    with caplog.at_level(logging.WARNING, logger="rag.readers.pdf"), pytest.raises(DocumentError, match="no text"):
         ingest.load(f)
     assert "image not read: 10,000,000,000 pixels, over the limit of 64,000,000" in caplog.text
-    assert ingest.read_pdf(f, f.read_bytes(), budget=budget)[1] == ()
+    assert pdf_reader.read(f, f.read_bytes(), budget=budget)[1] == ()
     assert "images" not in budget.spent
 
     # a real, decodable image is passed over the same way when its size is over the limit
     g = text_scan(tmp_path / "scan.pdf", ["Plums ripen in late August."])
     small = Budget(g, ReadLimits(pixels=10_000))
-    assert ingest.read_pdf(g, g.read_bytes(), budget=small)[1] == ()
+    assert pdf_reader.read(g, g.read_bytes(), budget=small)[1] == ()
     assert "images" not in small.spent
 
 
@@ -233,10 +234,10 @@ def test_a_jpeg_larger_than_its_declared_size_is_not_decoded(tmp_path):
     # the dictionary says 10 x 10, the JPEG header 2000 x 2000: the header is what Pillow decodes
     f = image_pdf(tmp_path / "liar.pdf", width=10, height=10, data=buf.getvalue(), filter="/DCTDecode")
     budget = Budget(f, ReadLimits(pixels=1_000_000))
-    assert ingest.read_pdf(f, f.read_bytes(), budget=budget)[1] == ()
+    assert pdf_reader.read(f, f.read_bytes(), budget=budget)[1] == ()
     assert "images" not in budget.spent
     budget = Budget(f)  # under the default limit it is decoded
-    ingest.read_pdf(f, f.read_bytes(), budget=budget)
+    pdf_reader.read(f, f.read_bytes(), budget=budget)
     assert budget.spent["images"] == 1
 
 
@@ -263,10 +264,10 @@ def inline_image_pdf(path: Path, lines: list[str]) -> Path:
 def test_inline_images_are_read_within_the_pixel_limit_and_charged(tmp_path):
     f = inline_image_pdf(tmp_path / "inline.pdf", ["Inline code 5521."])
     budget = Budget(f)
-    assert "Inline code 5521" in ingest.read_pdf(f, f.read_bytes(), budget=budget)[1][0].text
+    assert "Inline code 5521" in pdf_reader.read(f, f.read_bytes(), budget=budget)[1][0].text
     assert budget.spent == {"ocr_pages": 1, "images": 1}
     budget = Budget(f, ReadLimits(pixels=10_000))  # over it: not decoded
-    assert ingest.read_pdf(f, f.read_bytes(), budget=budget)[1] == ()
+    assert pdf_reader.read(f, f.read_bytes(), budget=budget)[1] == ()
     assert "images" not in budget.spent
 
 

@@ -15,6 +15,7 @@ from rag.chunk import Chunker
 from rag.errors import DocumentError
 from rag import index
 from rag.readers import ocr
+from rag.readers import pdf as pdf_reader
 from rag.testing import WordTokenizer
 from rag.types import Answer, Chunk, Citation, Location
 from test_ingest import make_pdf
@@ -144,11 +145,11 @@ def test_pdf_with_text_and_scanned_pages_reads_both_with_their_pages(tmp_path):
 
 def test_ocr_threshold_switches_pdf_ocr_off(tmp_path, monkeypatch):
     f = samples.write_scanned_pdf(tmp_path / "scan.pdf", [["Plums ripen in late August."]])
-    monkeypatch.setattr(ingest, "OCR_BELOW_CHARS", 0)
+    monkeypatch.setattr(pdf_reader, "OCR_BELOW_CHARS", 0)
     with pytest.raises(DocumentError, match="no text"):
         ingest.load(f)
     monkeypatch.setenv("RAG_OCR", "off")
-    monkeypatch.setattr(ingest, "OCR_BELOW_CHARS", 20)
+    monkeypatch.setattr(pdf_reader, "OCR_BELOW_CHARS", 20)
     with pytest.raises(DocumentError, match="no text"):
         ingest.load(f)
 

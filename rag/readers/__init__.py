@@ -1,10 +1,13 @@
-"""Readers for office documents, e-books, spreadsheets and images, one module per format.
+"""Readers, one module per format: plain text, Markdown, HTML, PDF, office documents, e-books,
+spreadsheets and images.
 
 Each reader turns a file's bytes into `Section`s that keep what a citation needs: headings for
-Word and EPUB, slide number and title for PowerPoint, sheet name and row range for spreadsheets,
-the page for PDF; tables stay tables (`Section.table`) so the chunker can repeat their header
-row. `ingest.load` picks the reader by suffix (`READERS`) and raises `DocumentError` for the file.
-Every reader charges the document's `Budget` (`budget`) while it reads, not after.
+Markdown, HTML, Word and EPUB, slide number and title for PowerPoint, sheet name and row range
+for spreadsheets, the page for PDF; tables stay tables (`Section.table`) so the chunker can
+repeat their header row. `ingest.load` picks the reader by suffix (`READERS`) and raises
+`DocumentError` for the file. Every reader charges the document's `Budget` (`budget`) while it
+reads, not after. Readers import nothing above this package: the text-level helpers they share
+(`encoding`, `tables`, `package`, `ocr`, `budget`) live here.
 """
 from __future__ import annotations
 
@@ -37,6 +40,12 @@ def _lazy(module: str, name: str = "read") -> Reader:
 
 # suffix -> (kind, reader); ingest.SUPPORTED takes the kinds from here
 READERS: dict[str, tuple[str, Callable]] = {
+    ".txt": ("text", _lazy("text")),
+    ".md": ("markdown", _lazy("markdown")),
+    ".markdown": ("markdown", _lazy("markdown")),
+    ".html": ("html", _lazy("html")),
+    ".htm": ("html", _lazy("html")),
+    ".pdf": ("pdf", _lazy("pdf")),
     ".docx": ("docx", _lazy("docx")),
     ".pptx": ("pptx", _lazy("pptx")),
     ".xlsx": ("xlsx", _lazy("sheet", "read_xlsx")),

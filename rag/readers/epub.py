@@ -9,6 +9,7 @@ from pathlib import Path
 from ..errors import DocumentError
 from ..types import Section
 from .budget import Budget
+from .html import HTMLSections
 from .package import broken, open_package
 
 
@@ -27,8 +28,6 @@ def read(path: Path, raw: bytes, *, budget: Budget | None = None) -> tuple[str, 
         import ebooklib
         from ebooklib import epub
 
-        from ..ingest import _HTMLSections
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # ebooklib warns about options it will change
             book = epub.read_epub(io.BytesIO(raw), options={"ignore_ncx": True})
@@ -40,7 +39,7 @@ def read(path: Path, raw: bytes, *, budget: Budget | None = None) -> tuple[str, 
             item = book.get_item_with_id(idref)
             if item is None or item.get_type() != ebooklib.ITEM_DOCUMENT:
                 continue
-            parser = _HTMLSections(budget)  # the same budget: depth, table cells and time
+            parser = HTMLSections(budget)  # the same budget: depth, table cells and time
             parser.feed(item.get_content().decode("utf-8", "replace"))
             parser.close()
             sections.extend(parser.sections)

@@ -20,6 +20,7 @@ from pathlib import Path
 from ..errors import DocumentError
 from ..types import Location, Section
 from .budget import Budget
+from .encoding import decode
 from .package import broken, open_package
 from .tables import CellTally, blank, table_section
 
@@ -148,8 +149,6 @@ def _row_number(r: str | None, previous: int) -> int:
 
 
 def read_csv(path: Path, raw: bytes, *, budget: Budget | None = None) -> tuple[str, tuple[Section, ...]]:
-    from ..ingest import decode
-
     budget = Budget(path) if budget is None else budget
     text = decode(raw, path)
     if path.suffix.lower() == ".tsv":
