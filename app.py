@@ -8,22 +8,15 @@ restart. Every failure the user can cause or meet becomes a one-line message in 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextvars
-import hashlib
-import hmac
-import html
 import json
 import logging
-import math
 import os
 import re
-import shutil
 import socket
 import sqlite3
 import sys
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -32,781 +25,31 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # private: the app calls no one
 
-from rag import RAG, Answer, Settings, Turn  # noqa: E402
-from rag import ingest  # noqa: E402
-from rag.collections import DEFAULT, CollectionExists, CollectionRAGs, Collections, check_name  # noqa: E402
-from rag.documents import list_documents, remove_document, rescan, trash_path  # noqa: E402
-from rag.history import History, TurnRecord  # noqa: E402
-from rag.viewer import SourceView, source_view  # noqa: E402
+from rag import Answer, Settings  # noqa: E402
+from rag.accounts import Accounts, AuthError, SignInThrottle, SignInThrottled, hash_password, load_accounts  # noqa: E402,F401
+from rag.bounds import CHAT_MAX_ANSWER_CHARS, CHAT_MAX_HISTORY_TURNS, CHAT_MAX_TOP_K, CHAT_TEMPLATES  # noqa: E402
+from rag.collections import DEFAULT  # noqa: E402
+from rag.documents import list_documents  # noqa: E402
+from rag.history import History  # noqa: E402
 from rag.cli import add_model_args  # noqa: E402
 from rag.serve import is_loopback  # noqa: E402
-from rag.errors import ConfigError, DocumentError, HistoryError, QueryError, RagError  # noqa: E402
+from rag.errors import HistoryError, QueryError, RagError  # noqa: E402
 from rag.hosts import HostGuard, allowed_hosts, client_address, host_name, parse_proxies  # noqa: E402
-from rag.readers.budget import ReadLimits  # noqa: E402
+from rag.transcript import answer_messages, html_text, md_text, message_text, public_text  # noqa: E402
+from rag.turns import answer_json, live_version  # noqa: E402
+from rag.uploads import MB, UPLOAD_TYPES, Allowance, UploadCancelled, UploadLimits, UploadReport  # noqa: E402,F401
+from rag.uploads import inside_folder, size_text  # noqa: E402
+from rag.workspace import ChatService, check_request  # noqa: E402
 
 log = logging.getLogger("rag.app")
 
-TEMPLATE_CHOICES = [("auto (per question)", "auto"), ("few-shot", "few_shot"), ("zero-shot", "zero_shot"),
-                    ("chain-of-thought", "cot"), ("extractive", "extract")]
-UPLOAD_TYPES = sorted(ingest.SUPPORTED)
-# abstaining is an answer, not a failure, so it carries no warning sign
-ABSTAIN_HINT = "<em>None of the indexed passages answers this{why}. Try rephrasing, or add documents.</em>"
-SOURCES_HEADER = "<strong>Sources</strong> (open one to read the passage)"
+_TEMPLATE_LABELS = {"auto": "auto (per question)", "few_shot": "few-shot", "zero_shot": "zero-shot",
+                    "cot": "chain-of-thought", "extract": "extractive"}
+TEMPLATE_CHOICES = [(_TEMPLATE_LABELS[name], name) for name in CHAT_TEMPLATES]
 # the chat shows text exactly as written: newlines break lines, nothing is rendered
 CSS = ("#chat .md { white-space: pre-wrap; }\n"
        "#chat .md small { opacity: 0.7; }\n"  # a passage's neighbouring text, around it
        "#chat .md u.unsupported { text-decoration: underline wavy #c0392b; }")
-
-
-# ---------------------------------------------------------------- text shown in the page
-#
-# Documents are not trusted: a passage, heading or file name may hold HTML or Markdown that
-# would make the reader's browser fetch something (an <img> beacon, a Markdown image) or hide
-# what it says. The chat renders its messages as HTML (Markdown off), so every piece of text
-# from a document, the model or the user goes through `html_text`; the app's own markup
-# (the bold "Sources" header, the italic hint) is the only HTML in it. Markdown components
-# (header, upload note) get `md_text`, which leaves no Markdown or HTML construct in place.
-
-def html_text(text: str) -> str:
-    """`text` as HTML that displays exactly these characters and makes no element."""
-    return html.escape(str(text), quote=False)
-
-
-_MD_ENTITY = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
-
-
-def md_text(text: str) -> str:
-    """`text` as Markdown that displays exactly these characters, within a line: white space
-    runs become one space, the marks that start emphasis, code, links, images, autolinks,
-    tables, LaTeX or a heading are escaped, and HTML's three special characters become entities
-    (no tag, comment or entity). Hyphens, dots and commas, which mean nothing inside a line,
-    stay as they are, so file names read as written."""
-    text = " ".join(str(text).split())
-    return re.sub(r"[\\`*_{}\[\]()#+!|~:$^<>&]",
-                  lambda m: _MD_ENTITY.get(m.group()) or "\\" + m.group(), text)
-
-
-# ---------------------------------------------------------------- the service behind the page
-
-MB = 1 << 20
-BUILD_WAIT = 120.0  # seconds an upload waits for another one's index build of the same collection
-
-
-@dataclass(frozen=True)
-class UploadLimits:
-    """What one user may upload (0: no limit): bytes per file, files per upload, and bytes added
-    in all since the app started (per signed-in user, or per client address without sign-in)."""
-
-    file_bytes: int = 50 * MB
-    files: int = 20
-    total_bytes: int = 500 * MB
-
-
-def _mb(n: int) -> str:
-    """A size for people: 50 MB, 1.5 MB, 2.4 KB, 300 bytes."""
-    if n >= 10 * MB or n and n % MB == 0:
-        return f"{n / MB:.0f} MB"
-    if n >= MB:
-        return f"{n / MB:.1f} MB"
-    return f"{n / 1024:.1f} KB" if n >= 1024 else f"{n} bytes"
-
-
-class UploadCancelled(Exception):
-    """The user cancelled the upload (raised where the work can stop: between files, between
-    embedding batches); nothing it brought is kept."""
-
-
-@dataclass
-class UploadReport:
-    """What became of each uploaded file."""
-
-    added: list[str] = field(default_factory=list)  # names as saved in the corpus folder
-    rejected: list[tuple[str, str]] = field(default_factory=list)  # (uploaded name, reason)
-    n_chunks: int = 0
-    cancelled: bool = False
-
-    def markdown(self) -> str:
-        lines = [f"✓ **{md_text(name)}** is indexed and searchable" for name in self.added]
-        lines += [f"⚠️ **{md_text(name)}** not added: {md_text(reason)}" for name, reason in self.rejected]
-        if self.cancelled:
-            lines.insert(0, "Upload cancelled: nothing from it was added.")
-        if self.added:
-            lines.append(f"The index now holds {self.n_chunks} chunks.")
-        return "\n\n".join(lines) or "No files were given."
-
-
-@dataclass
-class _RawUpload:
-    """One upload request's files in Gradio's upload folder, charged to `owner`: `nbytes` is the
-    request's declared length (an upper bound of what it stored); `paths` stays None while the
-    request is received, then names the files it stored (resolved)."""
-
-    owner: str
-    nbytes: int
-    paths: set[str] | None = None
-    settled: float = 0.0
-
-
-class Allowance:
-    """What each owner (a signed-in user, else a client address) has stored on this server since
-    it started, against `total` bytes (0: no limit): the files it uploaded that no `/add_documents`
-    has taken yet ("raw" uploads, in Gradio's upload folder), plus the copies added to a corpus.
-
-    Raw uploads count from the moment they are sent: otherwise a client could store any amount
-    in Gradio's upload folder (kept a day) by never asking to add what it uploaded. A raw upload
-    that is added or refused stops counting as raw (its file is deleted; an added copy counts
-    as added instead). Hold `lock` around `used` and the `_` methods."""
-
-    FORGET_AFTER = 3600.0  # seconds: a raw upload whose files are gone (Gradio's cache cleaning) stops counting
-
-    def __init__(self, total: int, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self.total = total
-        self.lock = threading.Lock()
-        self._clock = clock
-        self._added: dict[str, int] = {}
-        self._raw: list[_RawUpload] = []
-
-    def used(self, owner: str) -> int:
-        """Bytes `owner` has stored: raw uploads and added copies."""
-        now = self._clock()
-        self._raw = [r for r in self._raw if r.paths is None or now - r.settled < self.FORGET_AFTER
-                     or any(os.path.exists(p) for p in r.paths)]
-        return self._added.get(owner, 0) + sum(r.nbytes for r in self._raw if r.owner == owner)
-
-    def over(self, owner: str, nbytes: int) -> str:
-        """Why `owner` may not store `nbytes` more ("" when they may)."""
-        used = self.used(owner)
-        if self.total and used + nbytes > self.total:
-            return f"over your upload allowance of {_mb(self.total)} ({_mb(used)} used)"
-        return ""
-
-    def reserve_raw(self, owner: str, nbytes: int) -> _RawUpload | str:
-        """Charge an upload request of `nbytes` to `owner` before it is received: the charge, or
-        the one-line reason it is refused."""
-        with self.lock:
-            if why := self.over(owner, nbytes):
-                return why
-            raw = _RawUpload(owner, nbytes)
-            self._raw.append(raw)
-            return raw
-
-    def settle_raw(self, raw: _RawUpload, paths: list[str]) -> None:
-        """The request stored `paths`: they count (at the request's length) until taken."""
-        with self.lock:
-            raw.paths = {os.path.realpath(p) for p in paths}
-            raw.settled = self._clock()
-            if not raw.paths:
-                self._drop(raw)
-
-    def release_raw(self, raw: _RawUpload) -> None:
-        """The request stored nothing (refused, failed, cut off)."""
-        with self.lock:
-            self._drop(raw)
-
-    def _drop(self, raw: _RawUpload) -> None:
-        self._raw = [r for r in self._raw if r is not raw]
-
-    def _is_raw(self, owner: str, path: str) -> bool:
-        return any(r.owner == owner and r.paths and path in r.paths for r in self._raw)
-
-    def _take_raw(self, owner: str, paths: list[str]) -> list[str]:
-        """`owner`'s raw uploads among `paths` were added or refused: they stop counting as raw.
-        Returns those no other raw upload names, for the caller to delete."""
-        taken, mine = set(paths), set()
-        for r in list(self._raw):
-            if r.owner != owner or not r.paths or not r.paths & taken:
-                continue
-            for p in r.paths & taken:
-                mine.add(p)
-                try:
-                    r.nbytes -= min(os.path.getsize(p), r.nbytes)
-                except OSError:
-                    pass
-            r.paths -= taken
-            if not r.paths:  # the rest of the request's length was its multipart framing
-                self._drop(r)
-        still = set().union(*(r.paths or set() for r in self._raw))
-        return sorted(mine - still)
-
-    def _add(self, owner: str, nbytes: int) -> None:
-        self._added[owner] = max(0, self._added.get(owner, 0) + nbytes)
-
-
-class UploadJournal:
-    """Which copies in corpus folders this app made for uploads that are not indexed yet, so the
-    next start can tell an upload cut off by a crash (kill -9, power loss, out of memory while
-    indexing) from a file someone put in the folder by hand.
-
-    Layout, under the collections root: `.uploads/<instance>/lock`, held (flock) by the running
-    app, and `.uploads/<instance>/<token>.json`, one record per copy: collection, file name,
-    sha256. A record is written once the copy is in the corpus folder and removed once the
-    upload's index build is committed or its copies are removed. A start reconciles the records
-    of every instance whose lock is free (its process is gone): see `ChatService.reconcile_uploads`.
-    Nothing is written until the first upload, so an app that never uploads leaves no trace."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root) / ".uploads"
-        self.instance = f"{os.getpid()}-{os.urandom(4).hex()}"
-        self._lock_fh = None
-        self._mutex = threading.Lock()
-
-    def _folder(self) -> Path:
-        import fcntl
-
-        folder = self.root / self.instance
-        with self._mutex:
-            if self._lock_fh is None:
-                folder.mkdir(parents=True, exist_ok=True)
-                fh = (folder / "lock").open("a+")
-                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # new folder: never taken
-                self._lock_fh = fh
-        return folder
-
-    def record(self, collection: str, path: Path, sha256: str) -> Path:
-        """Note that `path` (in `collection`'s corpus) is a copy an upload made, not yet indexed."""
-        folder = self._folder()
-        rec = folder / f"{os.urandom(8).hex()}.json"
-        tmp = folder / f".{rec.name}.tmp"
-        tmp.write_text(json.dumps({"collection": collection, "name": path.name, "sha256": sha256}))
-        os.replace(tmp, rec)
-        return rec
-
-    def part_tag(self) -> str:
-        """What the temporary copies of this app's uploads carry in their names."""
-        return self.instance
-
-    def orphans(self) -> list[tuple[str, Path]]:
-        """(instance, folder) of journals whose app is gone, each locked for the caller (the lock
-        goes with the folder)."""
-        import fcntl
-
-        out = []
-        if not self.root.is_dir():
-            return out
-        for folder in sorted(self.root.iterdir()):
-            if folder.name == self.instance or not folder.is_dir():
-                continue
-            try:
-                fh = (folder / "lock").open("a+")
-            except OSError:
-                continue
-            try:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:  # its app is running: its uploads are its own
-                fh.close()
-                continue
-            out.append((folder.name, folder))
-            fh.close()  # (a race with a second start reconciling the same folder only repeats a move)
-        return out
-
-
-class ChatService:
-    """The loaded `RAG`, or the one-line reason it could not be made (e.g. a missing model file).
-
-    The page stays up either way: a broken setting is shown in every answer until it is fixed.
-    """
-
-    def __init__(self, settings: Settings | None = None, *, rag: RAG | None = None,
-                 limits: UploadLimits | None = None, history: History | None = None,
-                 operators: frozenset[str] | None = None, **overrides) -> None:
-        self.rag: RAG | None = rag
-        self.history = history  # saved conversations; None: not saved
-        self.error = ""
-        self.limits = limits or UploadLimits()
-        self.allowance = Allowance(self.limits.total_bytes)  # bytes stored, by owner (user or client address)
-        # who may switch the model and take documents out of the operator's collections (default,
-        # and those made with the CLI); None: anyone (no sign-in, one local user)
-        self.operators = operators
-        self.collections: Collections | None = None
-        self.rags: CollectionRAGs | None = None
-        self.journal: UploadJournal | None = None
-        if rag is None:
-            try:
-                s = settings if settings is not None else Settings.load(**overrides)
-                # the chat serves the corpus folder: a missing index is built from it
-                self.rag = RAG(s, build_missing=True)
-            except RagError as e:
-                self.error = str(e)
-        if getattr(self.rag, "settings", None) is not None:  # (a stand-in RAG may have none)
-            self.collections = Collections.from_settings(self.rag.settings)
-            self.rags = CollectionRAGs(self.rag, self.collections)
-            self.journal = UploadJournal(self.collections.root)
-            self.reconcile_uploads()
-
-    @property
-    def corpus(self) -> Path:
-        return Path(self.rag.settings.corpus)
-
-    def get(self, collection: str | None = None, *, user: str | None = None) -> RAG:
-        """The RAG of `collection` (None: the default) as `user` may see it (None: no sign-in)."""
-        if self.rag is None:
-            raise ConfigError(self.error)
-        if self.rags is None:
-            check_name(collection or DEFAULT)
-            return self.rag
-        return self.rags.get(collection, user=user)
-
-    # ---------------------------------------------------------------- collections
-
-    def collection_names(self, *, user: str | None = None) -> list[str]:
-        return [c.name for c in self.collections.list(user=user)] if self.collections else [DEFAULT]
-
-    def public_collection_names(self) -> list[str]:
-        """The collections every user may see whoever asks: the ones nobody owns (the default and
-        those made with the CLI). What the page offers before it knows who is asking (its config
-        is the same for everyone), so no private or shared name is in it."""
-        if self.collections is None:
-            return [DEFAULT]
-        return [c.name for c in self.collections.list(user=None) if not c.owner]
-
-    def is_operator(self, user: str | None) -> bool:
-        """Whether `user` runs this app: anyone without sign-in, else those named by --admins."""
-        return user is None or self.operators is None or user in self.operators
-
-    def create_collection(self, name: str, *, user: str | None = None, shared: bool = False) -> str:
-        """A new empty collection owned by `user`; its name. A taken name is refused with the
-        same line whoever holds it, so a user cannot tell another's private collection exists
-        from one they can see (only that the name is not free)."""
-        if self.collections is None:
-            raise ConfigError(self.error)
-        name = check_name(str(name or "").strip())
-        try:
-            return self.collections.create(name, owner=user or "", shared=shared).name
-        except CollectionExists:
-            raise ConfigError(f"the name {name!r} is not available; choose another") from None
-
-    def delete_collection(self, name: str, *, user: str | None = None) -> Path:
-        if self.collections is None:
-            raise ConfigError(self.error)
-        self._operator_only(name, user, "delete collection {name!r}")
-        where = self.collections.delete(name, user=user)
-        self.rags.forget(name)
-        return where
-
-    def _operator_only(self, collection: str | None, user: str | None, what: str) -> None:
-        """ConfigError unless `user` may do `what` (a format of the collection's `name`) to
-        `collection`: a collection nobody owns (the default, or one made with the CLI) is the
-        operator's; every user may add to it and ask it."""
-        if self.is_operator(user) or self.collections is None:
-            return
-        c = self.collections.get(collection, user=user)
-        if not c.owner:
-            raise ConfigError("only the operator of this app can " + what.format(name=c.name))
-
-    # ---------------------------------------------------------------- saved conversations
-
-    def save_turn(self, conversation: int | None, answer: Answer, *, collection: str | None = None,
-                  user: str | None = None) -> int | None:
-        """Save one answered question into `conversation` (a new one, titled by the question,
-        when None); the conversation's id (None when nothing is saved)."""
-        if self.history is None:
-            return None
-        record = turn_record(answer, collection=collection or DEFAULT, rag=self.get(collection, user=user))
-        owner = user or ""
-        if conversation is None:
-            conversation = self.history.create(owner=owner, title=answer.question, collection=collection or DEFAULT)
-        self.history.add_turn(conversation, record, owner=owner)
-        return conversation
-
-    def conversation_choices(self, *, user: str | None = None) -> list[tuple[str, int]]:
-        if self.history is None:
-            return []
-        return [(f"{c.title} ({c.n_turns})", c.id) for c in self.history.list(owner=user or "")]
-
-    def conversation(self, conversation: int, *, user: str | None = None) -> tuple[list[dict], list[list[str]], str]:
-        """A saved conversation as the chat shows it: messages, turns for follow-ups, collection."""
-        if self.history is None:
-            raise HistoryError("conversations are not saved in this app")
-        info = self.history.get(conversation, owner=user or "")
-        try:  # the collection's index as it is now: its neighbours of passages still indexed
-            version = _live_version(self.get(info.collection, user=user))
-        except RagError:
-            version = None
-        messages, turns = [], []
-        for t in self.history.turns(conversation, owner=user or ""):
-            messages.append({"role": "user", "content": html_text(t.question)})
-            messages += answer_messages(stored_answer(t), version)
-            turns.append([t.question, t.answer[:MAX_ANSWER_CHARS]])
-        return messages, turns[-MAX_HISTORY_TURNS:], info.collection
-
-    # ---------------------------------------------------------------- documents
-
-    def documents(self, collection: str | None = None, *, user: str | None = None) -> list[list]:
-        """Rows for the documents table: name, type, chunks, size, indexed at."""
-        return [[d.source, d.type, d.n_chunks, _mb(d.size), d.indexed.replace("T", " ")[:19]]
-                for d in list_documents(self.get(collection, user=user))]
-
-    def remove_document(self, collection: str | None, source: str, *, user: str | None = None) -> str:
-        """Take a document out of the collection; a one-line note of what happened."""
-        c = self.writable(collection, user)
-        self._operator_only(collection, user, "remove documents from collection {name!r}")
-        where = remove_document(self.get(collection, user=user), source, trash=c.trash, lock_wait=BUILD_WAIT)
-        moved = f"; the file is in {where.parent.name} of the trash folder" if where else ""
-        return f"{source} removed from the index{moved}"
-
-    def rescan(self, collection: str | None = None, *, user: str | None = None, progress: bool = False) -> str:
-        self.writable(collection, user)
-        report = rescan(self.get(collection, user=user), progress=progress, lock_wait=BUILD_WAIT)
-        return f"Re-scanned: {report.summary()}"
-
-    def writable(self, collection: str | None, user: str | None):
-        """The collection, if `user` may change it; ConfigError otherwise."""
-        if self.collections is None:
-            raise ConfigError(self.error or "this app has no collections")
-        c = self.collections.get(collection, user=user)
-        if not c.writable_by(user):
-            raise ConfigError(f"collection {c.name!r} belongs to {c.owner}; only they can add or remove documents")
-        return c
-
-    def warm_up(self) -> str:
-        """Load models and index now; returns the error text ("" when all is well)."""
-        try:
-            self.get().warm_up()
-            return ""
-        except RagError as e:
-            return str(e)
-
-    def model_choices(self) -> list[tuple[str, str]]:
-        """(label, name) of the GGUFs the model picker offers: the shipped default first, then
-        the models folder, and the model in use wherever it lives; none with an LLM server.
-        A model is named by its file name (a second file of that name gets " (2)"): where the
-        operator keeps files is not the page's business."""
-        return [(label, name) for label, name, _ in self._models()]
-
-    def model_name(self) -> str | None:
-        """The picker's name of the model in use (None with an LLM server)."""
-        current = self.rag.model_path if self.rag is not None else ""
-        return next((name for _, name, path in self._models() if path == current), None)
-
-    def _models(self) -> list[tuple[str, str, str]]:
-        if self.rag is None or not self.rag.model_path:
-            return []
-        from rag.models import local_models
-
-        found = [(m.label, str(m.path)) for m in local_models(self.rag.settings.models_dir)]
-        if self.rag.model_path not in {path for _, path in found}:
-            found.append((Path(self.rag.model_path).name, self.rag.model_path))
-        out, names = [], set()
-        for label, path in found:
-            name, n = Path(path).name, 1
-            while name in names:
-                n += 1
-                name = f"{Path(path).name} ({n})"
-            names.add(name)
-            out.append((label, name, path))
-        return out
-
-    def use_model(self, name: str, *, user: str | None = None) -> str:
-        """Answer with the picker's model `name` from the next question on; one line saying how
-        it went. Only the operator switches the model: it is the one every user's answers use."""
-        if not self.is_operator(user):
-            return "⚠️ only the operator of this app can switch the model"
-        if self.rag is not None and self.rag.settings.llm_url:
-            return "⚠️ answers come from the LLM server; choose its model there"
-        path = next((p for _, n, p in self._models() if n == name), None)
-        if path is None:
-            return f"⚠️ {md_text(f'no model named {str(name)[:80]!r} on this machine')}"
-        try:
-            self.get().use_model(path)
-        except RagError as e:
-            return f"⚠️ {md_text(self.public(e))}"
-        return f"✓ Answering with {md_text(Path(path).name)}."
-
-    def public(self, e) -> str:
-        """An error's text as a user may read it: model paths become file names."""
-        dirs = []
-        settings = getattr(self.rag, "settings", None)
-        if settings is not None:
-            from rag.config import default_llm_path
-
-            dirs = [settings.models_dir, default_llm_path()]
-            if settings.model:
-                dirs.append(settings.model)
-            if getattr(self.rag, "model_path", ""):
-                dirs.append(self.rag.model_path)
-        return public_text(str(e), folders=[str(Path(d).parent) if str(d).endswith(".gguf") else str(d)
-                                            for d in dirs if d])
-
-    def status(self, collection: str | None = None, *, user: str | None = None) -> str:
-        """One line for the header: model, embedder, index and its size, or what is wrong."""
-        if self.rag is None:
-            return f"⚠️ {md_text(self.public(self.error))}"
-        try:
-            rag = self.get(collection, user=user)
-        except RagError as e:
-            return f"⚠️ {md_text(self.public(e))}"
-        index = Path(rag.settings.index)
-        name = f"**Collection** {md_text(collection)} · " if collection and collection != DEFAULT else ""
-        try:
-            store = rag.store
-        except RagError as e:
-            if name and "no index" in str(e):  # a new collection: nothing uploaded yet
-                return f"**Model** {md_text(rag.llm.name)} · {name}empty: add documents to it"
-            return f"**Model** {md_text(rag.llm.name)} · ⚠️ index {md_text(index)}: {md_text(self.public(e))}"
-        return (f"**Model** {md_text(rag.llm.name)} · **Embedder** {md_text(rag.embedder.name)} · "
-                f"{name}**Index** {md_text(index.name)} ({md_text(store.version)}): {len(store)} chunks from "
-                f"{len(store.manifest['documents'])} documents")
-
-    def add_uploads(self, files: list, *, upload_dir: str | Path, owner: str = "", progress: bool = False,
-                    cancel: threading.Event | None = None,
-                    on_file: Callable[[int, int, str], None] | None = None,
-                    collection: str | None = None, user: str | None = None) -> UploadReport:
-        """Add files a browser uploaded: only those inside Gradio's upload folder `upload_dir`,
-        within `self.limits` for `owner` (files over a limit are refused, one line each, and the
-        rest added).
-
-        An API client can send a file entry whose path names any server file (or a URL); such an
-        entry is refused and logged, never read, so nothing outside the user's uploads can reach
-        the corpus and be quoted back by `/ask`. `owner`'s own uploads (counted against the
-        allowance when they were sent) are deleted from the upload folder once added or refused:
-        the corpus holds the copy that counts.
-        """
-        report = UploadReport()
-        corpus = self.writable(collection, user).corpus if self.rag is not None else Path()
-        accepted: list[tuple[Path, str]] = []
-        for entry in files or []:
-            path, name = _upload_entry(entry)
-            inside = _inside(path, Path(upload_dir)) if path else None
-            if inside is None:
-                log.warning("refused an upload entry outside the upload folder: %r", path or entry)
-                report.rejected.append((name or "?", "not a file uploaded to this app"))
-                continue
-            accepted.append((inside, name or inside.name))
-        lim, allowance = self.limits, self.allowance
-        kept: list[Path] = []
-        reserved = 0
-        with allowance.lock:  # the allowance is reserved now and settled below
-            used = allowance.used(owner)
-            for path, name in accepted:
-                try:
-                    size = path.stat().st_size
-                except OSError as e:
-                    report.rejected.append((name, f"cannot read ({e.strerror or e})"))
-                    continue
-                counted = allowance._is_raw(owner, str(path))  # already within the allowance
-                if lim.files and len(kept) >= lim.files:
-                    reason = f"over the limit of {lim.files} files per upload"
-                elif lim.file_bytes and size > lim.file_bytes:
-                    reason = f"{_mb(size)}, over the limit of {_mb(lim.file_bytes)} per file"
-                elif lim.total_bytes and not counted and used + reserved + size > lim.total_bytes:
-                    reason = (f"over your upload allowance of {_mb(lim.total_bytes)} "
-                              f"({_mb(used + reserved)} used)")
-                else:
-                    kept.append(path)
-                    reserved += 0 if counted else size
-                    continue
-                report.rejected.append((name, reason))
-            allowance._add(owner, reserved)
-        added = UploadReport()
-        try:
-            if kept:
-                added = self.add_files(kept, progress=progress, cancel=cancel, on_file=on_file,
-                                       collection=collection, user=user)
-        finally:
-            kept_bytes = sum((corpus / n).stat().st_size for n in added.added if (corpus / n).is_file())
-            with allowance.lock:
-                allowance._add(owner, kept_bytes - reserved)
-                done = allowance._take_raw(owner, [str(p) for p, _ in accepted])
-            for p in done:  # the upload folder keeps no second copy of what was added or refused
-                Path(p).unlink(missing_ok=True)
-        report.added, report.n_chunks, report.cancelled = added.added, added.n_chunks, added.cancelled
-        report.rejected += added.rejected
-        return report
-
-    def add_files(self, paths: list[str | Path], *, progress: bool = False,
-                  cancel: threading.Event | None = None,
-                  on_file: Callable[[int, int, str], None] | None = None,
-                  collection: str | None = None, user: str | None = None) -> UploadReport:
-        """Check, copy into the corpus folder and index the given files (trusted, local paths).
-
-        A file is copied only once it has been read successfully (within the reading budgets of
-        the settings), never over an existing one; any failure of one file (whatever the reader
-        raised) is that file's one-line reason and the rest go on. If indexing fails the copies
-        are removed again and the previous index stays live. A file identical to one already in
-        the folder is "already in your documents" only when the index holds it; otherwise that
-        file is indexed now (a copy left unindexed earlier is never a trap). Once `cancel` is set
-        (checked between files and before indexing; an `UploadCancelled` raised while indexing
-        counts the same), the copies are removed, nothing is indexed and the report says so.
-        `on_file(i, n, name)` is called before file i of n is checked. Each copy is in the upload
-        journal until its index build is committed or it is removed (`reconcile_uploads`).
-        """
-        rag = self.get(collection, user=user)
-        c = self.writable(collection, user)
-        corpus = c.corpus
-        report = UploadReport()
-        saved: list[Path] = []  # copies this upload made: removed again if not indexed
-        again: list[Path] = []  # identical files already in the folder but not indexed
-        records: list[Path] = []
-        corpus.mkdir(parents=True, exist_ok=True)
-        limits = ReadLimits.from_settings(rag.settings)
-        try:
-            indexed = (rag.vector_store.manifest() or {}).get("documents") or {}
-        except RagError:
-            indexed = {}
-
-        def cancelled(pending: list[str]) -> UploadReport:
-            for p in saved:
-                p.unlink(missing_ok=True)
-            log.info("upload cancelled: %d files not added", len(saved) + len(pending))
-            report.cancelled = True
-            report.rejected += [(n, "upload cancelled") for n in [p.name for p in saved + again] + pending]
-            return report
-
-        try:
-            for i, raw in enumerate(paths):
-                src = Path(raw)
-                name = src.name
-                if cancel is not None and cancel.is_set():
-                    return cancelled([Path(p).name for p in paths[i:]])
-                if on_file is not None:
-                    on_file(i, len(paths), name)
-                if src.suffix.lower() not in ingest.SUPPORTED:
-                    report.rejected.append((name, f"unsupported file type '{src.suffix or name}' "
-                                                  f"(supported: {', '.join(UPLOAD_TYPES)})"))
-                    continue
-                try:
-                    doc = ingest.load(src, limits=limits)
-                    sha256 = doc.sha256
-                    del doc  # only its checks and its hash were wanted: the build reads it again
-                    dest, made = _place_copy(src, corpus / name, sha256,
-                                             tag=self.journal.part_tag() if self.journal else "")
-                except DocumentError as e:
-                    report.rejected.append((name, str(e).removeprefix(f"{src}: ")))
-                    continue
-                except Exception as e:  # noqa: BLE001 - one file's failure, whatever it is, is that file's
-                    log.exception("upload %s could not be read or saved", name)
-                    report.rejected.append((name, _failure_reason(e)))
-                    continue
-                if not made:
-                    if (indexed.get(dest.name) or {}).get("sha256") == sha256:
-                        report.rejected.append((name, "the same file is already in your documents"))
-                    elif dest not in again:  # left unindexed by an earlier upload or by hand: index it now
-                        again.append(dest)
-                    continue
-                saved.append(dest)
-                if self.journal is not None:
-                    try:
-                        records.append(self.journal.record(c.name, dest, sha256))
-                    except OSError as e:  # the upload goes on; only a crash now would leave the copy
-                        log.warning("upload journal not written (%s): %s", e.strerror or e, dest)
-            if not saved and not again:
-                return report
-            if cancel is not None and cancel.is_set():
-                return cancelled([])
-            try:
-                # another tab's upload into this collection may be building: wait for it
-                built = rag.index([corpus], prune=False, progress=progress, lock_wait=BUILD_WAIT)
-            except UploadCancelled:
-                return cancelled([])
-            except Exception as e:  # noqa: BLE001 - nothing of this upload may stay unindexed
-                if not isinstance(e, RagError):
-                    log.exception("indexing an upload failed")
-                for p in saved:
-                    p.unlink(missing_ok=True)
-                why = self.public(e) if isinstance(e, RagError) else _failure_reason(e)
-                report.rejected += [(p.name, f"indexing failed: {why}") for p in saved + again]
-                return report
-            failed = {os.path.realpath(p): reason for p, reason in built.skipped}
-            for p in saved + again:
-                reason = failed.get(os.path.realpath(p))
-                if reason is not None:
-                    if p in saved:
-                        p.unlink(missing_ok=True)
-                    report.rejected.append((p.name, reason.removeprefix(f"{p}: ")))
-                else:
-                    report.added.append(p.name)
-            report.n_chunks = built.n_chunks
-            return report
-        finally:
-            for r in records:  # committed, or its copy removed: nothing left to reconcile
-                r.unlink(missing_ok=True)
-
-    def reconcile_uploads(self) -> list[Path]:
-        """At start: the copies that uploads of an app that is gone (killed while indexing, a
-        power cut) left in a corpus folder without getting them indexed are moved to their
-        collection's trash folder; where they went.
-
-        Moved rather than indexed: the user was never told they were added, the crash may have
-        come from indexing that very file (indexing it again at every start would crash every
-        start), and the trash keeps it. A copy the index holds stays. Files put in a corpus
-        folder by hand are never touched: only copies the journal names are, and only while
-        they are byte for byte what the upload saved."""
-        moved: list[Path] = []
-        if self.journal is None or self.collections is None:
-            return moved
-        for instance, folder in self.journal.orphans():
-            for rec_path in sorted(folder.glob("*.json")):
-                try:
-                    rec = json.loads(rec_path.read_text(encoding="utf-8"))
-                    c = self.collections.get(str(rec["collection"]))
-                    name = Path(str(rec["name"])).name
-                    path = c.corpus / name
-                    if path.is_file() and not path.is_symlink() and ingest.file_sha256(path) == rec["sha256"]:
-                        from rag.collections import manifest_of
-
-                        settings = self.collections.settings_for(self.rag.settings, c.name)
-                        documents = (manifest_of(settings) or {}).get("documents") or {}
-                        if (documents.get(name) or {}).get("sha256") != rec["sha256"]:
-                            dest = trash_path(c.trash, Path(name))
-                            dest.parent.mkdir(parents=True, exist_ok=True)
-                            shutil.move(str(path), str(dest))
-                            moved.append(dest)
-                            log.warning("collection %s: %s was uploaded but not indexed when the app stopped; "
-                                        "moved to %s (upload it again to add it)", c.name, name, dest)
-                except (OSError, ValueError, KeyError, TypeError, RagError) as e:
-                    log.warning("upload journal %s: %s", rec_path, e)
-                    continue
-            for c in self.collections.list():  # temporary copies the killed app was writing
-                for part in c.corpus.glob(f".*.{instance}.*.part") if c.corpus.is_dir() else []:
-                    part.unlink(missing_ok=True)
-            shutil.rmtree(folder, ignore_errors=True)
-        return moved
-
-
-_GGUF_PATH = re.compile(r"(?:[A-Za-z]:)?[\\/](?:[^\s'\"\\/]+[\\/])*([^\s'\"\\/]+\.gguf)\b", re.I)
-
-
-def _failure_reason(e: BaseException) -> str:
-    """One line for a failure no reader turned into a DocumentError (a bug, or a library's)."""
-    if isinstance(e, OSError) and e.errno is not None:
-        return f"cannot read or save it ({e.strerror or e})"
-    if isinstance(e, MemoryError):
-        return "too large to read (out of memory)"
-    detail = " ".join(str(e).split())[:160]
-    return f"cannot be read: unexpected {type(e).__name__}{': ' + detail if detail else ''}"
-
-
-def public_text(text: str, *, folders: list[str] = ()) -> str:
-    """`text` with the folders of model files taken out of it, and any other path of a .gguf
-    file cut to its file name: users see which model, not where the operator keeps things."""
-    for folder in sorted({f.rstrip("/\\") for f in folders if f.strip("/\\.")}, key=len, reverse=True):
-        text = text.replace(folder + os.sep, "")
-    return _GGUF_PATH.sub(r"\1", text)
-
-
-def _upload_entry(entry) -> tuple[str, str]:
-    """(path, name shown to the user) of one file entry of an upload request, as sent."""
-    if isinstance(entry, dict):
-        path = entry.get("path")
-        name = entry.get("orig_name") or (Path(path).name if isinstance(path, str) else "")
-        return (path if isinstance(path, str) else ""), str(name)[:200]
-    if isinstance(entry, (str, Path)):
-        return str(entry), Path(str(entry)).name
-    return "", ""
-
-
-def _inside(path: str, root: Path) -> Path | None:
-    """`path` resolved, if it is a regular file under `root` (links followed first); else None."""
-    if "://" in path or not path:
-        return None  # a URL would make the server fetch it
-    try:
-        real = Path(path).resolve(strict=True)
-        base = root.resolve()
-    except (OSError, RuntimeError):
-        return None
-    if not real.is_file() or not real.is_relative_to(base) or real == base:
-        return None
-    return real
 
 
 _JSON_BODY_LIMIT = 4 << 20  # bytes; questions, histories and file entries are far smaller
@@ -860,13 +103,13 @@ class UploadGuard:
         if not size.isdigit():
             return await _refuse(send, 411, "an upload must declare its length")
         if self.max_request_bytes and int(size) > self.max_request_bytes:
-            return await _refuse(send, 413, f"upload over {_mb(self.max_request_bytes)} in one request")
+            return await _refuse(send, 413, f"upload over {size_text(self.max_request_bytes)} in one request")
         if self.allowance is None or not self.allowance.total:
             return await self.app(scope, receive, send)
         owner = scope_owner(scope)
         raw = self.allowance.reserve_raw(owner, int(size))
         if isinstance(raw, str):
-            log.info("refused an upload of %s from %s: %s", _mb(int(size)), owner, raw)
+            log.info("refused an upload of %s from %s: %s", size_text(int(size)), owner, raw)
             return await _refuse(send, 413, raw)
         status, body = 0, []
 
@@ -912,7 +155,7 @@ def _foreign_paths(body: bytes, root: Path) -> list[str]:
         item = todo.pop()
         if isinstance(item, dict):
             path = item.get("path")
-            if isinstance(path, str) and _inside(path, root) is None:
+            if isinstance(path, str) and inside_folder(path, root) is None:
                 out.append(path)
             todo.extend(item.values())
         elif isinstance(item, list):
@@ -927,115 +170,6 @@ def upload_folder() -> Path:
     return Path(get_upload_folder())
 
 
-def _place_copy(src: Path, dest: Path, sha256: str, *, tag: str = "") -> tuple[Path, bool]:
-    """Copy `src` to `dest`, or to `name-2.ext`, `name-3.ext`, ... if taken, never over an
-    existing file, even when another upload places a file of the same name at the same moment
-    (the copy is linked in, which fails on a taken name, rather than renamed over it). Returns
-    (where, True), or (the identical file, False) and nothing copied if an identical file is
-    already there. The temporary copy's name carries `tag` (the app instance), so a start after
-    a crash knows whose it was."""
-    import tempfile
-
-    prefix = f".{dest.name}.{tag}." if tag else f".{dest.name}."
-    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".part", dir=dest.parent)  # dot files are never indexed
-    os.close(fd)
-    part = Path(tmp)
-    try:
-        shutil.copyfile(src, part)
-        candidate, n = dest, 1
-        while True:
-            if candidate.is_file() and not candidate.is_symlink() and ingest.file_sha256(candidate) == sha256:
-                return candidate, False
-            if not candidate.exists() and not candidate.is_symlink():
-                try:
-                    os.link(part, candidate)
-                    return candidate, True
-                except FileExistsError:
-                    continue  # taken between the look and the link: look again
-            n += 1
-            candidate = dest.with_name(f"{dest.stem}-{n}{dest.suffix}")
-    finally:
-        part.unlink(missing_ok=True)
-
-
-# ---------------------------------------------------------------- chat messages
-
-def answer_messages(answer: Answer, version=None) -> list[dict]:
-    """The finished answer as chat messages: reasoning (collapsed), the answer, its sources.
-
-    Each source is a collapsed block titled with its [n] marker, file, heading and score; opened,
-    it shows the passage in its document's context (`version`, the index version answered from,
-    gives the neighbouring text) with the sentences that support the answer marked. Answer
-    sentences the documents do not back are marked as such. All text is escaped (`html_text`):
-    a passage or an answer quoting one shows its markup as text, and the browser fetches nothing
-    it names; the marks are the app's own tags.
-    """
-    out: list[dict] = []
-    if answer.reasoning:
-        out.append({"role": "assistant", "content": html_text(answer.reasoning),
-                    "metadata": {"title": "Reasoning (chain of thought)", "status": "done"}})
-    if answer.abstained:
-        why = html_text(f" ({answer.abstain_reason})") if answer.abstain_reason else ""
-        out.append({"role": "assistant",
-                    "content": f"{html_text(answer.text)}\n\n{ABSTAIN_HINT.format(why=why)}"})
-        return out
-    out.append({"role": "assistant", "content": answer_html(answer)})
-    if answer.citations:
-        out.append({"role": "assistant", "content": SOURCES_HEADER})
-    for c in answer.citations:
-        where = f"{c.source} › {c.where}" if c.where else c.source
-        note = ", inferred" if c.inferred else ""
-        out.append({"role": "assistant", "content": view_html(source_view(answer, c, version)),
-                    "metadata": {"title": html_text(f"[{c.n}] {where} · similarity {c.score:.2f}{note}"),
-                                 "status": "done"}})
-    return out
-
-
-UNSUPPORTED = '<u class="unsupported" title="{why}">{text}</u> <small>(not supported by the passages)</small>'
-
-
-def answer_html(answer: Answer) -> str:
-    """The answer's text, escaped, with each sentence the checks found unsupported marked."""
-    text, out, pos = answer.text, [], 0
-    for s in answer.sentences:
-        if s.verified is not False:
-            continue
-        start = text.find(s.text, pos)
-        if start < 0:
-            continue
-        why = "; ".join(s.flags) or "no passage supports it"
-        out += [html_text(text[pos:start]),
-                UNSUPPORTED.format(why=html.escape(why, quote=True), text=html_text(s.text))]
-        pos = start + len(s.text)
-    return "".join(out) + html_text(text[pos:])
-
-
-def view_html(view: SourceView) -> str:
-    """A source view as the chat's HTML: the page, the text before (dimmed), the passage with
-    its supporting sentences in <mark>, the text after."""
-    passage, parts, pos = view.passage, [], 0
-    for start, end in view.highlights:
-        parts += [html_text(passage[pos:start]), f"<mark>{html_text(passage[start:end])}</mark>"]
-        pos = end
-    parts.append(html_text(passage[pos:]))
-    body = "".join(parts)
-    if view.before:
-        body = f"<small>{html_text(view.before)}</small>\n" + body
-    if view.after:
-        body += f"\n<small>{html_text(view.after)}</small>"
-    if view.page:
-        body = f"<em>{html_text(view.page)}</em>\n" + body
-    return body
-
-
-def _message_text(message: dict) -> str:
-    """The text of a chat message as the page sends it back (a string, or a list of parts)."""
-    content = message.get("content")
-    if isinstance(content, str):
-        return content
-    return "".join(p.get("text", "") for p in content or [] if isinstance(p, dict))
-
-
 def error_message(e: Exception) -> dict:
     if isinstance(e, RagError):
         text = public_text(str(e))
@@ -1043,90 +177,6 @@ def error_message(e: Exception) -> dict:
         log.exception("unexpected error while answering")
         text = f"unexpected {type(e).__name__}: {e}"
     return {"role": "assistant", "content": f"⚠️ {html_text(text)}"}
-
-
-def turn_record(answer: Answer, *, collection: str, rag) -> TurnRecord:
-    """What is saved of an answer: enough to show it again and to audit how it was made."""
-    d = answer.to_dict()
-    texts = {h.chunk.id: h.chunk.text for h in answer.hits}
-    citations = [{**c, "text": texts.get(c["chunk_id"], c["snippet"])} for c in d["citations"]]
-    try:
-        version = rag.store.version
-    except RagError:
-        version = ""
-    return TurnRecord(question=answer.question, answer=answer.text, abstained=answer.abstained,
-                      abstain_reason=answer.abstain_reason, reasoning=answer.reasoning, citations=citations,
-                      sentences=d["sentences"], template=answer.template, model=rag.llm.name,
-                      collection=collection, index_version=version, timings=d["timings"])
-
-
-def _live_version(rag):
-    """The index version `rag` answers from (for the passages' neighbours), None if it has none."""
-    try:
-        return rag.store
-    except (RagError, AttributeError):
-        return None
-
-
-def stored_answer(t: TurnRecord) -> Answer:
-    """A saved turn as an `Answer` again (its cited passages as hits), for `answer_messages`."""
-    from rag.types import Chunk, Citation, Hit, SentenceSupport
-
-    fields = Citation.__dataclass_fields__
-    citations = [Citation(**{k: v for k, v in c.items() if k in fields}) for c in t.citations]
-    hits = [Hit(Chunk(id=c["chunk_id"], source=c["source"], title="", headings=(), text=c.get("text", "")),
-                float(c.get("score") or 0), dense=float(c.get("score") or 0)) for c in t.citations]
-    sentences = [SentenceSupport(x["text"], x["passage"], x["support"], x["verified"], tuple(x.get("flags", ())))
-                 for x in t.sentences]
-    return Answer(question=t.question, text=t.answer, citations=citations, hits=hits, abstained=t.abstained,
-                  abstain_reason=t.abstain_reason, reasoning=t.reasoning, template=t.template,
-                  sentences=sentences)
-
-
-# ---------------------------------------------------------------- what a request may ask for
-
-MAX_TOP_K = 12  # the slider's range; the API is held to the same
-MAX_HISTORY_TURNS = 20  # [question, answer] pairs a request may carry; the chat keeps the last ones
-MAX_ANSWER_CHARS = 8000  # per answer in a history
-
-
-def check_request(question, template, top_k, history) -> tuple[str, str, int | None, list[Turn]]:
-    """The arguments of one question, checked against the page's bounds (QueryError, one line).
-
-    `top_k` None means the configured default; `history` is None or a list of [question, answer]
-    string pairs."""
-    from rag.pipeline import clean_question
-
-    question = clean_question(question)
-    known = [value for _, value in TEMPLATE_CHOICES]
-    if not isinstance(template, str) or template not in known:
-        raise QueryError(f"unknown template {str(template)[:40]!r}; choose one of {', '.join(known)}")
-    if top_k is not None:
-        whole = isinstance(top_k, int) or (isinstance(top_k, float) and top_k.is_integer())
-        if isinstance(top_k, bool) or not whole or not 1 <= top_k <= MAX_TOP_K:
-            raise QueryError(f"top_k must be a whole number from 1 to {MAX_TOP_K}, not {str(top_k)[:40]}")
-        top_k = int(top_k)
-    if history is None:
-        history = []
-    if not isinstance(history, (list, tuple)):
-        raise QueryError("history must be a list of [question, answer] pairs")
-    if len(history) > MAX_HISTORY_TURNS:
-        raise QueryError(f"history has {len(history)} turns; the limit is {MAX_HISTORY_TURNS}")
-    turns = []
-    for i, pair in enumerate(history, 1):
-        if not isinstance(pair, (list, tuple)) or len(pair) != 2 or \
-                not all(isinstance(x, str) for x in pair):
-            raise QueryError(f"history turn {i} is not a [question, answer] pair of strings")
-        q, a = pair
-        try:
-            q = clean_question(q)
-        except QueryError as e:
-            raise QueryError(f"history turn {i}: {e}") from None
-        if len(a) > MAX_ANSWER_CHARS:
-            raise QueryError(f"history turn {i}: the answer is {len(a)} characters long; "
-                             f"the limit is {MAX_ANSWER_CHARS}")
-        turns.append(Turn(q, a))
-    return question, template, top_k, turns
 
 
 def respond(service: ChatService, question: str, chat: list[dict], turns: list[list[str]],
@@ -1137,7 +187,7 @@ def respond(service: ChatService, question: str, chat: list[dict], turns: list[l
     `shown`: the question is already the last message of `chat` (the page shows it at once,
     while the answer waits in the queue)."""
     chat = list(chat or [])
-    turns = list(turns or [])[-MAX_HISTORY_TURNS:]
+    turns = list(turns or [])[-CHAT_MAX_HISTORY_TURNS:]
     if question and question.strip() and not shown:
         chat.append({"role": "user", "content": html_text(question)})
     yield "", chat, turns
@@ -1155,8 +205,8 @@ def respond(service: ChatService, question: str, chat: list[dict], turns: list[l
             live["content"] = html_text(text)
             yield "", chat, turns
         answer = stream.answer
-        chat[-1:] = answer_messages(answer, _live_version(rag))
-        turns.append([answer.question, answer.text[:MAX_ANSWER_CHARS]])
+        chat[-1:] = answer_messages(answer, live_version(rag))
+        turns.append([answer.question, answer.text[:CHAT_MAX_ANSWER_CHARS]])
         if on_answer is not None:
             on_answer(answer)
         yield "", chat, turns
@@ -1182,16 +232,7 @@ def api_ask(service: ChatService, question: str, template: str, top_k: int | Non
         raise gr.Error(" ".join(public_text(str(e)).split()), print_exception=False) from None
     except (TypeError, ValueError) as e:
         raise gr.Error(f"bad request: {e}", print_exception=False) from None
-    d = answer.to_dict()
-    texts = {h.chunk.id: h.chunk.text for h in answer.hits}
-    for item in d["citations"] + d["hits"]:
-        item["text"] = texts.get(item["chunk_id"], item.get("snippet", ""))
-    version = _live_version(rag)
-    for item, c in zip(d["citations"], answer.citations):  # the source viewer's data
-        view = source_view(answer, c, version)
-        item.update(page=view.page, before=view.before, after=view.after,
-                    supporting=[view.passage[a:b] for a, b in view.highlights])
-    return d
+    return answer_json(answer, rag)
 
 
 # ---------------------------------------------------------------- the page
@@ -1297,8 +338,8 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
     lim = service.limits
     limits = ", ".join(x for x in (
         f"up to {lim.files} files" if lim.files else "",
-        f"{_mb(lim.file_bytes)} each" if lim.file_bytes else "",
-        f"{_mb(lim.total_bytes)} in all" if lim.total_bytes else "") if x)
+        f"{size_text(lim.file_bytes)} each" if lim.file_bytes else "",
+        f"{size_text(lim.total_bytes)} in all" if lim.total_bytes else "") if x)
     uploads = UploadJobs()
     # uploaded files are kept a day in Gradio's cache, then deleted (the corpus keeps its copies)
     with gr.Blocks(title="rag-local", analytics_enabled=False, delete_cache=(3600, 86400)) as demo:
@@ -1349,7 +390,7 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
                                          elem_id="delete-collection")
                 collection_note = gr.Markdown(elem_id="collection-note")
                 template = gr.Radio(TEMPLATE_CHOICES, value="auto", label="Prompt template")
-                k = gr.Slider(1, MAX_TOP_K, value=min(top_k, MAX_TOP_K), step=1,
+                k = gr.Slider(1, CHAT_MAX_TOP_K, value=min(top_k, CHAT_MAX_TOP_K), step=1,
                               label="Passages retrieved (top-k)")
                 files = gr.File(label=f"Add documents ({', '.join(UPLOAD_TYPES)}; {limits})",
                                 file_count="multiple", elem_id="upload")
@@ -1406,7 +447,7 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
         def take_back(question, messages):
             messages = list(messages or [])
             if question and messages and messages[-1].get("role") == "user" and \
-                    _message_text(messages[-1]).strip() == html_text(question).strip():
+                    message_text(messages[-1]).strip() == html_text(question).strip():
                 messages.pop()
             return gr.update(value=question, interactive=True), gr.update(interactive=True), messages
 
@@ -1669,226 +710,20 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
 
 # ---------------------------------------------------------------- sign-in
 
-class AuthError(ValueError):
-    """A bad --auth or --auth-file argument (one line)."""
+def gradio_login(accounts: Accounts):
+    """Gradio's auth callback for `accounts` (async, so the check runs in a worker thread). The
+    client's address comes from `ClientAddress`, which handles every request first; a throttled
+    attempt is refused with 429 and how long to wait."""
 
-
-_SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 1 << 14, 8, 1  # about 50 ms and 16 MiB per check
-_HASH = re.compile(r"scrypt\$(\d+)\$(\d+)\$(\d+)\$([0-9a-f]{32,})\$([0-9a-f]{64})")
-
-
-def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
-    return hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, dklen=32,
-                          maxmem=256 * n * r * p + (1 << 20))
-
-
-def hash_password(password: str, *, salt: bytes | None = None) -> str:
-    """A salted scrypt hash of `password`: `scrypt$N$r$p$<salt hex>$<hash hex>`."""
-    salt = os.urandom(16) if salt is None else salt
-    digest = _scrypt(password, salt, _SCRYPT_N, _SCRYPT_R, _SCRYPT_P)
-    return f"scrypt${_SCRYPT_N}${_SCRYPT_R}${_SCRYPT_P}${salt.hex()}${digest.hex()}"
-
-
-def _parse_hash(stored: str) -> tuple[bytes, int, int, int, bytes] | None:
-    m = _HASH.fullmatch(stored)
-    if not m:
-        return None
-    n, r, p = (int(m.group(i)) for i in (1, 2, 3))
-    if n < 2 or n & (n - 1) or n > 1 << 20 or not 1 <= r <= 32 or not 1 <= p <= 16:
-        return None
-    return bytes.fromhex(m.group(4)), n, r, p, bytes.fromhex(m.group(5))
-
-
-@dataclass
-class _Attempts:
-    failures: int = 0
-    pending: int = 0  # attempts being checked now: counted as failures until they end
-    next_at: float = 0.0
-
-
-class SignInThrottle:
-    """Sign-in attempts per user name and per client address, with exponential backoff.
-
-    One shared record per key (failures, attempts in flight, the time the next attempt is
-    allowed), under a lock: an attempt is admitted only when both its user's and its address's
-    records allow one now, and an admitted attempt counts as a failure until it ends, so fifty
-    attempts sent at once are one check, not fifty (a delay per request would let them all
-    through). A refused attempt checks no password and is not counted. After the n-th failure a
-    user waits `first` x 2^(n-1) seconds (up to `cap`); an address gets `free_per_address`
-    failures first (people behind one router mistype too). A user's success forgets the user's
-    failures (see `succeeded`); a record with nothing to wait for is forgotten after
-    `forget_after` seconds."""
-
-    def __init__(self, *, first: float = 0.5, cap: float = 300.0, free_per_address: int = 10,
-                 forget_after: float = 900.0, max_records: int = 10_000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.first, self.cap, self.free = first, cap, free_per_address
-        self.forget_after, self.max_records = forget_after, max_records
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._records: dict[tuple[str, str], _Attempts] = {}
-
-    def _delay(self, n: int, free: int) -> float:
-        n -= free
-        return 0.0 if n <= 0 else min(self.cap, self.first * 2 ** min(n - 1, 60))
-
-    def _keys(self, user: str, address: str) -> list[tuple[tuple[str, str], int]]:
-        return [(("user", str(user)[:200]), 0), (("address", str(address)[:100]), self.free)]
-
-    def _forget_old(self, now: float) -> None:
-        def stale(r: _Attempts) -> bool:
-            return not r.pending and now > r.next_at + self.forget_after
-        for key in [k for k, r in self._records.items() if stale(r)]:
-            del self._records[key]
-        if len(self._records) > self.max_records:  # a flood of names: the idle ones go first
-            idle = sorted((r.next_at, k) for k, r in self._records.items() if not r.pending)
-            for _, key in idle[:len(self._records) - self.max_records]:
-                del self._records[key]
-
-    def admit(self, user: str, address: str) -> float:
-        """0.0 when this attempt may check its password now (it then counts until `failed` or
-        `succeeded`); else the seconds to wait, and nothing is counted."""
-        with self._lock:
-            now = self._clock()
-            self._forget_old(now)
-            keys = self._keys(user, address)
-            wait = max((self._records[k].next_at - now for k, _ in keys if k in self._records), default=0.0)
-            if wait > 0:
-                return wait
-            for key, free in keys:
-                r = self._records.setdefault(key, _Attempts())
-                r.pending += 1
-                r.next_at = max(r.next_at, now + self._delay(r.failures + r.pending, free))
-            return 0.0
-
-    def failed(self, user: str, address: str) -> None:
-        with self._lock:
-            now = self._clock()
-            for key, free in self._keys(user, address):
-                r = self._records.setdefault(key, _Attempts())
-                r.pending = max(0, r.pending - 1)
-                r.failures += 1
-                r.next_at = max(r.next_at, now + self._delay(r.failures + r.pending, free))
-
-    def succeeded(self, user: str, address: str) -> None:
-        """The user's failures are forgotten, and the address's by as many (they were this
-        user's typing, as the success shows; failures against other users stay)."""
-        with self._lock:
-            now = self._clock()
-            (user_key, _), (address_key, free) = self._keys(user, address)
-            mine = self._records.pop(user_key, _Attempts()).failures
-            r = self._records.get(address_key)
-            if r is not None:
-                r.pending = max(0, r.pending - 1)
-                r.failures = max(0, r.failures - mine)
-                r.next_at = min(r.next_at, now + self._delay(r.failures + r.pending, free))
-                if not r.pending and not r.failures:
-                    del self._records[address_key]
-
-
-class Accounts:
-    """Who may sign in: users with a password given on the command line (`--auth`) or a salted
-    scrypt hash from a file (`--auth-file`). Checks take the same time whether or not the user
-    exists, run off the server's event loop, and a failed one answers a second later. Attempts
-    are throttled per user name and per client address (`SignInThrottle`): a throttled one is
-    refused with 429 and how long to wait, without its password being checked."""
-
-    FAIL_DELAY = 1.0
-
-    def __init__(self, *, throttle: SignInThrottle | None = None) -> None:
-        self._users: dict[str, tuple[bytes, int, int, int, bytes]] = {}
-        self._dummy = _parse_hash(hash_password(os.urandom(8).hex()))
-        self._gate = threading.BoundedSemaphore(2)  # a flood of logins cannot take every core
-        self.throttle = throttle or SignInThrottle()
-        self.checked = 0  # passwords checked (a throttled attempt checks none)
-
-    def __len__(self) -> int:
-        return len(self._users)
-
-    def names(self) -> list[str]:
-        """The users, in the order they were given (--auth first, then the auth file's lines)."""
-        return list(self._users)
-
-    def add(self, user: str, *, password: str | None = None, hashed: str | None = None,
-            where: str = "--auth") -> None:
-        if not user or user != user.strip() or any(c.isspace() or c == ":" for c in user):
-            raise AuthError(f"{where}: the user name {user!r} is empty or has spaces or colons")
-        if user in self._users:
-            raise AuthError(f"{where}: user {user!r} is given twice")
-        if password is not None:
-            if not password:
-                raise AuthError(f"{where}: the password of {user!r} is empty")
-            hashed = hash_password(password)
-        parsed = _parse_hash(hashed or "")
-        if parsed is None:
-            raise AuthError(f"{where}: expected user:scrypt$N$r$p$SALT$HASH "
-                            f"(make a line with: python app.py --hash-password {user})")
-        self._users[user] = parsed
-
-    def check(self, user: str, password: str) -> bool:
-        record = self._users.get(user)
-        salt, n, r, p, digest = record or self._dummy
-        with self._gate:
-            self.checked += 1
-            ok = hmac.compare_digest(_scrypt(password or "", salt, n, r, p), digest)
-        return ok and record is not None
-
-    async def login(self, user: str, password: str) -> bool:
-        """Gradio's auth callback (async, so the check runs in a worker thread). The client's
-        address comes from `ClientAddress`, which handles every request first."""
-        address = CLIENT_ADDRESS.get()
-        wait = self.throttle.admit(user, address)
-        if wait > 0:
+    async def login(user: str, password: str) -> bool:
+        try:
+            return await accounts.sign_in(user, password, CLIENT_ADDRESS.get())
+        except SignInThrottled as e:
             from fastapi import HTTPException
 
-            seconds = math.ceil(wait)
-            log.warning("refused a sign-in for %r from %s: too many attempts, %d s to wait", user[:80], address, seconds)
-            raise HTTPException(status_code=429, headers={"Retry-After": str(seconds)},
-                                detail=f"too many sign-in attempts; wait {seconds} s and try again")
-        try:
-            ok = await asyncio.to_thread(self.check, user, password)
-        except BaseException:
-            self.throttle.failed(user, address)
-            raise
-        if ok:
-            self.throttle.succeeded(user, address)
-            return True
-        self.throttle.failed(user, address)
-        log.warning("failed sign-in for %r from %s", user[:80], address)
-        await asyncio.sleep(self.FAIL_DELAY)
-        return False
+            raise HTTPException(status_code=429, headers={"Retry-After": str(e.seconds)}, detail=str(e)) from None
 
-
-def load_accounts(auth: list[str] | None, auth_file: str | None) -> Accounts | None:
-    """The accounts named by --auth USER:PASSWORD (repeatable) and --auth-file PATH (lines of
-    USER:HASH; blank lines and # comments allowed); None when neither is given."""
-    if not auth and not auth_file:
-        return None
-    accounts = Accounts()
-    for item in auth or []:
-        user, colon, password = item.partition(":")
-        if not colon:
-            raise AuthError("--auth expects USER:PASSWORD")
-        accounts.add(user, password=password)
-    if auth_file:
-        try:
-            text = Path(auth_file).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            why = getattr(e, "strerror", None) or type(e).__name__
-            raise AuthError(f"cannot read the auth file {auth_file} ({why})") from None
-        for no, line in enumerate(text.splitlines(), 1):
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            user, colon, hashed = line.partition(":")
-            where = f"{auth_file} line {no}"
-            if not colon:
-                raise AuthError(f"{where}: expected user:scrypt$N$r$p$SALT$HASH "
-                                f"(make a line with: python app.py --hash-password USER)")
-            accounts.add(user, hashed=hashed, where=where)
-        if not len(accounts):
-            raise AuthError(f"the auth file {auth_file} names no user")
-    return accounts
+    return login
 
 
 _OPEN_PATHS = re.compile(r"/(login|logout|favicon\.ico|theme\.css|robots\.txt|manifest\.json|pwa_icon.*"
@@ -2140,7 +975,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                                                              / "history.db"),
                    help="SQLite file of the saved conversations (default: history.db; also RAG_HISTORY)")
     add_model_args(p)
-    p.add_argument("--top-k", type=int, help=f"passages retrieved per question, 1 to {MAX_TOP_K} (default 4)")
+    p.add_argument("--top-k", type=int, help=f"passages retrieved per question, 1 to {CHAT_MAX_TOP_K} (default 4)")
     p.add_argument("--watch", action="store_true",
                    help="index changes to the corpus folders (every collection's) as they happen")
     g = p.add_argument_group("sign-in (off unless one of these is given)")
@@ -2201,8 +1036,8 @@ def _can_listen(host: str, port: int) -> bool:
 
 def _check_args(args: argparse.Namespace) -> str:
     """The first thing wrong with the limits, as one line ("" when they are fine)."""
-    if args.top_k is not None and not 1 <= args.top_k <= MAX_TOP_K:
-        return f"--top-k must be from 1 to {MAX_TOP_K}"
+    if args.top_k is not None and not 1 <= args.top_k <= CHAT_MAX_TOP_K:
+        return f"--top-k must be from 1 to {CHAT_MAX_TOP_K}"
     if args.concurrency < 1:
         return "--concurrency must be at least 1"
     for flag in ("max_file_mb", "max_files", "max_upload_mb", "queue_size", "queue_per_client"):
@@ -2258,7 +1093,7 @@ def launch_app(demo, service: ChatService, *, host: str = "127.0.0.1", port: int
     result = demo.launch(
         server_name=host, server_port=port, ssr_mode=False, show_error=False,
         max_file_size=transport, theme=theme, css=CSS, footer_links=["api"],
-        auth=accounts.login if accounts else None,
+        auth=gradio_login(accounts) if accounts else None,
         auth_message="Sign in to ask your documents." if accounts else None,
         share=False, mcp_server=False, run_history=False, enable_monitoring=False,
         prevent_thread_lock=True, quiet=prevent_thread_lock,

@@ -100,7 +100,7 @@ SECURE_USERS = {"alice": "wonder", "bob": "s3cret-b0b"}  # alice by --auth, bob 
 @pytest.fixture(scope="session")
 def secure_app(tmp_path_factory, real_rag):
     """app.py with sign-in and small limits (tests/test_app_security.py, test_workspace.py)."""
-    from app import hash_password
+    from rag.accounts import hash_password
 
     base = tmp_path_factory.mktemp("secure-app")
     users = base / "users"

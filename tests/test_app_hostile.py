@@ -92,7 +92,6 @@ def test_a_reader_failure_of_any_kind_skips_that_file_and_keeps_the_batch(tmp_pa
 def test_an_unexpected_exception_while_reading_is_that_files_reason(tmp_path, monkeypatch):
     """Whatever escapes the reader (a bug, a library's RecursionError) is caught by the upload
     path itself: that file is refused with a reason, the others are added."""
-    import app
     from rag import ingest
 
     real = ingest.load
@@ -102,7 +101,7 @@ def test_an_unexpected_exception_while_reading_is_that_files_reason(tmp_path, mo
             raise RecursionError("maximum recursion depth exceeded")
         return real(path, **kw)
 
-    monkeypatch.setattr(app.ingest, "load", load)
+    monkeypatch.setattr(ingest, "load", load)
     service = ChatService(rag=_rag(tmp_path))
     up = tmp_path / "up"
     up.mkdir()

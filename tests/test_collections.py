@@ -143,7 +143,7 @@ def test_ask_takes_a_collection(tmp_path, monkeypatch):
 
 
 def test_service_uploads_into_a_collection_two_at_once(tmp_path):
-    from app import ChatService
+    from rag.workspace import ChatService
 
     base = _rag(tmp_path, [])
     service = ChatService(rag=base)
@@ -179,7 +179,7 @@ def test_service_uploads_into_a_collection_two_at_once(tmp_path):
 
 
 def test_service_keeps_private_collections_private(tmp_path):
-    from app import ChatService
+    from rag.workspace import ChatService
 
     service = ChatService(rag=_rag(tmp_path, []))
     service.create_collection("mine", user="alice")
@@ -233,7 +233,7 @@ def test_cli_indexes_lists_and_refuses_collections(tmp_path, capsys):
 
 
 def test_a_shared_collection_is_read_by_all_and_changed_by_its_owner(tmp_path):
-    from app import ChatService
+    from rag.workspace import ChatService
 
     service = ChatService(rag=_rag(tmp_path, []))
     service.create_collection("team", user="alice", shared=True)

@@ -1,6 +1,6 @@
 """The source viewer: the supporting sentence found and marked, the passage's neighbours without
 the overlap, the page of a PDF, unsupported answer sentences marked, everything escaped."""
-from app import answer_html, answer_messages, view_html
+from rag.transcript import answer_html, answer_messages, view_html
 from rag.testing import MemoryVersion
 from rag.types import Answer, Chunk, Citation, Hit, SentenceSupport
 from rag.viewer import claims_for, source_view, supporting_span

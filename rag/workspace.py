@@ -1,0 +1,327 @@
+"""The library behind the chat page: one loaded `RAG` shared by every tab and API call, its
+collections as each user may see and change them, saved conversations, the documents of a
+collection, uploads into it and the model picker. Everything here returns values or one-line
+texts the page shows as they are; the web adapter (`rag.web`) only wires it to Gradio.
+
+`check_request` holds one question's arguments to the chat's bounds (`rag.bounds`).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import upload_journal, uploads
+from .bounds import CHAT_MAX_ANSWER_CHARS, CHAT_MAX_HISTORY_TURNS, CHAT_MAX_TOP_K, CHAT_TEMPLATES
+from .collections import DEFAULT, CollectionExists, CollectionRAGs, Collections, check_name
+from .config import Settings
+from .documents import list_documents, remove_document, rescan
+from .errors import ConfigError, HistoryError, QueryError, RagError
+from .history import History
+from .pipeline import RAG, clean_question
+from .transcript import answer_messages, html_text, md_text, public_text
+from .turns import live_version, stored_answer, turn_record
+from .types import Answer, Turn
+from .upload_journal import UploadJournal
+from .uploads import BUILD_WAIT, Allowance, UploadLimits, UploadReport, size_text
+
+
+def check_request(question, template, top_k, history) -> tuple[str, str, int | None, list[Turn]]:
+    """The arguments of one question, checked against the chat's bounds (QueryError, one line).
+
+    `top_k` None means the configured default; `history` is None or a list of [question, answer]
+    string pairs."""
+    question = clean_question(question)
+    known = list(CHAT_TEMPLATES)
+    if not isinstance(template, str) or template not in known:
+        raise QueryError(f"unknown template {str(template)[:40]!r}; choose one of {', '.join(known)}")
+    if top_k is not None:
+        whole = isinstance(top_k, int) or (isinstance(top_k, float) and top_k.is_integer())
+        if isinstance(top_k, bool) or not whole or not 1 <= top_k <= CHAT_MAX_TOP_K:
+            raise QueryError(f"top_k must be a whole number from 1 to {CHAT_MAX_TOP_K}, not {str(top_k)[:40]}")
+        top_k = int(top_k)
+    if history is None:
+        history = []
+    if not isinstance(history, (list, tuple)):
+        raise QueryError("history must be a list of [question, answer] pairs")
+    if len(history) > CHAT_MAX_HISTORY_TURNS:
+        raise QueryError(f"history has {len(history)} turns; the limit is {CHAT_MAX_HISTORY_TURNS}")
+    turns = []
+    for i, pair in enumerate(history, 1):
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2 or \
+                not all(isinstance(x, str) for x in pair):
+            raise QueryError(f"history turn {i} is not a [question, answer] pair of strings")
+        q, a = pair
+        try:
+            q = clean_question(q)
+        except QueryError as e:
+            raise QueryError(f"history turn {i}: {e}") from None
+        if len(a) > CHAT_MAX_ANSWER_CHARS:
+            raise QueryError(f"history turn {i}: the answer is {len(a)} characters long; "
+                             f"the limit is {CHAT_MAX_ANSWER_CHARS}")
+        turns.append(Turn(q, a))
+    return question, template, top_k, turns
+
+
+class ChatService:
+    """The loaded `RAG`, or the one-line reason it could not be made (e.g. a missing model file).
+
+    The page stays up either way: a broken setting is shown in every answer until it is fixed.
+    """
+
+    def __init__(self, settings: Settings | None = None, *, rag: RAG | None = None,
+                 limits: UploadLimits | None = None, history: History | None = None,
+                 operators: frozenset[str] | None = None, **overrides) -> None:
+        self.rag: RAG | None = rag
+        self.history = history  # saved conversations; None: not saved
+        self.error = ""
+        self.limits = limits or UploadLimits()
+        self.allowance = Allowance(self.limits.total_bytes)  # bytes stored, by owner (user or client address)
+        # who may switch the model and take documents out of the operator's collections (default,
+        # and those made with the CLI); None: anyone (no sign-in, one local user)
+        self.operators = operators
+        self.collections: Collections | None = None
+        self.rags: CollectionRAGs | None = None
+        self.journal: UploadJournal | None = None
+        if rag is None:
+            try:
+                s = settings if settings is not None else Settings.load(**overrides)
+                # the chat serves the corpus folder: a missing index is built from it
+                self.rag = RAG(s, build_missing=True)
+            except RagError as e:
+                self.error = str(e)
+        if getattr(self.rag, "settings", None) is not None:  # (a stand-in RAG may have none)
+            self.collections = Collections.from_settings(self.rag.settings)
+            self.rags = CollectionRAGs(self.rag, self.collections)
+            self.journal = UploadJournal(self.collections.root)
+            self.reconcile_uploads()
+
+    @property
+    def corpus(self) -> Path:
+        return Path(self.rag.settings.corpus)
+
+    def get(self, collection: str | None = None, *, user: str | None = None) -> RAG:
+        """The RAG of `collection` (None: the default) as `user` may see it (None: no sign-in)."""
+        if self.rag is None:
+            raise ConfigError(self.error)
+        if self.rags is None:
+            check_name(collection or DEFAULT)
+            return self.rag
+        return self.rags.get(collection, user=user)
+
+    # ---------------------------------------------------------------- collections
+
+    def collection_names(self, *, user: str | None = None) -> list[str]:
+        return [c.name for c in self.collections.list(user=user)] if self.collections else [DEFAULT]
+
+    def public_collection_names(self) -> list[str]:
+        """The collections every user may see whoever asks: the ones nobody owns (the default and
+        those made with the CLI). What the page offers before it knows who is asking (its config
+        is the same for everyone), so no private or shared name is in it."""
+        if self.collections is None:
+            return [DEFAULT]
+        return [c.name for c in self.collections.list(user=None) if not c.owner]
+
+    def is_operator(self, user: str | None) -> bool:
+        """Whether `user` runs this app: anyone without sign-in, else those named by --admins."""
+        return user is None or self.operators is None or user in self.operators
+
+    def create_collection(self, name: str, *, user: str | None = None, shared: bool = False) -> str:
+        """A new empty collection owned by `user`; its name. A taken name is refused with the
+        same line whoever holds it, so a user cannot tell another's private collection exists
+        from one they can see (only that the name is not free)."""
+        if self.collections is None:
+            raise ConfigError(self.error)
+        name = check_name(str(name or "").strip())
+        try:
+            return self.collections.create(name, owner=user or "", shared=shared).name
+        except CollectionExists:
+            raise ConfigError(f"the name {name!r} is not available; choose another") from None
+
+    def delete_collection(self, name: str, *, user: str | None = None) -> Path:
+        if self.collections is None:
+            raise ConfigError(self.error)
+        self._operator_only(name, user, "delete collection {name!r}")
+        where = self.collections.delete(name, user=user)
+        self.rags.forget(name)
+        return where
+
+    def _operator_only(self, collection: str | None, user: str | None, what: str) -> None:
+        """ConfigError unless `user` may do `what` (a format of the collection's `name`) to
+        `collection`: a collection nobody owns (the default, or one made with the CLI) is the
+        operator's; every user may add to it and ask it."""
+        if self.is_operator(user) or self.collections is None:
+            return
+        c = self.collections.get(collection, user=user)
+        if not c.owner:
+            raise ConfigError("only the operator of this app can " + what.format(name=c.name))
+
+    # ---------------------------------------------------------------- saved conversations
+
+    def save_turn(self, conversation: int | None, answer: Answer, *, collection: str | None = None,
+                  user: str | None = None) -> int | None:
+        """Save one answered question into `conversation` (a new one, titled by the question,
+        when None); the conversation's id (None when nothing is saved)."""
+        if self.history is None:
+            return None
+        record = turn_record(answer, collection=collection or DEFAULT, rag=self.get(collection, user=user))
+        owner = user or ""
+        if conversation is None:
+            conversation = self.history.create(owner=owner, title=answer.question, collection=collection or DEFAULT)
+        self.history.add_turn(conversation, record, owner=owner)
+        return conversation
+
+    def conversation_choices(self, *, user: str | None = None) -> list[tuple[str, int]]:
+        if self.history is None:
+            return []
+        return [(f"{c.title} ({c.n_turns})", c.id) for c in self.history.list(owner=user or "")]
+
+    def conversation(self, conversation: int, *, user: str | None = None) -> tuple[list[dict], list[list[str]], str]:
+        """A saved conversation as the chat shows it: messages, turns for follow-ups, collection."""
+        if self.history is None:
+            raise HistoryError("conversations are not saved in this app")
+        info = self.history.get(conversation, owner=user or "")
+        try:  # the collection's index as it is now: its neighbours of passages still indexed
+            version = live_version(self.get(info.collection, user=user))
+        except RagError:
+            version = None
+        messages, turns = [], []
+        for t in self.history.turns(conversation, owner=user or ""):
+            messages.append({"role": "user", "content": html_text(t.question)})
+            messages += answer_messages(stored_answer(t), version)
+            turns.append([t.question, t.answer[:CHAT_MAX_ANSWER_CHARS]])
+        return messages, turns[-CHAT_MAX_HISTORY_TURNS:], info.collection
+
+    # ---------------------------------------------------------------- documents
+
+    def documents(self, collection: str | None = None, *, user: str | None = None) -> list[list]:
+        """Rows for the documents table: name, type, chunks, size, indexed at."""
+        return [[d.source, d.type, d.n_chunks, size_text(d.size), d.indexed.replace("T", " ")[:19]]
+                for d in list_documents(self.get(collection, user=user))]
+
+    def remove_document(self, collection: str | None, source: str, *, user: str | None = None) -> str:
+        """Take a document out of the collection; a one-line note of what happened."""
+        c = self.writable(collection, user)
+        self._operator_only(collection, user, "remove documents from collection {name!r}")
+        where = remove_document(self.get(collection, user=user), source, trash=c.trash, lock_wait=BUILD_WAIT)
+        moved = f"; the file is in {where.parent.name} of the trash folder" if where else ""
+        return f"{source} removed from the index{moved}"
+
+    def rescan(self, collection: str | None = None, *, user: str | None = None, progress: bool = False) -> str:
+        self.writable(collection, user)
+        report = rescan(self.get(collection, user=user), progress=progress, lock_wait=BUILD_WAIT)
+        return f"Re-scanned: {report.summary()}"
+
+    def writable(self, collection: str | None, user: str | None):
+        """The collection, if `user` may change it; ConfigError otherwise."""
+        if self.collections is None:
+            raise ConfigError(self.error or "this app has no collections")
+        c = self.collections.get(collection, user=user)
+        if not c.writable_by(user):
+            raise ConfigError(f"collection {c.name!r} belongs to {c.owner}; only they can add or remove documents")
+        return c
+
+    def warm_up(self) -> str:
+        """Load models and index now; returns the error text ("" when all is well)."""
+        try:
+            self.get().warm_up()
+            return ""
+        except RagError as e:
+            return str(e)
+
+    def model_choices(self) -> list[tuple[str, str]]:
+        """(label, name) of the GGUFs the model picker offers: the shipped default first, then
+        the models folder, and the model in use wherever it lives; none with an LLM server.
+        A model is named by its file name (a second file of that name gets " (2)"): where the
+        operator keeps files is not the page's business."""
+        return [(label, name) for label, name, _ in self._models()]
+
+    def model_name(self) -> str | None:
+        """The picker's name of the model in use (None with an LLM server)."""
+        current = self.rag.model_path if self.rag is not None else ""
+        return next((name for _, name, path in self._models() if path == current), None)
+
+    def _models(self) -> list[tuple[str, str, str]]:
+        if self.rag is None or not self.rag.model_path:
+            return []
+        from .models import local_models  # (model management loads only for the picker)
+
+        found = [(m.label, str(m.path)) for m in local_models(self.rag.settings.models_dir)]
+        if self.rag.model_path not in {path for _, path in found}:
+            found.append((Path(self.rag.model_path).name, self.rag.model_path))
+        out, names = [], set()
+        for label, path in found:
+            name, n = Path(path).name, 1
+            while name in names:
+                n += 1
+                name = f"{Path(path).name} ({n})"
+            names.add(name)
+            out.append((label, name, path))
+        return out
+
+    def use_model(self, name: str, *, user: str | None = None) -> str:
+        """Answer with the picker's model `name` from the next question on; one line saying how
+        it went. Only the operator switches the model: it is the one every user's answers use."""
+        if not self.is_operator(user):
+            return "⚠️ only the operator of this app can switch the model"
+        if self.rag is not None and self.rag.settings.llm_url:
+            return "⚠️ answers come from the LLM server; choose its model there"
+        path = next((p for _, n, p in self._models() if n == name), None)
+        if path is None:
+            return f"⚠️ {md_text(f'no model named {str(name)[:80]!r} on this machine')}"
+        try:
+            self.get().use_model(path)
+        except RagError as e:
+            return f"⚠️ {md_text(self.public(e))}"
+        return f"✓ Answering with {md_text(Path(path).name)}."
+
+    def public(self, e) -> str:
+        """An error's text as a user may read it: model paths become file names."""
+        dirs = []
+        settings = getattr(self.rag, "settings", None)
+        if settings is not None:
+            from .config import default_llm_path
+
+            dirs = [settings.models_dir, default_llm_path()]
+            if settings.model:
+                dirs.append(settings.model)
+            if getattr(self.rag, "model_path", ""):
+                dirs.append(self.rag.model_path)
+        return public_text(str(e), folders=[str(Path(d).parent) if str(d).endswith(".gguf") else str(d)
+                                            for d in dirs if d])
+
+    def status(self, collection: str | None = None, *, user: str | None = None) -> str:
+        """One line for the header: model, embedder, index and its size, or what is wrong."""
+        if self.rag is None:
+            return f"⚠️ {md_text(self.public(self.error))}"
+        try:
+            rag = self.get(collection, user=user)
+        except RagError as e:
+            return f"⚠️ {md_text(self.public(e))}"
+        index = Path(rag.settings.index)
+        name = f"**Collection** {md_text(collection)} · " if collection and collection != DEFAULT else ""
+        try:
+            store = rag.store
+        except RagError as e:
+            if name and "no index" in str(e):  # a new collection: nothing uploaded yet
+                return f"**Model** {md_text(rag.llm.name)} · {name}empty: add documents to it"
+            return f"**Model** {md_text(rag.llm.name)} · ⚠️ index {md_text(index)}: {md_text(self.public(e))}"
+        return (f"**Model** {md_text(rag.llm.name)} · **Embedder** {md_text(rag.embedder.name)} · "
+                f"{name}**Index** {md_text(index.name)} ({md_text(store.version)}): {len(store)} chunks from "
+                f"{len(store.manifest['documents'])} documents")
+
+
+    # ---------------------------------------------------------------- uploads
+
+    def add_uploads(self, files: list, **options) -> UploadReport:
+        """Add files a browser uploaded to Gradio's upload folder: see `rag.uploads.add_uploads`."""
+        return uploads.add_uploads(self, files, **options)
+
+    def add_files(self, paths: list[str | Path], **options) -> UploadReport:
+        """Check, copy into the corpus folder and index local files: see `rag.uploads.add_files`."""
+        return uploads.add_files(self, paths, **options)
+
+    def reconcile_uploads(self) -> list[Path]:
+        """At start: copies that uploads of an app now gone left unindexed go to the trash
+        (`rag.upload_journal.reconcile`); where they went."""
+        if self.journal is None or self.collections is None:
+            return []
+        return upload_journal.reconcile(self.journal, self.collections, self.rag.settings)
