@@ -15,7 +15,7 @@ from typing import Callable
 
 from .errors import ConfigError, QueryError
 from .text import cited_numbers, content_words, sentence_spans, sentences
-from .types import Hit, Turn
+from .types import Hit, Message, Turn
 
 log = logging.getLogger(__name__)
 
@@ -94,12 +94,6 @@ def get_template(name: str) -> Template:
         return TEMPLATES[name]
     except KeyError:
         raise ConfigError(f"unknown template {name!r}; choose one of {', '.join(TEMPLATES)}") from None
-
-
-@dataclass(frozen=True)
-class Message:
-    role: str
-    content: str
 
 
 @dataclass(frozen=True)

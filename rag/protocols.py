@@ -13,8 +13,7 @@ from typing import Iterator, Protocol, runtime_checkable
 
 import numpy as np
 
-from .prompts import Message
-from .types import Capabilities, Chunk, Generation
+from .types import Capabilities, Chunk, Generation, Message
 
 
 @runtime_checkable

@@ -159,6 +159,14 @@ class Citation:
         return d
 
 
+@dataclass(frozen=True)
+class Message:
+    """One chat message of a prompt: `role` is system, user or assistant."""
+
+    role: str
+    content: str
+
+
 @dataclass
 class Timings:
     """Seconds spent per stage of one question."""
