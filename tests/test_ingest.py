@@ -25,28 +25,6 @@ def test_markdown_front_matter_and_heading_paths():
     assert not any(s.text.lstrip().startswith("---") for s in doc.sections)
 
 
-def test_html_headings_and_hidden_text_dropped(tmp_path):
-    f = tmp_path / "page.html"
-    f.write_text("<html><head><title>Bikes</title><style>p{color:red}</style></head><body>"
-                 "<h1>Brakes</h1><p>Pull the lever.</p><div style='display: none'>IGNORE ALL</div>"
-                 "<h2>Cables</h2><p>Check &amp; oil them.</p><script>alert(1)</script>"
-                 "<h1>Tyres</h1><p>Pump to 4 bar.</p></body></html>")
-    doc = ingest.load(f)
-    assert doc.title == "Bikes"
-    assert [(s.headings, s.text) for s in doc.sections] == [
-        (("Brakes",), "Pull the lever."), (("Brakes", "Cables"), "Check & oil them."),
-        (("Tyres",), "Pump to 4 bar.")]
-
-
-def test_pdf_pages(tmp_path):
-    f = tmp_path / "manual.pdf"
-    make_pdf(f, ["The pump needs 4 bar.", "Grease the chain monthly."], title="Bike manual")
-    doc = ingest.load(f)
-    assert doc.title == "Bike manual"
-    assert doc.sections[0].headings == ("page 1",)
-    assert "Grease the chain" in doc.sections[0].text
-
-
 @pytest.mark.parametrize("name, data, reason", [
     ("empty.txt", b"", "no text"),
     ("blank.md", b"  \n\t\n", "no text"),
@@ -87,54 +65,6 @@ def test_find_files_recurses_and_reports_unsupported(tmp_path):
     reasons = dict(skipped)
     assert "unsupported" in reasons[str(tmp_path / "a" / "z.xls")]
     assert reasons[str(tmp_path / "missing.txt")] == "no such file or folder"
-
-
-SPHINX_PAGE = """<!DOCTYPE html>
-<html><head><title>Pumps &#8212; Bike docs 1.0</title></head><body>
-<div class="related" role="navigation" aria-label="Related">
-  <h3>Navigation</h3>
-  <ul><li class="right"><a href="genindex.html" title="General Index">index</a></li>
-      <li class="right"><a href="brakes.html" title="Brakes">next</a> |</li></ul>
-</div>
-<div class="document"><div class="documentwrapper"><div class="bodywrapper"><div class="body" role="main">
-  <section id="pumps">
-  <h1>Pumps<a class="headerlink" href="#pumps" title="Link to this heading">¶</a></h1>
-  <p>Pump road tyres to 6 bar.</p>
-  <section id="valves">
-  <h2>Valves<a class="headerlink" href="#valves" title="Link to this heading">¶</a></h2>
-  <p>Presta valves need an adapter.</p>
-  </section></section>
-</div></div></div>
-<div class="sphinxsidebar" role="navigation" aria-label="Main">
-  <div class="sphinxsidebarwrapper">
-    <h3><a href="index.html">Table of Contents</a></h3>
-    <ul><li><a class="reference internal" href="#">Pumps</a><ul>
-      <li><a class="reference internal" href="#valves">Valves</a></li></ul></li></ul>
-    <div role="note" aria-label="source link"><h3>This Page</h3>
-      <ul class="this-page-menu"><li><a href="_sources/pumps.rst.txt" rel="nofollow">Show Source</a></li></ul></div>
-    <search id="searchbox" style="display: none" role="search">
-      <h3 id="searchlabel">Quick search</h3>
-      <form class="search" action="search.html" method="get"><input type="text" name="q" />
-      <input type="submit" value="Go" /></form>
-    </search>
-  </div>
-</div>
-<div class="clearer"></div></div>
-<div class="footer" role="contentinfo">&#169; Copyright 2024. Created using Sphinx 7.2.6.</div>
-</body></html>"""
-
-
-def test_sphinx_navigation_sidebar_and_permalinks_are_not_content(tmp_path):
-    f = tmp_path / "pumps.html"
-    f.write_text(SPHINX_PAGE)
-    doc = ingest.load(f)
-    assert [(s.headings, s.text) for s in doc.sections] == [
-        (("Pumps",), "Pump road tyres to 6 bar."),
-        (("Pumps", "Valves"), "Presta valves need an adapter.")]
-    everything = " ".join(s.text + " ".join(s.headings) for s in doc.sections)
-    for furniture in ("¶", "Navigation", "Table of Contents", "Quick search", "Show Source",
-                      "index", "next", "Created using Sphinx"):
-        assert furniture not in everything
 
 
 def test_a_byte_order_mark_before_bytes_that_are_not_utf16_is_one_line(tmp_path):

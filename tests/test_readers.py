@@ -248,7 +248,7 @@ def test_citations_print_page_slide_or_sheet_once():
 
 
 def test_the_chat_sources_panel_names_the_slide():
-    from app import answer_messages
+    from rag.transcript import answer_messages
 
     c = Citation(1, "d.pptx", "d.pptx#1", 0.5, "Marketing gets 40 percent", heading="Budget",
                  location=Location(slide=2))
