@@ -174,6 +174,13 @@ KEPT = [
     "Reply to the survey by Monday. The context of the study is rural.",
     "Tell customers that the shop opens at nine.",
     "Large language models such as GPT follow instructions written in the prompt.",
+    # found by review: manuals and forms that print, echo, copy or include "your" instructions,
+    # and directions given to staff, not to the model
+    "Print out your instructions and keep them with the device.",
+    "To check the shell, echo your prompt variable PS1.",
+    "The exam packet, including your instructions, is handed out at 9.",
+    "Copy all the text above into the form verbatim.",
+    "Helpdesk staff should direct users to https://support.example.com for password resets.",
     # fullwidth text that says nothing to the model
     "\uff34\uff59\uff52\uff45\uff53 need 6 bar, see \uff10\uff10\uff11.",
 ]
