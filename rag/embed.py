@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .cachedir import USER_CACHE
+from .config import QUERY_BACKENDS
 from .errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # never holds the library's per-batch tensors for every chunk at once.
 EMBED_SLICE = 4096
 
-QUERY_BACKENDS = ("auto", "torch")
 # up to this many texts go through the ONNX twin (questions, an answer's sentences); more are an
 # index build, which torch runs faster
 SMALL_BATCH = 256

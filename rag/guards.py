@@ -20,8 +20,8 @@ import logging
 import re
 from typing import Callable
 
-from .errors import ConfigError
 from . import claims
+from .config import PROFILES, checks_switched_off
 from .ground import SentenceCheck, check_citations, lexical_support
 from .prompts import cut_instructions
 from .text import (ABBREVIATIONS, CITE, SPACED_CITE, cited_numbers, content_words, figures,
@@ -29,33 +29,6 @@ from .text import (ABBREVIATIONS, CITE, SPACED_CITE, cited_numbers, content_word
 
 log = logging.getLogger(__name__)
 
-# name -> what it does; `checks_off` names any of these
-CHECKS = {
-    "retrieval": "abstain before generation when nothing retrieved can answer: an empty index, "
-                 "a question naming what the documents never mention, no passage close enough (min_score)",
-    "injection": "leave instruction-like sentences of the passages out of the prompt, and answer "
-                 "sentences repeating them out of the answer",
-    "refusal": "read the model's refusal as an abstention",
-    "echo": "cut the answer where the model starts copying the prompt's scaffolding",
-    "repeats": "keep a sentence the model repeats once",
-    "length": "cut a rambling answer to max_sentences",
-    "figures": "sentences stating figures no passage contains (cut, or flagged under capable)",
-    "claims": "each sentence held against the passage sentences backing it: its figures must be in "
-              "them as whole figures, and what it names in the passage it cites (the citation moves "
-              "to one that has them, else the sentence is cut, or flagged under capable)",
-    "names": "cut sentences naming what the documents never mention",
-    "quantity": "abstain when a question asking for a figure gets none",
-    "citations": "move or remove markers whose passage does not support their sentence; sentence support",
-    "support": "abstain when no passage supports the answer min_support",
-    "relevance": "abstain when the answer's cosine to the question is below min_relevance",
-}
-PROFILES = {
-    "small": frozenset(CHECKS),
-    "capable": frozenset({"retrieval", "injection", "refusal", "echo", "repeats", "figures", "claims",
-                          "citations", "support"}),
-    "off": frozenset(),
-}
-GUARDS = ("auto", *PROFILES)
 # under `auto`, models with fewer parameters than this get `small`
 SMALL_MODEL_PARAMS = 1_000_000_000
 
@@ -96,16 +69,10 @@ class Policy:
 def policy(settings, *, n_params: int | None = None) -> Policy:
     """The policy the settings ask for; `auto` reads the model's size `n_params` (None: unknown,
     as behind an LLM server, where capable models are the norm)."""
+    off = checks_switched_off(settings.guards, settings.checks_off)
     name = settings.guards
-    if name not in GUARDS:
-        raise ConfigError(f"unknown guards profile {name!r}; choose one of {', '.join(GUARDS)}")
     if name == "auto":
         name = "small" if n_params is not None and n_params < SMALL_MODEL_PARAMS else "capable"
-    off = {c.strip() for c in settings.checks_off.split(",") if c.strip()}
-    unknown = off - set(CHECKS)
-    if unknown:
-        raise ConfigError(f"checks_off names unknown check(s) {', '.join(sorted(unknown))}; "
-                          f"known: {', '.join(CHECKS)}")
     small = name == "small"
     return Policy(profile=name, enabled=PROFILES[name] - off, flag_figures=not small,
                   strict_refusal=small, max_sentences=settings.max_sentences, min_score=settings.min_score,

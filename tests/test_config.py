@@ -4,6 +4,7 @@ import pytest
 
 from rag.config import Settings, default_embedder_path, default_llm_path
 from rag.errors import ConfigError
+from rag.models import model_path
 
 
 def test_default_models_ship_with_packages():
@@ -41,11 +42,11 @@ def test_bad_env_value(monkeypatch):
 
 def test_model_path_checks(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
-        Settings.load(model=str(tmp_path / "missing.gguf")).model_path()
+        model_path(Settings.load(model=str(tmp_path / "missing.gguf")))
     fake = tmp_path / "fake.gguf"
     fake.write_bytes(b"not a model")
     with pytest.raises(ConfigError, match="not a GGUF"):
-        Settings.load(model=str(fake)).model_path()
+        model_path(Settings.load(model=str(fake)))
     with pytest.raises(ConfigError, match="embedder folder"):
         Settings.load(embedder=str(tmp_path / "nope")).embedder_path()
 

@@ -16,6 +16,7 @@ from rag import models
 from rag.cli import main
 from rag.config import DEFAULT_LLM_FILE, Settings, default_llm_path
 from rag.errors import ConfigError, DownloadError
+from rag.models import model_path
 from tests.hub_server import LoopbackHub
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,13 +51,13 @@ def test_local_models_lists_the_shipped_model_first_then_the_folder(tmp_path):
 
 def test_model_setting_takes_catalogue_names_and_file_names(tmp_path):
     with pytest.raises(ConfigError, match="rag models pull qwen2.5-0.5b"):
-        Settings.load(model="qwen2.5-0.5b", models_dir=str(tmp_path)).model_path()
+        model_path(Settings.load(model="qwen2.5-0.5b", models_dir=str(tmp_path)))
     (tmp_path / QWEN.file).symlink_to(default_llm_path())
-    assert Settings.load(model="qwen2.5-0.5b", models_dir=str(tmp_path)).model_path() == str(tmp_path / QWEN.file)
-    assert Settings.load(model=QWEN.file, models_dir=str(tmp_path)).model_path() == str(tmp_path / QWEN.file)
-    assert Settings.load(model="smollm2-135m", models_dir=str(tmp_path)).model_path() == default_llm_path()
+    assert model_path(Settings.load(model="qwen2.5-0.5b", models_dir=str(tmp_path))) == str(tmp_path / QWEN.file)
+    assert model_path(Settings.load(model=QWEN.file, models_dir=str(tmp_path))) == str(tmp_path / QWEN.file)
+    assert model_path(Settings.load(model="smollm2-135m", models_dir=str(tmp_path))) == default_llm_path()
     with pytest.raises(ConfigError, match="not found: llama9.*rag models"):
-        Settings.load(model="llama9", models_dir=str(tmp_path)).model_path()
+        model_path(Settings.load(model="llama9", models_dir=str(tmp_path)))
 
 
 def test_pull_names_are_checked_before_any_download():
@@ -133,7 +134,7 @@ def test_interrupted_pull_resumes_and_checks_the_sha256(hub, tmp_path):
     assert "sha256 matches the Hub's" in second.stdout and f"continued from {kept / 1e6:,.0f} MB" in second.stdout
     assert "100%" in second.stderr  # the progress bar
     assert not list(folder.glob(".*.part"))
-    assert Settings.load(model="qwen2.5-0.5b", models_dir=str(folder)).model_path() == str(pulled)
+    assert model_path(Settings.load(model="qwen2.5-0.5b", models_dir=str(folder))) == str(pulled)
 
     gets = len(hub.ranges())
     third = _pull(hub.endpoint, folder, "qwen2.5-0.5b")

@@ -3,9 +3,9 @@ import os
 
 import pytest
 
-from rag.config import Settings, default_llm_path
+from rag.config import MODEL_QUANTS, Settings, default_llm_path
 from rag.errors import ConfigError
-from rag.quantize import requantize, requantized_path
+from rag.models.quantize import QUANTS, requantize, requantized_path
 
 
 def test_the_copy_is_keyed_by_its_source(tmp_path):
@@ -20,6 +20,10 @@ def test_the_copy_is_keyed_by_its_source(tmp_path):
         requantize(src, "q2_k")
     with pytest.raises(ConfigError, match="model_quant"):
         Settings.load(model_quant="q3")
+
+
+def test_the_quantizer_knows_every_name_the_setting_takes():
+    assert tuple(QUANTS) == MODEL_QUANTS  # settings check names without loading the quantizer
 
 
 def test_a_file_the_quantizer_cannot_read_is_one_error_and_leaves_nothing(tmp_path):

