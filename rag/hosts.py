@@ -49,7 +49,19 @@ def host_allowed(header: str | None, allowed: frozenset[str]) -> bool:
         return True
     if not header:  # HTTP/1.0 clients send none; they cannot be steered by rebinding
         return True
-    return host_name(header) in allowed
+    name = host_name(header)
+    # rebinding needs a name the attacker controls; a bare address was typed or configured by
+    # whoever reaches the server (the LAN address of a server bound to 0.0.0.0, say), and the
+    # machine's own resolver does not list every interface's address
+    return name in allowed or _is_address(name)
+
+
+def _is_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
 
 
 # OpenAI's error shape (message, type, param, code), which `rag serve`'s clients parse; the chat
