@@ -26,7 +26,7 @@ import threading
 import time
 from typing import Iterator
 
-from ..errors import ConfigError, RagError
+from ..errors import ConfigError, GeneratorUnreachable
 from ..prompts import Message
 from ..types import Capabilities, Generation
 from .streaming import Decoding
@@ -38,7 +38,7 @@ CHARS_PER_TOKEN = 3.0  # a conservative estimate for English prose: real tokeniz
 PER_MESSAGE = 8  # tokens a chat template adds around each message, at most, for common ones
 
 
-class ServerError(RagError):
+class ServerError(GeneratorUnreachable):
     """The LLM server could not be used: down, refusing, or answering something unusable."""
 
 

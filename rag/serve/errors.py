@@ -1,7 +1,7 @@
 """Errors in OpenAI's shape, so standard clients show their message."""
 from __future__ import annotations
 
-from ..errors import ConfigError, QueryError, RagError, StoreError
+from ..errors import ConfigError, GeneratorUnreachable, QueryError, RagError, StoreError
 
 
 class APIError(Exception):
@@ -23,4 +23,4 @@ def from_rag_error(e: RagError) -> APIError:
         return APIError(503, f"the index cannot be opened now: {e}", type="server_error", code="index_unavailable")
     if isinstance(e, (QueryError, ConfigError)):
         return APIError(400, str(e))
-    return APIError(502 if type(e).__name__ == "ServerError" else 500, str(e), type="server_error")
+    return APIError(502 if isinstance(e, GeneratorUnreachable) else 500, str(e), type="server_error")
