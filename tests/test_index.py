@@ -4,7 +4,7 @@ import os
 import pytest
 
 from rag import faiss_store, index
-from rag.errors import StoreError
+from rag.errors import IndexDamaged, IndexLocked, IndexMissing, StoreError
 from rag.retrieve import Retriever
 
 
@@ -93,6 +93,24 @@ def test_second_writer_gets_a_clear_error(tmp_path, corpus_copy, fake_embedder):
     with faiss_store._Lock(idx, 0):
         with pytest.raises(StoreError, match="another build"):
             build([corpus_copy], idx, fake_embedder)
+
+
+def test_each_condition_a_caller_acts_on_has_its_class(tmp_path, corpus_copy, fake_embedder):
+    """Callers decide by class (IndexMissing, IndexLocked, IndexDamaged), never by the words of
+    the message; a mismatched embedder is none of them (an older version would not help)."""
+    idx = tmp_path / "idx"
+    with pytest.raises(IndexMissing):
+        faiss_store.open_index(idx)
+    with faiss_store._Lock(idx, 0):
+        with pytest.raises(IndexLocked):
+            build([corpus_copy], idx, fake_embedder)
+    build([corpus_copy], idx, fake_embedder)
+    with pytest.raises(StoreError) as e:
+        faiss_store.open_index(idx, embedder_name="all-MiniLM-L6-v2")
+    assert not isinstance(e.value, IndexDamaged)
+    (faiss_store.current_version(idx) / "faiss.index").unlink()
+    with pytest.raises(IndexDamaged):
+        faiss_store.open_index(idx)
 
 
 def test_leftovers_of_a_killed_build_are_ignored_and_cleaned(tmp_path, corpus_copy, fake_embedder):
