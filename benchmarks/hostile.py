@@ -450,6 +450,31 @@ def run(*, scale: float = 1.0, repo: Path = ROOT, only=None, timeout: float = 30
     return results
 
 
+# the read of one hostile file may cost at most this much memory above the interpreter's own:
+# the app's whole budget is 1.5 GB, with the models (~0.8 GB) in it
+EXTRA_MB_GOAL = 600
+
+
+def section(*, quick: bool, before: str | None = None) -> dict:
+    """benchmarks/run.py's section: every case read by this tree and, with `before` (a checkout
+    of an older commit; RAG_BENCH_BEFORE), by that one too, under a shorter time limit."""
+    from benchmarks.common import goal
+
+    scale = 0.05 if quick else 1.0
+    out = {"scale": scale, "after": run(scale=scale)}
+    before = before or os.environ.get("RAG_BENCH_BEFORE")
+    if before:
+        out["before"] = run(scale=scale, repo=Path(before).resolve(), timeout=120.0)
+        out["before_repo"] = before
+    worst = max(r["extra_mb"] or 0 for r in out["after"].values())
+    slowest = max(r["seconds"] for r in out["after"].values())
+    out["goals"] = [goal("hostile files: largest memory increase reading one (20 kinds)", target=f"<= {EXTRA_MB_GOAL} MB",
+                         measured=worst, unit="MB", met=worst <= EXTRA_MB_GOAL),
+                    goal("hostile files: slowest read (20 kinds)", target="within read_seconds (300 s)",
+                         measured=slowest, unit="s", met=slowest <= 300)]
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--scale", type=float, default=1.0)

@@ -183,12 +183,56 @@ def render(r: dict) -> str:
                 f"through the image reader, {o['pdf_reader_pages_per_s']:.2f} through a scanned PDF, "
                 f"{o['raw_pages_per_s']:.2f} for raw `pytesseract.image_to_string`; character accuracy "
                 f"{o['image_reader_accuracy']:.4f} / {o['pdf_reader_accuracy']:.4f} / {o['raw_accuracy']:.4f}."]
+    out += _hostile(sec)
     out += _speed(sec)
     out += _gpu(r)
     notes = r.get("notes") or []
     if notes:
         out += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     return "\n".join(out) + "\n"
+
+
+def _outcome(x: dict) -> str:
+    """An outcome without the temporary path it names, short enough for a table cell."""
+    text = x["outcome"].replace("|", "\\|")
+    if ": /" in text:  # "OverBudget: /tmp/x/f.docx: not read: ..." -> "OverBudget: not read: ..."
+        head, _, rest = text.partition(": /")
+        text = head + ": " + rest.partition(": ")[2]
+    return text if len(text) <= 110 else text[:107] + "..."
+
+
+def _hostile(sec: dict) -> list[str]:
+    """Issue 34: twenty kinds of hostile file, and the fuzz run of the readers."""
+    out = []
+    if "hostile" in sec:
+        s = sec["hostile"]
+        before = s.get("before") or {}
+        out += ["", "## Hostile files", "",
+                "Each file read by `ingest.load` in a fresh interpreter (libraries imported first; address "
+                "space capped at 6 GB) at scale " + f"{s['scale']:g}" + " of the sizes reported in issue 34. "
+                "`before`: the same files read by the code before the reading budgets"
+                + (f" (`{s['before_repo']}`, killed at 120 s)" if before else " (not measured in this run)")
+                + "; peak = the reading process's peak RSS, with about 85 MB of interpreter and libraries in it.", "",
+                "| case | file KB | before: outcome | s | peak MB | after: outcome | s | peak MB |",
+                "|---|---:|---|---:|---:|---|---:|---:|"]
+        for name, x in s["after"].items():
+            b = before.get(name)
+            bcols = (f"{_outcome(b)} | {b['seconds']:.2f} | {b['peak_mb']:.0f}" if b else "- | - | -")
+            out.append(f"| {name}: {x['doc']} | {x['file_kb']:.0f} | {bcols} | {_outcome(x)} | "
+                       f"{x['seconds']:.2f} | {x['peak_mb']:.0f} |")
+    if "fuzz" in sec:
+        f = sec["fuzz"]
+        o = f["outcomes"]
+        out += ["", "## Fuzzing the readers", "",
+                f"{f['files']:,} mutants (seed {f['seed']}; bytes flipped, cut, repeated, spliced; inside the XML "
+                f"of Office and EPUB packages, repacked) of one valid file per format, through `index.build` "
+                f"in batches of 100 with the {f['embedder']} embedder: {o.get('indexed', 0):,} indexed, "
+                f"{o.get('skipped', 0):,} skipped with a reason, {len(f['aborted_builds'])} builds aborted, "
+                f"{len(f['unreasoned'])} skips without a reason; peak RSS {f['peak_mb']:.0f} MB "
+                f"({f['peak_before_mb']:.0f} MB {f.get('baseline', 'at the start')}), "
+                f"{f['seconds'] / 60:.1f} min. Commonest skip reasons:", ""]
+        out += [f"- {why} ({n})" for why, n in list(f["reasons"].items())[:10]]
+    return out
 
 
 def _gpu(r: dict) -> list[str]:

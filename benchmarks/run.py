@@ -22,14 +22,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/run.py` from a clone
 
-from benchmarks import (common, generation, indexing, milvus, onnx_embed, readers, report, retrieval,  # noqa: E402
-                        server, serve_api, speed)
+from benchmarks import (common, fuzz, generation, hostile, indexing, milvus, onnx_embed, readers,  # noqa: E402
+                        report, retrieval, server, serve_api, speed)
 from rag import faiss_store, index as index_mod  # noqa: E402
 from rag.chunk import embed_text  # noqa: E402
 from rag.config import DEFAULT_EMBEDDER_NAME, Settings  # noqa: E402
 from rag.embed import Embedder  # noqa: E402
 
-SECTIONS = ("indexing", "retrieval", "milvus", "generation", "server", "serve", "onnx", "readers",
+SECTIONS = ("indexing", "retrieval", "milvus", "generation", "server", "serve", "onnx", "readers", "hostile", "fuzz",
             "stop_early", "answer_evals", "prefill", "cold", "concurrency")
 SPEED = {"stop_early", "answer_evals", "prefill", "cold", "concurrency"}  # issue 20, on the corpus index
 
@@ -139,6 +139,10 @@ def run(*, quick: bool, only: list[str] | None = None) -> dict:
                     batch_size=settings.embed_batch_size)
     if "readers" in sections:
         section("readers", readers.run, quick=quick)
+    if "hostile" in sections:  # RAG_BENCH_BEFORE=<older checkout> measures it too
+        section("hostile", hostile.section, quick=quick)
+    if "fuzz" in sections:
+        section("fuzz", fuzz.section, quick=quick)
     results["total_s"] = time.perf_counter() - t_start
     results["goals"] = [g for s in results["sections"].values() for g in s.get("goals", [])]
     return results
