@@ -18,6 +18,7 @@ import io
 import json
 import logging
 import random
+import re
 import resource
 import sys
 import tempfile
@@ -56,7 +57,28 @@ def seeds(folder: Path) -> list[Path]:
     image.save(folder / "seed.png")
     image.save(folder / "seed.tif", save_all=True, append_images=[image])
     out += [folder / f"seed.{s}" for s in ("csv", "md", "html", "txt", "pdf", "png", "tif")]
+    for p in out[:4]:  # the zip packages dated, and their "created"/"modified" stamps set, to
+        # one fixed time, so that a seed makes the same files on every run
+        p.write_bytes(_repack(p.read_bytes(), lambda name, body: STAMP.sub(b"2020-01-01T00:00:00", body)))
     return out
+
+
+FIXED_TIME = (2020, 1, 1, 0, 0, 0)
+STAMP = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?")
+
+
+def _repack(data: bytes, change) -> bytes:
+    """The zip `data` packed again, each part's bytes through `change(name, body)` (None leaves
+    the part out), every part dated FIXED_TIME."""
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        parts = [(i.filename, zf.read(i)) for i in zf.infolist()]
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, body in parts:
+            body = change(name, body)
+            if body is not None:
+                zf.writestr(zipfile.ZipInfo(name, date_time=FIXED_TIME), body, compress_type=zipfile.ZIP_DEFLATED)
+    return out.getvalue()
 
 
 # tokens that steer parsers into their rarer paths when spliced into a file
@@ -94,17 +116,15 @@ def mutate_bytes(data: bytes, rng: random.Random) -> bytes:
 def mutate_package(data: bytes, rng: random.Random) -> bytes:
     """Mutate one or two parts of a zip package and pack it again (its checksums made right)."""
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        parts = [(i, zf.read(i)) for i in zf.infolist()]
-    targets = rng.sample(range(len(parts)), k=min(len(parts), rng.randint(1, 2)))
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
-        for n, (info, body) in enumerate(parts):
-            if n in targets:
-                body = mutate_bytes(body, rng)
-            if rng.random() < 0.03:
-                continue  # a part left out
-            zf.writestr(info.filename, body)
-    return out.getvalue()
+        names = zf.namelist()
+    targets = set(rng.sample(names, k=min(len(names), rng.randint(1, 2))))
+
+    def change(name: str, body: bytes) -> bytes | None:
+        if name in targets:
+            body = mutate_bytes(body, rng)
+        return None if rng.random() < 0.03 else body  # now and then a part left out
+
+    return _repack(data, change)
 
 
 def mutants(seed_files: list[Path], n: int, seed: int, folder: Path) -> list[Path]:

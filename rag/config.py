@@ -182,7 +182,8 @@ class Settings:
     ann_threshold: int = DEFAULT_ANN_THRESHOLD  # chunks; 0 keeps the exact index at any size
     # what reading one document may cost (rag/readers/budget.py); a file over any is skipped
     # with the reason and the rest indexed
-    read_seconds: float = 300.0
+    read_seconds: float = 300.0  # OCR not counted: it has read_ocr_seconds
+    read_ocr_seconds: float = 1800.0  # OCR of one document (a scanned page takes 2-8 s on 2 cores)
     read_unpacked_mb: int = 256  # decompressed from an Office or EPUB zip; an HTML file's size
     read_markup_mb: int = 16  # XML that parsers hold as trees (Word, PowerPoint, EPUB, sheets)
     read_cells: int = 2_000_000  # spreadsheet and table cells (rows x used columns)
@@ -212,7 +213,7 @@ class Settings:
             raise ConfigError("chunk_overlap must be at least 0 and smaller than chunk_size")
         if self.ann_threshold < 0:
             raise ConfigError(f"ann_threshold must be 0 (never) or a chunk count, got {self.ann_threshold}")
-        for name in ("read_seconds", "read_unpacked_mb", "read_markup_mb", "read_cells", "read_ocr_pages"):
+        for name in ("read_seconds", "read_ocr_seconds", "read_unpacked_mb", "read_markup_mb", "read_cells", "read_ocr_pages"):
             if not getattr(self, name) > 0:  # NaN too
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         if self.embed_batch_size < 1:

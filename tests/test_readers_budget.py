@@ -431,3 +431,22 @@ def test_every_reader_reads_without_a_budget_given(tmp_path):
         _, sections = READERS[suffix][1](Path("a" + suffix), raw)
         assert sections, suffix
     assert epub_reader.read(Path("a.epub"), _samples(tmp_path)[".epub"])[1]
+
+
+def test_ocr_time_counts_against_its_own_limit_not_the_reading_one():
+    """A review found 40-page scans refused: OCR at ~7.7 s a page passed read_seconds (300) long
+    before read_ocr_pages (200). Time inside `Budget.ocr()` is OCR time only."""
+    now = [0.0]
+    budget = Budget("scan.pdf", ReadLimits(seconds=10, ocr_seconds=100), clock=lambda: now[0])
+    for _ in range(9):  # 9 pages of 8 s of OCR each, 0.5 s of reading between them
+        with budget.ocr() as left:
+            assert left > 0
+            now[0] += 8
+        now[0] += 0.5
+        budget.check_time()
+    assert budget.elapsed() == pytest.approx(4.5)
+    with budget.ocr():
+        now[0] += 40  # past the OCR limit: 112 s of OCR
+    with pytest.raises(OverBudget, match="of OCR; raise read_ocr_seconds") as e:
+        budget.check_time()
+    assert e.value.resource == "ocr_seconds"

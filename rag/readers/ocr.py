@@ -56,8 +56,8 @@ MISSING = "no OCR engine (install Debian's tesseract-ocr) or OCR is off (RAG_OCR
 
 def image_text(image, *, budget=None) -> str:
     """The text Tesseract reads in a PIL image ('' for none). The caller checks `available()`.
-    With a `budget`, Tesseract gets the document's time left and OverBudget("seconds") follows
-    when it runs out: one page of a pathological scan must not outlast the whole document."""
+    With a `budget`, Tesseract gets the document's OCR time left and OverBudget("ocr_seconds")
+    follows when it runs out: one page of a pathological scan must not outlast the whole document."""
     import pytesseract
 
     image = image.convert("L")
@@ -69,12 +69,15 @@ def image_text(image, *, budget=None) -> str:
     if budget is None:
         text = pytesseract.image_to_string(image, lang=lang)
     else:
-        budget.check_time()
-        left = budget.limits.seconds - budget.elapsed()
-        try:  # pytesseract's timeout 0 is none
-            text = pytesseract.image_to_string(image, lang=lang, timeout=max(1.0, left) if math.isfinite(left) else 0)
-        except RuntimeError:  # pytesseract kills the process and says "Tesseract process timeout"
-            budget.check_time()  # over the time: OverBudget
-            raise  # another failure of Tesseract
+        failure = None
+        with budget.ocr() as left:
+            try:  # pytesseract's timeout 0 is none
+                text = pytesseract.image_to_string(image, lang=lang,
+                                                   timeout=max(1.0, left) if math.isfinite(left) else 0)
+            except RuntimeError as e:  # pytesseract kills the process and says "Tesseract process timeout"
+                failure = e
+        if failure is not None:
+            budget.check_time()  # over the OCR time: OverBudget
+            raise failure  # another failure of Tesseract
     # Tesseract ends paragraphs with blank lines and pages with a form feed
     return "\n".join(line.rstrip() for line in text.replace("\f", "\n").splitlines()).strip()
