@@ -37,6 +37,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..bounds import (API_MAX_BODY, API_MAX_DEPTH, API_MAX_EMBED_CHARS, API_MAX_EMBED_INPUTS, API_MAX_MESSAGES,
+                      API_MAX_TOP_K)
 from ..errors import RagError
 from ..hosts import HostGuard, allowed_hosts
 from ..prompts import TEMPLATE_NAMES
@@ -47,14 +49,13 @@ from .errors import APIError, from_rag_error
 log = logging.getLogger(__name__)
 
 MODEL = "rag-local"
-MAX_BODY = 1 << 20  # bytes of a request
-MAX_TOP_K = 20
-MAX_MESSAGES = 64
-MAX_EMBED_INPUTS = 256
-MAX_EMBED_CHARS = 8192
-# Levels of arrays and objects in a request body. OpenAI's requests nest about 6 deep (a tool's
-# JSON schema a few more); past this a body is refused (400) before any route reads it.
-MAX_DEPTH = 64
+# what one request may ask for: `rag serve`'s numbers, kept beside the chat's in rag.bounds
+MAX_BODY = API_MAX_BODY  # bytes of a request
+MAX_TOP_K = API_MAX_TOP_K
+MAX_MESSAGES = API_MAX_MESSAGES
+MAX_EMBED_INPUTS = API_MAX_EMBED_INPUTS
+MAX_EMBED_CHARS = API_MAX_EMBED_CHARS
+MAX_DEPTH = API_MAX_DEPTH  # levels of arrays and objects in a request body
 
 
 @dataclass
