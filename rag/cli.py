@@ -10,29 +10,9 @@ import sys
 
 from .config import Settings
 from .errors import ConfigError, RagError
+from .flags import MODEL_SETTINGS, add_flag, add_model_flags, overrides
 from .prompts import TEMPLATE_NAMES
 from .text import bare_words
-
-
-def add_model_args(p: argparse.ArgumentParser) -> None:
-    """The model and index flags shared by `rag` and the chat app."""
-    g = p.add_argument_group("models (also RAG_MODEL, RAG_EMBEDDER, RAG_N_GPU_LAYERS, ... )")
-    g.add_argument("--index", help="index folder (default: indexes/default)")
-    g.add_argument("--model", help="a GGUF path, a file in the models folder or a name `rag models` lists "
-                                   "(default: shipped SmolLM2-135M)")
-    g.add_argument("--models-dir", help="folder of downloaded GGUFs (default ~/.cache/rag-local/models; "
-                                        "also RAG_MODELS_DIR)")
-    g.add_argument("--llm-url", help="an OpenAI-compatible server (e.g. http://127.0.0.1:8080/v1) "
-                                     "instead of a GGUF in-process; also RAG_LLM_URL, RAG_LLM_API_KEY")
-    g.add_argument("--llm-model", help="the model to ask the server for (default: the first it lists)")
-    g.add_argument("--embedder", help="sentence-transformers model folder (default: shipped MiniLM)")
-    g.add_argument("--n-gpu-layers", type=int, help="layers to offload to the GPU (-1: all)")
-    g.add_argument("--threads", type=int, dest="n_threads", help="CPU threads for llama.cpp")
-    g.add_argument("--n-ctx", type=int, help="model context window in tokens")
-    g.add_argument("--store", choices=["faiss", "milvus"], help="where vectors live (default faiss; also RAG_STORE)")
-    g.add_argument("--milvus-uri", help="Milvus Lite .db file or http://host:19530 (also RAG_MILVUS_URI)")
-    g.add_argument("--collections", metavar="DIR", help="root folder of the named collections "
-                                                        "(default: collections/; also RAG_COLLECTIONS)")
 
 
 def add_collection_arg(p: argparse.ArgumentParser) -> None:
@@ -50,23 +30,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rebuild", action="store_true", help="rebuild from scratch")
     p.add_argument("--rollback", action="store_true",
                    help="make the newest intact older version live again (after damage)")
-    p.add_argument("--chunk-size", type=int, help="chunk size in embedder tokens")
-    p.add_argument("--chunk-overlap", type=int, help="overlap in embedder tokens")
+    add_flag(p, "chunk_size")
+    add_flag(p, "chunk_overlap")
     p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                    help="if another build is writing this index, wait up to SECONDS for it")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     add_collection_arg(p)
-    add_model_args(p)
+    add_model_flags(p)
 
     p = sub.add_parser("ask", help="answer a question from the indexed documents")
     p.add_argument("question")
     p.add_argument("--source", help="search only documents whose path starts with this")
     p.add_argument("--template", default="auto", choices=list(TEMPLATE_NAMES),
                    help="prompt template (default auto: chosen per question)")
-    p.add_argument("--top-k", type=int)
+    add_flag(p, "top_k")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_collection_arg(p)
-    add_model_args(p)
+    add_model_flags(p)
 
     p = sub.add_parser("serve", help="an OpenAI-compatible API over the indexed documents")
     p.add_argument("--host", default=os.environ.get("RAG_HOST", "127.0.0.1"),
@@ -84,9 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trusted-proxies", default=os.environ.get("RAG_TRUSTED_PROXIES", ""), metavar="ADDR[,NET]",
                    help="reverse proxies whose X-Forwarded-For names the client (default: none; "
                         "also RAG_TRUSTED_PROXIES)")
-    p.add_argument("--top-k", type=int)
+    add_flag(p, "top_k")
     add_collection_arg(p)
-    add_model_args(p)
+    add_model_flags(p)
 
     p = sub.add_parser("collections", help="list, create, share or delete named collections")
     p.add_argument("action", nargs="?", default="list", choices=["list", "create", "share", "unshare", "delete"])
@@ -94,14 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--corpus", metavar="DIR", help="create: read documents from DIR instead of its own folder")
     p.add_argument("--owner", default="", help="create: the signed-in user who owns it (default: everyone's)")
     p.add_argument("--json", action="store_true", help="list: print JSON")
-    add_model_args(p)
+    add_model_flags(p)
 
     p = sub.add_parser("eval", help="evaluate retrieval and answers on a question set, templates side by side")
     p.add_argument("dataset", help="JSONL question set, SQuAD v2 .json file or BEIR folder")
     p.add_argument("--format", choices=["jsonl", "squad", "beir"], help="default: from the name")
     p.add_argument("--templates", default=",".join(TEMPLATE_NAMES),
                    help=f"comma-separated prompt templates (default: {','.join(TEMPLATE_NAMES)})")
-    p.add_argument("--top-k", type=int, help="passages put into the prompt")
+    add_flag(p, "top_k", help="passages put into the prompt")
     p.add_argument("--limit", type=int, help="evaluate a fixed, stratified sample of N questions")
     p.add_argument("--retrieval-only", action="store_true", help="retrieval metrics only, no LLM")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -109,11 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     p.add_argument("--report", metavar="DIR", help="write report.md, results.json, questions.jsonl, charts")
     add_collection_arg(p)
-    add_model_args(p)
+    add_model_flags(p)
 
     p = sub.add_parser("models", help="the model catalogue and the GGUFs on disk; `rag models pull NAME` downloads one")
-    p.add_argument("--models-dir", help="folder of downloaded GGUFs (default ~/.cache/rag-local/models; "
-                                        "also RAG_MODELS_DIR)")
+    add_flag(p, "models_dir")
     p.add_argument("--json", action="store_true", help="print the catalogue and the local models as JSON")
     msub = p.add_subparsers(dest="models_command")
     pp = msub.add_parser("pull", help="download a model from the Hugging Face Hub into the models folder")
@@ -124,10 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _settings(args) -> Settings:
-    names = ("index", "model", "embedder", "n_gpu_layers", "n_threads", "n_ctx", "top_k",
-             "chunk_size", "chunk_overlap", "llm_url", "llm_model", "store", "milvus_uri", "models_dir",
-             "collections")
-    settings = Settings.load(**{n: getattr(args, n, None) for n in names})
+    # (`--corpus` of `rag collections create` is where a new collection reads from, not a setting)
+    settings = Settings.load(**overrides(args, (*MODEL_SETTINGS, "top_k", "chunk_size", "chunk_overlap")))
     name = getattr(args, "collection", None)
     if name is not None:
         from .collections import Collections

@@ -172,8 +172,6 @@ class Allowance:
         self._added[owner] = max(0, self._added.get(owner, 0) + nbytes)
 
 
-
-
 def failure_reason(e: BaseException) -> str:
     """One line for a failure no reader turned into a DocumentError (a bug, or a library's)."""
     if isinstance(e, OSError) and e.errno is not None:
@@ -182,7 +180,6 @@ def failure_reason(e: BaseException) -> str:
         return "too large to read (out of memory)"
     detail = " ".join(str(e).split())[:160]
     return f"cannot be read: unexpected {type(e).__name__}{': ' + detail if detail else ''}"
-
 
 
 def upload_entry(entry) -> tuple[str, str]:
@@ -208,7 +205,6 @@ def inside_folder(path: str, root: Path) -> Path | None:
     if not real.is_file() or not real.is_relative_to(base) or real == base:
         return None
     return real
-
 
 
 def place_copy(src: Path, dest: Path, sha256: str, *, tag: str = "") -> tuple[Path, bool]:
@@ -241,6 +237,7 @@ def place_copy(src: Path, dest: Path, sha256: str, *, tag: str = "") -> tuple[Pa
 
 
 # ---------------------------------------------------------------- adding files to a collection
+
 
 def add_uploads(service, files: list, *, upload_dir: str | Path, owner: str = "", progress: bool = False,
                 cancel: threading.Event | None = None,

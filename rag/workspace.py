@@ -301,7 +301,9 @@ class ChatService:
         try:
             store = rag.store
         except RagError as e:
-            if name and "no index" in str(e):  # a new collection: nothing uploaded yet
+            # a new collection: nothing uploaded yet (matched on the text until rag/pipeline.py
+            # raises IndexMissing for an index never built, as the stores do)
+            if name and "no index" in str(e):
                 return f"**Model** {md_text(rag.llm.name)} · {name}empty: add documents to it"
             return f"**Model** {md_text(rag.llm.name)} · ⚠️ index {md_text(index)}: {md_text(self.public(e))}"
         return (f"**Model** {md_text(rag.llm.name)} · **Embedder** {md_text(rag.embedder.name)} · "

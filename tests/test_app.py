@@ -131,7 +131,8 @@ def test_uploads_are_indexed_at_once_and_bad_files_are_refused(chat_app, client,
 
 
 def test_chain_of_thought_streams_then_collapses_its_reasoning(real_rag):
-    from app import ChatService, respond
+    from rag.web.chat import respond
+    from rag.workspace import ChatService
 
     service = ChatService(rag=real_rag)  # the session's loaded models
     outputs = list(respond(service, "What are autoencoders used for?", [], [], "cot", 4))

@@ -1,6 +1,7 @@
 """The chat saves each answered question into the tab's conversation and shows a saved one again,
 per user; without a history it still answers."""
-from app import ChatService, respond
+from rag.web.chat import respond
+from rag.workspace import ChatService
 from rag import RAG
 from rag.history import History
 from rag.testing import HashEmbedder, ScriptedGenerator
@@ -51,7 +52,7 @@ def test_without_a_history_nothing_is_saved_and_answers_still_come(tmp_path):
 
 def test_a_damaged_history_is_announced_in_the_page(tmp_path):
     """The app starts over a damaged file: the page says so, the copy is kept, a new history runs."""
-    import app
+    from rag.web import ui as app
 
     (tmp_path / "history.db").write_bytes(b"\x00garbage, not SQLite\x00" * 50)
     service = _service(tmp_path, ["Owls hunt small rodents at night [1]."])

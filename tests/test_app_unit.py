@@ -4,7 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from app import ChatService, answer_messages, respond
+from rag.transcript import answer_messages
+from rag.web.chat import respond
+from rag.workspace import ChatService
 from rag.errors import ConfigError, StoreError
 from rag.types import Answer, Chunk, Citation, Hit
 
@@ -152,7 +154,7 @@ BEACON = '<img src="http://127.0.0.1:9/beacon.png?leak=x">'
 def test_html_text_leaves_no_element_and_keeps_every_character():
     import html as html_mod
 
-    from app import html_text
+    from rag.transcript import html_text
 
     for text in (BEACON, "<script>alert(1)</script>", "a < b && c > d", "<!-- x -->", "&lt;img&gt;",
                  "plain [1] text\nnext line"):
@@ -162,7 +164,7 @@ def test_html_text_leaves_no_element_and_keeps_every_character():
 
 
 def test_md_text_escapes_markdown_and_html():
-    from app import md_text
+    from rag.transcript import md_text
 
     out = md_text("![x](http://h/a.png) **b** <img src=x> [y]: http://h `c` # h")
     for construct in ("![", "](", "**", "<img", "[y]:", "`c`"):
@@ -206,7 +208,7 @@ def test_html_document_text_that_shows_a_tag_keeps_it_as_text(tmp_path):
 
 
 def test_streamed_answer_and_question_are_escaped(tmp_path):
-    from app import respond
+    from rag.web.chat import respond
 
     class Stream:
         def __init__(self):
@@ -229,7 +231,7 @@ def test_streamed_answer_and_question_are_escaped(tmp_path):
 
 
 def test_upload_report_escapes_file_names():
-    from app import UploadReport
+    from rag.uploads import UploadReport
 
     note = UploadReport(added=["![a](http:x).md"], rejected=[("<img src=x>.md", "bad <b>")]).markdown()
     assert "![" not in note and "<img" not in note and "<b>" not in note
@@ -258,7 +260,7 @@ def test_upload_report_escapes_file_names():
     (("  ", "few_shot", 4, None), "the question is empty"),
 ])
 def test_request_arguments_are_held_to_the_page_bounds(args, message):
-    from app import check_request
+    from rag.workspace import check_request
     from rag.errors import QueryError
 
     with pytest.raises(QueryError) as e:
@@ -267,7 +269,7 @@ def test_request_arguments_are_held_to_the_page_bounds(args, message):
 
 
 def test_good_request_arguments_pass():
-    from app import check_request
+    from rag.workspace import check_request
 
     q, t, k, turns = check_request(" What is LoRA? ", "cot", 12.0, [("What is PEFT?", "Tuning.")])
     assert (q, t, k) == ("What is LoRA?", "cot", 12) and turns[0].question == "What is PEFT?"
@@ -275,7 +277,7 @@ def test_good_request_arguments_pass():
 
 
 def test_chat_refuses_bounds_a_crafted_request_breaks(tmp_path):
-    from app import respond
+    from rag.web.chat import respond
 
     class NoRag:
         def stream(self, *a, **kw):
@@ -299,7 +301,7 @@ def _uploads(tmp_path, sizes: dict[str, int]) -> tuple[Path, list[dict]]:
 
 
 def test_uploads_over_a_limit_are_refused_one_line_each_and_the_rest_added(tmp_path, corpus_copy, fake_embedder):
-    from app import UploadLimits
+    from rag.uploads import UploadLimits
 
     service = ChatService(index=str(tmp_path / "index"), corpus=str(corpus_copy),
                           limits=UploadLimits(file_bytes=2000, files=2, total_bytes=3000))
@@ -322,7 +324,7 @@ def test_uploads_over_a_limit_are_refused_one_line_each_and_the_rest_added(tmp_p
 
 
 def test_refused_or_failed_files_do_not_use_the_allowance(tmp_path, corpus_copy, fake_embedder):
-    from app import UploadLimits
+    from rag.uploads import UploadLimits
 
     service = ChatService(index=str(tmp_path / "index"), corpus=str(corpus_copy),
                           limits=UploadLimits(file_bytes=0, files=0, total_bytes=1000))
@@ -354,7 +356,7 @@ def test_a_cancelled_upload_adds_nothing(library, tmp_path):
 
 
 def test_cancelling_while_indexing_removes_the_copies(library, tmp_path, monkeypatch):
-    from app import UploadCancelled
+    from rag.uploads import UploadCancelled
 
     live = library.rag.store.path
 
@@ -373,7 +375,8 @@ def test_progress_tracker_stops_an_embedding_pass_once_cancelled():
 
     import gradio as gr
 
-    from app import UploadCancelled, _stop_on_cancel
+    from rag.uploads import UploadCancelled
+    from rag.web.ui import _stop_on_cancel
 
     progress = gr.Progress()
     cancel = threading.Event()
@@ -387,58 +390,8 @@ def test_progress_tracker_stops_an_embedding_pass_once_cancelled():
         next(progress)
 
 
-# ---------------------------------------------------------------- sign-in
-
-def test_passwords_are_stored_salted_and_checked():
-    from app import Accounts, hash_password
-
-    a, b = hash_password("s3cret"), hash_password("s3cret")
-    assert a != b and a.startswith("scrypt$16384$8$1$") and "s3cret" not in a
-    accounts = Accounts()
-    accounts.add("bob", hashed=a)
-    accounts.add("alice", password="wonder")
-    assert accounts.check("bob", "s3cret") and accounts.check("alice", "wonder")
-    assert not accounts.check("bob", "wonder") and not accounts.check("carol", "s3cret")
-    assert not accounts.check("bob", "")
-
-
-def test_accounts_load_from_arguments_and_a_file(tmp_path):
-    from app import hash_password, load_accounts
-
-    f = tmp_path / "users"
-    f.write_text(f"# who may sign in\n\nbob:{hash_password('s3cret')}\n")
-    accounts = load_accounts(["alice:won:der"], str(f))
-    assert accounts.check("alice", "won:der") and accounts.check("bob", "s3cret") and len(accounts) == 2
-    assert load_accounts(None, None) is None
-
-
-@pytest.mark.parametrize("auth, text, message", [
-    (["alice"], None, "--auth expects USER:PASSWORD"),
-    ([":pw"], None, "the user name '' is empty"),
-    (["al ice:pw"], None, "has spaces or colons"),
-    (["alice:"], None, "the password of 'alice' is empty"),
-    (["alice:a", "alice:b"], None, "user 'alice' is given twice"),
-    (None, "bob\n", "line 1: expected user:scrypt$"),
-    (None, "bob:plaintext\n", "line 1: expected user:scrypt$N$r$p$SALT$HASH (make a line with: "
-                              "python app.py --hash-password bob)"),
-    (None, "bob:scrypt$3$8$1$00112233445566778899aabbccddeeff$" + "0" * 64 + "\n", "line 1: expected"),
-    (None, "# nobody\n", "names no user"),
-    (None, b"\xff\xfe\x00bad", "cannot read the auth file"),
-])
-def test_bad_auth_arguments_are_one_line_errors(tmp_path, auth, text, message):
-    from app import AuthError, load_accounts
-
-    path = None
-    if text is not None:
-        path = tmp_path / "users"
-        path.write_bytes(text if isinstance(text, bytes) else text.encode())
-    with pytest.raises(AuthError) as e:
-        load_accounts(auth, str(path) if path else None)
-    assert message in str(e.value) and "\n" not in str(e.value)
-
-
 def test_bad_auth_arguments_exit_1_with_one_line(tmp_path, capsys):
-    import app
+    from rag.web import launch as app
 
     for argv in (["--auth", "nocolon"], ["--auth-file", str(tmp_path / "missing")],
                  ["--auth", ":x"], ["--max-files", "-1"], ["--top-k", "13"], ["--concurrency", "0"]):
@@ -451,7 +404,7 @@ def test_hash_password_prints_a_line_the_auth_file_accepts(tmp_path):
     import subprocess
     import sys
 
-    from app import load_accounts
+    from rag.accounts import load_accounts
 
     ROOT_DIR = Path(__file__).resolve().parent.parent
 
@@ -468,7 +421,7 @@ def test_hash_password_prints_a_line_the_auth_file_accepts(tmp_path):
 
 
 def test_listening_beyond_this_machine_without_sign_in_warns(capsys, monkeypatch):
-    import app
+    from rag.web import launch as app
 
     class Stop(Exception):
         pass
@@ -548,7 +501,7 @@ def test_only_an_operator_switches_the_model_or_empties_the_operators_collection
 
 
 def test_model_paths_are_cut_to_file_names_in_what_users_read():
-    from app import public_text
+    from rag.transcript import public_text
 
     assert public_text("model file not found: /srv/models/private/q4.gguf") == "model file not found: q4.gguf"
     assert public_text("cannot load model /home/op/My Models/x.GGUF: bad", folders=["/home/op/My Models"]) == \

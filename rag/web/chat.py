@@ -1,0 +1,90 @@
+"""One exchange of the chat, streamed into its messages, and the answer its API returns: the
+request checked against the chat's bounds, every failure turned into one line."""
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+from ..bounds import CHAT_MAX_ANSWER_CHARS, CHAT_MAX_HISTORY_TURNS
+from ..errors import QueryError, RagError
+from ..transcript import answer_messages, html_text, public_text
+from ..turns import answer_json, live_version
+from ..types import Answer
+from ..workspace import ChatService, check_request
+
+log = logging.getLogger("rag.app")  # (the chat's log lines keep the name they always had)
+
+
+def error_message(e: Exception) -> dict:
+    if isinstance(e, RagError):
+        text = public_text(str(e))
+    else:  # a bug: the log gets the traceback, the user one line
+        log.exception("unexpected error while answering")
+        text = f"unexpected {type(e).__name__}: {e}"
+    return {"role": "assistant", "content": f"⚠️ {html_text(text)}"}
+
+
+def respond(service: ChatService, question: str, chat: list[dict], turns: list[list[str]],
+            template: str, top_k: float, *, shown: bool = False, collection: str | None = None,
+            user: str | None = None, on_answer: Callable[[Answer], None] | None = None):
+    """Stream one exchange: yields (textbox value, chat messages, turns) as the answer grows.
+
+    `shown`: the question is already the last message of `chat` (the page shows it at once,
+    while the answer waits in the queue)."""
+    chat = list(chat or [])
+    turns = list(turns or [])[-CHAT_MAX_HISTORY_TURNS:]
+    if question and question.strip() and not shown:
+        chat.append({"role": "user", "content": html_text(question)})
+    yield "", chat, turns
+    try:
+        rag = service.get(collection, user=user)
+        question, template, top_k, history = check_request(question, template, top_k, turns)
+        stream = rag.stream(question, template=template, top_k=top_k, history=history)
+        # chain-of-thought output streams as plain text too; it only becomes a collapsed block
+        # at the end, because Gradio keeps a block open that was first drawn open
+        live = {"role": "assistant", "content": ""}
+        chat.append(live)
+        text = ""
+        for piece in stream:
+            text += piece
+            live["content"] = html_text(text)
+            yield "", chat, turns
+        answer = stream.answer
+        chat[-1:] = answer_messages(answer, live_version(rag))
+        turns.append([answer.question, answer.text[:CHAT_MAX_ANSWER_CHARS]])
+        if on_answer is not None:
+            on_answer(answer)
+        yield "", chat, turns
+    except Exception as e:  # noqa: BLE001 - every failure ends as a message, never a dead UI
+        if chat and chat[-1].get("role") == "assistant" and not chat[-1]["content"]:
+            chat.pop()
+        chat.append(error_message(e))
+        yield "", chat, turns
+
+
+def api_ask(service: ChatService, question: str, template: str, top_k: int | None,
+            history: list[list[str]] | None, collection: str | None = None, user: str | None = None) -> dict:
+    """The structured answer for API clients; errors come back as gradio errors with one line."""
+    import gradio as gr
+
+    try:
+        question, template, top_k, turns = check_request(question, template, top_k, history)
+        if collection is not None and not isinstance(collection, str):
+            raise QueryError("collection must be a collection's name")
+        rag = service.get(collection or None, user=user)
+        answer = rag.ask(question, template=template, top_k=top_k, history=turns)
+    except RagError as e:
+        raise gr.Error(" ".join(public_text(str(e)).split()), print_exception=False) from None
+    except (TypeError, ValueError) as e:
+        raise gr.Error(f"bad request: {e}", print_exception=False) from None
+    return answer_json(answer, rag)
+
+
+def api_call(fn, *args, **kwargs):
+    """`fn(...)`, its RagError turned into the one-line error API clients get."""
+    import gradio as gr
+
+    try:
+        return fn(*args, **kwargs)
+    except RagError as e:
+        raise gr.Error(" ".join(public_text(str(e)).split()), print_exception=False) from None

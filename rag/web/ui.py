@@ -1,0 +1,456 @@
+"""The chat's page: Gradio Blocks bound to a `ChatService`, and the API endpoints it serves
+(ask, collections, documents). Every handler asks the service and shows what it says."""
+from __future__ import annotations
+
+import tempfile
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..bounds import CHAT_MAX_TOP_K, CHAT_TEMPLATES
+from ..collections import DEFAULT
+from ..documents import list_documents
+from ..errors import HistoryError, RagError
+from ..transcript import html_text, md_text, message_text
+from ..uploads import UPLOAD_TYPES, UploadCancelled, UploadReport, size_text
+from ..workspace import ChatService
+from .chat import api_ask, api_call, respond
+from .guards import request_key, request_user, upload_folder
+
+_TEMPLATE_LABELS = {"auto": "auto (per question)", "few_shot": "few-shot", "zero_shot": "zero-shot",
+                    "cot": "chain-of-thought", "extract": "extractive"}
+TEMPLATE_CHOICES = [(_TEMPLATE_LABELS[name], name) for name in CHAT_TEMPLATES]
+# the chat shows text exactly as written: newlines break lines, nothing is rendered
+CSS = ("#chat .md { white-space: pre-wrap; }\n"
+       "#chat .md small { opacity: 0.7; }\n"  # a passage's neighbouring text, around it
+       "#chat .md u.unsupported { text-decoration: underline wavy #c0392b; }")
+
+
+@dataclass
+class _UploadJob:
+    cancel: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)
+    report: UploadReport | None = None
+
+
+class UploadJobs:
+    """The upload running for each browser session, so that session's Cancel can stop it."""
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, _UploadJob] = {}
+        self._lock = threading.Lock()
+
+    def start(self, session: str) -> _UploadJob:
+        with self._lock:
+            job = self._jobs[session] = _UploadJob()
+            return job
+
+    def finish(self, session: str, job: _UploadJob, report: UploadReport | None) -> None:
+        job.report = report
+        job.done.set()
+        with self._lock:
+            if self._jobs.get(session) is job:
+                del self._jobs[session]
+
+    def cancel(self, session: str) -> _UploadJob | None:
+        with self._lock:
+            job = self._jobs.get(session)
+        if job is not None:
+            job.cancel.set()
+        return job
+
+
+def _stop_on_cancel(progress, cancel: threading.Event) -> None:
+    """Make Gradio's progress tracker raise UploadCancelled once `cancel` is set. With
+    track_tqdm every tqdm bar in the handler's thread steps through the tracker (iterating or
+    `update`): the index build's file loop and embedding slices, and the embedder's batches of
+    32 texts, so a cancelled build stops within a batch, before anything is committed."""
+
+    class Cancellable(type(progress)):
+        def __next__(self):
+            if cancel.is_set():
+                raise UploadCancelled()
+            return super().__next__()
+
+        def update(self, n=1):
+            if cancel.is_set():
+                raise UploadCancelled()
+            return super().update(n)
+
+    progress.__class__ = Cancellable
+
+
+def build_ui(service: ChatService, *, concurrency: int = 1):
+    """The Gradio Blocks of the chat, bound to `service`. `concurrency` questions are worked on
+    at once: retrieval, the prompt and the checks of one overlap another's generation, which
+    the model's lock keeps to one at a time, first come first served."""
+    import gradio as gr
+
+    top_k = service.rag.settings.top_k if service.rag else 4
+    lim = service.limits
+    limits = ", ".join(x for x in (
+        f"up to {lim.files} files" if lim.files else "",
+        f"{size_text(lim.file_bytes)} each" if lim.file_bytes else "",
+        f"{size_text(lim.total_bytes)} in all" if lim.total_bytes else "") if x)
+    uploads = UploadJobs()
+    # uploaded files are kept a day in Gradio's cache, then deleted (the corpus keeps its copies)
+    with gr.Blocks(title="rag-local", analytics_enabled=False, delete_cache=(3600, 86400)) as demo:
+        gr.Markdown("## rag-local · ask your documents")
+        status = gr.Markdown(service.status(), elem_id="status")
+        with gr.Row():
+            # saved conversations: this user's, the most recent first
+            with gr.Column(scale=1, min_width=220, elem_id="history"):
+                conversations = gr.Dropdown([], value=None, label="Conversations", elem_id="conversations",
+                                            allow_custom_value=False)
+                with gr.Accordion("Rename, delete, export", open=False, elem_id="conversation-tools"):
+                    new_title = gr.Textbox(placeholder="new title", show_label=False, max_lines=1,
+                                           elem_id="conversation-title")
+                    with gr.Row():
+                        rename = gr.Button("Rename", size="sm", elem_id="rename-conversation")
+                        forget = gr.Button("Delete", size="sm", variant="stop", elem_id="delete-conversation")
+                    export = gr.Button("Export as Markdown", size="sm", elem_id="export-conversation")
+                    exported = gr.File(label="Markdown", interactive=False, elem_id="export-file")
+                history_note = gr.Markdown(f"⚠️ {md_text(service.history.notice)}"
+                                           if service.history and service.history.notice else "",
+                                           elem_id="history-note")
+            with gr.Column(scale=3):
+                # messages are HTML built by html_text (Markdown off, no LaTeX, no custom tags,
+                # sanitised): document text can neither render nor make the browser fetch
+                chat = gr.Chatbot(label="Chat", elem_id="chat", height=520, feedback_options=None,
+                                  placeholder="Ask something about your documents.",
+                                  render_markdown=False, sanitize_html=True, latex_delimiters=[],
+                                  allow_tags=False, buttons=["copy", "copy_all"])
+                with gr.Row():
+                    box = gr.Textbox(placeholder="Ask a question and press Enter", show_label=False,
+                                     elem_id="question", scale=5, autofocus=True)
+                    send = gr.Button("Send", variant="primary", scale=1, elem_id="send")
+                clear = gr.Button("New conversation", size="sm")
+            with gr.Column(scale=1):
+                # collections: the one asked and added to, per tab; only those this user may see
+                # (the page's config is everyone's: it names only collections nobody owns, and
+                # each page gets its user's list when it opens)
+                collection = gr.Dropdown(service.public_collection_names(), value=DEFAULT, label="Collection",
+                                         elem_id="collection", allow_custom_value=False)
+                with gr.Accordion("New or delete collection", open=False, elem_id="collection-tools"):
+                    new_name = gr.Textbox(placeholder="name: a-z, 0-9, - or _", show_label=False,
+                                          elem_id="new-collection", max_lines=1)
+                    shared = gr.Checkbox(label="shared with every signed-in user", value=False,
+                                         elem_id="shared-collection")
+                    with gr.Row():
+                        create = gr.Button("Create", size="sm", elem_id="create-collection")
+                        drop = gr.Button("Delete this collection", size="sm", variant="stop",
+                                         elem_id="delete-collection")
+                collection_note = gr.Markdown(elem_id="collection-note")
+                template = gr.Radio(TEMPLATE_CHOICES, value="auto", label="Prompt template")
+                k = gr.Slider(1, CHAT_MAX_TOP_K, value=min(top_k, CHAT_MAX_TOP_K), step=1,
+                              label="Passages retrieved (top-k)")
+                files = gr.File(label=f"Add documents ({', '.join(UPLOAD_TYPES)}; {limits})",
+                                file_count="multiple", elem_id="upload")
+                stop = gr.Button("Cancel upload", size="sm", elem_id="cancel-upload")
+                upload_note = gr.Markdown(elem_id="upload-note")
+                # the model every answer uses: the operator's to switch, so the page's config
+                # lists none; the operator's page gets them when it opens (by file name)
+                picker = gr.Dropdown([], value=None, label="Model", elem_id="model-picker", visible=False,
+                                     info="GGUFs on this machine; `rag models pull NAME` adds more")
+                model_note = gr.Markdown(elem_id="model-note")
+        # the documents of the collection shown: what is indexed, taking one out, a re-scan
+        with gr.Accordion("Documents", open=False, elem_id="documents"):
+            doc_table = gr.Dataframe(headers=["document", "type", "chunks", "size", "indexed"],
+                                     datatype=["str", "str", "number", "str", "str"], interactive=False,
+                                     elem_id="doc-table", wrap=True)
+            with gr.Row():
+                doc_pick = gr.Dropdown([], label="Document", elem_id="doc-pick", scale=3)
+                remove = gr.Button("Move to trash", size="sm", variant="stop", elem_id="remove-doc", scale=1)
+                scan = gr.Button("Re-scan the folder", size="sm", elem_id="rescan", scale=1)
+            doc_note = gr.Markdown(elem_id="doc-note")
+        turns = gr.State([])
+        pending = gr.State("")  # the question on its way from the box to the answer
+        conv_id = gr.State(None)  # the saved conversation this tab continues, once it has one
+
+        def show_question(question, messages):
+            """The fast first step (not queued): the question shows in the chat at once and the
+            box waits until the answer is in, however long the queue."""
+            messages = list(messages or [])
+            if question and question.strip():
+                messages.append({"role": "user", "content": html_text(question)})
+            return gr.update(value="", interactive=False), gr.update(interactive=False), messages, question
+
+        def on_message(question, messages, past, tmpl, kk, name, cid, request: gr.Request):
+            shown = bool(question and question.strip())
+            user = request_user(request)
+            saved = {"id": cid, "note": ""}
+
+            def save(answer):
+                try:
+                    saved["id"] = service.save_turn(saved["id"], answer, collection=name, user=user)
+                except RagError as e:  # the answer still shows; the note says it was not saved
+                    saved["note"] = f"⚠️ not saved: {md_text(e)}"
+
+            for _, messages, past in respond(service, question, messages, past, tmpl, kk, shown=shown,
+                                             collection=name, user=user, on_answer=save):
+                yield messages, past, saved["id"], gr.update(), gr.update()
+            choices = service.conversation_choices(user=user)
+            yield messages, past, saved["id"], gr.update(choices=choices, value=saved["id"]), \
+                saved["note"] or gr.update()
+
+        def unlock():
+            return gr.update(interactive=True), gr.update(interactive=True)
+
+        def take_back(question, messages):
+            messages = list(messages or [])
+            if question and messages and messages[-1].get("role") == "user" and \
+                    message_text(messages[-1]).strip() == html_text(question).strip():
+                messages.pop()
+            return gr.update(value=question, interactive=True), gr.update(interactive=True), messages
+
+        def on_upload(files, name, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
+            user = request_user(request)
+            if not files:
+                return "", service.status(name, user=user)
+            job = uploads.start(request.session_hash or "")
+            _stop_on_cancel(progress, job.cancel)
+            report = None
+            try:
+                progress(0, desc="checking the files")
+                # raw file entries (preprocess=False): Gradio must not open, copy or download a
+                # path a client names before it is checked against the upload folder
+                report = service.add_uploads(
+                    files, upload_dir=upload_folder(), owner=request_key(request), progress=True,
+                    cancel=job.cancel, collection=name, user=user,
+                    on_file=lambda i, n, file: progress((i, n), desc="checking the files", unit="files"))
+                note = report.markdown()
+            except RagError as e:
+                note = f"⚠️ {md_text(e)}"
+            finally:
+                uploads.finish(request.session_hash or "", job, report)
+            return note, service.status(name, user=user)
+
+        def on_cancel_upload(request: gr.Request):
+            job = uploads.cancel(request.session_hash or "")
+            if job is not None:
+                job.done.wait(120)  # it stops at the next file or embedding batch
+            if job is not None and job.report is not None and job.report.added:
+                note = "The upload was already indexed when it was cancelled.\n\n" + job.report.markdown()
+            else:
+                note = "Upload cancelled: nothing from it was added."
+            return note, service.status()
+
+        def on_pick(name, request: gr.Request):
+            user = request_user(request)
+            return (service.status(name, user=user), *doc_views(name, user))
+
+        def on_create(name, share, request: gr.Request):
+            user = request_user(request)
+            try:
+                made = service.create_collection(name, user=user, shared=bool(share))
+            except RagError as e:
+                return gr.update(), f"⚠️ {md_text(e)}", gr.update()
+            return (gr.update(choices=service.collection_names(user=user), value=made),
+                    f"Collection **{md_text(made)}** created: add documents to it.", "")
+
+        def on_delete(name, request: gr.Request):
+            user = request_user(request)
+            try:
+                service.delete_collection(name, user=user)
+            except RagError as e:
+                return gr.update(), f"⚠️ {md_text(e)}"
+            return (gr.update(choices=service.collection_names(user=user), value=DEFAULT),
+                    f"Collection **{md_text(name)}** deleted (its documents are in the trash folder).")
+
+        def on_open(name, request: gr.Request):
+            """The page opened: this user's collections (the value stays: the user may have
+            picked one already while the page was loading), its documents, their conversations."""
+            user = request_user(request)
+            names = service.collection_names(user=user)
+            name = name if name in names else DEFAULT
+            return (gr.update(choices=names, value=name), service.status(name, user=user), *doc_views(name, user),
+                    gr.update(choices=service.conversation_choices(user=user)))
+
+        def on_conversation(cid, request: gr.Request):
+            user = request_user(request)
+            if cid is None:
+                return gr.update(), gr.update(), gr.update(), gr.update(), ""
+            try:
+                messages, past, name = service.conversation(cid, user=user)
+            except RagError as e:
+                return gr.update(), gr.update(), gr.update(), gr.update(), f"⚠️ {md_text(e)}"
+            pick = name if name in service.collection_names(user=user) else gr.update()
+            return messages, past, cid, pick, ""
+
+        def on_rename(cid, title, request: gr.Request):
+            user = request_user(request)
+            try:
+                if cid is None:
+                    raise HistoryError("pick a conversation first")
+                service.history.rename(cid, title, owner=user or "")
+            except RagError as e:
+                return gr.update(), f"⚠️ {md_text(e)}", gr.update()
+            return gr.update(choices=service.conversation_choices(user=user), value=cid), "Renamed.", ""
+
+        def on_forget(cid, request: gr.Request):
+            user = request_user(request)
+            try:
+                if cid is None:
+                    raise HistoryError("pick a conversation first")
+                service.history.delete(cid, owner=user or "")
+            except RagError as e:
+                return gr.update(), gr.update(), gr.update(), gr.update(), f"⚠️ {md_text(e)}"
+            return gr.update(choices=service.conversation_choices(user=user), value=None), [], [], None, \
+                "Conversation deleted."
+
+        def on_export(cid, request: gr.Request):
+            try:
+                if cid is None:
+                    raise HistoryError("pick a conversation first")
+                text = service.history.export_markdown(cid, owner=request_user(request) or "")
+            except RagError as e:
+                return None, f"⚠️ {md_text(e)}"
+            folder = Path(tempfile.mkdtemp(prefix="rag-export-"))
+            path = folder / f"conversation-{int(cid)}.md"
+            path.write_text(text, encoding="utf-8")
+            return str(path), ""
+
+        def on_new():
+            return [], [], None, gr.update(value=None)
+
+        def doc_views(name, user):
+            """The documents table and the remove picker of collection `name`."""
+            try:
+                rows = service.documents(name, user=user)
+            except RagError:
+                rows = []
+            return gr.update(value=rows), gr.update(choices=[r[0] for r in rows], value=None)
+
+        def on_docs(name, request: gr.Request):
+            return doc_views(name, request_user(request))
+
+        def on_remove(name, source, request: gr.Request):
+            user = request_user(request)
+            try:
+                note = md_text(service.remove_document(name, source, user=user))
+            except RagError as e:
+                note = f"⚠️ {md_text(e)}"
+            return (note, *doc_views(name, user), service.status(name, user=user))
+
+        def on_rescan(name, request: gr.Request):
+            user = request_user(request)
+            try:
+                note = md_text(service.rescan(name, user=user))
+            except RagError as e:
+                note = f"⚠️ {md_text(e)}"
+            return (note, *doc_views(name, user), service.status(name, user=user))
+
+        # Gradio finds gr.Request by its annotation, which postponed evaluation leaves a string
+        for fn in (on_upload, on_cancel_upload, on_message, on_pick, on_create, on_delete, on_open,
+                   on_docs, on_remove, on_rescan, on_conversation, on_rename, on_forget, on_export):
+            fn.__annotations__["request"] = gr.Request
+        ask_steps = dict(fn=show_question, inputs=[box, chat], outputs=[box, send, chat, pending],
+                         queue=False, api_visibility="private")
+        answer_step = dict(fn=on_message, inputs=[pending, chat, turns, template, k, collection, conv_id],
+                           outputs=[chat, turns, conv_id, conversations, history_note], concurrency_id="llm", concurrency_limit=concurrency,
+                           api_visibility="private", show_progress="minimal",
+                           show_progress_on=[chat])  # the queue position shows in the chat alone
+        for trigger in (box.submit, send.click):
+            answered = trigger(**ask_steps).then(**answer_step)
+            answered.success(unlock, outputs=[box, send], queue=False, api_visibility="private")
+            # refused ("busy, try again"): the question goes back from the chat to the box
+            answered.failure(take_back, inputs=[pending, chat], outputs=[box, send, chat],
+                             queue=False, api_visibility="private")
+        # reading and naming things is quick: not queued behind answers (nor counted against the
+        # per-client queue allowance, which a page's opening would otherwise use up)
+        quick = dict(api_visibility="private", queue=False)
+        clear.click(on_new, outputs=[chat, turns, conv_id, conversations], **quick)
+        conversations.input(on_conversation, inputs=conversations,
+                            outputs=[chat, turns, conv_id, collection, history_note], **quick)
+        rename.click(on_rename, inputs=[conv_id, new_title], outputs=[conversations, history_note, new_title],
+                     **quick)
+        forget.click(on_forget, inputs=conv_id, outputs=[conversations, chat, turns, conv_id, history_note],
+                     **quick)
+        export.click(on_export, inputs=conv_id, outputs=[exported, history_note], **quick)
+        upload = files.upload(on_upload, inputs=[files, collection], outputs=[upload_note, status],
+                              api_name="add_documents", preprocess=False)
+        stop.click(on_cancel_upload, outputs=[upload_note, status], cancels=[upload], queue=False,
+                   api_name="cancel_upload")
+        collection.change(on_pick, inputs=collection, outputs=[status, doc_table, doc_pick], **quick)
+        upload.then(on_docs, inputs=collection, outputs=[doc_table, doc_pick], **quick)
+        # the uploaded files were taken (added or refused, and deleted from the upload folder):
+        # the box empties, so a later upload cannot send them again
+        upload.then(lambda: None, outputs=files, **quick)
+        remove.click(on_remove, inputs=[collection, doc_pick], outputs=[doc_note, doc_table, doc_pick, status],
+                     api_visibility="private", concurrency_id="index")
+        scan.click(on_rescan, inputs=collection, outputs=[doc_note, doc_table, doc_pick, status],
+                   api_visibility="private", concurrency_id="index")
+        create.click(on_create, inputs=[new_name, shared], outputs=[collection, collection_note, new_name], **quick)
+        drop.click(on_delete, inputs=collection, outputs=[collection, collection_note], **quick)
+        demo.load(on_open, inputs=collection, outputs=[collection, status, doc_table, doc_pick, conversations],
+                  **quick)
+
+        def on_model(name, request: gr.Request):
+            """Load the picked model (the next questions wait for it); a broken file leaves the
+            one in use in place and the picker on it. The operator's alone."""
+            user = request_user(request)
+            if not service.is_operator(user):
+                yield service.use_model(name, user=user), gr.update(), gr.update()
+                return
+            yield f"Loading {md_text(str(name or '?'))} ...", gr.update(), gr.update()
+            note = service.use_model(name, user=user)
+            yield note, service.status(), gr.update(value=service.model_name())
+
+        def refresh_models(request: gr.Request):  # a model pulled while the app runs shows at the next page load
+            models = service.model_choices() if service.is_operator(request_user(request)) else []
+            return gr.update(choices=models, value=service.model_name() if models else None, visible=bool(models))
+
+        on_model.__annotations__["request"] = refresh_models.__annotations__["request"] = gr.Request
+
+        # `input`, not `change`: putting the picker back after a failed load is not a new pick
+        picker.input(on_model, inputs=picker, outputs=[model_note, status, picker], concurrency_id="llm",
+                     api_visibility="private", show_progress="minimal")
+        demo.load(refresh_models, outputs=picker, api_visibility="private")
+
+        def ask(question: str, template: str = "auto", top_k: int | None = None,
+                history: list[list[str]] | None = None, collection: str | None = None,
+                request: gr.Request = None) -> dict:
+            """Answer a question from the indexed documents. Returns the answer, whether it
+            abstained, the citations ([n] marker, source, heading, score, chunk text), every
+            retrieved passage (hits), timings and token usage. `template`: auto (chosen per
+            question), few_shot, zero_shot, cot or extract; `top_k`: passages retrieved, 1 to 12 (default: the app's); `history`:
+            up to 20 [question, answer] pairs of earlier turns; `collection`: the collection to
+            ask (default: the default one)."""
+            return api_ask(service, question, template, top_k, history, collection, request_user(request))
+
+        def collections(request: gr.Request = None) -> list[str]:
+            """The names of the collections you may ask."""
+            return service.collection_names(user=request_user(request))
+
+        def create_collection(name: str, shared: bool = False, request: gr.Request = None) -> str:
+            """Create an empty collection (yours, unless shared); its name."""
+            return api_call(service.create_collection, name, user=request_user(request), shared=bool(shared))
+
+        def delete_collection(name: str, request: gr.Request = None) -> str:
+            """Delete one of your collections: its documents go to the trash folder."""
+            api_call(service.delete_collection, name, user=request_user(request))
+            return name
+
+        def documents(collection: str | None = None, request: gr.Request = None) -> list[dict]:
+            """The documents of a collection: source, type, size (bytes), chunks, indexed (time)."""
+            user = request_user(request)
+            return [asdict(d) for d in api_call(lambda: list_documents(service.get(collection or None, user=user)))]
+
+        def remove_document_(collection: str | None, source: str, request: gr.Request = None) -> str:
+            """Take a document out of a collection: its chunks leave the index, its file goes to the trash."""
+            return api_call(service.remove_document, collection or None, source, user=request_user(request))
+
+        def rescan_(collection: str | None = None, request: gr.Request = None) -> str:
+            """Index what changed in a collection's folder; remove what is gone from it."""
+            return api_call(service.rescan, collection or None, user=request_user(request))
+
+        for fn in (ask, collections, create_collection, delete_collection, documents, remove_document_, rescan_):
+            fn.__annotations__["request"] = gr.Request
+        gr.api(documents, api_name="documents")
+        gr.api(remove_document_, api_name="remove_document", concurrency_id="index")
+        gr.api(rescan_, api_name="rescan", concurrency_id="index")
+        gr.api(ask, api_name="ask", concurrency_id="llm", concurrency_limit=concurrency)
+        gr.api(collections, api_name="collections")
+        gr.api(create_collection, api_name="create_collection")
+        gr.api(delete_collection, api_name="delete_collection")
+    return demo
