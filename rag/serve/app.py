@@ -37,8 +37,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..bounds import (API_MAX_BODY, API_MAX_DEPTH, API_MAX_EMBED_CHARS, API_MAX_EMBED_INPUTS, API_MAX_MESSAGES,
-                      API_MAX_TOP_K)
+# what one request may ask for: `rag serve`'s numbers, kept beside the chat's in rag.bounds
+from ..bounds import API_MAX_BODY as MAX_BODY, API_MAX_DEPTH as MAX_DEPTH, API_MAX_TOP_K as MAX_TOP_K
+from ..bounds import API_MAX_EMBED_CHARS as MAX_EMBED_CHARS, API_MAX_EMBED_INPUTS as MAX_EMBED_INPUTS
+from ..bounds import API_MAX_MESSAGES as MAX_MESSAGES
 from ..errors import RagError
 from ..hosts import HostGuard, allowed_hosts
 from ..prompts import TEMPLATE_NAMES
@@ -49,13 +51,6 @@ from .errors import APIError, from_rag_error
 log = logging.getLogger(__name__)
 
 MODEL = "rag-local"
-# what one request may ask for: `rag serve`'s numbers, kept beside the chat's in rag.bounds
-MAX_BODY = API_MAX_BODY  # bytes of a request
-MAX_TOP_K = API_MAX_TOP_K
-MAX_MESSAGES = API_MAX_MESSAGES
-MAX_EMBED_INPUTS = API_MAX_EMBED_INPUTS
-MAX_EMBED_CHARS = API_MAX_EMBED_CHARS
-MAX_DEPTH = API_MAX_DEPTH  # levels of arrays and objects in a request body
 
 
 @dataclass
