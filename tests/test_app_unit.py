@@ -43,35 +43,6 @@ def test_empty_question_gets_a_message_not_a_bubble(tmp_path):
     assert chat == [{"role": "assistant", "content": "⚠️ the question is empty"}]
 
 
-def _answer(**kw):
-    chunk = Chunk(id="notes.md#3", source="notes.md", title="Notes", headings=("Models", "LoRA"),
-                  text="LoRA adds small low-rank matrices to a frozen model.")
-    cite = Citation(n=1, source="notes.md", chunk_id="notes.md#3", score=0.61234,
-                    snippet="LoRA adds ...", heading="Models > LoRA")
-    return Answer(question="What is LoRA?", text="LoRA trains small matrices [1].",
-                  citations=[cite], hits=[Hit(chunk, 0.61234)], **kw)
-
-
-def test_answer_messages_list_sources_collapsed_with_full_text():
-    msgs = answer_messages(_answer(reasoning="Passage [1] defines LoRA."))
-    reasoning, text, header, source = msgs
-    assert reasoning["metadata"] == {"title": "Reasoning (chain of thought)", "status": "done"}
-    assert reasoning["content"] == "Passage [1] defines LoRA."
-    assert text == {"role": "assistant", "content": "LoRA trains small matrices [1]."}
-    assert "Sources" in header["content"]
-    assert source["metadata"]["title"] == "[1] notes.md › Models &gt; LoRA · similarity 0.61"  # escaped
-    assert source["metadata"]["status"] == "done"
-    # the passage's sentence that supports the answer's is marked
-    assert source["content"] == "<mark>LoRA adds small low-rank matrices to a frozen model.</mark>"
-
-
-def test_abstention_reads_as_not_found_without_sources():
-    msgs = answer_messages(Answer(question="q", text="Not found in your documents.", abstained=True))
-    assert len(msgs) == 1
-    assert msgs[0]["content"].startswith("Not found in your documents.")
-    assert "⚠️" not in msgs[0]["content"]
-
-
 @pytest.fixture
 def library(tmp_path, corpus_copy, fake_embedder):
     service = ChatService(index=str(tmp_path / "index"), corpus=str(corpus_copy))
@@ -149,47 +120,6 @@ def test_uploads_outside_the_upload_folder_are_refused_and_logged(library, tmp_p
 # ---------------------------------------------------------------- text is shown, never rendered
 
 BEACON = '<img src="http://127.0.0.1:9/beacon.png?leak=x">'
-
-
-def test_html_text_leaves_no_element_and_keeps_every_character():
-    import html as html_mod
-
-    from rag.transcript import html_text
-
-    for text in (BEACON, "<script>alert(1)</script>", "a < b && c > d", "<!-- x -->", "&lt;img&gt;",
-                 "plain [1] text\nnext line"):
-        out = html_text(text)
-        assert "<" not in out and ">" not in out
-        assert html_mod.unescape(out) == text  # the browser shows exactly the original
-
-
-def test_md_text_escapes_markdown_and_html():
-    from rag.transcript import md_text
-
-    out = md_text("![x](http://h/a.png) **b** <img src=x> [y]: http://h `c` # h")
-    for construct in ("![", "](", "**", "<img", "[y]:", "`c`"):
-        assert construct not in out
-    assert "&lt;img" in out and "\\!\\[x\\]" in out and "\\*\\*b\\*\\*" in out
-    assert "\n" not in md_text("two\nlines")
-
-
-def test_passages_headings_names_and_answers_are_escaped_in_the_chat():
-    chunk = Chunk(id="x.md#1", source="<b>x</b>.md", title="X", headings=("<i>Head</i>",),
-                  text=f"Mount it with bolts. {BEACON} ![logo](http://127.0.0.1:9/md.png)")
-    cite = Citation(n=1, source="<b>x</b>.md", chunk_id="x.md#1", score=0.5, snippet="...",
-                    heading="<i>Head</i>")
-    answer = Answer(question="q", text=f"Use bolts {BEACON} [1].", citations=[cite], hits=[Hit(chunk, 0.5)],
-                    reasoning="<script>alert(1)</script>")
-    msgs = answer_messages(answer)
-    everything = " ".join(m["content"] + m.get("metadata", {}).get("title", "") for m in msgs)
-    assert "<img" not in everything and "<script" not in everything and "<b>" not in everything
-    assert "&lt;img src=\"http://127.0.0.1:9/beacon.png?leak=x\"&gt;" in everything
-    assert msgs[-1]["metadata"]["title"].startswith("[1] &lt;b&gt;x&lt;/b&gt;.md › &lt;i&gt;Head&lt;/i&gt;")
-    # the app's own formatting stays
-    assert "<strong>Sources</strong>" in msgs[2]["content"]
-    abstained = answer_messages(Answer(question="q", text="Not found in your documents.", abstained=True,
-                                       abstain_reason="<img src=x>"))
-    assert "<em>" in abstained[0]["content"] and "&lt;img src=x&gt;" in abstained[0]["content"]
 
 
 def test_html_document_text_that_shows_a_tag_keeps_it_as_text(tmp_path):
@@ -498,26 +428,3 @@ def test_only_an_operator_switches_the_model_or_empties_the_operators_collection
     assert "removed from the index" in service.remove_document(None, source, user="alice")
     service.delete_collection("manuals", user="alice")
     assert service.is_operator(None) and not service.is_operator("bob")
-
-
-def test_model_paths_are_cut_to_file_names_in_what_users_read():
-    from rag.transcript import public_text
-
-    assert public_text("model file not found: /srv/models/private/q4.gguf") == "model file not found: q4.gguf"
-    assert public_text("cannot load model /home/op/My Models/x.GGUF: bad", folders=["/home/op/My Models"]) == \
-        "cannot load model x.GGUF: bad"
-    assert public_text("no index at /srv/idx") == "no index at /srv/idx"  # only model paths
-
-
-def test_unverified_sentences_are_marked_in_the_answer_with_why():
-    from rag.types import SentenceSupport
-
-    answer = Answer(question="q", text="LoRA trains adapters [1]. It listens on port 80 [1].",
-                    sentences=[SentenceSupport("LoRA trains adapters [1].", 1, 0.9, True),
-                               SentenceSupport("It listens on port 80 [1].", 1, 0.6, False,
-                                               ("states 80, which no passage contains",))])
-    shown = answer_messages(answer)[0]["content"]
-    assert shown.count("not supported by the passages") == 1
-    assert 'title="states 80, which no passage contains">It listens on port 80 [1].</u>' in shown
-    plain = answer_messages(Answer(question="q", text="LoRA trains adapters [1]."))[0]["content"]
-    assert plain == "LoRA trains adapters [1]."
