@@ -1,5 +1,6 @@
 """`python -m rag.quantize`, as the set-up (scripts/setup.sh) runs it: requantizing lives in
-`rag.models.quantize` now; this name stays for the set-up and the benchmarks."""
+`rag.models.quantize`; this is its command (run as `-m` inside the package, runpy would warn
+that the package imported it first) and the name the benchmarks import."""
 import sys
 
 from .models.quantize import CACHE, QUANTS, main, requantize, requantized_path

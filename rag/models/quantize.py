@@ -7,8 +7,7 @@ llama-cpp-python) writes the copy in under a second, once, into the cache; the s
 never changed. `model_quant` chooses (BENCHMARKS.md, "Prefill on this CPU", has the figures that
 decided the default).
 
-    python -m rag.models.quantize     # make the copy for the configured model_quant (set-up runs it
-                                      # as `python -m rag.quantize`)
+    python -m rag.quantize            # make the copy for the configured model_quant (set-up runs it)
 """
 from __future__ import annotations
 
