@@ -29,6 +29,7 @@ from .readback import read_back
 from .retrieve import Retriever
 from .rewrite import rewrite_query
 from .stopping import early_stop
+from .stores import open_store
 from .types import Answer, Generation, Hit, Timings, Turn
 
 log = logging.getLogger(__name__)
@@ -152,17 +153,7 @@ class RAG:
         return self._once("_store", self._new_store)
 
     def _new_store(self):
-        s = self.settings
-        if s.store == "milvus":
-            from .milvus_store import MilvusStore
-
-            uri = s.milvus_uri or str(Path(s.index) / "milvus.db")
-            if "://" not in uri:
-                Path(uri).parent.mkdir(parents=True, exist_ok=True)
-            return MilvusStore(uri, token=s.milvus_token, name=s.milvus_collection)
-        from .faiss_store import FaissStore
-
-        return FaissStore(s.index, ann_threshold=s.ann_threshold)
+        return open_store(self.settings)
 
     @property
     def store(self):
