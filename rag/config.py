@@ -252,10 +252,3 @@ class Settings:
         if not Path(self.embedder).is_dir():
             raise ConfigError(f"embedder folder not found: {self.embedder}")
         return self.embedder
-
-    def model_path(self) -> str:
-        """Deprecated: `rag.models.model_path(settings)`. Kept while rag/pipeline.py calls it;
-        the one import of model management here, allowed by name in tests/test_layering.py."""
-        from .models.local import model_path
-
-        return model_path(self)

@@ -22,6 +22,7 @@ from .context import compress
 from .errors import ConfigError, RagError, StoreError
 from .extract import span_grammar
 from .fairlock import FairLock
+from .models import model_path
 from .guards import Policy, asks_quantity, policy, retrieval_gate
 from .prompts import ABSTAIN_TEXT, build_prompt, get_template, sanitize
 from .question import clean_question
@@ -30,7 +31,7 @@ from .retrieve import Retriever
 from .rewrite import rewrite_query
 from .stopping import early_stop
 from .stores import open_store
-from .types import Answer, Generation, Hit, Timings, Turn
+from .types import Answer, Capabilities, Generation, Hit, Timings, Turn
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ class RAG:
         self.build_missing = (overrides.get("index") is None and settings is None and store is None) \
             if build_missing is None else build_missing
         # path checks are cheap and a wrong path should fail now, not at the first question
-        self._model_path = self.settings.model_path() if generator is None and not self.settings.llm_url else ""
+        self._model_path = model_path(self.settings) if generator is None and not self.settings.llm_url else ""
         self._embedder_path = self.settings.embedder_path() if embedder is None else ""
         self._embedder = embedder
         self._generator = generator
@@ -106,6 +107,12 @@ class RAG:
             return self._owner.generator
         return self._once("_generator", self._new_generator)
 
+    @property
+    def capabilities(self) -> Capabilities:
+        """What the generator declares it takes; one of your own that declares nothing is given
+        none of the options (it plugs in as before capabilities were declared, minus them)."""
+        return getattr(self.generator, "capabilities", None) or Capabilities()
+
     def _new_generator(self):
         return generators.from_settings(self.settings, model_path=self._model_path)
 
@@ -135,7 +142,7 @@ class RAG:
             raise ConfigError(f"answers come from the LLM server {self.settings.llm_url}; "
                               f"choose its model there (llm_model)")
         settings = dataclasses.replace(self.settings, model=model)
-        path = settings.model_path()
+        path = model_path(settings)
         with self._switch_lock:
             if path == self._model_path and self._generator is not None:
                 return path
@@ -334,7 +341,7 @@ class RAG:
         model, with the choice (None when it was named)."""
         if tmpl is not None:
             return tmpl, None
-        choice = choose(question, grammar=self.generator.capabilities.grammar, n_params=self.model_size())
+        choice = choose(question, grammar=self.capabilities.grammar, n_params=self.model_size())
         log.info("template %s: %s", choice.template, choice.reason)
         return get_template(choice.template), choice
 
@@ -360,7 +367,7 @@ class RAG:
         """The prompt for `tmpl`, and for an extractive template the grammar its answer must follow."""
         gen = self.generator
         grammar = None
-        if tmpl.extractive and not gen.capabilities.grammar:
+        if tmpl.extractive and not self.capabilities.grammar:
             raise ConfigError(f"the {tmpl.name} template needs a model that takes a grammar, and "
                               f"{gen.name} does not; choose another template")
         prompt = build_prompt(question, context, template=tmpl, count_tokens=gen.count_tokens,
@@ -393,7 +400,7 @@ class RAG:
         """The options of `stream` this answer passes where the generator declares them (see
         `types.Capabilities`): the early-stop conditions (`stop_early`) and how many leading
         messages are the template's own text, whose KV state may outlive the process (`cache_head`)."""
-        can = self.generator.capabilities
+        can = self.capabilities
         out = {}
         if s.stop_early and can.stop_when and (stop := early_stop(prompt.template, pol)):
             out["stop_when"] = stop

@@ -168,3 +168,16 @@ def _stop(proc: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+@pytest.fixture(scope="session")
+def llm_server():
+    """One llama.cpp OpenAI-compatible server on the shipped model for the whole run: the
+    server tests and the generator contract suite share it instead of each loading the model."""
+    from test_server_llm import _free_port, _start_server
+
+    port = _free_port()
+    proc = _start_server(port)
+    yield f"http://127.0.0.1:{port}/v1"
+    proc.terminate()
+    proc.wait(timeout=30)

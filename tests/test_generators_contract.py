@@ -12,7 +12,6 @@ from rag.stopping import Stop
 from rag.testing import ScriptedGenerator
 from rag.types import Generation
 
-from test_server_llm import llm_server  # noqa: F401 - the real server, started as its tests start it
 
 MESSAGES = [Message("system", "Answer in one short sentence."),
             Message("user", "Do transformers use attention? Answer yes or no, then say why.")]

@@ -7,11 +7,7 @@ from pathlib import Path
 RAG = Path(__file__).resolve().parent.parent / "rag"
 KERNEL = {f"rag.{m}" for m in ("errors", "types", "text", "config", "protocols", "cachedir")}
 # Edges kept on purpose, each with the reason and what ends it. Nothing else may point down-up.
-ALLOWED = {
-    ("rag.config", "rag.models.local"):
-        "Settings.model_path() delegates to rag.models.model_path while rag/pipeline.py still "
-        "calls the method; it goes (with this entry) once pipeline.py calls model_path(settings)",
-}
+ALLOWED: dict[tuple[str, str], str] = {}  # (importer, imported) -> why that upward edge is allowed
 
 
 def _modules() -> dict[str, Path]:

@@ -189,15 +189,6 @@ def _start_server(port, *extra):
 
 
 @pytest.fixture(scope="module")
-def llm_server():
-    port = _free_port()
-    proc = _start_server(port)
-    yield f"http://127.0.0.1:{port}/v1"
-    proc.terminate()
-    proc.wait(timeout=30)
-
-
-@pytest.fixture(scope="module")
 def over_http(llm_server, real_rag):
     """The session's index and embedder, answering through the server, checked as in-process."""
     rag = RAG(index=real_rag.settings.index, llm_url=llm_server, guards="small", n_ctx=2048)
