@@ -19,7 +19,7 @@ from .claims import Vocabulary
 from .config import DEFAULT_EMBEDDER_NAME, Settings
 from .choose import AUTO, choose
 from .context import compress
-from .errors import ConfigError, RagError, StoreError
+from .errors import ConfigError, IndexMissing, RagError
 from .extract import span_grammar
 from .fairlock import FairLock
 from .models import model_path
@@ -197,7 +197,7 @@ class RAG:
                 self._index([self.settings.corpus])
                 live = store.live()
             if live is None:
-                raise StoreError(f"no index at {store.location}; build it with `rag index --index {store.location}`")
+                raise IndexMissing(f"no index at {store.location}; build it with `rag index --index {store.location}`")
             self._retriever = Retriever(store.open(embedder=self.embedder), self.embedder,
                                         mode=self.settings.retrieval, alpha=self.settings.hybrid_alpha)
             return self._retriever

@@ -16,7 +16,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .errors import StoreError
+from .errors import IndexLocked, IndexMissing
 from .manifest import check_embedder
 from .prompts import Message
 from .generators.streaming import Decoding
@@ -158,7 +158,7 @@ class MemoryStore:
 
     def open(self, *, embedder=None) -> MemoryVersion:
         if self._live is None:
-            raise StoreError("no index in memory yet; build it first")
+            raise IndexMissing("no index in memory yet; build it first")
         check_embedder(self._live.manifest, self.location, embedder=embedder)
         return self._live
 
@@ -178,7 +178,7 @@ class _MemoryWriter:
 
     def __enter__(self):
         if not self.store._write.acquire(timeout=self.lock_wait if self.lock_wait > 0 else -1):
-            raise StoreError("another build is writing the memory store")
+            raise IndexLocked("another build is writing the memory store")
         return self
 
     def __exit__(self, *exc):

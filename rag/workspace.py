@@ -14,7 +14,7 @@ from .bounds import CHAT_MAX_ANSWER_CHARS, CHAT_MAX_HISTORY_TURNS, CHAT_MAX_TOP_
 from .collections import DEFAULT, CollectionExists, CollectionRAGs, Collections, check_name
 from .config import Settings
 from .documents import list_documents, remove_document, rescan
-from .errors import ConfigError, HistoryError, QueryError, RagError
+from .errors import ConfigError, HistoryError, IndexMissing, QueryError, RagError
 from .history import History
 from .pipeline import RAG, clean_question
 from .transcript import answer_messages, html_text, md_text, public_text
@@ -301,9 +301,7 @@ class ChatService:
         try:
             store = rag.store
         except RagError as e:
-            # a new collection: nothing uploaded yet (matched on the text until rag/pipeline.py
-            # raises IndexMissing for an index never built, as the stores do)
-            if name and "no index" in str(e):
+            if name and isinstance(e, IndexMissing):  # a new collection: nothing uploaded yet
                 return f"**Model** {md_text(rag.llm.name)} · {name}empty: add documents to it"
             return f"**Model** {md_text(rag.llm.name)} · ⚠️ index {md_text(index)}: {md_text(self.public(e))}"
         return (f"**Model** {md_text(rag.llm.name)} · **Embedder** {md_text(rag.embedder.name)} · "

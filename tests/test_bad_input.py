@@ -12,7 +12,7 @@ import pytest
 from rag import faiss_store, index, ingest
 from rag.errors import DocumentError, QueryError
 
-from test_ingest import make_pdf
+from rag.samples import write_text_pdf as make_pdf
 
 GOOD = "owls.md"
 

@@ -3,7 +3,6 @@ from pathlib import Path
 import pytest
 
 from rag import ingest
-from rag.samples import write_text_pdf as make_pdf  # other test files import it from here
 from rag.errors import DocumentError
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpus"

@@ -42,3 +42,7 @@ def test_requantizing_the_default_model_once(tmp_path):
     mtime = out.stat().st_mtime_ns
     assert requantize(src, "q4_0", cache=tmp_path) == out and out.stat().st_mtime_ns == mtime  # idempotent
     assert [p.name for p in out.parent.iterdir()] == [out.name]  # no temporary file left behind
+
+
+def test_the_setting_offers_exactly_the_quantizations_this_module_makes():
+    assert set(MODEL_QUANTS) == set(QUANTS)

@@ -18,7 +18,7 @@ from rag.readers import ocr
 from rag.readers import pdf as pdf_reader
 from rag.testing import WordTokenizer
 from rag.types import Answer, Chunk, Citation, Location
-from test_ingest import make_pdf
+from rag.samples import write_text_pdf as make_pdf
 
 
 def chunker(size=60):

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from rag import RAG, samples
-from test_ingest import make_pdf
+from rag.samples import write_text_pdf as make_pdf
 
 pytestmark = pytest.mark.e2e
 

@@ -14,7 +14,7 @@ from rag.errors import DocumentError, OverBudget
 from rag.readers import pdf as pdf_reader
 from rag.readers.budget import Budget, ReadLimits
 
-from test_ingest import make_pdf
+from rag.samples import write_text_pdf as make_pdf
 
 
 def test_pdf_pages(tmp_path):

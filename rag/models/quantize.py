@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from ..cachedir import USER_CACHE
-from ..config import MODEL_QUANTS, Settings, default_llm_path
+from ..config import Settings, default_llm_path
 from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
