@@ -121,8 +121,12 @@ class ChatService:
         return [c.name for c in self.collections.list(user=None) if not c.owner]
 
     def is_operator(self, user: str | None) -> bool:
-        """Whether `user` runs this app: anyone without sign-in, else those named by --admins."""
-        return user is None or self.operators is None or user in self.operators
+        """Whether `user` runs this app: anyone without sign-in (`operators` None), else those
+        named by --admins. With sign-in, no user (None: a handler that did not pass the request's
+        user) is never the operator."""
+        if user is None:
+            return self.operators is None
+        return self.operators is None or user in self.operators
 
     def create_collection(self, name: str, *, user: str | None = None, shared: bool = False) -> str:
         """A new empty collection owned by `user`; its name. A taken name is refused with the

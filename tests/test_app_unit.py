@@ -262,4 +262,12 @@ def test_only_an_operator_switches_the_model_or_empties_the_operators_collection
     service.delete_collection("bobs", user="bob")
     assert "removed from the index" in service.remove_document(None, source, user="alice")
     service.delete_collection("manuals", user="alice")
-    assert service.is_operator(None) and not service.is_operator("bob")
+    assert service.is_operator("alice") and not service.is_operator("bob")
+    # with sign-in, a handler that forgot to pass the user is nobody: not the operator
+    assert not service.is_operator(None)
+    assert service.use_model("SmolLM2-135M-Instruct.Q4_1.gguf") == "⚠️ only the operator of this app can switch the model"
+    with pytest.raises(ConfigError, match="only the operator"):
+        service.remove_document(None, source)
+    # without sign-in (no operators named) the one local user is the operator, user or not
+    service.operators = None
+    assert service.is_operator(None) and service.is_operator("bob")
