@@ -95,7 +95,7 @@ class Allowance:
     Raw uploads count from the moment they are sent: otherwise a client could store any amount
     in Gradio's upload folder (kept a day) by never asking to add what it uploaded. A raw upload
     that is added or refused stops counting as raw (its file is deleted; an added copy counts
-    as added instead). Hold `lock` around `used` and the `_` methods."""
+    as added instead). An `/add_documents` request is `reserve`d, then `settle`d."""
 
     FORGET_AFTER = 3600.0  # seconds: a raw upload whose files are gone (Gradio's cache cleaning) stops counting
 
@@ -146,8 +146,49 @@ class Allowance:
     def _drop(self, raw: _RawUpload) -> None:
         self._raw = [r for r in self._raw if r is not raw]
 
-    def _is_raw(self, owner: str, path: str) -> bool:
-        return any(r.owner == owner and r.paths and path in r.paths for r in self._raw)
+    def reserve(self, reservation: "Reservation", limits: UploadLimits) -> None:
+        """Check the files of `reservation` (raw uploads of its owner, or other files in the upload
+        folder) against `limits` and the owner's allowance, all at once under the lock: those
+        within them go to `reservation.kept`, the others to `reservation.refused` with one line
+        each. What a kept file adds beyond the owner's raw uploads (already counted) is charged
+        now, until `settle` puts what was really added in its place."""
+        with self.lock:
+            used = self.used(reservation.owner)
+            for path in reservation.paths:
+                try:
+                    size = os.path.getsize(path)
+                except OSError as e:
+                    reservation.refused.append((path, f"cannot read ({e.strerror or e})"))
+                    continue
+                counted = any(r.owner == reservation.owner and r.paths and path in r.paths for r in self._raw)
+                if limits.files and len(reservation.kept) >= limits.files:
+                    reason = f"over the limit of {limits.files} files per upload"
+                elif limits.file_bytes and size > limits.file_bytes:
+                    reason = f"{size_text(size)}, over the limit of {size_text(limits.file_bytes)} per file"
+                elif limits.total_bytes and not counted and used + reservation.nbytes + size > limits.total_bytes:
+                    reason = (f"over your upload allowance of {size_text(limits.total_bytes)} "
+                              f"({size_text(used + reservation.nbytes)} used)")
+                else:
+                    reservation.kept.append(path)
+                    reservation.nbytes += 0 if counted else size
+                    continue
+                reservation.refused.append((path, reason))
+            self._add(reservation.owner, reservation.nbytes)
+
+    def settle(self, reservation: "Reservation", added_bytes: int = 0) -> None:
+        """The upload of `reservation` is over, however it ended (added, refused, failed, or
+        never checked): its owner is charged `added_bytes` (the copies now in a corpus) instead
+        of what was reserved, its files stop counting as raw uploads and are deleted from the
+        upload folder (the corpus holds the copy that counts). Once only; safe in a `finally`."""
+        if reservation.settled:
+            return
+        reservation.settled = True
+        with self.lock:
+            self._add(reservation.owner, added_bytes - reservation.nbytes)
+            reservation.nbytes = 0
+            done = self._take_raw(reservation.owner, reservation.paths)
+        for p in done:
+            Path(p).unlink(missing_ok=True)
 
     def _take_raw(self, owner: str, paths: list[str]) -> list[str]:
         """`owner`'s raw uploads among `paths` were added or refused: they stop counting as raw.
@@ -170,6 +211,20 @@ class Allowance:
 
     def _add(self, owner: str, nbytes: int) -> None:
         self._added[owner] = max(0, self._added.get(owner, 0) + nbytes)
+
+
+@dataclass
+class Reservation:
+    """One `/add_documents` request's files in the upload folder (resolved paths), for `owner`:
+    `Allowance.reserve` sorts them into `kept` and `refused` (path, reason) and charges `nbytes`;
+    `Allowance.settle` ends it, whatever happened in between."""
+
+    owner: str
+    paths: list[str]
+    kept: list[str] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)
+    nbytes: int = 0
+    settled: bool = False
 
 
 def failure_reason(e: BaseException) -> str:
@@ -254,8 +309,7 @@ def add_uploads(service, files: list, *, upload_dir: str | Path, owner: str = ""
     the corpus holds the copy that counts.
     """
     report = UploadReport()
-    corpus = service.writable(collection, user).corpus if service.rag is not None else Path()
-    accepted: list[tuple[Path, str]] = []
+    accepted: dict[str, str] = {}  # resolved path in the upload folder: name shown to the user
     for entry in files or []:
         path, name = upload_entry(entry)
         inside = inside_folder(path, Path(upload_dir)) if path else None
@@ -263,44 +317,23 @@ def add_uploads(service, files: list, *, upload_dir: str | Path, owner: str = ""
             log.warning("refused an upload entry outside the upload folder: %r", path or entry)
             report.rejected.append((name or "?", "not a file uploaded to this app"))
             continue
-        accepted.append((inside, name or inside.name))
-    lim, allowance = service.limits, service.allowance
-    kept: list[Path] = []
-    reserved = 0
-    with allowance.lock:  # the allowance is reserved now and settled below
-        used = allowance.used(owner)
-        for path, name in accepted:
-            try:
-                size = path.stat().st_size
-            except OSError as e:
-                report.rejected.append((name, f"cannot read ({e.strerror or e})"))
-                continue
-            counted = allowance._is_raw(owner, str(path))  # already within the allowance
-            if lim.files and len(kept) >= lim.files:
-                reason = f"over the limit of {lim.files} files per upload"
-            elif lim.file_bytes and size > lim.file_bytes:
-                reason = f"{size_text(size)}, over the limit of {size_text(lim.file_bytes)} per file"
-            elif lim.total_bytes and not counted and used + reserved + size > lim.total_bytes:
-                reason = (f"over your upload allowance of {size_text(lim.total_bytes)} "
-                          f"({size_text(used + reserved)} used)")
-            else:
-                kept.append(path)
-                reserved += 0 if counted else size
-                continue
-            report.rejected.append((name, reason))
-        allowance._add(owner, reserved)
+        accepted.setdefault(str(inside), name or inside.name)
+    allowance = service.allowance
+    reservation = Reservation(owner, list(accepted))
     added = UploadReport()
-    try:
-        if kept:
-            added = add_files(service, kept, progress=progress, cancel=cancel, on_file=on_file,
-                                   collection=collection, user=user)
+    corpus: Path | None = None
+    try:  # whatever happens from here (a collection the user may not write included), the
+        # entries are settled: the allowance charges what was added, the raw files are deleted
+        corpus = service.writable(collection, user).corpus if service.rag is not None else Path()
+        allowance.reserve(reservation, service.limits)
+        report.rejected += [(accepted[p], reason) for p, reason in reservation.refused]
+        if reservation.kept:
+            added = add_files(service, [Path(p) for p in reservation.kept], progress=progress, cancel=cancel,
+                              on_file=on_file, collection=collection, user=user)
     finally:
-        kept_bytes = sum((corpus / n).stat().st_size for n in added.added if (corpus / n).is_file())
-        with allowance.lock:
-            allowance._add(owner, kept_bytes - reserved)
-            done = allowance._take_raw(owner, [str(p) for p, _ in accepted])
-        for p in done:  # the upload folder keeps no second copy of what was added or refused
-            Path(p).unlink(missing_ok=True)
+        kept_bytes = sum((corpus / n).stat().st_size for n in added.added
+                         if corpus is not None and (corpus / n).is_file())
+        allowance.settle(reservation, kept_bytes)
     report.added, report.n_chunks, report.cancelled = added.added, added.n_chunks, added.cancelled
     report.rejected += added.rejected
     return report

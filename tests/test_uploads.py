@@ -166,3 +166,55 @@ def test_cancelling_while_indexing_removes_the_copies(library, tmp_path, monkeyp
     report = library.add_uploads(entries, upload_dir=root)
     assert report.cancelled and report.added == []
     assert not (library.corpus / "late.md").exists() and library.rag.store.path == live
+
+
+def test_an_upload_to_a_collection_the_user_may_not_write_is_settled(tmp_path, corpus_copy, fake_embedder):
+    """bob's raw upload (charged when it was sent) to alice's shared collection is refused: its
+    charge is given back and its file deleted, so refusals never lock him out of uploading."""
+    from rag.errors import ConfigError
+
+    service = ChatService(index=str(tmp_path / "index"), corpus=str(corpus_copy),
+                          collections=str(tmp_path / "collections"), operators=frozenset({"alice"}),
+                          limits=UploadLimits(file_bytes=0, files=0, total_bytes=1000))
+    service.rag._embedder = fake_embedder
+    service.rag.index()
+    service.create_collection("team", user="alice", shared=True)
+    allowance = service.allowance
+
+    def sent(folder, name, size):  # what UploadGuard does as the raw upload is received
+        root, entries = _uploads(tmp_path / folder, {name: size})
+        raw = allowance.reserve_raw("user bob", size)
+        assert not isinstance(raw, str), raw
+        allowance.settle_raw(raw, [e["path"] for e in entries])
+        return root, entries
+
+    for attempt in range(3):  # repeated refusals leave nothing charged
+        root, entries = sent(f"r{attempt}", "plans.md", 600)
+        assert allowance.used("user bob") == 600
+        with pytest.raises(ConfigError, match="belongs to alice"):
+            service.add_uploads(entries, upload_dir=root, owner="user bob", collection="team", user="bob")
+        assert allowance.used("user bob") == 0
+        assert not Path(entries[0]["path"]).exists()
+    root, entries = sent("ok", "notes.md", 400)
+    report = service.add_uploads(entries, upload_dir=root, owner="user bob", user="bob")
+    assert report.added == ["notes.md"] and report.rejected == []
+    assert allowance.used("user bob") == 400 and not Path(entries[0]["path"]).exists()
+
+
+def test_a_reservation_is_settled_once_whatever_happened(tmp_path):
+    from rag.uploads import Allowance, Reservation
+
+    allowance = Allowance(1000, clock=lambda: 0.0)
+    f = tmp_path / "a.md"
+    f.write_bytes(b"x" * 700)
+    res = Reservation("x", [str(f)])
+    allowance.reserve(res, UploadLimits(file_bytes=0, files=0, total_bytes=1000))
+    assert res.kept == [str(f)] and allowance.used("x") == 700
+    over = Reservation("x", [str(f)])
+    allowance.reserve(over, UploadLimits(file_bytes=0, files=0, total_bytes=1000))
+    assert over.kept == [] and over.refused == [(str(f), "over your upload allowance of 1000 bytes (700 bytes used)")]
+    allowance.settle(over)
+    allowance.settle(res, 0)  # nothing was added after all
+    allowance.settle(res, 0)
+    assert allowance.used("x") == 0
+    assert f.exists()  # not a raw upload of x's (none was sent): not x's to delete
