@@ -1,5 +1,6 @@
 """Who may sign in to the chat: accounts with salted scrypt hashes (`--auth`, `--auth-file`),
-checked in constant time, and a throttle on sign-in attempts per user name and per address.
+checked in constant time, and a throttle on sign-in attempts per user name and address, per
+address, and (far looser) per user name from all addresses.
 
 The web adapter calls `Accounts.sign_in` from Gradio's auth callback and turns a
 `SignInThrottled` into HTTP 429; `python app.py --hash-password USER` prints a line for an
@@ -16,6 +17,7 @@ import os
 import re
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -66,40 +68,63 @@ class _Attempts:
     failures: int = 0
     pending: int = 0  # attempts being checked now: counted as failures until they end
     next_at: float = 0.0
+    times: deque | None = None  # the per-user record alone: times of its latest failures
 
 
 class SignInThrottle:
-    """Sign-in attempts per user name and per client address, with exponential backoff.
+    """Sign-in attempts per (user name, client address), per address and per user, with backoff.
 
     One shared record per key (failures, attempts in flight, the time the next attempt is
-    allowed), under a lock: an attempt is admitted only when both its user's and its address's
-    records allow one now, and an admitted attempt counts as a failure until it ends, so fifty
-    attempts sent at once are one check, not fifty (a delay per request would let them all
-    through). A refused attempt checks no password and is not counted. After the n-th failure a
-    user waits `first` x 2^(n-1) seconds (up to `cap`); an address gets `free_per_address`
-    failures first (people behind one router mistype too). A user's success forgets the user's
-    failures (see `succeeded`); a record with nothing to wait for is forgotten after
-    `forget_after` seconds."""
+    allowed), under a lock: an attempt is admitted only when all its records allow one now, and
+    an admitted attempt counts as a failure until it ends, so fifty attempts sent at once are
+    one check, not fifty (a delay per request would let them all through). A refused attempt
+    checks no password and is not counted.
+
+    - (user, address): after the n-th failure the next attempt waits `first` x 2^(n-1) seconds
+      (up to `cap`). Keyed by the address too, so a guesser elsewhere never locks the user (or
+      the operator) out of their own address.
+    - address: the same backoff after `free_per_address` failures (people behind one router
+      mistype too), whichever users they tried.
+    - user, from every address: once `user_limit` failures fall within `user_window` seconds,
+      each further attempt for that user waits `user_wait` seconds, so a guesser spread over
+      many addresses is still slowed, while the user waits at most that long.
+
+    A success forgets that (user, address) record, and the address's failures by as many
+    (they were this user's typing, as the success shows); a record with nothing to wait for is
+    forgotten after `forget_after` seconds."""
 
     def __init__(self, *, first: float = 0.5, cap: float = 300.0, free_per_address: int = 10,
+                 user_limit: int = 50, user_window: float = 900.0, user_wait: float = 30.0,
                  forget_after: float = 900.0, max_records: int = 10_000,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.first, self.cap, self.free = first, cap, free_per_address
+        self.user_limit, self.user_window, self.user_wait = user_limit, user_window, user_wait
         self.forget_after, self.max_records = forget_after, max_records
         self._clock = clock
         self._lock = threading.Lock()
-        self._records: dict[tuple[str, str], _Attempts] = {}
+        self._records: dict[tuple[str, ...], _Attempts] = {}
 
     def _delay(self, n: int, free: int) -> float:
         n -= free
         return 0.0 if n <= 0 else min(self.cap, self.first * 2 ** min(n - 1, 60))
 
-    def _keys(self, user: str, address: str) -> list[tuple[tuple[str, str], int]]:
-        return [(("user", str(user)[:200]), 0), (("address", str(address)[:100]), self.free)]
+    def _keys(self, user: str, address: str) -> list[tuple[tuple[str, ...], int]]:
+        user, address = str(user)[:200], str(address)[:100]
+        return [(("pair", user, address), 0), (("address", address), self.free)]
+
+    def _user(self, user: str, now: float) -> _Attempts:
+        """The user's record across addresses, its failures older than the window dropped."""
+        r = self._records.setdefault(("user", str(user)[:200]), _Attempts())
+        if r.times is None:
+            r.times = deque(maxlen=self.user_limit + 1)
+        while r.times and r.times[0] < now - self.user_window:
+            r.times.popleft()
+        return r
 
     def _forget_old(self, now: float) -> None:
         def stale(r: _Attempts) -> bool:
-            return not r.pending and now > r.next_at + self.forget_after
+            return not r.pending and now > r.next_at + self.forget_after and \
+                not (r.times and now - r.times[-1] <= self.user_window)
         for key in [k for k, r in self._records.items() if stale(r)]:
             del self._records[key]
         if len(self._records) > self.max_records:  # a flood of names: the idle ones go first
@@ -114,13 +139,19 @@ class SignInThrottle:
             now = self._clock()
             self._forget_old(now)
             keys = self._keys(user, address)
-            wait = max((self._records[k].next_at - now for k, _ in keys if k in self._records), default=0.0)
+            u = self._user(user, now)
+            wait = max([self._records[k].next_at - now for k, _ in keys if k in self._records] + [u.next_at - now])
             if wait > 0:
+                if not u.pending and not u.times:
+                    del self._records[("user", str(user)[:200])]
                 return wait
             for key, free in keys:
                 r = self._records.setdefault(key, _Attempts())
                 r.pending += 1
                 r.next_at = max(r.next_at, now + self._delay(r.failures + r.pending, free))
+            u.pending += 1
+            if len(u.times) + u.pending > self.user_limit:
+                u.next_at = max(u.next_at, now + self.user_wait)
             return 0.0
 
     def failed(self, user: str, address: str) -> None:
@@ -131,14 +162,20 @@ class SignInThrottle:
                 r.pending = max(0, r.pending - 1)
                 r.failures += 1
                 r.next_at = max(r.next_at, now + self._delay(r.failures + r.pending, free))
+            u = self._user(user, now)
+            u.pending = max(0, u.pending - 1)
+            u.times.append(now)
+            if len(u.times) >= self.user_limit:
+                u.next_at = max(u.next_at, now + self.user_wait)
 
     def succeeded(self, user: str, address: str) -> None:
-        """The user's failures are forgotten, and the address's by as many (they were this
-        user's typing, as the success shows; failures against other users stay)."""
+        """The (user, address) record is forgotten, and the address's failures by as many
+        (they were this user's typing, as the success shows; failures against other users
+        stay). The user's failures from other addresses stay counted for their window."""
         with self._lock:
             now = self._clock()
-            (user_key, _), (address_key, free) = self._keys(user, address)
-            mine = self._records.pop(user_key, _Attempts()).failures
+            (pair_key, _), (address_key, free) = self._keys(user, address)
+            mine = self._records.pop(pair_key, _Attempts()).failures
             r = self._records.get(address_key)
             if r is not None:
                 r.pending = max(0, r.pending - 1)
@@ -146,6 +183,8 @@ class SignInThrottle:
                 r.next_at = min(r.next_at, now + self._delay(r.failures + r.pending, free))
                 if not r.pending and not r.failures:
                     del self._records[address_key]
+            u = self._user(user, now)
+            u.pending = max(0, u.pending - 1)
 
 
 class Accounts:

@@ -73,7 +73,9 @@ def test_sign_in_backs_off_per_user_and_a_success_forgets_it():
     assert waits == [1.0, 2.0, 4.0, 8.0, 8.0]  # doubling, up to the cap
     assert t.admit("alice", "10.0.0.1") == 0.0
     t.failed("alice", "10.0.0.1")
-    assert t.admit("alice", "10.0.0.2") == 8.0  # another address guessing alice waits too
+    assert t.admit("alice", "10.0.0.1") == 8.0
+    assert t.admit("alice", "10.0.0.2") == 0.0  # the backoff is this address's, not alice's everywhere
+    t.failed("alice", "10.0.0.2")
     clock.now += 8
     assert t.admit("alice", "10.0.0.1") == 0.0
     t.succeeded("alice", "10.0.0.1")
@@ -107,3 +109,43 @@ def test_attempts_sent_at_once_are_one_check():
     with ThreadPoolExecutor(50) as pool:
         waits = list(pool.map(attempt, range(50)))
     assert waits.count(0.0) == 1 and all(w > 0 for w in waits if w)
+
+
+def test_failures_from_another_address_do_not_lock_the_user_out():
+    """A guesser at 10.0.0.9 trying "alice" whenever allowed, for a day: alice at 10.0.0.1 still
+    signs in at once, and the guesser is held at the cap (about 12 guesses an hour)."""
+    clock = Clock()
+    t = SignInThrottle(clock=clock)
+    guesses = 0
+    for _ in range(24 * 60):  # it asks every minute
+        if t.admit("alice", "10.0.0.9") == 0.0:
+            guesses += 1
+            t.failed("alice", "10.0.0.9")
+        clock.now += 60
+    assert guesses < 24 * 12 + 15
+    if t.admit("alice", "10.0.0.9") == 0.0:  # (its wait may just be over)
+        t.failed("alice", "10.0.0.9")
+    assert 0 < t.admit("alice", "10.0.0.9") <= 300  # the guesser waits
+    assert t.admit("alice", "10.0.0.1") == 0.0  # her own address: no wait
+    t.succeeded("alice", "10.0.0.1")
+    assert t.admit("alice", "10.0.0.1") == 0.0
+    t.succeeded("alice", "10.0.0.1")
+
+
+def test_a_guesser_spread_over_many_addresses_is_still_slowed():
+    clock = Clock()
+    t = SignInThrottle(user_limit=50, user_window=900.0, user_wait=30.0, clock=clock)
+    for i in range(50):  # 50 failures for alice from 50 addresses, one a second
+        assert t.admit("alice", f"10.1.0.{i}") == 0.0
+        t.failed("alice", f"10.1.0.{i}")
+        clock.now += 1
+    assert t.admit("alice", "10.2.0.1") == 29.0  # any address now waits a short while
+    assert t.admit("bob", "10.2.0.1") == 0.0  # other users are not held up
+    t.succeeded("bob", "10.2.0.1")
+    clock.now += 29
+    assert t.admit("alice", "10.2.0.1") == 0.0  # then one attempt per wait, never a lockout
+    assert t.admit("alice", "10.2.0.2") == 30.0
+    t.failed("alice", "10.2.0.1")
+    clock.now += 900  # the window passes: the limit is back to free
+    assert t.admit("alice", "10.2.0.3") == 0.0
+    t.succeeded("alice", "10.2.0.3")
