@@ -346,6 +346,33 @@ def test_origin_rules():
     assert _origin_allowed("http://127.0.0.1:7860", None, allowed, 7860)
 
 
+def test_origin_rules_behind_a_proxy_that_rewrites_host():
+    """nginx's default proxy_pass sends Host: 127.0.0.1:7860 while the browser is at
+    https://rag.example (--allowed-hosts rag.example): its pages are the app's own, on any port
+    and scheme; other sites, "null" and other programs on loopback ports stay refused."""
+    from rag.hosts import allowed_hosts
+
+    allowed = allowed_hosts("127.0.0.1", ["rag.example"])
+    for origin in ("https://rag.example", "http://rag.example", "https://rag.example:8443", "https://RAG.example"):
+        assert _origin_allowed(origin, "127.0.0.1:7860", allowed, 7860), origin
+        assert _origin_allowed(origin, None, allowed, 7860), origin
+    for origin in ("https://evil.example", "https://rag.example.evil.example", "https://evil.example:7860",
+                   "null", "file:///tmp/x.html", "http://localhost:8000", "https://127.0.0.1"):
+        assert not _origin_allowed(origin, "127.0.0.1:7860", allowed, 7860), origin
+    assert not _origin_allowed("https://evil.example", "127.0.0.1:7860", allowed | {"*"}, 7860)
+
+
+def test_a_page_behind_a_proxy_that_rewrites_host_may_upload(tmp_path, serve):
+    from rag.hosts import allowed_hosts
+
+    app = serve(ChatService(rag=_rag(tmp_path)), allowed=allowed_hosts("127.0.0.1", ["rag.example"]))
+    # what nginx passes on: Host is the upstream's, Origin the browser's
+    assert app.upload("a.md", b"# A\n\nx\n", {"Origin": "https://rag.example"})[0] == 200
+    status, _ = app.upload("b.md", b"# B\n\nx\n", {"Origin": "https://evil.example"})
+    assert status == 403
+    assert app.upload("c.md", b"# C\n\nx\n", {"Origin": "null"})[0] == 403
+
+
 def test_raw_uploads_count_against_the_allowance_when_they_are_sent(tmp_path, serve):
     """5 x 20 KB uploads with an allowance of 50 KB, never asked to be added: two are stored,
     the rest refused before they are read; adding them moves their bytes from the upload folder

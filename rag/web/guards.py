@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..accounts import Accounts, SignInThrottled
-from ..hosts import client_address, host_name
+from ..hosts import ANY_HOST, LOOPBACK_NAMES, client_address, host_name
 from ..uploads import Allowance, inside_folder, size_text
 
 log = logging.getLogger("rag.app")  # (the chat's log lines keep the name they always had)
@@ -316,8 +316,13 @@ class ClientAddress:
 
 def _origin_allowed(origin: str, host: str | None, allowed: frozenset[str], server_port: int | None) -> bool:
     """Whether a request that a page at `origin` sent to the server called `host` (its Host
-    header) comes from this app's own pages: the same port, and the same name or another name
-    this server answers to ("*" in --allowed-hosts does not make every site's pages ours)."""
+    header) comes from this app's own pages: the same name (or another loopback name) and the
+    same port; or, on any port and scheme, a name this server is known by that is not a
+    loopback name (--allowed-hosts, the bound name): a reverse proxy that rewrites Host (nginx's
+    default, "127.0.0.1:7860") serves the page at https://rag.example while Host says otherwise.
+    Loopback names keep the port rule: a page of another program on this machine (localhost:8000)
+    is another site. "*" in --allowed-hosts does not make every site's pages ours; "null" (a
+    sandboxed page or a file) is never ours."""
     from urllib.parse import urlsplit
 
     try:
@@ -328,6 +333,8 @@ def _origin_allowed(origin: str, host: str | None, allowed: frozenset[str], serv
     if o.scheme not in ("http", "https") or not o.hostname:  # "null": a sandboxed page or a file
         return False
     o_name = o.hostname.lower()
+    if o_name in allowed - {ANY_HOST, *LOOPBACK_NAMES}:
+        return True
     if host:
         h_name = host_name(host)
         _, colon, tail = host.rpartition(":")
@@ -336,7 +343,7 @@ def _origin_allowed(origin: str, host: str | None, allowed: frozenset[str], serv
         h_name, h_port = None, server_port
     if o_port != h_port:
         return False
-    return o_name == h_name or o_name in (allowed - {"*"})
+    return o_name == h_name or o_name in (allowed - {ANY_HOST})
 
 
 class OriginGuard:
