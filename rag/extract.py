@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from typing import Callable
 
-from .ground import lexical_support
+from .checks.ground import lexical_support
 from .text import content_words, sentences, states_quantity
 
 _ESCAPE = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Iterator
 
 from . import generators, index as index_mod
-from .claims import Vocabulary
+from .checks.claims import Vocabulary
 from .config import DEFAULT_EMBEDDER_NAME, Settings
 from .choose import AUTO, choose
 from .context import compress
@@ -23,10 +23,12 @@ from .errors import ConfigError, IndexMissing, RagError
 from .extract import span_grammar
 from .fairlock import FairLock
 from .models import model_path
-from .guards import Policy, asks_quantity, policy, retrieval_gate
+from .checks.figures import asks_quantity
+from .checks.gate import retrieval_gate
+from .checks.profiles import Policy, policy
 from .prompts import ABSTAIN_TEXT, build_prompt, get_template, sanitize
 from .question import clean_question
-from .readback import read_back
+from .checks.readback import read_back
 from .retrieve import Retriever
 from .rewrite import rewrite_query
 from .stopping import early_stop

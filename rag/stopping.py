@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .guards import _ECHO  # the echo check's own pattern: both must agree on where it starts
+from .checks.output import ECHO as _ECHO  # the echo check's own pattern: both must agree on where it starts
 from .prompts import ABSTAIN_TEXT
 from .text import CITE, normalise, stop_spans, strip_markers
 

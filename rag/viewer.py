@@ -11,7 +11,7 @@ from __future__ import annotations
 import weakref
 from dataclasses import dataclass
 
-from .ground import lexical_support
+from .checks.ground import lexical_support
 from .text import sentence_spans, strip_markers
 from .types import Answer, Citation
 

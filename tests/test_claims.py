@@ -1,9 +1,11 @@
 """Claim-level verification: evidence sentences, whole figures, subjects and rare terms."""
 import pytest
 
-from rag import claims
+from rag.checks import claims
 from rag.config import default_embedder_path
-from rag.guards import check_answer, made_up_figures, policy
+from rag.checks.answer import check_answer
+from rag.checks.figures import made_up_figures
+from rag.checks.profiles import policy
 from rag.config import Settings
 from rag.testing import HashEmbedder
 from rag.text import content_words

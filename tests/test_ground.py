@@ -1,7 +1,7 @@
 """Citation checks: markers kept, moved or removed by how well their passage supports them."""
 import pytest
 
-from rag.ground import check_citations, lexical_support
+from rag.checks.ground import check_citations, lexical_support
 from rag.testing import HashEmbedder
 
 embed = HashEmbedder().embed

@@ -4,8 +4,11 @@ import re
 import pytest
 
 from rag.config import Settings
-from rag.guards import (asks_quantity, check_answer, drop_made_up_figures, drop_made_up_names, policy,
-                        question_names, unknown_names)
+from rag.checks.answer import check_answer
+from rag.checks.figures import asks_quantity, drop_made_up_figures
+from rag.checks.made_up_names import drop_made_up_names, unknown_names
+from rag.checks.names import question_names
+from rag.checks.profiles import policy
 from rag.text import states_quantity
 from rag.testing import HashEmbedder
 
@@ -132,7 +135,7 @@ def test_a_sentence_with_one_grounded_figure_stays():
 
 
 def test_refusals_repeats_and_length():
-    from rag.guards import drop_repeats, refused, trim
+    from rag.checks.output import drop_repeats, refused, trim
     from rag.prompts import ABSTAIN_TEXT
 
     assert refused(ABSTAIN_TEXT) and refused("I don't know.") and refused("")
@@ -166,3 +169,11 @@ def test_a_terse_span_is_read_with_the_line_before_it_in_notes():
     other = "Bread : A loaf.\nBake at 230 degrees for 40 minutes"
     v = check_answer(question, question, "40 minutes [1]", [other], [other], pol=pol, embed=embed, span=True)
     assert v.code == "off_topic"
+
+
+def test_every_answer_check_runs_under_a_known_switch():
+    from rag.checks.answer import CHECKS as ORDER
+    from rag.config import CHECKS
+
+    switches = [s for s, _ in ORDER if s is not None]
+    assert set(switches) <= set(CHECKS) and len(switches) == len(set(switches))

@@ -6,7 +6,7 @@ import pytest
 
 from rag import RAG
 from rag.errors import ConfigError, QueryError
-from rag.guards import asks_quantity
+from rag.checks.figures import asks_quantity
 from rag.prompts import ABSTAIN_TEXT
 from rag.testing import HashEmbedder, MemoryStore, ScriptedGenerator
 from rag.types import Turn
@@ -207,7 +207,7 @@ def test_abstain_codes(store, question, output, settings, code):
 
 
 def test_a_rare_term_no_document_uses_is_turned_away_like_a_name(store):
-    from rag.claims import Vocabulary
+    from rag.checks.claims import Vocabulary
 
     common = Vocabulary("how long does the last what lora freeze".split())
     rag, gen = make(store, ["Two years [1]."])
@@ -316,7 +316,7 @@ def test_stand_ins_answer_end_to_end_with_citations(store, corpus):
 
 
 def test_an_answer_cut_by_the_token_limit_ends_at_its_last_whole_sentence(store):
-    from rag.readback import cut_unfinished
+    from rag.checks.readback import cut_unfinished
 
     assert cut_unfinished("LoRA freezes the base model [1]. It trains small matri") == \
         "LoRA freezes the base model [1]."

@@ -3,7 +3,7 @@ ScriptedGenerator: the answer kept is the one the full generation gives, for few
 import pytest
 
 from rag import RAG
-from rag.guards import policy
+from rag.checks.profiles import policy
 from rag.prompts import ABSTAIN_TEXT, get_template
 from rag.stopping import CONDITIONS, EarlyStop, Stop, early_stop
 from rag.testing import HashEmbedder, MemoryStore, ScriptedGenerator

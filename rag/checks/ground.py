@@ -12,7 +12,7 @@ import dataclasses
 
 import numpy as np
 
-from .text import SPACED_CITE, content_words, sentences, strip_markers
+from ..text import SPACED_CITE, content_words, sentences, strip_markers
 
 SUPPORT_MIN = 0.5  # below this a citation is dropped and no source is attached
 # a cited passage that supports its sentence this much less than another passage gives way to it

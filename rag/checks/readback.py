@@ -1,19 +1,21 @@
 """The last stages: the model's output read back into a checked `Answer`. A span is tidied, a
 generation the token limit cut is shortened to its last whole sentence, the output is parsed
-for its template, the policy's checks run on it (see `guards`), and what it cites becomes
+for its template, the policy's checks run on it (see `answer`), and what it cites becomes
 `Citation`s."""
 from __future__ import annotations
 
 import logging
 import re
 
-from .chunk import embed_text
-from .extract import tidy_span
-from .guards import Policy, check_answer, unknown_names
-from .prompts import ABSTAIN_TEXT, parse_output
-from .retrieve import Retriever
-from .text import CITE, normalise, strip_markers
-from .types import Answer, Citation, Generation, Hit, SentenceSupport, Usage
+from ..chunk import embed_text
+from ..extract import tidy_span
+from ..prompts import ABSTAIN_TEXT, parse_output
+from ..retrieve import Retriever
+from ..text import CITE, normalise, strip_markers
+from ..types import Answer, Citation, Generation, Hit, SentenceSupport, Usage
+from .answer import check_answer
+from .made_up_names import unknown_names
+from .profiles import Policy
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +24,7 @@ SNIPPET_CHARS = 240
 
 def read_back(question: str, query: str, gen: Generation, prompt, hits: list[Hit], retriever: Retriever,
               pol: Policy, *, embed, vocabulary) -> Answer:
-    """Read the model's output back and run the policy's checks on it (see `guards`)."""
+    """Read the model's output back and run the policy's checks on it (see `check_answer`)."""
     tmpl = prompt.template
     raw = tidy_span(gen.text) if tmpl.extractive else gen.text
     if gen.finish_reason == "length":

@@ -27,7 +27,8 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from .text import STOPWORDS, content_words, figures, sentences, strip_markers
+from ..text import STOPWORDS, content_words, figures, sentences, strip_markers
+from .names import CLAIM_NAME, name_body
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +36,6 @@ EVIDENCE_FLOOR = 0.3  # a passage sentence backing a claim less than this is no 
 EVIDENCE_MARGIN = 0.15  # sentences this close to the best one are evidence too
 EVIDENCE_MIN = 2  # ... and at least this many of the best: a claim may join two sentences
 
-# a capitalised word past a sentence's first word, or an acronym: what a sentence names
-_NAME = re.compile(r"(?<!^)(?<![.?!:;]\s)\b[A-Z][\w-]*|\b[A-Z]{2,}[\w-]*")
-_ITEM_START = re.compile(r"^[\s\"'“‘(#*_>•-]*(?:\d{1,2}[.)])?[\s\"'“‘(*_]*")
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*")
 _WORD = re.compile(r"[A-Za-z][A-Za-z-]{4,}")
 
@@ -131,17 +129,15 @@ class Vocabulary:
 
 def names(sentence: str) -> list[str]:
     """Capitalised words past the sentence's (or list item's) first word, and acronyms."""
-    body = strip_markers(sentence)
-    body = body[_ITEM_START.match(body).end():]
-    body = re.sub(r"^[\w'’-]+", "", body)  # the first word is capitalised as a sentence start
-    return list(dict.fromkeys(m.group(0).strip("-") for m in _NAME.finditer(body) if len(m.group(0)) > 1))
+    return list(dict.fromkeys(m.group(0).strip("-") for m in CLAIM_NAME.finditer(name_body(sentence))
+                              if len(m.group(0)) > 1))
 
 
 def key_terms(text: str, vocabulary: Vocabulary, *, question: bool = False) -> list[str]:
     """What `text` is about: its names and rare terms. A question's first word is never a name
     ("Which", "How"), but an acronym there is ("RLHF stands for what?")."""
     found = names(text) if not question else [
-        m.group(0).strip("-") for m in _NAME.finditer(text.strip()) if len(m.group(0)) > 1]
+        m.group(0).strip("-") for m in CLAIM_NAME.finditer(text.strip()) if len(m.group(0)) > 1]
     rare = [w for w in vocabulary.rare(strip_markers(text)) if w not in {n.lower() for n in found}]
     return list(dict.fromkeys([*found, *rare]))
 
