@@ -106,21 +106,24 @@ def parse_proxies(values: Iterable[str]) -> tuple:
     return tuple(nets)
 
 
+def is_trusted(addr: str | None, trusted: tuple) -> bool:
+    """Whether `addr` is one of the `trusted` proxies (networks of `parse_proxies`); a name or
+    anything else that is not an IP address never is."""
+    try:
+        ip = ipaddress.ip_address(addr or "")
+    except ValueError:
+        return False
+    return any(ip in net for net in trusted)
+
+
 def client_address(peer: str | None, forwarded_for: str | None, trusted: tuple) -> str:
     """The client's address: the connecting peer, unless the peer is a trusted proxy, in which
     case the nearest address in X-Forwarded-For that is not itself a trusted proxy."""
-    def is_trusted(addr: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(addr)
-        except ValueError:
-            return False
-        return any(ip in net for net in trusted)
-
     peer = peer or ""
-    if not trusted or not forwarded_for or not is_trusted(peer):
+    if not trusted or not forwarded_for or not is_trusted(peer, trusted):
         return peer
     hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
     for hop in reversed(hops):
-        if not is_trusted(hop):
+        if not is_trusted(hop, trusted):
             return hop
     return hops[0] if hops else peer

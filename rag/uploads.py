@@ -227,14 +227,11 @@ class Reservation:
     settled: bool = False
 
 
-def failure_reason(e: BaseException) -> str:
-    """One line for a failure no reader turned into a DocumentError (a bug, or a library's)."""
-    if isinstance(e, OSError) and e.errno is not None:
-        return f"cannot read or save it ({e.strerror or e})"
-    if isinstance(e, MemoryError):
-        return "too large to read (out of memory)"
-    detail = " ".join(str(e).split())[:160]
-    return f"cannot be read: unexpected {type(e).__name__}{': ' + detail if detail else ''}"
+def failure_reason(name: str, e: BaseException) -> str:
+    """One line for a failure of file `name` that no reader turned into a DocumentError (a bug,
+    or a library's): `rag.ingest.failure`'s, as `rag index` words it, without the path."""
+    kind = ingest.SUPPORTED.get(Path(name).suffix.lower(), "this")
+    return str(ingest.failure(Path(name), kind, e)).removeprefix(f"{name}: ")
 
 
 def upload_entry(entry) -> tuple[str, str]:
@@ -401,7 +398,7 @@ def add_files(service, paths: list[str | Path], *, progress: bool = False,
                 continue
             except Exception as e:  # noqa: BLE001 - one file's failure, whatever it is, is that file's
                 log.exception("upload %s could not be read or saved", name)
-                report.rejected.append((name, failure_reason(e)))
+                report.rejected.append((name, failure_reason(name, e)))
                 continue
             if not made:
                 if (indexed.get(dest.name) or {}).get("sha256") == sha256:
@@ -429,8 +426,9 @@ def add_files(service, paths: list[str | Path], *, progress: bool = False,
                 log.exception("indexing an upload failed")
             for p in saved:
                 p.unlink(missing_ok=True)
-            why = service.public(e) if isinstance(e, RagError) else failure_reason(e)
-            report.rejected += [(p.name, f"indexing failed: {why}") for p in saved + again]
+            report.rejected += [(p.name, "indexing failed: " + (service.public(e) if isinstance(e, RagError)
+                                                                 else failure_reason(p.name, e)))
+                                for p in saved + again]
             return report
         failed = {os.path.realpath(p): reason for p, reason in built.skipped}
         for p in saved + again:

@@ -113,7 +113,8 @@ def test_an_unexpected_exception_while_reading_is_that_files_reason(tmp_path, mo
     (up / "fine.md").write_text("# Fine\n\nFerrets sleep eighteen hours a day.\n")
     report = service.add_files(sorted(up.iterdir()))
     assert report.added == ["fine.md"]
-    assert report.rejected == [("deep.md", "cannot be read: unexpected RecursionError: maximum recursion depth exceeded")]
+    # worded as `rag index` words it (rag.ingest.failure)
+    assert report.rejected == [("deep.md", "nested too deeply to read (RecursionError)")]
     assert not (service.corpus / "deep.md").exists()
 
 
@@ -308,6 +309,12 @@ def test_a_foreign_host_gets_400_everywhere(tmp_path, serve):
         assert status == 400 and "unknown Host header" in body, (path, status, body[:200])
     for host in ("localhost", f"127.0.0.1:{app.port}", f"localhost:{app.port}", "[::1]"):
         assert app.request("config", headers={"Host": host})[0] == 200
+    # one Host check, around the whole stack (Gradio's CORS layer included), not a second one inside
+    from rag.hosts import HostGuard
+
+    server = app.demo.server_app
+    assert isinstance(server.middleware_stack, HostGuard)
+    assert all(m.cls is not HostGuard for m in server.user_middleware)
 
 
 def test_allowed_hosts_are_configurable(tmp_path, serve):

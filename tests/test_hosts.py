@@ -1,5 +1,5 @@
 """rag.hosts: which Host names a server answers and whose proxy headers it believes."""
-from rag.hosts import allowed_hosts, client_address, host_allowed, host_name, parse_proxies
+from rag.hosts import allowed_hosts, client_address, host_allowed, host_name, is_trusted, parse_proxies
 
 
 def test_host_name_drops_the_port_and_brackets():
@@ -30,3 +30,11 @@ def test_forwarded_for_is_believed_only_from_a_trusted_proxy():
     assert client_address("198.51.100.7", "203.0.113.9", trusted) == "198.51.100.7"  # peer not a proxy
     # the nearest hop that is not itself a trusted proxy; a client's own forged entries sit further left
     assert client_address("127.0.0.1", "1.2.3.4, 203.0.113.9, 10.1.2.3", trusted) == "203.0.113.9"
+
+
+def test_is_trusted_names_the_trusted_proxies_only():
+    trusted = parse_proxies(["127.0.0.1", "10.0.0.0/8"])
+    assert is_trusted("127.0.0.1", trusted) and is_trusted("10.9.8.7", trusted)
+    assert not is_trusted("127.0.0.2", trusted) and not is_trusted("203.0.113.9", trusted)
+    assert not is_trusted("localhost", trusted) and not is_trusted("", trusted) and not is_trusted(None, trusted)
+    assert not is_trusted("127.0.0.1", ())

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..accounts import Accounts, SignInThrottled
-from ..hosts import ANY_HOST, LOOPBACK_NAMES, client_address, host_name
+from ..hosts import ANY_HOST, LOOPBACK_NAMES, client_address, host_name, is_trusted
 from ..uploads import Allowance, inside_folder, size_text
 
 log = logging.getLogger("rag.app")  # (the chat's log lines keep the name they always had)
@@ -270,16 +270,6 @@ _PROXY_HEADERS = frozenset({b"x-forwarded-for", b"x-forwarded-host", b"x-forward
                             b"x-forwarded-prefix", b"x-forwarded-server", b"x-real-ip", b"forwarded"})
 
 
-def _trusted_peer(peer: str, trusted: tuple) -> bool:
-    import ipaddress
-
-    try:
-        ip = ipaddress.ip_address(peer)
-    except ValueError:
-        return False
-    return any(ip in net for net in trusted)
-
-
 class ClientAddress:
     """ASGI middleware: a request's client address is the connection's peer. With trusted proxies
     (--trusted-proxies), a request that comes through one of them is from the client its
@@ -299,7 +289,7 @@ class ClientAddress:
         client = scope.get("client")
         peer = client[0] if client else ""
         headers = list(scope.get("headers") or [])
-        if self.trusted and _trusted_peer(peer, self.trusted):
+        if self.trusted and is_trusted(peer, self.trusted):
             forwarded = ", ".join(v.decode("latin-1") for k, v in headers if k == b"x-forwarded-for")
             address = client_address(peer, forwarded or None, self.trusted)
         else:

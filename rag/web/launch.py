@@ -179,15 +179,15 @@ def launch_app(demo, service: ChatService, *, host: str = "127.0.0.1", port: int
         auth_message="Sign in to ask your documents." if accounts else None,
         share=False, mcp_server=False, run_history=False, enable_monitoring=False,
         prevent_thread_lock=True, quiet=prevent_thread_lock,
-        app_kwargs={"middleware": [Middleware(HostGuard, allowed=allowed),
-                                   Middleware(OriginGuard, allowed=allowed),
+        app_kwargs={"middleware": [Middleware(OriginGuard, allowed=allowed),
                                    Middleware(ClientAddress, trusted=trusted),
                                    Middleware(SignInGuard),
                                    Middleware(UploadGuard, max_request_bytes=per_request,
                                               allowance=service.allowance)]})
-    # Gradio puts its CORS and compression layers outside the app's middleware, and its CORS
-    # layer answers preflight requests itself: the Host check goes outside them too, so no
-    # request for another name gets any answer but 400
+    # the Host check is installed here alone, not in the middleware list above: Gradio puts its
+    # CORS and compression layers outside the app's middleware, and its CORS layer answers
+    # preflight requests itself, so only a wrap of the whole stack makes sure no request for
+    # another name gets any answer but 400
     app = demo.server_app
     app.middleware_stack = HostGuard(app.middleware_stack or app.build_middleware_stack(), allowed)
     if not prevent_thread_lock:
