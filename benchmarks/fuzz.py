@@ -149,7 +149,7 @@ def peak_mb() -> float:
 def run(*, files: int, seed: int, embedder: str = "real", batch: int = 100, log=print) -> dict:
     """Build an index from `files` mutants in batches; counts of outcomes, reasons and peak memory."""
     from rag import index as index_mod
-    from rag.faiss_store import FaissStore
+    from rag.stores.faiss import FaissStore
 
     if embedder == "hash":
         from rag.testing import HashEmbedder

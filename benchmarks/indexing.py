@@ -15,7 +15,8 @@ from .common import CORPUS, goal, run_json_subprocess, stats, write_sentence_cor
 _BUILD = """
 import json, sys, time, numpy as np
 from benchmarks.common import peak_rss_mb
-from rag import faiss_store, index
+from rag import index
+from rag.stores import faiss as faiss_store
 from rag.chunk import embed_text
 from rag.config import DEFAULT_EMBEDDER_NAME, Settings
 from rag.embed import Embedder

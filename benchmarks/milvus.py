@@ -13,8 +13,8 @@ from pathlib import Path
 
 
 from rag.config import DEFAULT_ANN_THRESHOLD
-from rag.faiss_store import FaissStore
-from rag.milvus_store import MilvusStore, close
+from rag.stores.faiss import FaissStore
+from rag.stores.milvus import MilvusStore, close
 from rag.types import Chunk
 
 from .common import percentiles, synthetic_vectors

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.faiss_store import FaissVersion as Store, build_faiss, ivf_params
+from rag.stores.faiss import FaissVersion as Store, build_faiss, ivf_params
 from rag.retrieve import Retriever
 from rag.types import Chunk
 

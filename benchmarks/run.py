@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python bench
 
 from benchmarks import (common, fuzz, generation, hostile, indexing, milvus, onnx_embed, readers,  # noqa: E402
                         report, retrieval, server, serve_api, speed)
-from rag import faiss_store, index as index_mod  # noqa: E402
+from rag import index as index_mod  # noqa: E402
+from rag.stores import faiss as faiss_store  # noqa: E402
 from rag.chunk import embed_text  # noqa: E402
 from rag.config import DEFAULT_EMBEDDER_NAME, Settings  # noqa: E402
 from rag.embed import Embedder  # noqa: E402

@@ -128,8 +128,8 @@ def answer_evals(*, index: str, dataset: str = "data/eval/corpus.jsonl", limit: 
 def eval_variant(index: str, dataset: str, overrides: dict, limit: int | None) -> dict:
     """One `rag eval DATASET --templates few_shot` with `overrides`, as the row the report shows."""
     from rag.config import Settings
-    from rag.eval import CACHE_ROOT, run_eval
-    from rag.evaldata import load_dataset
+    from rag.evaluation.data import load_dataset
+    from rag.evaluation.runner import CACHE_ROOT, run_eval
 
     evalset = load_dataset(str(ROOT / dataset), cache_root=CACHE_ROOT)
     rag = RAG(Settings.load(index=index, **overrides), build_missing=False)
@@ -295,7 +295,7 @@ def big_index(n: int, dest: Path) -> dict:
 
     import numpy as np
 
-    from rag import faiss_store
+    from rag.stores import faiss as faiss_store
     from rag.config import Settings
     from rag.embed import Embedder
     from rag.manifest import FORMAT_VERSION, embedder_record

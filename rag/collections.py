@@ -222,7 +222,7 @@ def _no_build(c: Collection):
     if not (c.index / "CURRENT").is_file():
         yield
         return
-    from .faiss_store import FaissStore
+    from .stores.faiss import FaissStore
 
     try:
         with FaissStore(c.index).writer(lock_wait=0):

@@ -88,7 +88,7 @@ def build(paths: list[str | Path], *, embedder, chunk_size: int, chunk_overlap: 
     if store is None:
         if index_dir is None:
             raise TypeError("build() needs a store or an index_dir")
-        from .faiss_store import FaissStore
+        from .stores.faiss import FaissStore
 
         store = FaissStore(index_dir, ann_threshold=ann_threshold)
     t0 = time.perf_counter()

@@ -3,7 +3,7 @@
     RAG(embedder=my_embedder, generator=my_llm_client, store=my_vector_db)
 
 The defaults are `embed.Embedder` (sentence-transformers), `generators.LLM` (a GGUF through
-llama-cpp-python, or `generators.ServerGenerator` with `llm_url`) and `faiss_store.FaissStore`;
+llama-cpp-python, or `generators.ServerGenerator` with `llm_url`) and `stores.faiss.FaissStore`;
 `rag.testing` ships stand-ins for tests.
 """
 from __future__ import annotations

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag import faiss_store, index, ingest
+from rag import index, ingest
+from rag.stores import faiss as faiss_store
 from rag.errors import DocumentError, QueryError
 
 from rag.samples import write_text_pdf as make_pdf

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from benchmarks import common, report, retrieval
-from rag import faiss_store, index as index_mod
+from rag import index as index_mod
+from rag.stores import faiss as faiss_store
 from rag.config import Settings
 from rag.errors import ConfigError
 

@@ -3,7 +3,8 @@ import os
 
 import pytest
 
-from rag import faiss_store, index
+from rag import index
+from rag.stores import faiss as faiss_store
 from rag.errors import IndexDamaged, IndexLocked, IndexMissing, StoreError
 from rag.retrieve import Retriever
 
@@ -164,7 +165,7 @@ def test_names_the_documents_never_mention(tmp_path, corpus_copy, fake_embedder)
 
 
 def test_a_damaged_live_version_offers_the_intact_previous_one(tmp_path, corpus_copy, fake_embedder):
-    from rag.faiss_store import FaissStore
+    from rag.stores.faiss import FaissStore
 
     idx = tmp_path / "idx"
     build([corpus_copy], idx, fake_embedder)

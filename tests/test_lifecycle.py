@@ -9,7 +9,8 @@ import threading
 
 import pytest
 
-from rag import RAG, faiss_store, index, ingest
+from rag import RAG, index, ingest
+from rag.stores import faiss as faiss_store
 from rag.errors import StoreError
 
 from conftest import CORPUS
@@ -107,7 +108,8 @@ def test_cli_second_writer_gets_one_line(tmp_path):
 
 KILLED_BUILD = """
 import os, signal, sys
-from rag import RAG, faiss_store, index
+from rag import RAG, index
+from rag.stores import faiss as faiss_store
 
 point, docs, idx = sys.argv[1:4]
 rag = RAG(index=idx)

@@ -11,7 +11,7 @@ import pytest
 
 from rag import RAG, index
 from rag.errors import StoreError
-from rag.milvus_store import MilvusStore, close
+from rag.stores.milvus import MilvusStore, close
 from rag.testing import HashEmbedder, ScriptedGenerator
 
 from conftest import CORPUS
@@ -118,7 +118,7 @@ def test_readers_see_whole_versions_while_the_alias_switches(docs, store):
 KILLED = """
 import os, signal, sys
 from rag import index
-from rag.milvus_store import MilvusStore, MilvusWriter
+from rag.stores.milvus import MilvusStore, MilvusWriter
 from rag.testing import HashEmbedder
 
 store = MilvusStore(sys.argv[2])
@@ -185,7 +185,7 @@ def test_the_source_filter_takes_names_with_wildcard_characters(tmp_path, store)
 def test_collections_over_milvus_keep_their_documents_apart(tmp_path):
     from rag.collections import CollectionRAGs, Collections
     from rag.config import Settings
-    from rag.milvus_store import close as close_milvus
+    from rag.stores.milvus import close as close_milvus
 
     settings = Settings(store="milvus", index=str(tmp_path / "default-index"), corpus=str(tmp_path / "corpus"),
                         collections=str(tmp_path / "cols"), chunk_size=100, chunk_overlap=20)

@@ -225,7 +225,7 @@ def test_bad_office_files_get_one_line_each_and_the_rest_is_indexed(tmp_path, fa
 # ---------------------------------------------------------------- locations travel to citations
 
 def test_location_round_trips_through_chunks_and_milvus_rows():
-    from rag.milvus_store import _pack_headings, _unpack_headings
+    from rag.stores.milvus import _pack_headings, _unpack_headings
 
     loc = Location(sheet="Sales", rows=(2, 9))
     c = Chunk("a.xlsx#0", "a.xlsx", "a", ("Sales",), "| x |", loc)
