@@ -221,9 +221,9 @@ def _stream_answer(rag, args, *, live: bool):
 def cmd_eval(args) -> int:
     import dataclasses
 
-    from .eval import CACHE_ROOT, open_rag, parse_overrides, run_eval
-    from .evaldata import load_dataset
-    from .evalreport import format_table, write_report
+    from .evaluation.data import load_dataset
+    from .evaluation.report import format_table, write_report
+    from .evaluation.runner import CACHE_ROOT, open_rag, parse_overrides, run_eval
 
     settings = dataclasses.replace(_settings(args), **parse_overrides(args.set))
     settings.validate()

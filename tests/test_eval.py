@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from rag.errors import ConfigError, DatasetError
-from rag.eval import (abstention_scores, contains, exact_match, mrr_at_k, ndcg_at_k, normalize_answer,
-                      parse_overrides, percentile, recall_at_k, run_eval, strip_citations, token_f1)
-from rag.evaldata import EvalItem, EvalSet, load_beir, load_dataset, load_jsonl, load_squad, sample
+from rag.evaluation.metrics import (abstention_scores, contains, exact_match, mrr_at_k, ndcg_at_k,
+                                   normalize_answer, percentile, recall_at_k, strip_citations, token_f1)
+from rag.evaluation.runner import parse_overrides, run_eval
+from rag.evaluation.data import EvalItem, EvalSet, load_beir, load_dataset, load_jsonl, load_squad, sample
 
 ROOT = Path(__file__).resolve().parent.parent
 FIX = Path(__file__).parent / "fixtures" / "eval"
@@ -172,8 +173,8 @@ def test_sample_is_deterministic_stratified_and_ordered():
 
 
 def test_lost_to_checks_counts_right_drafts_the_checks_took_away(tmp_path):
-    from rag.eval import EvalReport, QuestionResult, _template_scores
-    from rag.evalreport import write_report
+    from rag.evaluation.report import write_report
+    from rag.evaluation.results import EvalReport, QuestionResult, template_scores as _template_scores
 
     def row(n, draft_contains, contains, **kw):
         return QuestionResult(id=str(n), question=f"q{n}?", template="auto", answerable=True,
@@ -231,7 +232,7 @@ def test_cli_bad_dataset_is_one_line(tmp_path):
 def test_small_eval_run_with_the_real_models(real_rag, tmp_path, monkeypatch):
     import dataclasses
 
-    from rag.evalreport import format_table, write_report
+    from rag.evaluation.report import format_table, write_report
 
     # short answers keep this test quick; the metrics do not care how long they are
     monkeypatch.setattr(real_rag, "settings", dataclasses.replace(real_rag.settings, max_tokens=64))

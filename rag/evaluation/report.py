@@ -7,8 +7,8 @@ import logging
 from dataclasses import asdict
 from pathlib import Path
 
-from .errors import ConfigError
-from .eval import EvalReport
+from ..errors import ConfigError
+from .results import EvalReport
 
 log = logging.getLogger(__name__)
 

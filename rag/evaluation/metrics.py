@@ -1,0 +1,109 @@
+"""The metric functions: answers against gold answers (SQuAD style), ranked documents against
+gold documents, abstentions against unanswerable questions, and percentiles."""
+from __future__ import annotations
+
+import math
+import re
+import string
+from collections import Counter
+
+# ------------------------------------------------------------------ answer metrics (SQuAD style)
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCT = set(string.punctuation)
+_CITATION = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD normalisation: lower case, no punctuation, no articles, single spaces."""
+    text = "".join(ch for ch in text.lower() if ch not in _PUNCT)
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def strip_citations(text: str) -> str:
+    """The answer without its [n] markers, which are not part of what it says."""
+    return _CITATION.sub("", text).strip()
+
+
+def exact_match(prediction: str, golds: tuple[str, ...] | list[str]) -> float:
+    pred = normalize_answer(prediction)
+    return float(any(pred == normalize_answer(g) for g in golds))
+
+
+def token_f1(prediction: str, golds: tuple[str, ...] | list[str]) -> float:
+    """Best token-overlap F1 against any gold answer."""
+    pred = normalize_answer(prediction).split()
+    best = 0.0
+    for gold in golds:
+        ref = normalize_answer(gold).split()
+        common = sum((Counter(pred) & Counter(ref)).values())
+        if not pred or not ref:
+            score = float(pred == ref)
+        elif common == 0:
+            score = 0.0
+        else:
+            p, r = common / len(pred), common / len(ref)
+            score = 2 * p * r / (p + r)
+        best = max(best, score)
+    return best
+
+
+def contains(prediction: str, golds: tuple[str, ...] | list[str]) -> float:
+    """1 when a normalised gold answer appears as whole words inside the normalised prediction."""
+    pred = f" {normalize_answer(prediction)} "
+    return float(any(normalize_answer(g) and f" {normalize_answer(g)} " in pred for g in golds))
+
+
+# ------------------------------------------------------------------ retrieval metrics
+
+def recall_at_k(ranked: list[str], gold: set[str], k: int, *, any_source: bool = True) -> float:
+    """any_source: 1 if a gold document is in the top k (each one holds the whole answer);
+    otherwise the share of gold documents found in the top k (BEIR's definition)."""
+    if not gold:
+        return 0.0
+    found = len(gold & set(ranked[:k]))
+    return float(found > 0) if any_source else found / len(gold)
+
+
+def mrr_at_k(ranked: list[str], gold: set[str], k: int = 10) -> float:
+    for rank, doc in enumerate(ranked[:k], 1):
+        if doc in gold:
+            return 1.0 / rank
+    return 0.0
+
+
+def ndcg_at_k(ranked: list[str], gold: set[str], k: int = 10, *, any_source: bool = True) -> float:
+    """Binary-relevance nDCG. With any_source the gold documents are alternatives: the ideal
+    ranking has one of them first and only the first one found earns gain."""
+    if not gold:
+        return 0.0
+    dcg, seen = 0.0, False
+    for rank, doc in enumerate(ranked[:k], 1):
+        if doc in gold and not (any_source and seen):
+            dcg += 1.0 / math.log2(rank + 1)
+            seen = True
+    n_ideal = 1 if any_source else min(len(gold), k)
+    return dcg / sum(1.0 / math.log2(r + 1) for r in range(1, n_ideal + 1))
+
+
+def abstention_scores(abstained: list[bool], answerable: list[bool]) -> dict[str, float]:
+    """Abstaining is the positive class and unanswerable questions are its gold; 0 where undefined."""
+    tp = sum(a and not ok for a, ok in zip(abstained, answerable))
+    fp = sum(a and ok for a, ok in zip(abstained, answerable))
+    n_unanswerable = sum(not ok for ok in answerable)
+    n_answerable = len(answerable) - n_unanswerable
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / n_unanswerable if n_unanswerable else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1,
+            "false_abstention_rate": fp / n_answerable if n_answerable else 0.0}
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Linear-interpolated percentile (numpy's default); 0 for no values."""
+    if not values:
+        return 0.0
+    v = sorted(values)
+    pos = (len(v) - 1) * q / 100
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return v[lo] + (v[hi] - v[lo]) * (pos - lo)
