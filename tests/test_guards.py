@@ -172,7 +172,7 @@ def test_a_terse_span_is_read_with_the_line_before_it_in_notes():
 
 
 def test_every_answer_check_runs_under_a_known_switch():
-    from rag.checks.answer import CHECKS as ORDER
+    from rag.checks.answer import ORDER
     from rag.config import CHECKS
 
     switches = [s for s, _ in ORDER if s is not None]

@@ -2,7 +2,7 @@
 
 Each check is a small function of one `Draft`: the answer as the checks before it left it, and
 what they found. It changes the draft, or returns the (code, reason) of an abstention, which
-ends the run. `CHECKS` lists them in the order they run, each under the switch (a name in
+ends the run. `ORDER` lists them in the order they run, each under the switch (a name in
 `rag.config.CHECKS`) that turns it on; the order matters: the tidying checks come first so that
 the figures and names checks read what will be shown, and relevance is measured on the answer
 the citation check left.
@@ -203,7 +203,7 @@ def _support(d: Draft) -> Abstain:
 
 
 # The checks in the order they run, each under its switch (None: always runs).
-CHECKS: tuple[tuple[str | None, Callable[[Draft], Abstain]], ...] = (
+ORDER: tuple[tuple[str | None, Callable[[Draft], Abstain]], ...] = (
     ("echo", _echo),
     ("length", _length),
     ("repeats", _repeats),
@@ -227,14 +227,14 @@ def check_answer(question: str, query: str, text: str, blocks: list[str], source
                  unknown: Callable[[list[str]], list[str]] | None = None,
                  relevance: list[float] | None = None, passages: list[str] | None = None,
                  vocabulary: Vocabulary | None = None, span: bool = False) -> Verdict:
-    """Run the policy's checks (`CHECKS`, in order) on the model's answer `text` (reasoning
+    """Run the policy's checks, in `ORDER`, on the model's answer `text` (reasoning
     already split off); the arguments are those of `Draft`. The claims check reads subjects only
     with a `vocabulary`; with `span`, a terse answer is judged relevant by the sentence it was
     copied from."""
     draft = Draft(question, query, text, blocks, sources, pol,
                   embed=_memo(embed),  # the checks embed the same sentences and passages more than once
                   unknown=unknown, relevance=relevance, passages=passages, vocabulary=vocabulary, span=span)
-    for switch, check in CHECKS:
+    for switch, check in ORDER:
         if switch is None or pol.on(switch):
             stop = check(draft)
             if stop:
