@@ -88,8 +88,11 @@ class StoreWriter(Protocol):
 
 @runtime_checkable
 class VectorStore(Protocol):
-    """Versions of one index: readers `open` the live one; one writer at a time builds the next
-    (a second waits up to `lock_wait` seconds, then gets a StoreError)."""
+    """Versions of one index: readers `open` the live one (IndexMissing before the first commit,
+    a plain StoreError when another embedder built it) and keep the version they opened while a
+    newer one is committed; one writer at a time builds the next (a second waits up to
+    `lock_wait` seconds, then gets IndexLocked). `tests/test_store_contract.py` is the contract
+    every store passes."""
 
     @property
     def location(self) -> str: ...
