@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from rag.serve.app import parse_chat
 from rag.serve.errors import APIError
+from rag.serve.requests import parse_chat
 from rag.text import bare_words
 
 from conftest import _free_port, wait_until_up

@@ -12,8 +12,8 @@ import pytest
 from rag import RAG
 from rag.hosts import parse_proxies
 from rag.serve import Limits, make_server
-from rag.serve.app import MAX_DEPTH, parse_chat
 from rag.serve.errors import APIError
+from rag.serve.requests import MAX_DEPTH, parse_chat
 from rag.testing import HashEmbedder, MemoryStore, ScriptedGenerator
 
 from conftest import _free_port
@@ -206,6 +206,19 @@ def test_non_finite_numbers_are_refused(rag, number):
         r = h.post(url + "/v1/chat/completions", content=body, headers={"Content-Type": "application/json"})
         assert r.status_code == 400 and error_of(r)["code"] == "invalid_number"
         assert number.lstrip("-") in r.json()["error"]["message"]
+    assert rag.generator.calls == []
+
+
+@pytest.mark.parametrize("field", ["temperature", "max_tokens", "max_completion_tokens", "top_k", "n"])
+def test_a_number_of_400_digits_is_a_400_not_a_500(rag, field):
+    """float() of such an integer overflows: refused as out of range, in OpenAI's error shape."""
+    body = json.dumps(QUESTION)[:-1] + f', "{field}": {"1" * 400}}}'
+    with serving(rag) as url, http() as h:
+        r = h.post(url + "/v1/chat/completions", content=body, headers={"Content-Type": "application/json"})
+        assert r.status_code == 400, r.text
+        error = error_of(r)
+        assert error["param"] == field and error["type"] == "invalid_request_error"
+        assert f"{field} must be between" in error["message"] and len(error["message"]) < 200
     assert rag.generator.calls == []
 
 

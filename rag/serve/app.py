@@ -31,26 +31,24 @@ import time
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 # what one request may ask for: `rag serve`'s numbers, kept beside the chat's in rag.bounds
-from ..bounds import API_MAX_BODY as MAX_BODY, API_MAX_DEPTH as MAX_DEPTH, API_MAX_TOP_K as MAX_TOP_K
+from ..bounds import API_MAX_BODY as MAX_BODY
 from ..bounds import API_MAX_EMBED_CHARS as MAX_EMBED_CHARS, API_MAX_EMBED_INPUTS as MAX_EMBED_INPUTS
-from ..bounds import API_MAX_MESSAGES as MAX_MESSAGES
 from ..errors import RagError
 from ..hosts import HostGuard, allowed_hosts
 from ..prompts import TEMPLATE_NAMES
 from ..text import bare_words
-from ..types import Answer, Turn
+from ..types import Answer
 from .errors import APIError, from_rag_error
+from .requests import MODEL, ChatRequest, parse_body, parse_chat
 
 log = logging.getLogger(__name__)
-
-MODEL = "rag-local"
 
 
 @dataclass
@@ -62,18 +60,6 @@ class Limits:
     max_body: int = MAX_BODY
     allowed_hosts: tuple[str, ...] = ()  # Host names answered besides loopback and the bound one; "*": any
     trusted_proxies: tuple = ()  # ip networks whose X-Forwarded-For names the client
-
-
-@dataclass
-class ChatRequest:
-    question: str
-    history: list[Turn] = field(default_factory=list)
-    template: str = "auto"
-    model: str = MODEL
-    stream: bool = False
-    top_k: int | None = None
-    max_tokens: int | None = None
-    temperature: float | None = None
 
 
 class Gate:
@@ -143,52 +129,6 @@ def client_of(request: Request) -> str:
     """The address a per-client cap counts: the connecting peer, which uvicorn replaces with
     X-Forwarded-For's client only when the peer is a proxy the operator named."""
     return request.client.host if request.client else ""
-
-
-def _reject_constant(name: str):
-    raise _NonFinite(name)
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):  # 1e999 parses as inf
-        raise _NonFinite(text)
-    return value
-
-
-class _NonFinite(ValueError):
-    """NaN, Infinity or a number too large for a float: Python's json reads them, JSON has none."""
-
-
-def _too_deep(data, limit: int) -> bool:
-    """Whether `data` nests arrays and objects more than `limit` deep (level by level, no recursion)."""
-    level, depth = [data], 0
-    while level:
-        depth += 1
-        if depth > limit:
-            return True
-        level = [v for x in level for v in (x.values() if isinstance(x, dict) else x)
-                 if isinstance(v, (dict, list))]
-    return False
-
-
-def parse_body(body: bytes):
-    """A request body as JSON, refused with APIError(400) when it is not JSON, names a
-    non-finite number or nests more than MAX_DEPTH levels."""
-    try:
-        data = json.loads(body or b"null", parse_constant=_reject_constant, parse_float=_finite_float)
-    except _NonFinite as e:
-        raise APIError(400, f"the request body has the number {e}, which JSON does not allow; send a finite "
-                            "number", code="invalid_number") from None
-    except RecursionError:  # the C parser stops at the interpreter's recursion limit (~1000 levels)
-        raise APIError(400, f"the request body nests arrays or objects more than {MAX_DEPTH} levels deep",
-                       code="too_deep") from None
-    except ValueError:  # JSONDecodeError, bad UTF-8, an integer of more than 4300 digits
-        raise APIError(400, "the request body is not valid JSON") from None
-    if isinstance(data, (dict, list)) and _too_deep(data, MAX_DEPTH):
-        raise APIError(400, f"the request body nests arrays or objects more than {MAX_DEPTH} levels deep",
-                       code="too_deep")
-    return data
 
 
 def create_app(rag, limits: Limits | None = None, *, host: str = "127.0.0.1"):
@@ -316,76 +256,6 @@ def create_app(rag, limits: Limits | None = None, *, host: str = "127.0.0.1"):
         return completion(answer, req, run.id)
 
     return app
-
-
-# ---------------------------------------------------------------- requests
-
-def _text(content) -> str | None:
-    """A message's text: a string, or OpenAI's list of {"type": "text", "text": ...} parts."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list) and all(isinstance(p, dict) for p in content):
-        parts = [p.get("text") for p in content if p.get("type") == "text"]
-        if all(isinstance(p, str) for p in parts) and parts:
-            return "\n".join(parts)
-    return None
-
-
-def parse_chat(data: dict, *, n_ctx: int) -> ChatRequest:
-    """A chat-completions body checked field by field; APIError(400) names what is wrong."""
-    messages = data.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise APIError(400, "messages must be a non-empty list", param="messages")
-    if len(messages) > MAX_MESSAGES:
-        raise APIError(400, f"at most {MAX_MESSAGES} messages", param="messages")
-    turns: list[tuple[str, str]] = []
-    for i, m in enumerate(messages):
-        if not isinstance(m, dict) or m.get("role") not in ("system", "developer", "user", "assistant", "tool"):
-            raise APIError(400, f"messages[{i}] must be an object with a role of system, user or assistant",
-                           param=f"messages[{i}]")
-        text = _text(m.get("content"))
-        if text is None and m["role"] in ("user", "assistant"):
-            raise APIError(400, f"messages[{i}].content must be text", param=f"messages[{i}].content")
-        if m["role"] in ("user", "assistant"):
-            turns.append((m["role"], text))
-    if not turns or turns[-1][0] != "user":
-        raise APIError(400, "the last message must be the user's question", param="messages")
-    history = [Turn(q, a) for (rq, q), (ra, a) in zip(turns, turns[1:]) if rq == "user" and ra == "assistant"]
-    model = data.get("model") or MODEL
-    if not isinstance(model, str) or not (model == MODEL or model.startswith(MODEL + ":")):
-        raise APIError(404, f"model {model!r} does not exist; this server answers as {MODEL!r} or "
-                            f"{MODEL}:<template>", param="model", code="model_not_found")
-    template = model.partition(":")[2] or "auto"
-    if template not in TEMPLATE_NAMES:
-        raise APIError(404, f"model {model!r} does not exist: templates are {', '.join(TEMPLATE_NAMES)}",
-                       param="model", code="model_not_found")
-    req = ChatRequest(question=turns[-1][1], history=history, template=template, model=model)
-    req.stream = _field(data, "stream", bool, default=False)
-    req.top_k = _field(data, "top_k", int, low=1, high=MAX_TOP_K)
-    req.max_tokens = _field(data, "max_completion_tokens", int, low=1, high=n_ctx // 2) or \
-        _field(data, "max_tokens", int, low=1, high=n_ctx // 2)
-    req.temperature = _field(data, "temperature", float, low=0.0, high=2.0)
-    if _field(data, "n", int, low=1, high=1, default=1) != 1:
-        raise APIError(400, "n must be 1", param="n")
-    return req
-
-
-def _field(data: dict, name: str, kind, *, low=None, high=None, default=None):
-    value = data.get(name)
-    if value is None:
-        return default
-    ok = isinstance(value, bool) if kind is bool else \
-        isinstance(value, (int, float)) and not isinstance(value, bool) and (kind is float or float(value).is_integer())
-    if not ok:
-        raise APIError(400, f"{name} must be {'a boolean' if kind is bool else 'an integer' if kind is int else 'a number'}",
-                       param=name)
-    value = kind(value)
-    # NaN compares false with any bound; the body parser refuses it already, callers of
-    # parse_chat with a dict of their own are held to the same rule
-    if kind is float and not math.isfinite(value) or \
-            (low is not None and value < low) or (high is not None and value > high):
-        raise APIError(400, f"{name} must be between {low} and {high}, got {value}", param=name)
-    return value
 
 
 # ---------------------------------------------------------------- one answer
