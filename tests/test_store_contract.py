@@ -138,6 +138,9 @@ def test_a_second_writer_waits_then_is_refused(store):
             with store.writer(lock_wait=0.3):
                 pass
         assert time.monotonic() - t0 >= 0.3
+        with pytest.raises(IndexLocked):  # and without a wait, at once
+            with store.writer(lock_wait=0):
+                pass
         writer.remove("c.txt")
         second = writer.commit(_manifest(writer.sources()), dim=DIM)  # the holder is not disturbed
     assert store.live() == second != version

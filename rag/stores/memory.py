@@ -67,7 +67,9 @@ class _MemoryWriter:
         self.vectors: list[np.ndarray] = []
 
     def __enter__(self):
-        if not self.store._write.acquire(timeout=self.lock_wait if self.lock_wait > 0 else -1):
+        # lock_wait 0 refuses at once, as the FAISS and Milvus stores do (the protocol's contract)
+        if not (self.store._write.acquire(timeout=self.lock_wait) if self.lock_wait > 0 else
+                self.store._write.acquire(blocking=False)):
             raise IndexLocked("another build is writing the memory store")
         return self
 
