@@ -30,7 +30,7 @@ DEFAULT_MODELS_DIR = USER_CACHE / "models"
 MODEL_QUANTS = ("shipped", "q4_0", "q8_0")
 # how questions are embedded (rag.embed): auto, through onnxruntime when it works; torch, never
 QUERY_BACKENDS = ("auto", "torch")
-# The answer checks (run by rag.guards) by name, and what each does: `checks_off` names any of
+# The answer checks (run by rag.checks) by name, and what each does: `checks_off` names any of
 # them, and a `guards` profile is a set of them. Here, as data, so that settings are checked
 # without loading the checks.
 CHECKS = {
@@ -171,7 +171,7 @@ class Settings:
     # abstain when the answer's cosine to the question is below this: the highest round value
     # that turned away no answer to an answerable question of the SQuAD sample (lowest: 0.27)
     min_relevance: float = 0.25
-    # which answer checks run (see rag/guards.py): auto, small, capable or off
+    # which answer checks run (see rag/checks/profiles.py): auto, small, capable or off
     guards: str = "auto"
     checks_off: str = ""  # comma-separated check names switched off on top of the profile
     max_sentences: int = 5  # the length check cuts longer answers (0: no limit)
