@@ -25,6 +25,7 @@ import tempfile
 import time
 import zipfile
 from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/fuzz.py` from a clone
@@ -160,7 +161,6 @@ def run(*, files: int, seed: int, embedder: str = "real", batch: int = 100, log=
         from rag.embed import Embedder
 
         emb = Embedder(Settings.load().embedder_path())
-    logging.getLogger("rag").setLevel(logging.ERROR)
     outcomes: Counter = Counter()
     reasons: Counter = Counter()
     unreasoned, aborted = [], []
@@ -203,11 +203,25 @@ def run(*, files: int, seed: int, embedder: str = "real", batch: int = 100, log=
 PEAK_MB_GOAL = 1536
 
 
+@contextmanager
+def _quiet():
+    """The readers' warnings about each damaged file silenced for the run, and restored after
+    (a test that runs `run` must leave logging as it found it)."""
+    logger = logging.getLogger("rag")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def section(*, quick: bool) -> dict:
     """benchmarks/run.py's section: 2,000 mutants (200 quick) through index.build with the real embedder."""
     from benchmarks.common import goal
 
-    out = run(files=200 if quick else 2000, seed=1)
+    with _quiet():
+        out = run(files=200 if quick else 2000, seed=1)
     out["goals"] = [goal("fuzzed files: aborted builds / skips without a reason", target="0",
                          measured=len(out["aborted_builds"]) + len(out["unreasoned"]), unit="",
                          met=not out["aborted_builds"] and not out["unreasoned"],
@@ -232,7 +246,8 @@ def main(argv=None) -> int:
     p.add_argument("--embedder", choices=("real", "hash"), default="real")
     p.add_argument("--json", help="write the summary here")
     args = p.parse_args(argv)
-    r = run(files=args.files, seed=args.seed, embedder=args.embedder, batch=args.batch)
+    with _quiet():
+        r = run(files=args.files, seed=args.seed, embedder=args.embedder, batch=args.batch)
     print(json.dumps({k: v for k, v in r.items() if k != "reasons"}, indent=1))
     print("skip reasons:", json.dumps(r["reasons"], indent=1))
     if args.json:
