@@ -16,9 +16,8 @@ from rag.errors import DocumentError, OverBudget
 from rag.readers import READERS, ocr
 from rag.readers.budget import ReadLimits
 
+from test_bad_input import GOOD, docs  # noqa: F401 - the folder with one good file, a shared fixture
 from test_readers_pdf import text_scan
-
-GOOD = "owls.md"
 
 
 def build(paths, idx, emb, **kw):
@@ -29,14 +28,6 @@ def reasons(report) -> dict[str, str]:
     out = {os.path.basename(p): r for p, r in report.skipped}
     assert all("\n" not in r for r in out.values())
     return out
-
-
-@pytest.fixture
-def docs(tmp_path):
-    d = tmp_path / "docs"
-    d.mkdir()
-    (d / GOOD).write_text("# Owls\nOwls hunt at night and sleep by day.")
-    return d
 
 
 # ---------------------------------------------------------------- large text files and scanned PDFs
