@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"comma-separated prompt templates (default: {','.join(TEMPLATE_NAMES)})")
     add_flag(p, "top_k", help="passages put into the prompt")
     p.add_argument("--limit", type=int, help="evaluate a fixed, stratified sample of N questions")
+    # no argparse choices: an unknown split is one line naming the choices, like other bad values
+    p.add_argument("--split", default="all", metavar="dev|test|all",
+                   help="the questions marked with this split (tune on dev, report test; default all)")
     p.add_argument("--retrieval-only", action="store_true", help="retrieval metrics only, no LLM")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any setting, e.g. --set min_score=0.3 (repeatable)")
@@ -221,7 +224,7 @@ def _stream_answer(rag, args, *, live: bool):
 def cmd_eval(args) -> int:
     import dataclasses
 
-    from .evaluation.data import load_dataset
+    from .evaluation.data import load_dataset, select_split
     from .evaluation.report import format_table, write_report
     from .evaluation.runner import CACHE_ROOT, open_rag, parse_overrides, run_eval
 
@@ -229,7 +232,7 @@ def cmd_eval(args) -> int:
     settings.validate()
     templates = [t.strip() for t in args.templates.split(",") if t.strip()]
     progress = sys.stderr.isatty()
-    evalset = load_dataset(args.dataset, format=args.format, cache_root=CACHE_ROOT)
+    evalset = select_split(load_dataset(args.dataset, format=args.format, cache_root=CACHE_ROOT), args.split)
     rag = open_rag(evalset, settings, index_given=args.index is not None or args.collection is not None,
                    progress=progress)
     report = run_eval(evalset, rag, templates=templates, limit=args.limit,

@@ -8,19 +8,24 @@ exactly the code path users run.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import json
 import logging
 import random
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import DatasetError
+from ..errors import ConfigError, DatasetError
 
 log = logging.getLogger(__name__)
 
 FORMATS = ("jsonl", "squad", "beir")
+# a question tuned on (dev) must never be the one a result is reported on (test)
+SPLITS = ("dev", "test")
+SPLIT_CHOICES = (*SPLITS, "all")
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,10 @@ class EvalItem:
     answerable: bool = True
     group: str = ""  # article or topic, used to stratify samples
     where: str = ""  # "file line N", for messages about this item
+    split: str = ""  # "dev" (tune on it), "test" (report it) or "" (unassigned)
+    evidence: tuple[str, ...] = ()  # verbatim sentences of a source that support the answer
+    kind: str = ""  # "list": the answer must name every entry of `items`
+    items: tuple[tuple[str, ...], ...] = ()  # list questions: each entry's alternative spellings
 
 
 @dataclass
@@ -48,6 +57,9 @@ class EvalSet:
     any_source: bool = True  # True: each gold source holds the whole answer, finding one is enough
     retrieval_only: bool = False  # no reference answers (BEIR)
     doc_ids: dict[str, str] = field(default_factory=dict)  # file name -> the dataset's own doc id
+    index_home: str | None = None  # folder of the cached named index; None: next to docs_dir
+    paragraph_docs: bool = False  # every document is one paragraph: citing a gold source cites the evidence
+    split: str = "all"  # the split kept by `select_split`
 
 
 def detect_format(path: str | Path) -> str:
@@ -68,7 +80,7 @@ def load_dataset(path: str | Path, *, format: str | None = None, cache_root: str
         raise DatasetError(f"dataset not found: {p}")
     fmt = format or detect_format(p)
     if fmt == "jsonl":
-        return load_jsonl(p)
+        return load_jsonl(p, cache_root=cache_root)
     if fmt == "squad":
         return load_squad(p, cache_root=cache_root)
     if fmt == "beir":
@@ -113,31 +125,97 @@ def _strings(value, what: str, where: str) -> tuple[str, ...]:
 
 # ------------------------------------------------------------------ JSONL
 
-def load_jsonl(path: Path) -> EvalSet:
-    """One object per line: question, answers, sources, answerable (default true)."""
+def _split(value, where: str) -> str:
+    if value is None:
+        return ""
+    if value not in SPLITS:
+        raise DatasetError(f"{where}: 'split' must be one of {', '.join(SPLITS)}, got {value!r}")
+    return value
+
+
+def _list_items(value, where: str) -> tuple[tuple[str, ...], ...]:
+    """A list question's entries: each a list of alternative strings (a bare string is one)."""
+    if not isinstance(value, list) or not value:
+        raise DatasetError(f"{where}: a list question needs 'items', a list of lists of alternative strings")
+    entries = tuple(_strings(v, "items", where) for v in value)
+    if not all(entries):
+        raise DatasetError(f"{where}: every entry of 'items' needs at least one alternative string")
+    return entries
+
+
+def _header_corpus(path: Path, obj: dict, n: int) -> Path:
+    folder = obj.get("corpus")
+    if not isinstance(folder, str) or not folder.strip():
+        raise DatasetError(f"{path} line {n}: 'corpus' must name a folder relative to the file")
+    docs = (path.parent / folder.strip()).resolve()
+    if not docs.is_dir():
+        raise DatasetError(f"{path} line {n}: corpus folder {folder.strip()!r} not found (looked in {docs})")
+    return docs
+
+
+def load_jsonl(path: Path, *, cache_root: str | Path | None = None) -> EvalSet:
+    """One object per line: question, answers, sources, answerable (default true), and optionally
+    split, evidence, kind "list" with items. A first line {"corpus": "folder"} (no question) makes
+    that folder, relative to the file, the set's own corpus, indexed like a SQuAD one."""
     items: list[EvalItem] = []
+    docs_dir: Path | None = None
     for n, obj in _json_lines(path):
         where = f"{path} line {n}"
+        if "question" not in obj and "corpus" in obj:
+            if items or docs_dir is not None:
+                raise DatasetError(f"{where}: the corpus header must be the first line")
+            docs_dir = _header_corpus(path, obj, n)
+            continue
         question = obj.get("question")
         if not isinstance(question, str) or not question.strip():
             raise DatasetError(f"{where}: 'question' is missing or empty")
         answerable = obj.get("answerable", True)
         if not isinstance(answerable, bool):
             raise DatasetError(f"{where}: 'answerable' must be true or false, got {answerable!r}")
+        kind = obj.get("kind", "")
+        if kind not in ("", "list"):
+            raise DatasetError(f"{where}: 'kind' must be \"list\" when given, got {kind!r}")
+        entries = _list_items(obj.get("items"), where) if kind == "list" else ()
+        if kind != "list" and "items" in obj:
+            raise DatasetError(f"{where}: 'items' needs \"kind\": \"list\"")
         answers = _strings(obj.get("answers"), "answers", where)
         sources = _strings(obj.get("sources"), "sources", where)
-        if answerable and not answers:
+        evidence = _strings(obj.get("evidence"), "evidence", where)
+        if answerable and not answers and not entries:
             raise DatasetError(f"{where}: an answerable question needs at least one entry in 'answers'")
         if answerable and not sources:
             raise DatasetError(f"{where}: an answerable question needs at least one entry in 'sources'")
-        if not answerable and answers:
-            raise DatasetError(f"{where}: an unanswerable question must not list 'answers'")
+        if not answerable and (answers or entries or evidence):
+            raise DatasetError(f"{where}: an unanswerable question must not list 'answers', 'items' or 'evidence'")
         items.append(EvalItem(id=str(obj.get("id", f"line{n}")), question=question.strip(),
                               answers=answers, sources=sources, answerable=answerable,
-                              group=sources[0] if sources else "", where=where))
+                              group=sources[0] if sources else "", where=where,
+                              split=_split(obj.get("split"), where), evidence=evidence,
+                              kind=kind, items=entries))
     if not items:
         raise DatasetError(f"{path}: no questions in the file")
-    return EvalSet(name=path.stem, format="jsonl", path=str(path), items=items)
+    out = EvalSet(name=path.stem, format="jsonl", path=str(path), items=items)
+    if docs_dir is not None:
+        if cache_root is None:
+            from ..config import PROJECT_ROOT  # only here: reading a plain set imports no settings
+
+            cache_root = PROJECT_ROOT / "indexes"
+        out.docs_dir, out.index_home = str(docs_dir), str(_cache_dir(cache_root, path, "jsonl"))
+    return out
+
+
+def select_split(evalset: EvalSet, split: str) -> EvalSet:
+    """The set with only the questions of `split` ("all": every question, marked or not)."""
+    if split not in SPLIT_CHOICES:
+        raise ConfigError(f"--split {split!r}: choose one of {', '.join(SPLIT_CHOICES)}")
+    if split == "all":
+        return dataclasses.replace(evalset, split=split)
+    kept = [i for i in evalset.items if i.split == split]
+    if not kept:
+        counts = Counter(i.split or "unmarked" for i in evalset.items)
+        have = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+        raise DatasetError(f"{evalset.path}: no questions in split {split!r} (the file has: {have})")
+    return dataclasses.replace(evalset, items=kept, split=split)
 
 
 # ------------------------------------------------------------------ SQuAD v2
@@ -175,6 +253,8 @@ def load_squad(path: Path, *, cache_root: str | Path) -> EvalSet:
         raise DatasetError(f"{path} line {e.lineno}: not valid JSON ({e.msg}, column {e.colno})") from None
     if not isinstance(data, dict) or not isinstance(data.get("data"), list):
         raise DatasetError(f"{path}: not a SQuAD file (expected an object with a 'data' list)")
+    # a top-level "split" (not part of SQuAD itself) marks every question of the file
+    split = _split(data.get("split"), f"{path}")
     docs: dict[str, str] = {}
     items: list[EvalItem] = []
     for a, article in enumerate(data["data"]):
@@ -207,12 +287,13 @@ def load_squad(path: Path, *, cache_root: str | Path) -> EvalSet:
                 items.append(EvalItem(
                     id=str(qa.get("id") or f"{a}.{p}.{q}"), question=qa["question"].strip(),
                     answers=() if impossible else texts, sources=() if impossible else (name,),
-                    answerable=not impossible, group=title, where=where))
+                    answerable=not impossible, group=title, where=where, split=split))
     if not items:
         raise DatasetError(f"{path}: no questions in the file")
     folder = _cache_dir(cache_root, path, "squad") / "docs"
     _materialise(docs, folder)
-    return EvalSet(name=path.stem, format="squad", path=str(path), items=items, docs_dir=str(folder))
+    return EvalSet(name=path.stem, format="squad", path=str(path), items=items, docs_dir=str(folder),
+                   paragraph_docs=True)
 
 
 # ------------------------------------------------------------------ BEIR

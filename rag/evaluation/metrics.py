@@ -7,6 +7,8 @@ import re
 import string
 from collections import Counter
 
+from ..text import content_words
+
 # ------------------------------------------------------------------ answer metrics (SQuAD style)
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -107,3 +109,80 @@ def percentile(values: list[float], q: float) -> float:
     pos = (len(v) - 1) * q / 100
     lo, hi = math.floor(pos), math.ceil(pos)
     return v[lo] + (v[hi] - v[lo]) * (pos - lo)
+
+
+def list_contains(prediction: str, items: tuple[tuple[str, ...], ...] | list) -> float:
+    """A list question: the share of its entries of which some alternative is in the prediction."""
+    if not items:
+        return 0.0
+    return sum(contains(prediction, alts) for alts in items) / len(items)
+
+
+# ------------------------------------------------------------------ the form of an answer
+# Measured on the answer without its [n] markers. They catch what F1 against a short gold span
+# cannot: an answer may hold the gold words and still be a fragment no user can read on its own.
+
+MIN_CONTENT_WORDS = 4
+
+
+def is_fragment(answer: str) -> bool:
+    """Fewer than four content words (rag.text.content_words): "LoRA", "in 1973"."""
+    return len(content_words(answer)) < MIN_CONTENT_WORDS
+
+
+def is_echo(answer: str, question: str) -> bool:
+    """Every content word of the answer is already in the question: it says nothing new."""
+    return content_words(answer) <= content_words(question)
+
+
+# A closed list of auxiliaries and common verbs; with the -s/-ed/-es endings below it finds a verb
+# in nearly every English statement and in almost no title or noun phrase. A heuristic, not a
+# parser: "Patterns of Trade Networks." ends in -s and passes, which the heading test catches
+# only when every word is capitalised.
+_VERBS = frozenset("""is are was were be been being am has have had do does did can could will would
+shall should may might must get got make made take took give gave go went come came see saw know
+knew use used find found keep kept hold held let put set run ran become became begin began bring
+brought build built buy bought choose chose cut feel felt grow grew lead led leave left lose lost
+mean meant meet met pay paid read say said sell sold send sent show shown stand stood tell told
+think thought understand understood win won write wrote written allow allows need needs include
+includes contain contains provide provides require requires""".split())
+_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’-]*")
+_SMALL = frozenset("a an the of and or in on at to for by with from vs".split())
+
+
+def _has_verb(words: list[str]) -> bool:
+    for w in words:
+        lw = w.lower()
+        if lw in _VERBS:
+            return True
+        # inflected forms: "runs", "trained", "uses"; "ss" (class, process) is a noun ending
+        if len(lw) > 3 and (lw.endswith("ed") or (lw.endswith("s") and not lw.endswith("ss"))):
+            return True
+    return False
+
+
+def is_sentence(answer: str) -> bool:
+    """A complete sentence: starts with a capital letter or a digit, ends with . ! or ? (markers
+    removed first), has at least four words, is not heading-like (ends in a colon, or every word
+    but a few small ones such as "of" and "the" is capitalised, as in a title) and holds a verb-like word (one of a
+    closed list of auxiliaries and common verbs, or a word ending in -s, -es or -ed)."""
+    text = strip_citations(answer).strip().strip("\"'“”‘’*_")
+    if not text or not (text[0].isupper() or text[0].isdigit()):
+        return False
+    if text.endswith(":") or text[-1] not in ".!?":
+        return False
+    words = _WORD.findall(text)
+    if len(words) < MIN_CONTENT_WORDS:
+        return False
+    long_words = [w for w in words if w.lower() not in _SMALL and w[0].isalpha()]
+    if long_words and all(w[0].isupper() for w in long_words):
+        return False  # "Steam Engines In The Industrial Revolution."
+    return _has_verb(words)
+
+
+def evidence_cited(cited_texts: list[str], evidence: tuple[str, ...] | list[str]) -> float:
+    """1 when a cited passage holds one of the evidence strings (SQuAD normalisation on both, so
+    punctuation, case and articles do not matter), else 0."""
+    wanted = [e for e in (normalize_answer(x) for x in evidence) if e]
+    texts = [f" {normalize_answer(t)} " for t in cited_texts]
+    return float(any(f" {e} " in t for e in wanted for t in texts))

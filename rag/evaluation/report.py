@@ -19,9 +19,14 @@ ROWS = [
     ("retrieval", "mrr@10", "MRR@10"), ("retrieval", "ndcg@10", "nDCG@10"),
     ("answer", "em", "exact match"), ("answer", "f1", "token F1"), ("answer", "contains", "contains"),
     ("answer", "lost_to_checks", "right before the checks, lost to them"),
+    ("answer", "item_recall", "list items named"),
+    ("answer", "fragment_rate", "fragment rate"), ("answer", "echo_rate", "echo rate"),
+    ("answer", "sentence_rate", "complete sentence rate"),
     ("abstention", "precision", "abstain precision"), ("abstention", "recall", "abstain recall"),
     ("abstention", "f1", "abstain F1"), ("abstention", "false_abstention_rate", "false abstention rate"),
     ("citations", "precision", "citation precision"), ("citations", "hit_rate", "citation hit rate"),
+    ("citations", "evidence_cited", "evidence cited (answered)"),
+    ("citations", "evidence_cited_all", "evidence cited (all answerable)"),
     ("latency", "retrieve_p50_s", "retrieve p50 s"), ("latency", "retrieve_p95_s", "retrieve p95 s"),
     ("latency", "ttft_p50_s", "first token p50 s"), ("latency", "ttft_p95_s", "first token p95 s"),
     ("latency", "total_p50_s", "total p50 s"), ("latency", "total_p95_s", "total p95 s"),
@@ -36,7 +41,7 @@ def _fmt(value: float) -> str:
 
 def format_table(report: EvalReport) -> str:
     """A Markdown table: one row per metric, one column per template."""
-    head = f"{report.dataset} ({report.format}), n={report.n}, {report.seconds:.0f} s"
+    head = f"{report.dataset} ({report.format}), split={report.split}, n={report.n}, {report.seconds:.0f} s"
     if not report.templates:
         lines = [head, "", "| metric | value |", "|---|---:|"]
         lines += [f"| {k} | {_fmt(v)} |" for k, v in report.retrieval.items()]
@@ -63,7 +68,7 @@ def write_report(report: EvalReport, folder: str | Path) -> list[Path]:
         for r in report.results:
             fh.write(json.dumps(asdict(r), ensure_ascii=False) + "\n")
     written += _charts(report, out)
-    md = [f"# Evaluation: {report.dataset}", "", format_table(report), "",
+    md = [f"# Evaluation: {report.dataset} ({report.split})", "", format_table(report), "",
           "Retrieval metrics rank distinct source documents; answer metrics cover answerable "
           "questions; abstention treats unanswerable questions as the positive class.", "",
           "Settings: " + ", ".join(f"{k}={v}" for k, v in report.settings.items()
@@ -105,7 +110,7 @@ def _charts(report: EvalReport, out: Path) -> list[Path]:
         keys = [("retrieval", "recall@1"), ("retrieval", "recall@5"), ("retrieval", "mrr@10"),
                 ("answer", "f1"), ("answer", "contains"), ("abstention", "f1"),
                 ("abstention", "false_abstention_rate"), ("citations", "precision"),
-                ("citations", "hit_rate")]
+                ("citations", "hit_rate"), ("answer", "sentence_rate"), ("citations", "evidence_cited")]
         series = {n: [getattr(t, g)[k] for g, k in keys] for n, t in report.templates.items()}
         names = {(g, k): label for g, k, label in ROWS}
         labels = [names[key] for key in keys]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from .metrics import abstention_scores, mrr_at_k, ndcg_at_k, percentile, recall_at_k
+from .metrics import (abstention_scores, is_echo, is_fragment, is_sentence, mrr_at_k, ndcg_at_k,
+                      percentile, recall_at_k, strip_citations)
 
 RECALL_AT = (1, 3, 5, 10)
 
@@ -32,6 +33,10 @@ class QuestionResult:
     support: float = 0.0  # how well the best passage supports the answer (Answer.support)
     relevance: float = 0.0  # cosine between question and answer (Answer.relevance)
     cited_sources: list[str] = field(default_factory=list)
+    cited_texts: list[str] = field(default_factory=list)  # the cited chunks' texts, for evidence_cited
+    kind: str = ""  # "list" for a list question
+    gold_evidence: list[str] = field(default_factory=list)
+    evidence_cited: float | None = None  # answerable and answered: a cited passage holds the evidence
     em: float | None = None
     f1: float | None = None
     contains: float | None = None
@@ -66,12 +71,13 @@ class EvalReport:
     templates: dict[str, TemplateScores]
     results: list[QuestionResult]
     seconds: float
+    split: str = "all"  # which questions of the file: dev, test or all
 
     def to_dict(self) -> dict:
         """Everything but the per-question results, rounded for reading."""
         def r(d):
             return {k: round(v, 4) if isinstance(v, float) else v for k, v in d.items()}
-        return {"dataset": self.dataset, "format": self.format, "n": self.n,
+        return {"dataset": self.dataset, "format": self.format, "split": self.split, "n": self.n,
                 "settings": self.settings, "retrieval": r(self.retrieval),
                 "retrieval_latency": r(self.retrieval_latency),
                 "templates": {name: {k: r(v) for k, v in asdict(t).items()}
@@ -104,6 +110,8 @@ def template_scores(results: list[QuestionResult], retrieval: dict[str, float]) 
     cited = [s for r in answered for s in r.cited_sources]
     gold_cited = sum(s in r.gold_sources for r in answered for s in r.cited_sources)
     llm = [r for r in results if r.prompt_tokens]
+    shown = [strip_citations(r.answer) for r in answered]  # what the form metrics judge
+    lists = [r for r in answerable if r.kind == "list" and r.contains is not None]
     generate_s = sum(r.generate_s for r in llm)
     return TemplateScores(
         retrieval=dict(retrieval),
@@ -111,11 +119,21 @@ def template_scores(results: list[QuestionResult], retrieval: dict[str, float]) 
                 "contains": _mean(r.contains for r in answerable),
                 # answers the model had right that a check then cut or turned into "not found"
                 "lost_to_checks": _mean(float(bool(r.draft_contains) and not r.contains)
-                                        for r in answerable if r.contains is not None)},
+                                        for r in answerable if r.contains is not None),
+                # list questions: the share of their entries named (equal to their `contains`)
+                "item_recall": _mean(r.contains for r in lists),
+                # the form of the answers given to answerable questions (refusals left out)
+                "fragment_rate": _mean(float(is_fragment(t)) for t in shown),
+                "echo_rate": _mean(float(is_echo(t, r.question)) for t, r in zip(shown, answered)),
+                "sentence_rate": _mean(float(is_sentence(t)) for t in shown)},
         abstention=abstention_scores([r.abstained for r in results], [r.answerable for r in results]),
         citations={"precision": gold_cited / len(cited) if cited else 0.0,
                    "hit_rate": _mean(float(bool(set(r.cited_sources) & set(r.gold_sources)))
-                                     for r in answered)},
+                                     for r in answered),
+                   "evidence_cited": _mean(r.evidence_cited or 0.0 for r in answered),
+                   # the same over every answerable question: a refusal has cited nothing
+                   "evidence_cited_all": sum(r.evidence_cited or 0.0 for r in answered) / len(answerable)
+                   if answerable else 0.0},
         latency={f"{name}_p{q}_s": percentile([getattr(r, f"{name}_s") for r in results], q)
                  for name in ("retrieve", "ttft", "total") for q in (50, 95)},
         tokens={"prompt_mean": _mean(r.prompt_tokens for r in llm),

@@ -19,7 +19,8 @@ from ..errors import ConfigError, DatasetError
 from ..pipeline import RAG
 from ..prompts import get_template
 from .data import EvalItem, EvalSet, sample
-from .metrics import contains, exact_match, percentile, strip_citations, token_f1
+from .metrics import (contains, evidence_cited, exact_match, list_contains, percentile, strip_citations,
+                      token_f1)
 from .results import EvalReport, QuestionResult, retrieval_scores, template_scores
 
 log = logging.getLogger(__name__)
@@ -64,20 +65,39 @@ def open_rag(evalset: EvalSet, settings: Settings, *, index_given: bool, progres
     if not index_given:
         key = f"{settings.embedder}|{settings.chunk_size}|{settings.chunk_overlap}"
         name = f"index-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
-        settings = dataclasses.replace(settings, index=str(Path(evalset.docs_dir).parent / name))
+        # a JSONL set's corpus is a real folder (the repository's): its index goes in the cache
+        home = Path(evalset.index_home) if evalset.index_home else Path(evalset.docs_dir).parent
+        settings = dataclasses.replace(settings, index=str(home / name))
     rag = RAG(settings, build_missing=False)
     report = rag.index([evalset.docs_dir], progress=progress)
     log.info("eval index %s: %s", settings.index, report.summary())
     return rag
 
 
-def _check_sources(evalset: EvalSet, items: list[EvalItem], rag) -> None:
+def _check_sources(evalset: EvalSet, items: list[EvalItem], rag) -> list[EvalItem]:
+    """The items with each gold source as the index names it. The index names a document by its
+    path relative to the indexed folder ("git-commit.html", "sub/x.html"); a set may name it by
+    its file name alone, which counts when exactly one indexed document has that name."""
     known = {c.source for c in rag.store.chunks}
+    by_name: dict[str, list[str]] = {}
+    for source in known:
+        by_name.setdefault(source.rsplit("/", 1)[-1], []).append(source)
+    out = []
     for item in items:
-        missing = [s for s in item.sources if s not in known]
-        if missing:
-            raise DatasetError(f"{item.where}: source {missing[0]!r} is not in the index "
-                               f"{rag.settings.index}")
+        resolved = []
+        for s in item.sources:
+            if s in known:
+                resolved.append(s)
+            elif len(by_name.get(s, ())) == 1:
+                resolved.append(by_name[s][0])
+            elif s in by_name:
+                raise DatasetError(f"{item.where}: source {s!r} names {len(by_name[s])} documents of the "
+                                   f"index {rag.settings.index}; give its path, e.g. {sorted(by_name[s])[0]!r}")
+            else:
+                raise DatasetError(f"{item.where}: source {s!r} is not in the index {rag.settings.index}")
+        out.append(item if tuple(resolved) == item.sources else
+                   dataclasses.replace(item, sources=tuple(resolved)))
+    return out
 
 
 def _bar(items, enabled: bool, desc: str):
@@ -97,7 +117,27 @@ def _retrieve(rag, item: EvalItem) -> tuple[list[str], list[str], float]:
     return [h.chunk.id for h in hits[:RANK_DEPTH]], sources, seconds
 
 
-def _answer(rag, item: EvalItem, template: str, base: QuestionResult) -> QuestionResult:
+def gold_answers(item: EvalItem) -> tuple[str, ...]:
+    """What EM and F1 compare with: the answers, or for a list question given without them its
+    entries' first spellings joined, as one answer naming them all."""
+    return item.answers or (", ".join(alts[0] for alts in item.items),)
+
+
+def score_contains(text: str, item: EvalItem) -> float:
+    """`contains`; for a list question the share of its entries named."""
+    return list_contains(text, item.items) if item.kind == "list" else contains(text, item.answers)
+
+
+def _evidence(item: EvalItem, res: QuestionResult, *, paragraph_docs: bool) -> float:
+    # where a document is one paragraph (SQuAD), the gold document is the evidence itself
+    if paragraph_docs and set(res.cited_sources) & set(item.sources):
+        return 1.0
+    wanted = item.evidence or item.answers or tuple(a for alts in item.items for a in alts)
+    return evidence_cited(res.cited_texts, wanted)
+
+
+def _answer(rag, item: EvalItem, template: str, base: QuestionResult, *,
+            paragraph_docs: bool = False) -> QuestionResult:
     a = rag.ask(item.question, template=template)
     t = a.timings
     text = "" if a.abstained else strip_citations(a.text)
@@ -106,10 +146,15 @@ def _answer(rag, item: EvalItem, template: str, base: QuestionResult) -> Questio
     res.abstain_code, res.chosen, res.draft = a.abstain_code, a.template, a.draft
     res.support, res.relevance = a.support, a.relevance
     res.cited_sources = list(dict.fromkeys(c.source for c in a.citations))
-    if item.answerable and item.answers:
-        res.em, res.f1, res.contains = (exact_match(text, item.answers), token_f1(text, item.answers),
-                                        contains(text, item.answers))
-        res.draft_contains = contains(strip_citations(a.draft), item.answers)
+    texts = {h.chunk.id: h.chunk.text for h in a.hits}
+    res.cited_texts = list(dict.fromkeys(texts.get(c.chunk_id, c.snippet) for c in a.citations))
+    if item.answerable and (item.answers or item.items):
+        golds = gold_answers(item)
+        res.em, res.f1 = exact_match(text, golds), token_f1(text, golds)
+        res.contains = score_contains(text, item)
+        res.draft_contains = score_contains(strip_citations(a.draft), item)
+        if not a.abstained:
+            res.evidence_cited = _evidence(item, res, paragraph_docs=paragraph_docs)
     res.retrieve_s = t.retrieve
     res.ttft_s = t.retrieve + t.prompt + t.prefill  # what the user waits for the first word
     res.total_s = t.total - t.load
@@ -129,7 +174,7 @@ def run_eval(evalset: EvalSet, rag, *, templates: list[str], limit: int | None =
     t_start = time.perf_counter()
     items = sample(evalset.items, limit, seed=seed)
     retrieval_only = retrieval_only or evalset.retrieval_only
-    _check_sources(evalset, items, rag)
+    items = _check_sources(evalset, items, rag)
     rag.embedder.warm_up()
     rag.search(items[0].question)  # first-call costs stay out of the latency figures
     base: list[QuestionResult] = []
@@ -137,12 +182,13 @@ def run_eval(evalset: EvalSet, rag, *, templates: list[str], limit: int | None =
         ids, sources, seconds = _retrieve(rag, item)
         base.append(QuestionResult(
             id=item.id, question=item.question, template="", answerable=item.answerable,
-            gold_sources=list(item.sources), gold_answers=list(item.answers),
+            gold_sources=list(item.sources), kind=item.kind, gold_evidence=list(item.evidence),
+            gold_answers=list(item.answers) or [" | ".join(alts) for alts in item.items],
             retrieved_ids=ids, retrieved_sources=sources, retrieval_s=seconds))
     retrieval = retrieval_scores(base, evalset.any_source)
     search_s = [r.retrieval_s for r in base]
     report = EvalReport(
-        dataset=evalset.name, format=evalset.format, n=len(items),
+        dataset=evalset.name, format=evalset.format, n=len(items), split=evalset.split,
         settings={**asdict(rag.settings), "llm_api_key": "", "model": rag.generator.name,
                   "embedder": rag.embedder.name},
         retrieval=retrieval,
@@ -154,7 +200,7 @@ def run_eval(evalset: EvalSet, rag, *, templates: list[str], limit: int | None =
             # start each template from an empty KV cache so a run does not depend on what ran before
             if hasattr(rag.generator, "reset"):
                 rag.generator.reset()
-            results = [_answer(rag, item, name, b)
+            results = [_answer(rag, item, name, b, paragraph_docs=evalset.paragraph_docs)
                        for item, b in zip(_bar(items, progress, name), base)]
             report.templates[name] = template_scores(results, retrieval)
             report.results.extend(results)
