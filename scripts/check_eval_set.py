@@ -19,16 +19,20 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from rag.evaluation.data import DatasetError, load_jsonl  # noqa: E402
+from rag.evaluation.metrics import is_echo, normalize_answer  # noqa: E402
 from rag.ingest import load  # noqa: E402
+from rag.text import content_words  # noqa: E402
 
 
 def norm(s: str) -> str:
     return " ".join(s.split()).casefold()
 
 
-def page_text(path: Path) -> str:
+def page_text(path: Path) -> tuple[str, list[str]]:
+    """The page's whole extracted text and each section's, normalised."""
     doc = load(path)
-    return norm("\n".join(s.text for s in doc.sections))
+    sections = [norm(s.text) for s in doc.sections]
+    return norm("\n".join(s.text for s in doc.sections)), sections
 
 
 def kind_of(q: dict) -> str:
@@ -49,7 +53,9 @@ def main(argv: list[str]) -> int:
         failures.append(f"rag.evaluation.data.load_jsonl refuses the file: {e}")
     if "corpus" not in header:
         failures.append(f"first line is not a corpus header: {lines[0]}")
-    texts = {p.name: page_text(p) for p in sorted(docs.iterdir()) if p.is_file()}
+    pages = {p.name: page_text(p) for p in sorted(docs.iterdir()) if p.is_file()}
+    texts = {name: whole for name, (whole, _) in pages.items()}
+    warnings: list[str] = []
     seen: set[str] = set()
     counts: Counter = Counter()
     per_page: Counter = Counter()
@@ -92,10 +98,19 @@ def main(argv: list[str]) -> int:
         for a in q.get("answers", []):
             if not found(a):
                 failures.append(f"{qid}: answer not in sources: {a!r}")
+            if not normalize_answer(a):  # scoring strips punctuation: "!" would match nothing
+                failures.append(f"{qid}: answer is empty once normalised for scoring: {a!r}")
+        # short option names ("-x", "7") have no content words and are not echoes
+        worded = [a for a in q.get("answers", []) if content_words(a)]
+        if worded and all(is_echo(a, q["question"]) for a in worded):
+            warnings.append(f"{qid}: every answer only repeats words of the question")
         ev = q.get("evidence")
         for e in ([ev] if isinstance(ev, str) else ev or []):
             if not found(e):
                 failures.append(f"{qid}: evidence not in sources: {e!r}")
+            elif not any(norm(e) in sec for s in sources if s in pages for sec in pages[s][1]):
+                # a citation is one chunk: evidence split over two sections could never be cited whole
+                failures.append(f"{qid}: evidence spans more than one section: {e!r}")
         if not ev:
             failures.append(f"{qid}: no evidence")
         if kind == "list":
@@ -105,6 +120,8 @@ def main(argv: list[str]) -> int:
             for item in items:
                 if not any(found(alt) for alt in item):
                     failures.append(f"{qid}: no alternative of list item in sources: {item!r}")
+    for w in warnings:
+        print("WARN", w)
     for f in failures:
         print("FAIL", f)
     print(f"{len(lines) - 1} questions, {len(failures)} failures")
