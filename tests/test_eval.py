@@ -245,9 +245,10 @@ def test_small_eval_run_with_the_real_models(real_rag, tmp_path, monkeypatch):
     d = report.to_dict()
     few = d["templates"]["few_shot"]
     assert set(few["retrieval"]) >= {"recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10"}
-    assert set(few["answer"]) == {"em", "f1", "contains", "lost_to_checks"}
+    assert set(few["answer"]) == {"em", "f1", "contains", "lost_to_checks", "item_recall", "fragment_rate",
+                                  "echo_rate", "sentence_rate"}
     assert set(few["abstention"]) == {"precision", "recall", "f1", "false_abstention_rate"}
-    assert set(few["citations"]) == {"precision", "hit_rate"}
+    assert set(few["citations"]) == {"precision", "hit_rate", "evidence_cited", "evidence_cited_all"}
     assert set(few["latency"]) >= {"retrieve_p50_s", "ttft_p50_s", "total_p50_s", "total_p95_s"}
     assert all(isinstance(v, (int, float)) for g in few.values() for v in g.values())
     # both answerable questions have their gold document in the top 5
