@@ -151,6 +151,9 @@ class Settings:
     # (0: any sentence; `extract.answer_sentences`): SQuAD sample, 135M, "contains" 0.513 with
     # any, 0.540 with the best 3, 0.730 with the best 1
     extract_sentences: int = 1
+    # what an extractive answer shows: the whole passage sentence its span was copied from
+    # (`sentence`, see rag/quote.py) or the copied words alone (`span`)
+    answer_unit: str = "sentence"
     retrieval: str = "hybrid"  # hybrid | dense | bm25
     hybrid_alpha: float = 0.6  # weight of the dense score in the hybrid mix
     compress: bool = True  # keep only the passages' sentences closest to the question
@@ -233,6 +236,8 @@ class Settings:
             raise ConfigError(f"top_k must be at least 1, got {self.top_k}")
         if self.extract_passages < 0:
             raise ConfigError(f"extract_passages must be 0 (all) or more, got {self.extract_passages}")
+        if self.answer_unit not in ("sentence", "span"):
+            raise ConfigError(f"answer_unit must be sentence or span, got {self.answer_unit!r}")
         if self.extract_sentences < 0:
             raise ConfigError(f"extract_sentences must be 0 (all) or more, got {self.extract_sentences}")
         if self.store not in STORES:

@@ -10,6 +10,7 @@ import re
 from ..chunk import embed_text
 from ..extract import tidy_span
 from ..prompts import ABSTAIN_TEXT, parse_output
+from ..quote import quote_sentence
 from ..retrieve import Retriever
 from ..text import CITE, normalise, strip_markers
 from ..types import Answer, Citation, Generation, Hit, SentenceSupport, Usage
@@ -23,8 +24,9 @@ SNIPPET_CHARS = 240
 
 
 def read_back(question: str, query: str, gen: Generation, prompt, hits: list[Hit], retriever: Retriever,
-              pol: Policy, *, embed, vocabulary) -> Answer:
-    """Read the model's output back and run the policy's checks on it (see `check_answer`)."""
+              pol: Policy, *, embed, vocabulary, quote: bool = False) -> Answer:
+    """Read the model's output back and run the policy's checks on it (see `check_answer`).
+    With `quote`, a copied span is read as the whole sentence it was copied from (`quote`)."""
     tmpl = prompt.template
     raw = tidy_span(gen.text) if tmpl.extractive else gen.text
     if gen.finish_reason == "length":
@@ -38,8 +40,11 @@ def read_back(question: str, query: str, gen: Generation, prompt, hits: list[Hit
         answer.abstained, answer.abstain_code = True, "refused"
         answer.abstain_reason = "the model found no answer in the passages"
         return answer
+    text = parsed.text
+    if quote and tmpl.extractive:
+        text = quote_sentence(text, [b.chunk.text for b in blocks])
     whole = {h.chunk.id: h.chunk for h in hits}  # a block's chunk before compression, headings too
-    verdict = check_answer(question, query, parsed.text, [b.chunk.text for b in blocks],
+    verdict = check_answer(question, query, text, [b.chunk.text for b in blocks],
                            [h.chunk.text for h in hits], pol=pol, embed=embed,
                            unknown=unknown_names(retriever, question) if pol.on("names") else None,
                            relevance=[b.score for b in blocks],

@@ -1,0 +1,66 @@
+"""Quoting the supporting sentence: an extractive answer shown as the whole passage sentence its
+span was copied from, cited, instead of the span alone.
+
+The grammar of the `extract` template (see `extract`) lets a small model choose only where a
+copied span starts and stops, and the 135M default stops early or late: "Recurrent Neural
+Networks (RNNs) & LSTMs [2]", "The recurrent state used in RNNs [2]". The sentence around the
+span is what a reader can check against the document, it holds the answer whenever the span
+came from the right sentence, and it never says more than the passage does, so no check has
+anything new to find in it. This is the answer unit `sentence` (`Settings.answer_unit`); `span`
+keeps the copied words as they were.
+"""
+from __future__ import annotations
+
+import re
+
+from .text import CITE, normalise, sentences
+
+UNITS = ("sentence", "span")
+
+# what starts a line of notes without being part of what it says: bullets, enumerators, the
+# hashes of a Markdown heading, a quote's ">"
+_LEAD = re.compile(r"^\s*(?:[-*•>]+|#{1,6}|\d{1,3}[.)])\s+")
+# a sentence this long is a paragraph the splitter could not break (a table row, a long list
+# line); quoting it whole would bury the answer, so only the clause around the span is kept
+MAX_WORDS = 60
+
+
+def quote_sentence(answer: str, blocks: list[str]) -> str:
+    """The whole sentence of the cited block that `answer` ("<span> [n]") was copied from,
+    followed by its marker; `answer` unchanged when it cites nothing or no sentence holds it
+    (the abstain text, or a span the model did not copy)."""
+    cited = CITE.search(answer)
+    if cited is None:
+        return answer
+    span = normalise(answer[:cited.start()])
+    numbers = [int(n) for n in cited.group(1).split(",")]
+    if not span or not 1 <= numbers[0] <= len(blocks):
+        return answer
+    for sent in sentences(blocks[numbers[0] - 1]):
+        if f" {span} " in f" {normalise(sent)} ":
+            return f"{_tidy(sent, span)} [{numbers[0]}]"
+    return answer
+
+
+def _tidy(sentence: str, span: str) -> str:
+    """`sentence` as an answer: without a leading bullet or heading mark, with a capital first
+    letter, ending on a full stop, and cut to the clause around `span` when it is too long."""
+    text = _LEAD.sub("", sentence).strip()
+    if len(text.split()) > MAX_WORDS:
+        text = _clause(text, span)
+    text = text.rstrip(" ,;:-")
+    if text[:1].islower():
+        text = text[0].upper() + text[1:]
+    if text and text[-1] not in ".!?\"')]":
+        text += "."
+    return text
+
+
+def _clause(text: str, span: str) -> str:
+    """The part of an overlong `text` between the separators (; : and commas) around `span`."""
+    parts = re.split(r"(?<=[;:,])\s+", text)
+    for i, part in enumerate(parts):
+        window = " ".join(parts[max(0, i - 1):i + 2])
+        if f" {span} " in f" {normalise(window)} ":
+            return window
+    return text

@@ -1,0 +1,42 @@
+"""The answer unit `sentence`: a copied span shown as the whole sentence it came from."""
+import pytest
+
+from rag.quote import MAX_WORDS, quote_sentence
+
+pytestmark = pytest.mark.unit
+
+BLOCKS = ["Recurrent Neural Networks (RNNs) & LSTMs\n- LSTMs add gating to preserve long-range dependencies.\n"
+          "- They are slow to train.",
+          "Transformers replace the recurrent state with the self-attention mechanism. They scale well."]
+
+
+def test_span_becomes_its_whole_sentence_with_the_marker():
+    assert quote_sentence("gating to preserve [1]", BLOCKS) == \
+        "LSTMs add gating to preserve long-range dependencies. [1]"
+
+
+def test_span_from_the_second_block_keeps_its_number():
+    assert quote_sentence("the self-attention mechanism [2]", BLOCKS) == \
+        "Transformers replace the recurrent state with the self-attention mechanism. [2]"
+
+
+def test_a_heading_line_gets_a_capital_and_a_full_stop_but_no_bullet():
+    assert quote_sentence("slow to train [1]", BLOCKS) == "They are slow to train. [1]"
+
+
+def test_span_case_changed_at_its_start_is_still_found():
+    # the grammar lets a span start with a capital where the passage has a small letter
+    assert quote_sentence("Add gating [1]", BLOCKS).startswith("LSTMs add gating")
+
+
+@pytest.mark.parametrize("answer", ["Not found in your documents.", "no marker at all",
+                                    "words the passage does not hold [1]", "anything [7]"])
+def test_what_was_not_copied_is_left_as_it_is(answer):
+    assert quote_sentence(answer, BLOCKS) == answer
+
+
+def test_an_overlong_line_is_cut_to_the_clause_around_the_span():
+    words = ", ".join(f"item{i} value{i}" for i in range(MAX_WORDS))
+    block = f"Options: {words}, target span here, more{words}"
+    out = quote_sentence("target span here [1]", [block])
+    assert "target span here" in out and len(out.split()) < 12
