@@ -12,7 +12,6 @@ from .config import Settings
 from .errors import ConfigError, RagError
 from .flags import MODEL_SETTINGS, add_flag, add_model_flags, overrides
 from .prompts import TEMPLATE_NAMES
-from .text import bare_words
 
 
 def add_collection_arg(p: argparse.ArgumentParser) -> None:
@@ -197,28 +196,33 @@ def cmd_ask(args) -> int:
 
 
 def _stream_answer(rag, args, *, live: bool):
-    """Print the answer and return it. On a terminal the draft streams as it is generated and is
-    replaced by the checked answer when the checks changed it; elsewhere only the checked answer
-    is printed, so a pipe or a log never holds text that failed a check."""
+    """Print the answer and return it. On a terminal the model's draft streams dimmed, as a
+    draft, while it is generated, and the checked answer replaces it once the checks are done;
+    elsewhere only the checked answer is printed, so a pipe or a log never holds text that
+    failed a check."""
     import shutil
 
+    from .types import DraftText
+
     stream = rag.stream(args.question, template=args.template, top_k=args.top_k,
-                        source=getattr(args, "source", None))
-    streamed: list[str] = []
+                        source=getattr(args, "source", None),
+                        drafts=live and args.template != "cot")  # reasoning is not the answer
+    shown = ""
     for piece in stream:
-        if live and args.template != "cot":  # reasoning is not the answer: it is not streamed
-            streamed.append(piece)
-            print(piece, end="", flush=True)
+        if isinstance(piece, DraftText):
+            print(("" if shown else DIM) + piece, end="", flush=True)
+            shown += piece
     answer = stream.answer
-    shown = "".join(streamed)
-    if shown and bare_words(shown) != bare_words(answer.text):
+    if shown:
         # move back over the rows the draft took and clear them: the checked answer replaces it
         cols = max(20, shutil.get_terminal_size().columns)
         rows = sum(max(1, -(-len(line) // cols)) for line in shown.split("\n"))
-        print("\r" + (f"\x1b[{rows - 1}A" if rows > 1 else "") + "\x1b[J", end="")
-        shown = ""
-    print(answer.text if not shown else "")
+        print(RESET + "\r" + (f"\x1b[{rows - 1}A" if rows > 1 else "") + "\x1b[J", end="")
+    print(answer.text)
     return answer
+
+
+DIM, RESET = "\x1b[2m", "\x1b[0m"  # how a terminal shows the draft: faint, until it is replaced
 
 
 def cmd_eval(args) -> int:

@@ -33,7 +33,7 @@ from .retrieve import Retriever
 from .rewrite import rewrite_query
 from .stopping import early_stop
 from .stores import open_store
-from .types import Answer, Capabilities, Generation, Hit, Timings, Turn
+from .types import Answer, Capabilities, DraftText, Generation, Hit, Timings, Turn
 
 log = logging.getLogger(__name__)
 
@@ -270,10 +270,17 @@ class RAG:
 
     def stream(self, question: str, *, template: str = AUTO, top_k: int | None = None,
                history: list[Turn] | None = None, max_tokens: int | None = None,
-               temperature: float | None = None, source: str | None = None) -> "AnswerStream":
-        """The answer as it is generated: iterate for its text pieces, then read `.answer`."""
+               temperature: float | None = None, source: str | None = None,
+               drafts: bool = False) -> "AnswerStream":
+        """The answer as text pieces: iterate for them, then read `.answer`.
+
+        The pieces are the checked answer, given once the checks are done: no reader sees a
+        sentence the checks later remove. With `drafts`, the model's text comes first, as it is
+        generated, in `DraftText` pieces, for a consumer that shows it visibly as a draft (the
+        chat's greyed "checking" text) and replaces it with the checked pieces that follow."""
         return AnswerStream(self._stages(question, template=template, top_k=top_k, history=history,
-                                         max_tokens=max_tokens, temperature=temperature, source=source))
+                                         max_tokens=max_tokens, temperature=temperature, source=source),
+                            drafts=drafts)
 
     # ---------------------------------------------------------------- the stages
 
@@ -313,6 +320,7 @@ class RAG:
         if choice is not None:
             answer.template_reason = f"auto: {choice.reason}"
         answer.timings = clock.stop(prefill=gen.ttft, generate=gen.total - gen.ttft)
+        yield answer.text  # the checked text: what any reader may be shown as the answer
         yield answer
 
     def _question_settings(self, *, top_k: int | None, max_tokens: int | None,
@@ -393,7 +401,7 @@ class RAG:
                 if isinstance(item, Generation):
                     gen = item
                 else:
-                    yield item
+                    yield DraftText(item)
         if gen is None:
             raise RagError(f"the model {self.generator.name} ended without a result")
         return gen
@@ -412,11 +420,13 @@ class RAG:
 
 
 class AnswerStream:
-    """Text pieces of an answer as they are generated; `.answer` holds the checked `Answer` once
-    the iteration is over (the draft streamed may differ from it: see `Answer.text`)."""
+    """Text pieces of an answer; `.answer` holds the checked `Answer` once the iteration is over.
+    The pieces are the checked text only, unless `drafts` lets the model's unchecked text
+    (`DraftText` pieces) through ahead of it."""
 
-    def __init__(self, items: Iterator[str | Answer]) -> None:
+    def __init__(self, items: Iterator[str | Answer], *, drafts: bool = False) -> None:
         self._items = items
+        self._drafts = drafts
         self.answer: Answer | None = None
 
     def __iter__(self) -> Iterator[str]:
@@ -424,7 +434,7 @@ class AnswerStream:
             for item in self._items:
                 if isinstance(item, Answer):
                     self.answer = item
-                else:
+                elif self._drafts or not isinstance(item, DraftText):
                     yield item
         finally:
             # a consumer that stops early (a client gone) ends the stages now, so the model's

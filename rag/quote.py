@@ -20,25 +20,30 @@ UNITS = ("sentence", "span")
 # what starts a line of notes without being part of what it says: bullets, enumerators, the
 # hashes of a Markdown heading, a quote's ">"
 _LEAD = re.compile(r"^\s*(?:[-*•>]+|#{1,6}|\d{1,3}[.)])\s+")
+# the extract grammar's output: one span, one marker (`extract.span_grammar`)
+_SPAN = re.compile(r"(.+?)\s*" + CITE.pattern)
 # a sentence this long is a paragraph the splitter could not break (a table row, a long list
 # line); quoting it whole would bury the answer, so only the clause around the span is kept
 MAX_WORDS = 60
 
 
 def quote_sentence(answer: str, blocks: list[str]) -> str:
-    """The whole sentence of the cited block that `answer` ("<span> [n]") was copied from,
-    followed by its marker; `answer` unchanged when it cites nothing or no sentence holds it
+    """The whole sentence of the cited block that `answer` ("<span> [n]") was copied from, with
+    its marker; `answer` unchanged when it cites nothing or no sentence holds it
     (the abstain text, or a span the model did not copy)."""
-    cited = CITE.search(answer)
-    if cited is None:
+    cited = _SPAN.fullmatch(answer.strip())
+    if cited is None:  # not the grammar's one span and one marker: left as the model wrote it
         return answer
-    span = normalise(answer[:cited.start()])
-    numbers = [int(n) for n in cited.group(1).split(",")]
+    span = normalise(cited.group(1))
+    numbers = [int(n) for n in cited.group(2).split(",")]
     if not span or not 1 <= numbers[0] <= len(blocks):
         return answer
     for sent in sentences(blocks[numbers[0] - 1]):
         if f" {span} " in f" {normalise(sent)} ":
-            return f"{_tidy(sent, span)} [{numbers[0]}]"
+            text = _tidy(sent, span)
+            # the marker goes before the full stop, as the model's own sentences place it
+            end = text[-1] if text[-1] in ".!?" else ""
+            return f"{text[:len(text) - len(end)]} [{numbers[0]}]{end}"
     return answer
 
 

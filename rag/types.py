@@ -222,6 +222,14 @@ class SentenceSupport:
     flags: tuple[str, ...] = ()  # why it is not verified ("states 2019, which no passage contains")
 
 
+class DraftText(str):
+    """A piece of the model's text before the checks have read it: a consumer that asked for
+    drafts (`RAG.stream(drafts=True)`) must show it as a draft, never as the answer; the checked
+    text follows as plain `str` once the checks are done."""
+
+    __slots__ = ()
+
+
 @dataclass
 class Answer:
     """What `ask()` returns: the answer text, the sources it cited and how it was made."""

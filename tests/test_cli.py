@@ -79,7 +79,8 @@ def test_a_terminal_sees_the_draft_replaced_by_the_checked_answer(scripted, caps
     _stream_answer(scripted(), _args("When do owls hunt?"), live=True)
     out = capsys.readouterr().out
     draft, _, after = out.partition("\r")
-    assert "Minaj" in draft  # streamed as generated
+    assert "Minaj" in draft and draft.startswith("\x1b[2m")  # streamed as generated, dimmed: a draft
+    assert draft.endswith("\x1b[0m")
     assert after.startswith("\x1b[J") and after.endswith("Owls hunt at night [1].\n")
     assert "Minaj" not in after
 

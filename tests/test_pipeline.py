@@ -9,7 +9,7 @@ from rag.errors import ConfigError, QueryError
 from rag.checks.figures import asks_quantity
 from rag.prompts import ABSTAIN_TEXT
 from rag.testing import HashEmbedder, MemoryStore, ScriptedGenerator
-from rag.types import Turn
+from rag.types import DraftText, Turn
 
 pytestmark = pytest.mark.unit
 
@@ -246,13 +246,26 @@ def test_follow_ups_retrieve_with_the_history_and_show_it_to_the_model(store):
     assert contents[-1].endswith("Question: What does it train?")
 
 
-def test_stream_yields_the_draft_then_the_checked_answer(store):
+def test_stream_yields_only_the_checked_answer(store):
     rag, _ = make(store, ["LoRA freezes the base model [1]. Nicki Minaj made it [1]."], guards="small",
                   checks_off="relevance")
     stream = rag.stream("What does LoRA freeze?")
-    draft = "".join(stream)
-    assert "Minaj" in draft and stream.answer.text == "LoRA freezes the base model [1]."
+    pieces = list(stream)
+    # the sentence the checks remove is never among the pieces a reader is shown
+    assert "".join(pieces) == stream.answer.text == "LoRA freezes the base model [1]."
+    assert not any(isinstance(p, DraftText) for p in pieces)
     assert stream.answer.timings.total >= stream.answer.timings.check > 0
+
+
+def test_stream_with_drafts_marks_the_unchecked_text_as_draft(store):
+    rag, _ = make(store, ["LoRA freezes the base model [1]. Nicki Minaj made it [1]."], guards="small",
+                  checks_off="relevance")
+    stream = rag.stream("What does LoRA freeze?", drafts=True)
+    pieces = list(stream)
+    drafts = [p for p in pieces if isinstance(p, DraftText)]
+    checked = [p for p in pieces if not isinstance(p, DraftText)]
+    assert "Minaj" in "".join(drafts)
+    assert pieces[-1] is checked[-1] and "".join(checked) == "LoRA freezes the base model [1]."
 
 
 def test_errors_reach_the_caller_as_they_are(store):
@@ -273,7 +286,8 @@ def test_control_characters_are_stripped_before_retrieval(store):
 def test_extract_needs_a_generator_that_takes_a_grammar(store):
     rag, gen = make(store, ["small low-rank matrices [1]"], guards="capable")
     answer = rag.ask("What does LoRA train?", template="extract")
-    assert gen.calls[0]["grammar"] and answer.text == "small low-rank matrices [1]"
+    # the span is shown as the whole sentence it was copied from (answer_unit=sentence)
+    assert gen.calls[0]["grammar"] and answer.text == "LoRA freezes the base model and trains small low-rank matrices [1]."
     gen.supports_grammar = False
     with pytest.raises(ConfigError, match="takes a grammar"):
         rag.ask("What does LoRA train?", template="extract")

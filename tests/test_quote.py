@@ -12,16 +12,16 @@ BLOCKS = ["Recurrent Neural Networks (RNNs) & LSTMs\n- LSTMs add gating to prese
 
 def test_span_becomes_its_whole_sentence_with_the_marker():
     assert quote_sentence("gating to preserve [1]", BLOCKS) == \
-        "LSTMs add gating to preserve long-range dependencies. [1]"
+        "LSTMs add gating to preserve long-range dependencies [1]."
 
 
 def test_span_from_the_second_block_keeps_its_number():
     assert quote_sentence("the self-attention mechanism [2]", BLOCKS) == \
-        "Transformers replace the recurrent state with the self-attention mechanism. [2]"
+        "Transformers replace the recurrent state with the self-attention mechanism [2]."
 
 
 def test_a_heading_line_gets_a_capital_and_a_full_stop_but_no_bullet():
-    assert quote_sentence("slow to train [1]", BLOCKS) == "They are slow to train. [1]"
+    assert quote_sentence("slow to train [1]", BLOCKS) == "They are slow to train [1]."
 
 
 def test_span_case_changed_at_its_start_is_still_found():
@@ -40,3 +40,8 @@ def test_an_overlong_line_is_cut_to_the_clause_around_the_span():
     block = f"Options: {words}, target span here, more{words}"
     out = quote_sentence("target span here [1]", [block])
     assert "target span here" in out and len(out.split()) < 12
+
+
+def test_an_answer_of_several_sentences_is_not_a_span():
+    answer = "LSTMs add gating [1]. They are slow to train [1]."
+    assert quote_sentence(answer, BLOCKS) == answer

@@ -3,8 +3,9 @@
 An answer comes back as a chat completion whose `choices[0].message.content` is the checked
 answer with its [n] markers; the extra field `rag` holds what standard clients ignore and ours
 read: citations, per-sentence support, `abstained` and `abstain_code`. A streamed answer streams
-the model's draft as it is generated; when the checks change it, a last content piece says so
-and gives the checked answer, which the final chunk's `rag` field holds as well.
+the checked answer only, once the checks are done (`RAG.stream` without drafts): a client shows
+no sentence the checks would remove, and the text comes once, never a draft and then a
+correction; the final chunk's `rag` field holds the rest.
 
 One generation runs at a time (the model is one); requests wait in a bounded queue (429 when it
 is full) for at most `timeout` seconds. Each request runs in a worker thread of its own, which
@@ -43,7 +44,6 @@ from ..bounds import API_MAX_EMBED_CHARS as MAX_EMBED_CHARS, API_MAX_EMBED_INPUT
 from ..errors import RagError
 from ..hosts import HostGuard, allowed_hosts
 from ..prompts import TEMPLATE_NAMES
-from ..text import bare_words
 from ..types import Answer
 from .errors import APIError, from_rag_error
 from .requests import MODEL, ChatRequest, parse_body, parse_chat
@@ -320,7 +320,6 @@ class _Run:
             return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
 
         yield chunk({"role": "assistant", "content": ""})
-        draft: list[str] = []
         try:
             while True:
                 try:
@@ -336,15 +335,10 @@ class _Run:
                     yield f"data: {json.dumps(body)}\n\n"
                     yield "data: [DONE]\n\n"
                     return
-                if kind == "piece":
-                    draft.append(value)
+                if kind == "piece":  # checked text only: the stream was asked for no drafts
                     yield chunk({"content": value})
                     continue
                 answer: Answer = value
-                if bare_words("".join(draft)) != bare_words(answer.text):
-                    note = (f"\n\n({answer.abstain_reason}) {answer.text}" if answer.abstained else
-                            f"\n\nChecked against your documents: {answer.text}")
-                    yield chunk({"content": note})
                 yield chunk({}, "stop", usage=_usage(answer), rag=extension(answer))
                 yield "data: [DONE]\n\n"
                 return

@@ -9,10 +9,20 @@ from ..bounds import CHAT_MAX_ANSWER_CHARS, CHAT_MAX_HISTORY_TURNS
 from ..errors import QueryError, RagError
 from ..transcript import answer_messages, html_text, public_text
 from ..turns import answer_json, live_version
-from ..types import Answer
+from ..types import Answer, DraftText
 from ..workspace import ChatService, check_request
 
 log = logging.getLogger("rag.app")  # (the chat's log lines keep the name they always had)
+
+
+DRAFT_LABEL = "Draft, being checked against your documents…"
+
+
+def draft_html(text: str) -> str:
+    """The model's unchecked text as the chat shows it: visibly a draft (greyed, under a label
+    saying so), never looking like the answer the checks will give."""
+    return (f'<span class="draft-label">{html_text(DRAFT_LABEL)}</span>\n'
+            f'<span class="draft">{html_text(text)}</span>')
 
 
 def error_message(e: Exception) -> dict:
@@ -39,15 +49,19 @@ def respond(service: ChatService, question: str, chat: list[dict], turns: list[l
     try:
         rag = service.get(collection, user=user)
         question, template, top_k, history = check_request(question, template, top_k, turns)
-        stream = rag.stream(question, template=template, top_k=top_k, history=history)
-        # chain-of-thought output streams as plain text too; it only becomes a collapsed block
-        # at the end, because Gradio keeps a block open that was first drawn open
+        stream = rag.stream(question, template=template, top_k=top_k, history=history, drafts=True)
+        # the model's text shows greyed under a "checking" line while it is written (chain of
+        # thought too: it only becomes a collapsed block at the end, because Gradio keeps a block
+        # open that was first drawn open); the checked answer replaces it
         live = {"role": "assistant", "content": ""}
         chat.append(live)
-        text = ""
+        draft = ""
         for piece in stream:
-            text += piece
-            live["content"] = html_text(text)
+            if isinstance(piece, DraftText):
+                draft += piece
+                live["content"] = draft_html(draft)
+            else:
+                live["content"] = html_text(piece)
             yield "", chat, turns
         answer = stream.answer
         chat[-1:] = answer_messages(answer, live_version(rag))

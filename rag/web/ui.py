@@ -23,7 +23,10 @@ TEMPLATE_CHOICES = [(_TEMPLATE_LABELS[name], name) for name in CHAT_TEMPLATES]
 # the chat shows text exactly as written: newlines break lines, nothing is rendered
 CSS = ("#chat .md { white-space: pre-wrap; }\n"
        "#chat .md small { opacity: 0.7; }\n"  # a passage's neighbouring text, around it
-       "#chat .md u.unsupported { text-decoration: underline wavy #c0392b; }")
+       "#chat .md u.unsupported { text-decoration: underline wavy #c0392b; }\n"
+       # the model's text before the checks: plainly not the answer yet
+       "#chat .md .draft { opacity: 0.5; font-style: italic; }\n"
+       "#chat .md .draft-label { font-size: 0.85em; opacity: 0.7; }")
 
 
 @dataclass
