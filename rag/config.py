@@ -154,6 +154,12 @@ class Settings:
     # what an extractive answer shows: the whole passage sentence its span was copied from
     # (`sentence`, see rag/quote.py) or the copied words alone (`span`)
     answer_unit: str = "sentence"
+    # the extract grammar offers the model the abstain text besides the spans; off, only the
+    # retrieval gate and the checks refuse
+    extract_may_refuse: bool = True
+    # how the sentences an extractive answer may copy from are ranked: shared words with the
+    # question (`words`) or those plus meaning (`words+meaning`, see extract.answer_sentences)
+    sentence_rank: str = "words"
     retrieval: str = "hybrid"  # hybrid | dense | bm25
     hybrid_alpha: float = 0.6  # weight of the dense score in the hybrid mix
     compress: bool = True  # keep only the passages' sentences closest to the question
@@ -236,6 +242,8 @@ class Settings:
             raise ConfigError(f"top_k must be at least 1, got {self.top_k}")
         if self.extract_passages < 0:
             raise ConfigError(f"extract_passages must be 0 (all) or more, got {self.extract_passages}")
+        if self.sentence_rank not in ("words", "words+meaning"):
+            raise ConfigError(f"sentence_rank must be words or words+meaning, got {self.sentence_rank!r}")
         if self.answer_unit not in ("sentence", "span"):
             raise ConfigError(f"answer_unit must be sentence or span, got {self.answer_unit!r}")
         if self.extract_sentences < 0:

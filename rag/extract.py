@@ -67,11 +67,20 @@ def _need(prefix: str, j: int, answers: list[bool]) -> str:
     return f"{prefix}-{j}" if answers[j] else f"n{prefix}-{j}"
 
 
+RANKS = ("words", "words+meaning")
+
+
 def answer_sentences(passages: list[list[str]], question: str, n: int,
-                     scores: list[float] | None = None) -> set[tuple[int, int]]:
-    """(passage, sentence) positions of the `n` sentences sharing the most content words with
-    `question`, ties going to the passage with the higher retrieval score in `scores`, then to
-    the earlier one; every position when `n` is 0 or no sentence shares a word."""
+                     scores: list[float] | None = None, *, embed=None) -> set[tuple[int, int]]:
+    """(passage, sentence) positions of the `n` sentences closest to `question`; every position
+    when `n` is 0 or no sentence shares a word.
+
+    Closeness is the share of the question's content words the sentence holds, ties going to
+    the passage with the higher retrieval score in `scores`, then to the earlier one. With
+    `embed` (the rank `words+meaning`), the question-to-sentence cosine and half the passage's
+    retrieval score are added to it: a user's question is worded after the sentence less often
+    than a SQuAD question is (Git manual dev set, sentence holding the answer ranked first: 0.19
+    of questions by words alone, 0.28 with meaning; corpus dev set 0.73 and 0.70)."""
     every = [(p, i) for p, sents in enumerate(passages) for i in range(len(sents))]
     if not n:
         return set(every)
@@ -79,12 +88,19 @@ def answer_sentences(passages: list[list[str]], question: str, n: int,
     if not any(shared.values()):
         return set(every)
     score = scores or [0.0] * len(passages)
-    return set(sorted(every, key=lambda pos: (-shared[pos], -score[pos[0]], pos))[:n])
+    if embed is None:
+        return set(sorted(every, key=lambda pos: (-shared[pos], -score[pos[0]], pos))[:n])
+    vecs = embed([question] + [passages[p][i] for p, i in every])
+    cos = dict(zip(every, (vecs[1:] @ vecs[0]).tolist()))
+    return set(sorted(every, key=lambda pos: (-(shared[pos] + cos[pos] + 0.5 * score[pos[0]]), pos))[:n])
 
 
 def span_grammar(passages: list[str], *, abstain: str, need_figure: bool = False, question: str = "",
-                 sentences_kept: int = 0, scores: list[float] | None = None) -> str:
-    """GBNF for "<span of passage n> [n]" over the numbered `passages` (1-based), or `abstain`.
+                 sentences_kept: int = 0, scores: list[float] | None = None, may_refuse: bool = True,
+                 embed=None) -> str:
+    """GBNF for "<span of passage n> [n]" over the numbered `passages` (1-based), or `abstain`
+    (with `may_refuse` False only when no sentence can carry an answer: the model must copy a
+    span, and whether it answers is left to the retrieval gate and the checks).
 
     A span is one or more consecutive words of a single sentence of one passage, and one of them
     must carry the answer: with `need_figure` (the question asks how many, when, ...) a figure,
@@ -101,9 +117,9 @@ def span_grammar(passages: list[str], *, abstain: str, need_figure: bool = False
 
     # a sentence with no answering word gives no span, so it takes no place among those kept
     split = [[sent for sent in sentences(p) if any(key(w) for w in sent.split())] for p in passages]
-    kept = answer_sentences(split, question, sentences_kept, scores)
+    kept = answer_sentences(split, question, sentences_kept, scores, embed=embed)
     rules: list[str] = []
-    alternatives = [literal(abstain)]
+    alternatives = [literal(abstain)] if may_refuse else []
     for n, sents in enumerate(split, 1):
         starts: list[str] = []
         for i, sent in enumerate(sents):
@@ -115,6 +131,8 @@ def span_grammar(passages: list[str], *, abstain: str, need_figure: bool = False
         if starts:
             rules.append(f"p{n} ::= ({' | '.join(starts)}) \" [{n}]\"")
             alternatives.append(f"p{n}")
+    if not alternatives:  # no sentence can carry an answer: the abstain text is all there is
+        alternatives = [literal(abstain)]
     return "\n".join([f"root ::= {' | '.join(alternatives)}"] + rules) + "\n"
 
 

@@ -386,7 +386,9 @@ class RAG:
             # a question asking for a figure gets a span holding one, or the abstain text
             grammar = span_grammar([b.chunk.text for b in prompt.blocks], abstain=ABSTAIN_TEXT,
                                    need_figure=asks_quantity(question), question=question,
-                                   sentences_kept=s.extract_sentences, scores=[b.score for b in prompt.blocks])
+                                   sentences_kept=s.extract_sentences, scores=[b.score for b in prompt.blocks],
+                                   may_refuse=s.extract_may_refuse,
+                                   embed=self.embedder.embed if s.sentence_rank == "words+meaning" else None)
         return prompt, grammar
 
     def _generate(self, prompt, grammar: str | None, pol: Policy, s: Settings):
