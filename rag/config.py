@@ -47,6 +47,10 @@ CHECKS = {
               "them as whole figures, and what it names in the passage it cites (the citation moves "
               "to one that has them, else the sentence is cut, or flagged under capable)",
     "names": "cut sentences naming what the documents never mention",
+    "expansions": "sentences expanding an acronym, or abbreviating a term in brackets, as no passage does "
+                  "(cut, a made-up bracket alone removed, or flagged under capable)",
+    "followup": "sentences repeating the previous answer to a follow-up question they do not address "
+                "(cut, or flagged under capable)",
     "quantity": "abstain when a question asking for a figure gets none",
     "citations": "move or remove markers whose passage does not support their sentence; sentence support",
     "support": "abstain when no passage supports the answer min_support",
@@ -55,7 +59,7 @@ CHECKS = {
 PROFILES = {
     "small": frozenset(CHECKS),
     "capable": frozenset({"retrieval", "injection", "refusal", "echo", "repeats", "figures", "claims",
-                          "citations", "support"}),
+                          "citations", "support", "expansions", "followup"}),
     "off": frozenset(),
 }
 GUARDS = ("auto", *PROFILES)

@@ -18,15 +18,17 @@ import numpy as np
 from ..prompts import cut_instructions
 from ..text import cited_numbers, normalise, sentences, states_quantity, strip_markers
 from .claims import Vocabulary
+from .expansions import made_up_expansions
 from .figures import asks_quantity, made_up_figures
+from .followup import repeated_sentences
 from .ground import SentenceCheck, check_citations
 from .made_up_names import drop_made_up_names
 from .output import cut_echo, drop_repeats, refused, trim
 from .profiles import Policy
 from .relevance import terse_relevance
 from .subjects import check_subjects
-from .verdict import (INSTRUCTIONS, LOW_SUPPORT, MADE_UP_FIGURES, MADE_UP_NAMES, MISSING_FIGURE, NO_TEXT,
-                      OFF_TOPIC, OTHER_SUBJECT, REFUSED, Verdict)
+from .verdict import (INSTRUCTIONS, LOW_SUPPORT, MADE_UP_EXPANSIONS, MADE_UP_FIGURES, MADE_UP_NAMES,
+                      MISSING_FIGURE, NO_TEXT, OFF_TOPIC, OTHER_SUBJECT, REFUSED, REPEATS_PREVIOUS, Verdict)
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +45,7 @@ class Draft:
     mention, `relevance` the blocks' retrieval scores, `passages` each block's whole chunk with
     its headings (what a cited passage is about) and `vocabulary` the embedder's, which tells
     rare terms from common words. `span`: the answer was copied from a passage (the extract
-    template)."""
+    template). `previous_question` and `previous`: the conversation's last turn, "" for none."""
 
     question: str
     query: str
@@ -57,6 +59,8 @@ class Draft:
     passages: list[str] | None = None
     vocabulary: Vocabulary | None = None
     span: bool = False
+    previous_question: str = ""
+    previous: str = ""
     flags: dict[str, list[str]] = dataclasses.field(default_factory=dict)  # by normalised sentence
     checked: list[SentenceCheck] | None = None  # per sentence, once the citation check has run
     out: Verdict = dataclasses.field(default_factory=Verdict)
@@ -98,6 +102,30 @@ def _has_text(d: Draft) -> Abstain:
 
 # ---------------------------------------------------------------- what the answer states
 
+_REPEATS = "repeats the previous answer and does not address the follow-up question"
+
+
+def _flag(d: Draft, sent: str, why: str) -> None:
+    """Flag a sentence instead of cutting it (capable), under the key `_sentences` reads."""
+    d.flags.setdefault(normalise(strip_markers(sent)), []).append(why)
+
+
+def _followup(d: Draft) -> Abstain:
+    """Sentences repeating the previous turn's answer to a follow-up that asks something else."""
+    per_sentence = repeated_sentences(d.question, d.text, d.previous_question, d.previous, d.sources)
+    if not any(repeats for _, repeats in per_sentence):
+        return None
+    if d.pol.flag_figures:  # capable: flagged, as a made-up figure is
+        for sent, repeats in per_sentence:
+            if repeats:
+                _flag(d, sent, _REPEATS)
+        return None
+    log.info("left out sentences repeating the previous answer")
+    d.text = " ".join(sent for sent, repeats in per_sentence if not repeats)
+    if not strip_markers(d.text):
+        return REPEATS_PREVIOUS, "the answer " + _REPEATS
+
+
 def _figures(d: Draft) -> Abstain:
     per_sentence = made_up_figures(d.text, d.sources, d.question,
                                    embed=d.embed if d.pol.on("claims") else None)
@@ -123,6 +151,25 @@ def _names(d: Draft) -> Abstain:
         log.info("left out answer sentences naming what the documents never mention: %s", ", ".join(made_up))
     if not strip_markers(d.text):
         return MADE_UP_NAMES, "the answer names what the documents never mention: " + ", ".join(made_up[:5])
+
+
+def _expansions(d: Draft) -> Abstain:
+    """Acronyms expanded, or abbreviated in brackets, as no passage does; a made-up bracket
+    alone is removed, keeping its sentence."""
+    per_sentence = made_up_expansions(d.text, d.sources)
+    made_up = [r for _, reasons, _ in per_sentence for r in reasons]
+    if not made_up:
+        return None
+    if d.pol.flag_figures:  # capable: a reader sees the sentence and why it is doubtful
+        for sent, reasons, _ in per_sentence:
+            for why in reasons:
+                _flag(d, sent, why)
+        return None
+    log.info("left out made-up expansions: %s", "; ".join(made_up))
+    d.text = " ".join(kept for _, _, kept in per_sentence if kept)
+    if not strip_markers(d.text):
+        return MADE_UP_EXPANSIONS, ("the answer explains an abbreviation in a way no passage does: "
+                                    + "; ".join(dict.fromkeys(made_up[:3])))
 
 
 def _quantity(d: Draft) -> Abstain:
@@ -210,8 +257,10 @@ ORDER: tuple[tuple[str | None, Callable[[Draft], Abstain]], ...] = (
     ("injection", _injection),
     ("refusal", _refusal),
     (None, _has_text),
+    ("followup", _followup),
     ("figures", _figures),
     ("names", _names),
+    ("expansions", _expansions),
     ("quantity", _quantity),
     ("citations", _citations),
     ("claims", _subjects),
@@ -226,14 +275,17 @@ def check_answer(question: str, query: str, text: str, blocks: list[str], source
                  pol: Policy, embed: Callable[[list[str]], "object"],
                  unknown: Callable[[list[str]], list[str]] | None = None,
                  relevance: list[float] | None = None, passages: list[str] | None = None,
-                 vocabulary: Vocabulary | None = None, span: bool = False) -> Verdict:
+                 vocabulary: Vocabulary | None = None, span: bool = False,
+                 previous_question: str = "", previous: str = "") -> Verdict:
     """Run the policy's checks, in `ORDER`, on the model's answer `text` (reasoning
     already split off); the arguments are those of `Draft`. The claims check reads subjects only
     with a `vocabulary`; with `span`, a terse answer is judged relevant by the sentence it was
-    copied from."""
+    copied from; `previous_question` and `previous` (the last turn) let a follow-up's answer be
+    told from the previous one."""
     draft = Draft(question, query, text, blocks, sources, pol,
                   embed=_memo(embed),  # the checks embed the same sentences and passages more than once
-                  unknown=unknown, relevance=relevance, passages=passages, vocabulary=vocabulary, span=span)
+                  unknown=unknown, relevance=relevance, passages=passages, vocabulary=vocabulary, span=span,
+                  previous_question=previous_question, previous=previous)
     for switch, check in ORDER:
         if switch is None or pol.on(switch):
             stop = check(draft)

@@ -24,9 +24,12 @@ SNIPPET_CHARS = 240
 
 
 def read_back(question: str, query: str, gen: Generation, prompt, hits: list[Hit], retriever: Retriever,
-              pol: Policy, *, embed, vocabulary, quote: bool = False) -> Answer:
+              pol: Policy, *, embed, vocabulary, quote: bool = False, previous: str = "",
+              previous_question: str = "") -> Answer:
     """Read the model's output back and run the policy's checks on it (see `check_answer`).
-    With `quote`, a copied span is read as the whole sentence it was copied from (`quote`)."""
+    With `quote`, a copied span is read as the whole sentence it was copied from (`quote`);
+    `previous` and `previous_question` are the conversation's last turn ("" for none), which the
+    follow-up check holds the answer against."""
     tmpl = prompt.template
     raw = tidy_span(gen.text) if tmpl.extractive else gen.text
     if gen.finish_reason == "length":
@@ -49,7 +52,8 @@ def read_back(question: str, query: str, gen: Generation, prompt, hits: list[Hit
                            unknown=unknown_names(retriever, question) if pol.on("names") else None,
                            relevance=[b.score for b in blocks],
                            passages=[embed_text(whole.get(b.chunk.id, b.chunk)) for b in blocks],
-                           vocabulary=vocabulary, span=tmpl.extractive)
+                           vocabulary=vocabulary, span=tmpl.extractive,
+                           previous_question=previous_question, previous=previous)
     answer.support, answer.relevance = round(verdict.support, 4), round(verdict.relevance, 4)
     if verdict.code:
         log.info("abstaining: %s", verdict.reason)

@@ -16,6 +16,8 @@ MISSING_FIGURE = "missing_figure"
 LOW_SUPPORT = "low_support"
 OFF_TOPIC = "off_topic"
 INSTRUCTIONS = "repeats_instructions"
+MADE_UP_EXPANSIONS = "made_up_expansions"
+REPEATS_PREVIOUS = "repeats_previous_answer"
 
 
 @dataclasses.dataclass
