@@ -316,7 +316,9 @@ class RAG:
         gen = yield from self._generate(prompt, grammar, pol, s)
         with clock("check"):
             answer = read_back(question, query, gen, prompt, hits, retriever, pol, embed=self.embedder.embed,
-                               vocabulary=self.vocabulary, quote=s.answer_unit == "sentence")
+                               vocabulary=self.vocabulary, quote=s.answer_unit == "sentence",
+                               previous=history[-1].answer if history else "",
+                               previous_question=history[-1].question if history else "")
         if choice is not None:
             answer.template_reason = f"auto: {choice.reason}"
         answer.timings = clock.stop(prefill=gen.ttft, generate=gen.total - gen.ttft)
