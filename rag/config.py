@@ -55,11 +55,12 @@ CHECKS = {
     "citations": "move or remove markers whose passage does not support their sentence; sentence support",
     "support": "abstain when no passage supports the answer min_support",
     "relevance": "abstain when the answer's cosine to the question is below min_relevance",
+    "backed": "abstain when no passage supports any sentence of the answer (citation_min_support)",
 }
 PROFILES = {
     "small": frozenset(CHECKS),
     "capable": frozenset({"retrieval", "injection", "refusal", "echo", "repeats", "figures", "claims",
-                          "citations", "support", "expansions", "followup"}),
+                          "citations", "support", "expansions", "followup", "backed"}),
     "off": frozenset(),
 }
 GUARDS = ("auto", *PROFILES)

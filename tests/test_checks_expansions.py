@@ -101,11 +101,19 @@ def test_check_answer_keeps_an_expansion_the_passages_give():
 
 def test_capable_flags_instead_of_cutting():
     answer = "CycleGAN stands for Condition the Generator for Unlabeled Data [1]."
-    v = _check("What does CycleGAN stand for?", answer, CYCLEGAN, pol=CAPABLE)
+    # (the `backed` check off: with it, an answer whose one sentence no passage supports is refused)
+    v = _check("What does CycleGAN stand for?", answer, CYCLEGAN,
+               pol=policy(Settings(guards="capable", checks_off="backed")))
     assert not v.code and "Condition the Generator" in v.text
     [sentence] = v.sentences
     assert "expands CycleGAN as 'Condition the Generator for Unlabeled Data', which no passage says" \
         in sentence["flags"] and not sentence["verified"]
+
+
+def test_capable_refuses_when_the_made_up_expansion_is_all_there_is():
+    answer = "CycleGAN stands for Condition the Generator for Unlabeled Data [1]."
+    v = _check("What does CycleGAN stand for?", answer, CYCLEGAN, pol=CAPABLE)
+    assert v.code == "unbacked" and v.reason == "no passage supports any sentence of the answer"
 
 
 def test_the_check_has_a_switch_in_both_answering_profiles():

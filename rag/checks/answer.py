@@ -28,7 +28,8 @@ from .profiles import Policy
 from .relevance import terse_relevance
 from .subjects import check_subjects
 from .verdict import (INSTRUCTIONS, LOW_SUPPORT, MADE_UP_EXPANSIONS, MADE_UP_FIGURES, MADE_UP_NAMES,
-                      MISSING_FIGURE, NO_TEXT, OFF_TOPIC, OTHER_SUBJECT, REFUSED, REPEATS_PREVIOUS, Verdict)
+                      MISSING_FIGURE, NO_TEXT, OFF_TOPIC, OTHER_SUBJECT, REFUSED, REPEATS_PREVIOUS, UNBACKED,
+                      Verdict)
 
 log = logging.getLogger(__name__)
 
@@ -222,6 +223,16 @@ def _sentences(d: Draft) -> Abstain:
                       "flags": d.flags.get(normalise(strip_markers(s)), [])} for s in sentences(d.text)]
 
 
+def _backed(d: Draft) -> Abstain:
+    # a capable model's answer is kept sentence by sentence, flags and all; but one no sentence
+    # of which any passage supports is the model's own knowledge or invention, and shown with a
+    # flag on every line it still reads as an answer (1.5B, corpus dev set: "LSTM was invented by
+    # ... in 1986" for a question the notes do not answer). Read only where the citation check
+    # measured the support
+    if d.checked and not any(c.supported(d.pol.citation_min_support) for c in d.checked):
+        return UNBACKED, "no passage supports any sentence of the answer"
+
+
 # ---------------------------------------------------------------- whether it answers
 
 def _measure_relevance(d: Draft) -> Abstain:
@@ -265,6 +276,7 @@ ORDER: tuple[tuple[str | None, Callable[[Draft], Abstain]], ...] = (
     ("citations", _citations),
     ("claims", _subjects),
     (None, _sentences),
+    ("backed", _backed),
     (None, _measure_relevance),
     ("relevance", _relevance),
     ("support", _support),

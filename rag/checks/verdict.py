@@ -18,6 +18,7 @@ OFF_TOPIC = "off_topic"
 INSTRUCTIONS = "repeats_instructions"
 MADE_UP_EXPANSIONS = "made_up_expansions"
 REPEATS_PREVIOUS = "repeats_previous_answer"
+UNBACKED = "unbacked"
 
 
 @dataclasses.dataclass
