@@ -164,7 +164,10 @@ class Settings:
     extract_may_refuse: bool = True
     # how the sentences an extractive answer may copy from are ranked: shared words with the
     # question (`words`) or those plus meaning (`words+meaning`, see extract.answer_sentences)
-    sentence_rank: str = "words"
+    sentence_rank: str = "words+meaning"
+    # how `auto` picks a template: by the model's size (`model`) or, as before, by the question's
+    # wording too (`question`: explanations to free writing); see rag/choose.py
+    auto_route: str = "model"
     retrieval: str = "hybrid"  # hybrid | dense | bm25
     hybrid_alpha: float = 0.6  # weight of the dense score in the hybrid mix
     compress: bool = True  # keep only the passages' sentences closest to the question
@@ -247,6 +250,8 @@ class Settings:
             raise ConfigError(f"top_k must be at least 1, got {self.top_k}")
         if self.extract_passages < 0:
             raise ConfigError(f"extract_passages must be 0 (all) or more, got {self.extract_passages}")
+        if self.auto_route not in ("model", "question"):
+            raise ConfigError(f"auto_route must be model or question, got {self.auto_route!r}")
         if self.sentence_rank not in ("words", "words+meaning"):
             raise ConfigError(f"sentence_rank must be words or words+meaning, got {self.sentence_rank!r}")
         if self.answer_unit not in ("sentence", "span"):

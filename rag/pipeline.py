@@ -353,7 +353,8 @@ class RAG:
         model, with the choice (None when it was named)."""
         if tmpl is not None:
             return tmpl, None
-        choice = choose(question, grammar=self.capabilities.grammar, n_params=self.model_size())
+        choice = choose(question, grammar=self.capabilities.grammar, n_params=self.model_size(),
+                        route=self.settings.auto_route)
         log.info("template %s: %s", choice.template, choice.reason)
         return get_template(choice.template), choice
 

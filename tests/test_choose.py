@@ -1,4 +1,6 @@
-"""The `auto` template's rule: explanations get the model's own words, every other question extract."""
+"""The `auto` template's rule: a small model quotes, a capable one writes; the earlier rule by the question's wording."""
+import pytest
+
 from rag.choose import asks_explanation, choose
 
 
@@ -19,17 +21,29 @@ def test_explanations_want_sentences_of_their_own():
     assert not asks_explanation("When was the transformer introduced?")
 
 
-def test_choose_reads_the_question_and_the_model():
-    assert choose("In what country is Normandy?", grammar=True).template == "extract"
-    assert choose("Why did the Normans come?", grammar=True).template == "few_shot"
-    no_grammar = choose("In what country is Normandy?", grammar=False)
+def test_the_earlier_rule_reads_the_question_and_the_model():
+    q = dict(route="question")
+    assert choose("In what country is Normandy?", grammar=True, n_params=135_000_000, **q).template == "extract"
+    assert choose("Why did the Normans come?", grammar=True, n_params=135_000_000, **q).template == "few_shot"
+    no_grammar = choose("In what country is Normandy?", grammar=False, **q)
     assert no_grammar.template == "few_shot" and "grammar" in no_grammar.reason
-
-
-def test_a_model_of_half_a_billion_parameters_reasons_where_the_default_takes_examples():
     # few_shot's examples teach the 0.5B model mostly to refuse; cot is its best free-form template
-    assert choose("Why did the Normans come?", grammar=True, n_params=494_000_000).template == "cot"
-    assert choose("Why did the Normans come?", grammar=True, n_params=135_000_000).template == "few_shot"
-    assert choose("In what country is Normandy?", grammar=False, n_params=None).template == "few_shot"
-    # a question for a fact gets extract, whatever the size
-    assert choose("In what country is Normandy?", grammar=True, n_params=7_000_000_000).template == "extract"
+    assert choose("Why did the Normans come?", grammar=True, n_params=494_000_000, **q).template == "cot"
+    assert choose("In what country is Normandy?", grammar=True, n_params=7_000_000_000, **q).template == "extract"
+
+
+@pytest.mark.parametrize("question", ["In what country is Normandy?", "Why did the Normans come?",
+                                      "How do I undo the last commit?"])
+def test_a_small_model_quotes_and_a_capable_one_writes_whatever_the_question(question):
+    assert choose(question, grammar=True, n_params=135_000_000).template == "extract"
+    assert choose(question, grammar=True, n_params=494_000_000).template == "extract"
+    writes = choose(question, grammar=True, n_params=1_540_000_000)
+    assert writes.template == "few_shot" and "own words" in writes.reason
+    # behind a server the size is unknown, and capable models are the norm there
+    assert choose(question, grammar=False, n_params=None).template == "few_shot"
+
+
+def test_a_small_model_without_a_grammar_writes_with_its_best_free_template():
+    assert choose("Why?", grammar=False, n_params=135_000_000).template == "few_shot"
+    no_grammar = choose("Why?", grammar=False, n_params=494_000_000)
+    assert no_grammar.template == "cot" and "grammar" in no_grammar.reason
