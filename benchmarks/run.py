@@ -31,8 +31,8 @@ from rag.config import DEFAULT_EMBEDDER_NAME, Settings  # noqa: E402
 from rag.embed import Embedder  # noqa: E402
 
 SECTIONS = ("indexing", "retrieval", "milvus", "generation", "server", "serve", "onnx", "readers", "hostile", "fuzz",
-            "stop_early", "answer_evals", "prefill", "cold", "concurrency")
-SPEED = {"stop_early", "answer_evals", "prefill", "cold", "concurrency"}  # issue 20, on the corpus index
+            "stop_early", "answer_evals", "prefill", "cold", "concurrency", "first_word")
+SPEED = {"stop_early", "answer_evals", "prefill", "cold", "concurrency", "first_word"}  # issue 20, on the corpus index
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,6 +129,9 @@ def run(*, quick: bool, only: list[str] | None = None) -> dict:
                     repeats=1 if quick else 2, big=10_000 if quick else int(os.environ.get("BENCH_BIG", 1_000_000)))
         if "concurrency" in sections:
             section("concurrency", speed.concurrency, index=idx, users=4 if quick else 20)
+        if "first_word" in sections:
+            section("first_word", speed.first_word, index=idx,
+                    questions=common.CORPUS_QUESTIONS[:4] if quick else common.CORPUS_QUESTIONS)
         if "onnx" in sections and importlib.util.find_spec("onnxruntime") is None:
             results["notes"] = ["onnx section skipped: onnx and onnxruntime are not installed "
                                 "(pip install -e '.[test]')"]

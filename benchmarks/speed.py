@@ -9,7 +9,9 @@ in the same run:
   of llama.cpp where the CPU runs both (`flavours`);
 - `cold`: a fresh `rag ask` to its first token, this tree against the commit before issue 20,
   split by stage, and the chat's start at a large index;
-- `concurrency`: 20 simultaneous chat API users, one question at a time against several.
+- `concurrency`: 20 simultaneous chat API users, one question at a time against several;
+- `first_word`: the time to the first visible word now that only checked text is shown, against
+  the time to the draft's first word, from one stream.
 """
 from __future__ import annotations
 
@@ -75,6 +77,39 @@ def stop_early(*, index: str, questions: list[str]) -> dict:
         goal("stop_early: ask total p50, on / off", target="reported", measured=p50_on / p50_off, unit="ratio",
              met=True, note=f"{p50_on:.2f} s against {p50_off:.2f} s"),
     ]
+    return out
+
+
+# ---------------------------------------------------------------- first visible word
+
+def first_word(*, index: str, questions: list[str], model: str | None = None) -> dict:
+    """What showing only checked text costs the reader: per question, from the call to the first
+    piece of the model's draft (what a reader saw first before) and to the first piece of the
+    checked answer (what a reader sees first now), both read off the same stream (`drafts=True`)."""
+    from rag.types import DraftText
+
+    rag = RAG(index=index, **({"model": model} if model else {}))
+    rag.warm_up()
+    rag.ask(questions[0])  # first-call costs stay out of the figures
+    rows = []
+    for q in questions:
+        t0 = time.perf_counter()
+        draft = checked = None
+        stream = rag.stream(q, drafts=True)
+        for piece in stream:
+            now = time.perf_counter() - t0
+            if isinstance(piece, DraftText):
+                draft = now if draft is None else draft
+            elif checked is None:
+                checked = now
+        rows.append({"question": q, "draft_s": draft if draft is not None else checked,
+                     "checked_s": checked, "abstained": stream.answer.abstained})
+    d = percentiles([r["draft_s"] for r in rows])
+    c = percentiles([r["checked_s"] for r in rows])
+    out = {"questions": len(rows), "per_question": rows, "first_draft_word_s": d, "first_checked_word_s": c}
+    out["goals"] = [goal("first visible word: checked answer / draft, p50", target="reported",
+                         measured=c["p50"] / d["p50"], unit="ratio", met=True,
+                         note=f"{c['p50']:.2f} s against {d['p50']:.2f} s (p95 {c['p95']:.2f} against {d['p95']:.2f})")]
     return out
 
 
