@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 
 from ..prompts import cut_instructions
-from ..text import cited_numbers, normalise, sentences, states_quantity, strip_markers
+from ..text import cited_numbers, content_words, normalise, sentences, states_quantity, strip_markers
 from .claims import Vocabulary
 from .expansions import made_up_expansions
 from .figures import asks_quantity, made_up_figures
@@ -28,7 +28,7 @@ from .profiles import Policy
 from .relevance import terse_relevance
 from .subjects import check_subjects
 from .verdict import (INSTRUCTIONS, LOW_SUPPORT, MADE_UP_EXPANSIONS, MADE_UP_FIGURES, MADE_UP_NAMES,
-                      MISSING_FIGURE, NO_TEXT, OFF_TOPIC, OTHER_SUBJECT, REFUSED, REPEATS_PREVIOUS, UNBACKED,
+                      MISSING_FIGURE, NO_TEXT, OFF_TOPIC, OTHER_SUBJECT, REFUSED, REPEATS_PREVIOUS, UNBACKED, LOW_COVERAGE,
                       Verdict)
 
 log = logging.getLogger(__name__)
@@ -233,6 +233,22 @@ def _backed(d: Draft) -> Abstain:
         return UNBACKED, "no passage supports any sentence of the answer"
 
 
+def _coverage(d: Draft) -> Abstain:
+    # a small model's quoted sentence is always backed by its passage, so the backing checks
+    # cannot tell a sentence on the question's topic from one that answers it ("What rank is
+    # recommended for LoRA adapters?" -> "Methods like LoRA and QLoRA allow adapting a 7B-70B
+    # model on a single GPU"); a passage holding few of the question's words rarely answers it
+    cited = [*d.out.cited, *d.out.inferred]
+    asked = content_words(d.question)
+    if not cited or not asked:
+        return None
+    texts = d.passages or d.blocks
+    held = asked & content_words(" ".join(texts[n - 1] for n in cited))
+    if len(held) / len(asked) < d.pol.min_coverage:
+        missing = ", ".join(sorted(asked - held)[:5])
+        return LOW_COVERAGE, (f"the passages found do not mention {missing}, which the question asks about")
+
+
 # ---------------------------------------------------------------- whether it answers
 
 def _measure_relevance(d: Draft) -> Abstain:
@@ -280,6 +296,7 @@ ORDER: tuple[tuple[str | None, Callable[[Draft], Abstain]], ...] = (
     (None, _measure_relevance),
     ("relevance", _relevance),
     ("support", _support),
+    ("coverage", _coverage),
 )
 
 

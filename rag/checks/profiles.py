@@ -37,6 +37,7 @@ class Policy:
     min_score: float = 0.2
     min_support: float = 0.0
     min_relevance: float = 0.25
+    min_coverage: float = 0.35
     citation_min_support: float = 0.5
     repoint_margin: float = 0.1
 
@@ -55,5 +56,6 @@ def policy(settings, *, n_params: int | None = None) -> Policy:
     return Policy(profile=name, enabled=PROFILES[name] - off, flag_figures=not small,
                   strict_refusal=small, max_sentences=settings.max_sentences, min_score=settings.min_score,
                   min_support=settings.min_support, min_relevance=settings.min_relevance,
+                  min_coverage=settings.min_coverage,
                   citation_min_support=settings.citation_min_support,
                   repoint_margin=settings.repoint_margin)

@@ -19,6 +19,7 @@ INSTRUCTIONS = "repeats_instructions"
 MADE_UP_EXPANSIONS = "made_up_expansions"
 REPEATS_PREVIOUS = "repeats_previous_answer"
 UNBACKED = "unbacked"
+LOW_COVERAGE = "low_coverage"
 
 
 @dataclasses.dataclass
