@@ -281,7 +281,10 @@ rag.embedder.embed([sys.argv[2]])
 T["embedder"] = time.perf_counter() - t0
 rag.generator.warm_up()
 T["model"] = time.perf_counter() - t0
-stream = rag.stream(sys.argv[2])
+try:  # the first token as generated: this tree shows it only as a draft, older ones as the answer
+    stream = rag.stream(sys.argv[2], drafts=True)
+except TypeError:
+    stream = rag.stream(sys.argv[2])
 for piece in stream:
     T["first_token"] = time.perf_counter() - t0
     T["first_token_at"] = time.time()  # against the parent's clock: the interpreter's start counts

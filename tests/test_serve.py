@@ -12,7 +12,6 @@ import pytest
 
 from rag.serve.errors import APIError
 from rag.serve.requests import parse_chat
-from rag.text import bare_words
 
 from conftest import _free_port, wait_until_up
 
@@ -99,9 +98,9 @@ def test_a_streamed_answer_ends_with_the_checked_one(client):
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     final = chunks[-1].model_extra["rag"]
-    assert len(chunks) > 3 and text.strip()
-    # the checks may cut the streamed text and tidy an extract span's last stop ("code. [1]")
-    assert bare_words(final["answer"]) in bare_words(text) or final["abstained"]
+    assert len(chunks) >= 3 and text.strip()
+    # only the checked answer is streamed: the client shows exactly it, once
+    assert text == final["answer"]
     assert chunks[-1].choices[0].finish_reason == "stop" and chunks[-1].usage.completion_tokens > 0
 
 
