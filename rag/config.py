@@ -161,6 +161,14 @@ class Settings:
     # what an extractive answer shows: the whole passage sentence its span was copied from
     # (`sentence`, see rag/quote.py) or the copied words alone (`span`)
     answer_unit: str = "sentence"
+    # two hypotheses, off until a held-out set shows them paying: a quoted sentence opening with
+    # "This", "It", "They" ... comes with the sentence before it (rag/quote.py), and headings are
+    # no candidates for an extractive answer while the passages hold sentences
+    # (extract.is_heading). Dev splits, 135M: "contains" unchanged on both sets (corpus 0.606,
+    # half the Git dev split 0.156); on corpus dev answerable refused 0.152 -> 0.121 and
+    # unanswerable refused 0.90 -> 1.00, but "What does RLHF stand for?" lost its answer, a heading
+    quote_previous: bool = False
+    skip_headings: bool = False
     # the extract grammar offers the model the abstain text besides the spans; off, only the
     # retrieval gate and the checks refuse
     extract_may_refuse: bool = True

@@ -24,6 +24,21 @@ from typing import Callable
 from .checks.ground import lexical_support
 from .text import content_words, sentences, states_quantity
 
+# words a heading may hold in lower case ("Tools of the Trade", "Pros & Cons")
+_MINOR = frozenset("a an and & of the to in on for with vs or by at from as".split())
+
+
+def is_heading(line: str) -> bool:
+    """A line that titles what follows: a Markdown heading, or a short line with no closing
+    punctuation whose words all start with a capital letter or a digit (minor words aside)."""
+    line = line.strip()
+    if line.startswith("#"):
+        return True
+    words = [w for w in re.findall(r"[^\s()\[\]:\-–—/]+", line) if w.lower() not in _MINOR]
+    return (bool(words) and len(line.split()) <= 10 and line[-1:] not in ".!?;,"
+            and all(w[0].isupper() or w[0].isdigit() or not w[0].isalnum() for w in words))
+
+
 _ESCAPE = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
@@ -97,7 +112,7 @@ def answer_sentences(passages: list[list[str]], question: str, n: int,
 
 def span_grammar(passages: list[str], *, abstain: str, need_figure: bool = False, question: str = "",
                  sentences_kept: int = 0, scores: list[float] | None = None, may_refuse: bool = True,
-                 embed=None) -> str:
+                 embed=None, skip_headings: bool = False) -> str:
     """GBNF for "<span of passage n> [n]" over the numbered `passages` (1-based), or `abstain`
     (with `may_refuse` False only when no sentence can carry an answer: the model must copy a
     span, and whether it answers is left to the retrieval gate and the checks).
@@ -115,8 +130,13 @@ def span_grammar(passages: list[str], *, abstain: str, need_figure: bool = False
     def key(word: str) -> bool:
         return states_quantity(word) if need_figure else bool(content_words(word) - asked)
 
-    # a sentence with no answering word gives no span, so it takes no place among those kept
+    # a sentence with no answering word gives no span, so it takes no place among those kept;
+    # nor does a heading while the passages hold sentences ("What did LSTMs add to recurrent
+    # networks?" -> the heading "Recurrent Neural Networks (RNNs) & LSTMs": it shares the
+    # question's words and says nothing)
     split = [[sent for sent in sentences(p) if any(key(w) for w in sent.split())] for p in passages]
+    if skip_headings and any(not is_heading(s) for sents in split for s in sents):
+        split = [[s for s in sents if not is_heading(s)] for sents in split]
     kept = answer_sentences(split, question, sentences_kept, scores, embed=embed)
     rules: list[str] = []
     alternatives = [literal(abstain)] if may_refuse else []

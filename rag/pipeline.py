@@ -317,6 +317,7 @@ class RAG:
         with clock("check"):
             answer = read_back(question, query, gen, prompt, hits, retriever, pol, embed=self.embedder.embed,
                                vocabulary=self.vocabulary, quote=s.answer_unit == "sentence",
+                               quote_previous=s.quote_previous,
                                previous=history[-1].answer if history else "",
                                previous_question=history[-1].question if history else "")
         if choice is not None:
@@ -391,7 +392,8 @@ class RAG:
                                    need_figure=asks_quantity(question), question=question,
                                    sentences_kept=s.extract_sentences, scores=[b.score for b in prompt.blocks],
                                    may_refuse=s.extract_may_refuse,
-                                   embed=self.embedder.embed if s.sentence_rank == "words+meaning" else None)
+                                   embed=self.embedder.embed if s.sentence_rank == "words+meaning" else None,
+                                   skip_headings=s.skip_headings)
         return prompt, grammar
 
     def _generate(self, prompt, grammar: str | None, pol: Policy, s: Settings):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 
+from .extract import is_heading
 from .text import CITE, normalise, sentences
 
 UNITS = ("sentence", "span")
@@ -20,6 +21,8 @@ UNITS = ("sentence", "span")
 # what starts a line of notes without being part of what it says: bullets, enumerators, the
 # hashes of a Markdown heading, a quote's ">"
 _LEAD = re.compile(r"^\s*(?:[-*•>]+|#{1,6}|\d{1,3}[.)])\s+")
+# a sentence opening with a word that refers to the one before
+_REFERS = re.compile(r"(?:This|These|That|Those|It|Its|They|Their|Them|Such|He|She|His|Her)\b")
 # the extract grammar's output: one span, one marker (`extract.span_grammar`)
 _SPAN = re.compile(r"(.+?)\s*" + CITE.pattern)
 # a sentence this long is a paragraph the splitter could not break (a table row, a long list
@@ -27,10 +30,11 @@ _SPAN = re.compile(r"(.+?)\s*" + CITE.pattern)
 MAX_WORDS = 60
 
 
-def quote_sentence(answer: str, blocks: list[str]) -> str:
+def quote_sentence(answer: str, blocks: list[str], *, with_previous: bool = False) -> str:
     """The whole sentence of the cited block that `answer` ("<span> [n]") was copied from, with
     its marker; `answer` unchanged when it cites nothing or no sentence holds it
-    (the abstain text, or a span the model did not copy)."""
+    (the abstain text, or a span the model did not copy). With `with_previous`, a sentence that
+    opens by referring back ("This", "It", "They", ...) comes with the sentence before it."""
     cited = _SPAN.fullmatch(answer.strip())
     if cited is None:  # not the grammar's one span and one marker: left as the model wrote it
         return answer
@@ -38,9 +42,16 @@ def quote_sentence(answer: str, blocks: list[str]) -> str:
     numbers = [int(n) for n in cited.group(2).split(",")]
     if not span or not 1 <= numbers[0] <= len(blocks):
         return answer
-    for sent in sentences(blocks[numbers[0] - 1]):
+    sents = sentences(blocks[numbers[0] - 1])
+    for i, sent in enumerate(sents):
         if f" {span} " in f" {normalise(sent)} ":
             text = _tidy(sent, span)
+            before = sents[i - 1] if i else ""
+            if with_previous and before and _REFERS.match(text) and not is_heading(before) \
+                    and not before.rstrip().endswith(":"):
+                # "This replaces the recurrent state used in RNNs." names its subject in the
+                # sentence before ("... the self-attention mechanism."): quoted alone it says nothing
+                text = f"{_tidy(before, '')} {text}"
             # the marker goes before the full stop, as the model's own sentences place it
             end = text[-1] if text[-1] in ".!?" else ""
             return f"{text[:len(text) - len(end)]} [{numbers[0]}]{end}"

@@ -1,6 +1,8 @@
 import re
 
-from rag.extract import answer_sentences, literal, span_grammar, tidy_span
+import pytest
+
+from rag.extract import answer_sentences, is_heading, literal, span_grammar, tidy_span
 from rag.prompts import ABSTAIN_TEXT, TEMPLATES
 
 
@@ -124,3 +126,21 @@ def test_span_grammar_offers_spans_only_from_the_kept_sentences():
     g = rules(span_grammar(["The harbour was busy.", "It opened in 1932."], abstain="No.",
                            need_figure=True, question="When did the harbour open?", sentences_kept=1))
     assert g["root"] == '"No." | p2'
+
+
+@pytest.mark.parametrize("line, heading", [
+    ("Recurrent Neural Networks (RNNs) & LSTMs", True), ("## Tools of the trade", True),
+    ("Vision Transformers (ViT)", True), ("OPTIONS", True),
+    ("Key features:", False), ("LSTMs add gating to preserve long-range dependencies.", False),
+    ("Open Source software, made initially by Meta AI", False), ("--soft", False),
+])
+def test_is_heading(line, heading):
+    assert is_heading(line) is heading
+
+
+def test_headings_are_no_candidates_while_sentences_are():
+    passage = "Recurrent Neural Networks (RNNs) & LSTMs\nLSTMs add gating to preserve long-range dependencies."
+    q = "What did LSTMs add to recurrent networks?"
+    kept = rules(span_grammar([passage], abstain="No.", question=q, sentences_kept=1, skip_headings=True))
+    assert any(r.startswith("w1-0-") for r in kept) and '"gating"' in " ".join(kept.values())
+    assert '"Neural"' not in " ".join(kept.values())

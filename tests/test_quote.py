@@ -45,3 +45,20 @@ def test_an_overlong_line_is_cut_to_the_clause_around_the_span():
 def test_an_answer_of_several_sentences_is_not_a_span():
     answer = "LSTMs add gating [1]. They are slow to train [1]."
     assert quote_sentence(answer, BLOCKS) == answer
+
+
+TRANSFORMERS = ["Transformers use the self-attention mechanism. This replaces the recurrent state used in RNNs."]
+
+
+def test_a_sentence_referring_back_comes_with_the_one_before_it():
+    assert quote_sentence("replaces the recurrent state [1]", TRANSFORMERS, with_previous=True) == \
+        "Transformers use the self-attention mechanism. This replaces the recurrent state used in RNNs [1]."
+    # off: the sentence alone
+    assert quote_sentence("replaces the recurrent state [1]", TRANSFORMERS) == \
+        "This replaces the recurrent state used in RNNs [1]."
+
+
+def test_a_heading_before_is_not_brought_along():
+    block = ["Transformer Networks\nThey weigh every input against every other."]
+    assert quote_sentence("weigh every input [1]", block, with_previous=True) == \
+        "They weigh every input against every other [1]."

@@ -24,7 +24,7 @@ SNIPPET_CHARS = 240
 
 
 def read_back(question: str, query: str, gen: Generation, prompt, hits: list[Hit], retriever: Retriever,
-              pol: Policy, *, embed, vocabulary, quote: bool = False, previous: str = "",
+              pol: Policy, *, embed, vocabulary, quote: bool = False, quote_previous: bool = False, previous: str = "",
               previous_question: str = "") -> Answer:
     """Read the model's output back and run the policy's checks on it (see `check_answer`).
     With `quote`, a copied span is read as the whole sentence it was copied from (`quote`);
@@ -45,7 +45,7 @@ def read_back(question: str, query: str, gen: Generation, prompt, hits: list[Hit
         return answer
     text = parsed.text
     if quote and tmpl.extractive:
-        text = quote_sentence(text, [b.chunk.text for b in blocks])
+        text = quote_sentence(text, [b.chunk.text for b in blocks], with_previous=quote_previous)
     whole = {h.chunk.id: h.chunk for h in hits}  # a block's chunk before compression, headings too
     verdict = check_answer(question, query, text, [b.chunk.text for b in blocks],
                            [h.chunk.text for h in hits], pol=pol, embed=embed,
