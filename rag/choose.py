@@ -33,7 +33,6 @@ FALLBACK = "few_shot"
 REASONING = "cot"
 REASONING_PARAMS = 300_000_000  # between the 135M default (few_shot best) and the 0.5B (cot best)
 EXTRACTIVE = "extract"
-ROUTES = ("model", "question")
 # from this size on a model writes every answer itself (`few_shot`): Qwen2.5-Coder-1.5B on the
 # corpus dev set, contains 0.909 with no answerable question refused, against 0.758 and 0.061
 # when fact questions went to extract; the 135M default and the 0.5B copy better than they write

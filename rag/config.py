@@ -66,6 +66,10 @@ PROFILES = {
     "off": frozenset(),
 }
 GUARDS = ("auto", *PROFILES)
+# the values of the answer design's settings (see rag/choose.py, rag/extract.py, rag/quote.py)
+AUTO_ROUTES = ("model", "question")
+SENTENCE_RANKS = ("words", "words+meaning")
+ANSWER_UNITS = ("sentence", "span")
 
 
 def default_embedder_path() -> str:
@@ -265,12 +269,10 @@ class Settings:
             raise ConfigError(f"top_k must be at least 1, got {self.top_k}")
         if self.extract_passages < 0:
             raise ConfigError(f"extract_passages must be 0 (all) or more, got {self.extract_passages}")
-        if self.auto_route not in ("model", "question"):
-            raise ConfigError(f"auto_route must be model or question, got {self.auto_route!r}")
-        if self.sentence_rank not in ("words", "words+meaning"):
-            raise ConfigError(f"sentence_rank must be words or words+meaning, got {self.sentence_rank!r}")
-        if self.answer_unit not in ("sentence", "span"):
-            raise ConfigError(f"answer_unit must be sentence or span, got {self.answer_unit!r}")
+        for name, allowed in (("auto_route", AUTO_ROUTES), ("sentence_rank", SENTENCE_RANKS),
+                              ("answer_unit", ANSWER_UNITS)):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} must be {' or '.join(allowed)}, got {getattr(self, name)!r}")
         if self.extract_sentences < 0:
             raise ConfigError(f"extract_sentences must be 0 (all) or more, got {self.extract_sentences}")
         if self.store not in STORES:

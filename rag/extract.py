@@ -82,9 +82,6 @@ def _need(prefix: str, j: int, answers: list[bool]) -> str:
     return f"{prefix}-{j}" if answers[j] else f"n{prefix}-{j}"
 
 
-RANKS = ("words", "words+meaning")
-
-
 def answer_sentences(passages: list[list[str]], question: str, n: int,
                      scores: list[float] | None = None, *, embed=None) -> set[tuple[int, int]]:
     """(passage, sentence) positions of the `n` sentences closest to `question`; every position

@@ -16,7 +16,6 @@ import re
 from .extract import is_heading
 from .text import CITE, normalise, sentences
 
-UNITS = ("sentence", "span")
 
 # what starts a line of notes without being part of what it says: bullets, enumerators, the
 # hashes of a Markdown heading, a quote's ">"

@@ -27,9 +27,9 @@ from .output import cut_echo, drop_repeats, refused, trim
 from .profiles import Policy
 from .relevance import terse_relevance
 from .subjects import check_subjects
-from .verdict import (INSTRUCTIONS, LOW_SUPPORT, MADE_UP_EXPANSIONS, MADE_UP_FIGURES, MADE_UP_NAMES,
-                      MISSING_FIGURE, NO_TEXT, OFF_TOPIC, OTHER_SUBJECT, REFUSED, REPEATS_PREVIOUS, UNBACKED, LOW_COVERAGE,
-                      Verdict)
+from .verdict import (INSTRUCTIONS, LOW_COVERAGE, LOW_SUPPORT, MADE_UP_EXPANSIONS, MADE_UP_FIGURES,
+                      MADE_UP_NAMES, MISSING_FIGURE, NO_TEXT, OFF_TOPIC, OTHER_SUBJECT, REFUSED, REPEATS_PREVIOUS,
+                      UNBACKED, Verdict)
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +134,7 @@ def _figures(d: Draft) -> Abstain:
     if made_up and d.pol.flag_figures:
         for sent, bad in per_sentence:
             if bad:
-                d.flags.setdefault(normalise(strip_markers(sent)), []).append(
-                    "states " + ", ".join(bad) + ", which no passage contains")
+                _flag(d, sent, "states " + ", ".join(bad) + ", which no passage contains")
     elif made_up:
         log.info("left out answer sentences with figures no passage contains: %s", ", ".join(made_up))
         d.text = " ".join(s for s, bad in per_sentence if not bad)

@@ -24,8 +24,8 @@ SNIPPET_CHARS = 240
 
 
 def read_back(question: str, query: str, gen: Generation, prompt, hits: list[Hit], retriever: Retriever,
-              pol: Policy, *, embed, vocabulary, quote: bool = False, quote_previous: bool = False, previous: str = "",
-              previous_question: str = "") -> Answer:
+              pol: Policy, *, embed, vocabulary, quote: bool = False, quote_previous: bool = False,
+              previous: str = "", previous_question: str = "") -> Answer:
     """Read the model's output back and run the policy's checks on it (see `check_answer`).
     With `quote`, a copied span is read as the whole sentence it was copied from (`quote`);
     `previous` and `previous_question` are the conversation's last turn ("" for none), which the
