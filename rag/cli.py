@@ -63,7 +63,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trusted-proxies", default=os.environ.get("RAG_TRUSTED_PROXIES", ""), metavar="ADDR[,NET]",
                    help="reverse proxies whose X-Forwarded-For names the client (default: none; "
                         "also RAG_TRUSTED_PROXIES)")
+    p.add_argument("--no-sources", dest="api_sources", action="store_const", const=False, default=None,
+                   help="answer without the \"Sources:\" footer in the message text (citations stay in the "
+                        "`rag` field; a request's \"sources\": true brings it back; also RAG_API_SOURCES=0)")
     add_flag(p, "top_k")
+    add_collection_arg(p)
+    add_model_flags(p)
+
+    p = sub.add_parser("mcp", help="the documents as MCP tools over stdio, for desktop agents and editors")
+    p.add_argument("--user", default=None, metavar="NAME",
+                   help="act as this signed-in chat user: their own and shared collections too (default: "
+                        "everyone's collections only)")
     add_collection_arg(p)
     add_model_flags(p)
 
@@ -106,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _settings(args) -> Settings:
     # (`--corpus` of `rag collections create` is where a new collection reads from, not a setting)
-    settings = Settings.load(**overrides(args, (*MODEL_SETTINGS, "top_k", "chunk_size", "chunk_overlap")))
+    settings = Settings.load(**overrides(args, (*MODEL_SETTINGS, "top_k", "chunk_size", "chunk_overlap",
+                                                 "api_sources")))
     name = getattr(args, "collection", None)
     if name is not None:
         from .collections import Collections
@@ -302,9 +313,49 @@ def cmd_serve(args) -> int:
         raise ConfigError(f"--trusted-proxies: {e}") from None
     hosts = tuple(h.strip() for h in args.allowed_hosts.split(",") if h.strip())
     rag = RAG(_settings(args), build_missing=args.index is None and args.collection is None)
-    return serve(rag, host=args.host, port=args.port,
+    try:
+        toolbox = _toolbox(args, rag, user=None)
+    except RagError as e:  # e.g. --collection names a user's own collection: the API key is nobody's
+        print(f"warning: MCP tools are off: {e}", file=sys.stderr)
+        toolbox = None
+    return serve(rag, host=args.host, port=args.port, toolbox=toolbox,
                  limits=Limits(api_key=args.api_key, max_queue=args.max_queue, per_client=args.queue_per_client,
                                timeout=args.timeout, allowed_hosts=hosts, trusted_proxies=proxies))
+
+
+def _toolbox(args, rag, *, user: str | None):
+    """The MCP tools' `Toolbox`: every collection through the default one's RAG (sharing `rag`'s
+    models), calls without a collection going to --collection's."""
+    from .collections import DEFAULT
+    from .toolbox import Toolbox
+
+    base = rag
+    if args.collection is not None:  # `rag` is that collection's; the toolbox needs the default's
+        base = rag.sibling(Settings.load(**overrides(args, (*MODEL_SETTINGS, "top_k", "api_sources"))))
+    return Toolbox(base, user=user, default=args.collection or DEFAULT)
+
+
+def cmd_mcp(args) -> int:
+    import threading
+
+    from .mcp_server import run_stdio
+    from .pipeline import RAG
+
+    rag = RAG(_settings(args))
+    toolbox = _toolbox(args, rag, user=args.user)
+    print("rag mcp: serving the tools search, ask, list_collections and read_passage over stdio",
+          file=sys.stderr, flush=True)
+    # the models load while the client connects, not at its first question; a failure here is
+    # reported again, as a tool error, by the call that needs them
+    threading.Thread(target=_warm_up, args=(rag,), daemon=True, name="warm-up").start()
+    return run_stdio(toolbox)
+
+
+def _warm_up(rag) -> None:
+    try:
+        rag.warm_up()
+    except Exception as e:  # noqa: BLE001 - logged; the tool call that needs the model says why
+        logging.getLogger(__name__).warning("loading the models failed: %s", e)
 
 
 def cmd_models(args) -> int:
@@ -371,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command != "models":  # `rag models pull` is the one command that goes online, when asked
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
-        return {"index": cmd_index, "ask": cmd_ask, "eval": cmd_eval, "serve": cmd_serve,
+        return {"index": cmd_index, "ask": cmd_ask, "eval": cmd_eval, "serve": cmd_serve, "mcp": cmd_mcp,
                 "models": cmd_models, "collections": cmd_collections}[args.command](args)
     except RagError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -223,6 +223,10 @@ class Settings:
     read_markup_mb: int = 16  # XML that parsers hold as trees (Word, PowerPoint, EPUB, sheets)
     read_cells: int = 2_000_000  # spreadsheet and table cells (rows x used columns)
     read_ocr_pages: int = 200  # pages and images read by OCR
+    # `rag serve` appends a "Sources:" footer (file, location, heading per [n]) to each answer's
+    # content, for clients that show only the text (rag/present.py); a request's "sources": false
+    # turns it off for that answer
+    api_sources: bool = True
 
     @classmethod
     def load(cls, **overrides) -> "Settings":

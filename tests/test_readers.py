@@ -275,8 +275,12 @@ def test_pipeline_citations_carry_the_location(tmp_path):
 
 
 def test_rag_serve_citations_carry_the_page():
+    from rag.present import footer, numbered
     from rag.serve.app import extension
 
     c = Citation(1, "m.pdf", "m.pdf#3", 0.5, "s", heading="page 4", location=Location(page=4))
-    cited = extension(Answer("q", "a [1].", citations=[c]))["citations"][0]
+    answer = Answer("q", "a [1].", citations=[c])
+    cited = extension(answer, numbered(answer))["citations"][0]
     assert cited["page"] == 4 and cited["location"]["label"] == "page 4" and cited["slide"] is None
+    # the footer a plain-text client shows names the page once, not as a heading too
+    assert footer(numbered(answer).citations) == "\n\nSources:\n[1] m.pdf, page 4"

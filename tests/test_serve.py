@@ -30,13 +30,35 @@ LORA_DOC = "deep-learning-and-choosing-a-model.txt"
     ({"messages": [{"role": "user", "content": "q"}], "top_k": 10**9}, "top_k must be between 1 and 20"),
     ({"messages": [{"role": "user", "content": "q"}], "max_tokens": "many"}, "max_tokens must be an integer"),
     ({"messages": [{"role": "user", "content": "q"}], "temperature": 9}, "temperature must be between"),
-    ({"messages": [{"role": "user", "content": "q"}], "n": 3}, "n must be between 1 and 1"),
+    ({"messages": [{"role": "user", "content": "q"}], "n": 3}, "n must be 1: this server gives one"),
+    ({"messages": [{"role": "user", "content": "q"}], "n": 0}, "n must be at least 1"),
+    ({"messages": [{"role": "user", "content": "q"}], "tools": [{"type": "function", "function": {"name": "f"}}]},
+     "tools and tool_choice are not supported"),
+    ({"messages": [{"role": "user", "content": "q"}], "tool_choice": "required"}, "tools and tool_choice"),
+    ({"messages": [{"role": "user", "content": "q"}], "functions": [{"name": "f"}]}, "functions and function_call"),
+    ({"messages": [{"role": "user", "content": "q"}], "response_format": {"type": "json_schema"}},
+     "response_format 'json_schema' is not supported"),
+    ({"messages": [{"role": "user", "content": "q"}], "response_format": "json"}, "response_format 'json'"),
+    ({"messages": [{"role": "user", "content": "q"}], "logprobs": True}, "logprobs is not supported"),
+    ({"messages": [{"role": "user", "content": "q"}], "top_logprobs": 3}, "top_logprobs is not supported"),
+    ({"messages": [{"role": "user", "content": "q"}], "sources": "yes"}, "sources must be a boolean"),
+    ({"messages": [{"role": "user", "content": "q"}], "stream_options": {"include_usage": True}},
+     "only allowed with stream: true"),
     ({"messages": [{"role": "user", "content": "q"}], "model": "gpt-4"}, "does not exist"),
 ])
 def test_bad_requests_name_what_is_wrong(body, message):
     with pytest.raises(APIError, match=message) as e:
         parse_chat(body, n_ctx=2048)
     assert e.value.status in (400, 404) and "\n" not in e.value.message
+
+
+def test_what_clients_send_by_default_is_accepted():
+    # the openai SDK, LangChain and llm send these with their defaults: none asks for more
+    req = parse_chat({"messages": [{"role": "user", "content": "q"}], "n": 1, "tool_choice": "none", "tools": [],
+                      "logprobs": False, "response_format": {"type": "text"}, "stream": True,
+                      "stream_options": {"include_usage": True}, "sources": False}, n_ctx=2048)
+    assert req.stream and req.include_usage and req.sources is False
+    assert parse_chat({"messages": [{"role": "user", "content": "q"}]}, n_ctx=2048).sources is None
 
 
 def test_history_and_templates_come_from_the_messages():

@@ -27,20 +27,21 @@ def is_loopback(host: str) -> bool:
     return bool(infos) and all(ipaddress.ip_address(i[4][0].split("%")[0]).is_loopback for i in infos)
 
 
-def make_server(rag, *, host: str = "127.0.0.1", port: int = 8000, limits: Limits | None = None):
-    """The uvicorn server `serve` runs (tests run the same one in a thread)."""
+def make_server(rag, *, host: str = "127.0.0.1", port: int = 8000, limits: Limits | None = None, toolbox=None):
+    """The uvicorn server `serve` runs (tests run the same one in a thread); with `toolbox`, the
+    MCP tools at /mcp too."""
     import uvicorn
 
     limits = limits or Limits()
     proxies = ",".join(str(net) for net in limits.trusted_proxies)
     # uvicorn believes X-Forwarded-For from 127.0.0.1 unless told otherwise: a local client could
     # then claim any address per request. It is read only from the proxies the operator names.
-    config = uvicorn.Config(create_app(rag, limits, host=host), host=host, port=port, log_level="warning",
-                            access_log=False, proxy_headers=bool(proxies), forwarded_allow_ips=proxies or None)
+    config = uvicorn.Config(create_app(rag, limits, host=host, toolbox=toolbox), host=host, port=port,
+                            log_level="warning", access_log=False, proxy_headers=bool(proxies), forwarded_allow_ips=proxies or None)
     return uvicorn.Server(config)
 
 
-def serve(rag, *, host: str = "127.0.0.1", port: int = 8000, limits: Limits | None = None) -> int:
+def serve(rag, *, host: str = "127.0.0.1", port: int = 8000, limits: Limits | None = None, toolbox=None) -> int:
     """Load the models and the index once, then answer on host:port until interrupted."""
     limits = limits or Limits()
     if not is_loopback(host) and not limits.api_key:
@@ -52,7 +53,8 @@ def serve(rag, *, host: str = "127.0.0.1", port: int = 8000, limits: Limits | No
               "name get 400 (add it with --allowed-hosts)", file=sys.stderr)
     print("loading the models and the index ...", file=sys.stderr, flush=True)
     rag.warm_up()
-    server = make_server(rag, host=host, port=port, limits=limits)
-    print(f"serving {MODEL} on http://{host}:{port}/v1", file=sys.stderr, flush=True)
+    server = make_server(rag, host=host, port=port, limits=limits, toolbox=toolbox)
+    print(f"serving {MODEL} on http://{host}:{port}/v1" + (f" and MCP on http://{host}:{port}/mcp" if toolbox else ""),
+          file=sys.stderr, flush=True)
     server.run()
     return 0 if server.started else 1  # it did not start (the port taken): uvicorn logged why

@@ -1,11 +1,17 @@
 """The HTTP routes of `rag serve`: OpenAI's protocol over `RAG`, which does all the work.
 
 An answer comes back as a chat completion whose `choices[0].message.content` is the checked
-answer with its [n] markers; the extra field `rag` holds what standard clients ignore and ours
-read: citations, per-sentence support, `abstained` and `abstain_code`. A streamed answer streams
-the checked answer only, once the checks are done (`RAG.stream` without drafts): a client shows
-no sentence the checks would remove, and the text comes once, never a draft and then a
-correction; the final chunk's `rag` field holds the rest.
+answer with its [n] markers numbered 1..k in reading order and, unless the request or the server
+turns it off (`"sources": false`, `api_sources`), a "Sources:" footer naming each source
+(rag/present.py): clients that show only the text (`llm`, LangChain, chat front ends) still show
+where the answer comes from. The extra field `rag` holds what those clients ignore and ours read:
+citations under the same numbers, per-sentence support, `abstained` and `abstain_code`. A
+streamed answer streams the checked answer only, once the checks are done (`RAG.stream` without
+drafts): a client shows no sentence the checks would remove, and the text comes once, never a
+draft and then a correction; the final chunk's `rag` field holds the rest.
+
+What the server cannot honour (`tools`, `response_format` other than text, `logprobs`, `n` > 1)
+is refused with a 400 naming the parameter (rag.serve.requests), never silently ignored.
 
 One generation runs at a time (the model is one); requests wait in a bounded queue (429 when it
 is full) for at most `timeout` seconds. Each request runs in a worker thread of its own, which
@@ -22,6 +28,7 @@ of at most `max_body` bytes, with finite numbers and at most MAX_DEPTH levels of
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -43,6 +50,7 @@ from ..bounds import API_MAX_BODY as MAX_BODY
 from ..bounds import API_MAX_EMBED_CHARS as MAX_EMBED_CHARS, API_MAX_EMBED_INPUTS as MAX_EMBED_INPUTS
 from ..errors import RagError
 from ..hosts import HostGuard, allowed_hosts
+from ..present import Numbered, footer, numbered
 from ..prompts import TEMPLATE_NAMES
 from ..types import Answer
 from .errors import APIError, from_rag_error
@@ -117,6 +125,35 @@ class Gate:
             del self.held[client]
 
 
+def _key_ok(headers, api_key: str, key_digest: bytes) -> bool:
+    """Whether `headers` carry `Authorization: Bearer <api_key>` (anything passes without a key)."""
+    if not api_key:
+        return True
+    # the scheme is case-insensitive (RFC 9110); digests make the comparison take the same
+    # time whatever the given key's length
+    scheme, _, given = headers.get("authorization", "").strip().partition(" ")
+    return scheme.lower() == "bearer" and \
+        hmac.compare_digest(hashlib.sha256(given.strip().encode()).digest(), key_digest)
+
+
+class MCPRoute:
+    """Hands /mcp to the MCP endpoint (an ASGI app of its own, rag.mcp_server.http_app) once the
+    API key is checked, and every other path to the OpenAI routes."""
+
+    def __init__(self, app, *, mcp, key_ok) -> None:
+        self.app, self.mcp, self.key_ok = app, mcp, key_ok
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["path"].rstrip("/") != "/mcp":
+            return await self.app(scope, receive, send)
+        from starlette.datastructures import Headers
+
+        if not self.key_ok(Headers(scope=scope)):
+            e = APIError(401, "missing or wrong API key (send Authorization: Bearer <key>)", code="invalid_api_key")
+            return await JSONResponse(e.body(), status_code=401)(scope, receive, send)
+        await self.mcp({**scope, "path": "/mcp"}, receive, send)
+
+
 def _soon(loop: asyncio.AbstractEventLoop, fn, *args) -> None:
     """Run fn(*args) in `loop` from another thread, unless the server has stopped meanwhile."""
     try:
@@ -131,17 +168,32 @@ def client_of(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
-def create_app(rag, limits: Limits | None = None, *, host: str = "127.0.0.1"):
-    """The FastAPI app serving `rag`, bound to `host` (the Host names it answers follow from it)."""
+def create_app(rag, limits: Limits | None = None, *, host: str = "127.0.0.1", toolbox=None):
+    """The FastAPI app serving `rag`, bound to `host` (the Host names it answers follow from it);
+    with `toolbox` (rag.toolbox.Toolbox), its MCP tools too, at /mcp behind the same API key."""
     limits = limits or Limits()
     gate = Gate(limits.max_queue, limits.timeout, per_client=limits.per_client)
     # its own queue and one thread: a batch never waits behind an answer, at most one batch runs
     # beside it, and the batches' tensors are allocated in one thread's memory arena, reused
     embed_gate = Gate(limits.max_queue, limits.timeout, per_client=limits.per_client, what="the embedder")
     embed_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embeddings")
+    mcp_app = lifespan = None
+    if toolbox is not None:
+        from ..mcp_server import create_server, http_app
+
+        mcp_server = create_server(toolbox)
+        mcp_app = http_app(mcp_server, max_body=limits.max_body)
+
+        @contextlib.asynccontextmanager
+        async def lifespan(_app):
+            async with mcp_server.session_manager.run():  # the MCP endpoint's task group
+                yield
+
+    app = FastAPI(title="rag-local", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     key_digest = hashlib.sha256(limits.api_key.encode()).digest()
-    app = FastAPI(title="rag-local", docs_url=None, redoc_url=None, openapi_url=None)
-    app.add_middleware(HostGuard, allowed=allowed_hosts(host, limits.allowed_hosts))
+    if mcp_app is not None:
+        app.add_middleware(MCPRoute, mcp=mcp_app, key_ok=lambda headers: _key_ok(headers, limits.api_key, key_digest))
+    app.add_middleware(HostGuard, allowed=allowed_hosts(host, limits.allowed_hosts))  # outermost: every route
 
     @app.exception_handler(APIError)
     async def _api_error(request, e: APIError):
@@ -149,7 +201,12 @@ def create_app(rag, limits: Limits | None = None, *, host: str = "127.0.0.1"):
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request, e: StarletteHTTPException):  # unknown route, wrong method
-        return JSONResponse(APIError(e.status_code, str(e.detail)).body(), status_code=e.status_code,
+        where = f"{request.method} {request.url.path[:200]}"
+        message = {404: f"Invalid URL ({where}): this server has /v1/chat/completions, /v1/embeddings, "
+                        "/v1/models, /mcp and /health",
+                   405: f"Method not allowed ({where})"}.get(e.status_code, str(e.detail))
+        code = {404: "not_found", 405: "method_not_allowed"}.get(e.status_code)
+        return JSONResponse(APIError(e.status_code, message, code=code).body(), status_code=e.status_code,
                             headers=getattr(e, "headers", None))
 
     @app.exception_handler(Exception)
@@ -159,13 +216,7 @@ def create_app(rag, limits: Limits | None = None, *, host: str = "127.0.0.1"):
                                      type="server_error").body(), status_code=500)
 
     def key_ok(request: Request) -> bool:
-        if not limits.api_key:
-            return True
-        # the scheme is case-insensitive (RFC 9110); digests make the comparison take the same
-        # time whatever the given key's length
-        scheme, _, given = request.headers.get("authorization", "").strip().partition(" ")
-        return scheme.lower() == "bearer" and \
-            hmac.compare_digest(hashlib.sha256(given.strip().encode()).digest(), key_digest)
+        return _key_ok(request.headers, limits.api_key, key_digest)
 
     def check_key(request: Request) -> None:
         if not key_ok(request):
@@ -200,13 +251,24 @@ def create_app(rag, limits: Limits | None = None, *, host: str = "127.0.0.1"):
             raise from_rag_error(e) from None
         return {"status": "ok", "index": store.version, "chunks": len(store), "model": rag.generator.name}
 
+    model_ids = [MODEL] + [f"{MODEL}:{t}" for t in TEMPLATE_NAMES]
+    started = int(time.time())
+
+    def model_card(model_id: str) -> dict:
+        return {"id": model_id, "object": "model", "created": started, "owned_by": "rag-local"}
+
     @app.get("/v1/models")
     async def models(request: Request):
         check_key(request)
-        now = int(time.time())
-        ids = [MODEL] + [f"{MODEL}:{t}" for t in TEMPLATE_NAMES]
-        return {"object": "list", "data": [{"id": i, "object": "model", "created": now, "owned_by": "rag-local"}
-                                           for i in ids]}
+        return {"object": "list", "data": [model_card(i) for i in model_ids]}
+
+    @app.get("/v1/models/{model_id:path}")
+    async def model(model_id: str, request: Request):
+        check_key(request)
+        if model_id not in model_ids:
+            raise APIError(404, f"model {model_id[:80]!r} does not exist; this server answers as "
+                                f"{', '.join(model_ids)}", param="model", code="model_not_found")
+        return model_card(model_id)
 
     @app.post("/v1/embeddings")
     async def embeddings(request: Request):
@@ -241,6 +303,8 @@ def create_app(rag, limits: Limits | None = None, *, host: str = "127.0.0.1"):
     async def chat(request: Request):
         check_key(request)
         req = parse_chat(await read_json(request), n_ctx=rag.settings.n_ctx)
+        if req.sources is None:
+            req.sources = rag.settings.api_sources
         client = client_of(request)
         await gate.enter(client)
         run = _Run(rag, req, gate, client)
@@ -335,11 +399,18 @@ class _Run:
                     yield f"data: {json.dumps(body)}\n\n"
                     yield "data: [DONE]\n\n"
                     return
-                if kind == "piece":  # checked text only: the stream was asked for no drafts
-                    yield chunk({"content": value})
+                if kind == "piece":  # the checked text: sent below, renumbered, with its sources
                     continue
                 answer: Answer = value
-                yield chunk({}, "stop", usage=_usage(answer), rag=extension(answer))
+                shown = numbered(answer)
+                yield chunk({"content": content(shown, self.req)})
+                if self.req.include_usage:  # OpenAI's shape: usage once, in a chunk of its own
+                    yield chunk({}, "stop", rag=extension(answer, shown))
+                    body = {"id": self.id, "object": "chat.completion.chunk", "created": created,
+                            "model": self.req.model, "choices": [], "usage": _usage(answer)}
+                    yield f"data: {json.dumps(body)}\n\n"
+                else:
+                    yield chunk({}, "stop", usage=_usage(answer), rag=extension(answer, shown))
                 yield "data: [DONE]\n\n"
                 return
         finally:
@@ -353,18 +424,27 @@ def _usage(answer: Answer) -> dict:
             "prompt_tokens_details": {"cached_tokens": u.cached_tokens}}
 
 
-def extension(answer: Answer) -> dict:
-    """The `rag` field: what makes an answer checkable."""
-    citations = [c.to_dict() for c in answer.citations]
-    return {"answer": answer.text, "abstained": answer.abstained, "abstain_code": answer.abstain_code,
+def content(shown: Numbered, req: ChatRequest) -> str:
+    """The message text a client shows: the answer with reader numbers, and its sources unless
+    the request or the server turned the footer off."""
+    return shown.text + (footer(shown.citations) if req.sources else "")
+
+
+def extension(answer: Answer, shown: Numbered) -> dict:
+    """The `rag` field: what makes an answer checkable, under the numbers the content uses
+    (`block`: the context block a citation or sentence stood for in the prompt)."""
+    citations = [{**c.to_dict(), "block": shown.block_of[c.n]} for c in shown.citations]
+    sentences = [{**asdict(s), "flags": list(s.flags), "block": s.passage,
+                  "passage": shown.number_of(s.passage) or 0} for s in answer.sentences]
+    return {"answer": shown.text, "abstained": answer.abstained, "abstain_code": answer.abstain_code,
             "abstain_reason": answer.abstain_reason, "template": answer.template, "guards": answer.guards,
-            "citations": citations,
-            "sentences": [{**asdict(s), "flags": list(s.flags)} for s in answer.sentences],
+            "citations": citations, "sentences": sentences,
             "timings": {k: round(v, 4) for k, v in asdict(answer.timings).items()}}
 
 
 def completion(answer: Answer, req: ChatRequest, id_: str) -> dict:
+    shown = numbered(answer)
     return {"id": id_, "object": "chat.completion", "created": int(time.time()), "model": req.model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.text},
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content(shown, req)},
                          "finish_reason": "stop"}],
-            "usage": _usage(answer), "rag": extension(answer)}
+            "usage": _usage(answer), "rag": extension(answer, shown)}

@@ -26,6 +26,8 @@ class ChatRequest:
     top_k: int | None = None
     max_tokens: int | None = None
     temperature: float | None = None
+    sources: bool | None = None  # the Sources footer in the content; None: the server's setting
+    include_usage: bool = False  # stream_options.include_usage: a last chunk with usage only
 
 
 def _reject_constant(name: str):
@@ -121,9 +123,45 @@ def parse_chat(data: dict, *, n_ctx: int) -> ChatRequest:
     req.max_tokens = _field(data, "max_completion_tokens", int, low=1, high=n_ctx // 2) or \
         _field(data, "max_tokens", int, low=1, high=n_ctx // 2)
     req.temperature = _field(data, "temperature", float, low=0.0, high=2.0)
-    if _field(data, "n", int, low=1, high=1, default=1) != 1:
-        raise APIError(400, "n must be 1", param="n")
+    _refuse_unsupported(data)
+    req.sources = _field(data, "sources", bool)
+    options = data.get("stream_options")
+    if options is not None:
+        if not isinstance(options, dict):
+            raise APIError(400, "stream_options must be an object", param="stream_options")
+        if not req.stream:
+            raise APIError(400, "stream_options is only allowed with stream: true", param="stream_options")
+        req.include_usage = _field(options, "include_usage", bool, default=False)
     return req
+
+
+def _refuse_unsupported(data: dict) -> None:
+    """A 400 naming each OpenAI option this server cannot honour, rather than an answer that
+    silently ignores it: a client asking for tool calls, JSON or log-probabilities would
+    otherwise take plain text for what it asked for."""
+    n = _field(data, "n", int, low=1, default=1)
+    if n != 1:
+        raise APIError(400, f"n must be 1: this server gives one checked answer per request, not {n}",
+                       param="n", code="unsupported_parameter")
+    tools, choice = data.get("tools"), data.get("tool_choice")
+    if tools not in (None, []) or choice not in (None, "none"):
+        raise APIError(400, "tools and tool_choice are not supported: this server answers from your documents "
+                            "and calls no tools (omit them, or send tool_choice \"none\")",
+                       param="tools" if tools not in (None, []) else "tool_choice", code="unsupported_parameter")
+    if data.get("functions") is not None or data.get("function_call") not in (None, "none"):
+        raise APIError(400, "functions and function_call are not supported: this server calls no functions",
+                       param="functions", code="unsupported_parameter")
+    fmt = data.get("response_format")
+    if fmt is not None and not (isinstance(fmt, dict) and fmt.get("type") == "text"):
+        kind = fmt.get("type") if isinstance(fmt, dict) else None
+        raise APIError(400, f"response_format {str(kind or fmt)[:40]!r} is not supported: answers are text "
+                            "with citations (send {\"type\": \"text\"} or omit it)",
+                       param="response_format", code="unsupported_parameter")
+    for name in ("logprobs", "top_logprobs"):
+        value = data.get(name)
+        if value not in (None, False, 0):
+            raise APIError(400, f"{name} is not supported: the checked answer is not the model's raw tokens",
+                           param=name, code="unsupported_parameter")
 
 
 def _field(data: dict, name: str, kind, *, low=None, high=None, default=None):
@@ -148,5 +186,6 @@ def _field(data: dict, name: str, kind, *, low=None, high=None, default=None):
     if value is None or kind is float and not math.isfinite(value) or \
             (low is not None and value < low) or (high is not None and value > high):
         shown = shown if len(shown) <= 40 else f"{shown[:20]}...({len(shown)} digits)"
-        raise APIError(400, f"{name} must be between {low} and {high}, got {shown}", param=name)
+        span = f"at least {low}" if high is None else f"between {low} and {high}"
+        raise APIError(400, f"{name} must be {span}, got {shown}", param=name)
     return value

@@ -1,0 +1,77 @@
+"""An answer as a reader of plain text meets it: its [n] markers renumbered 1..k in the order
+they are read, and a short "Sources" footer naming each source's file, location and heading.
+
+The pipeline numbers citations by context block ("[4]" is the fourth passage the model was
+shown), which means nothing to a reader who sees only the cited ones: an answer citing blocks 4
+and 2 reads "[1] ... [2]" here, with [1] the first source named. Clients that show only the
+message text (the `llm` CLI, LangChain, most chat front ends) get the sources through the
+footer; `numbered` keeps the block of each number for clients that read the structured field.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+
+from .text import CITE
+from .types import Answer, Citation
+
+FOOTER_TITLE = "Sources:"
+_SPACED_MARKER = re.compile(r"(\s*)" + CITE.pattern)
+
+
+@dataclass(frozen=True)
+class Numbered:
+    """The answer's text with reader numbers, its citations renumbered to match (in reader
+    order), and `block_of`: reader number -> the context block it stood for."""
+
+    text: str
+    citations: tuple[Citation, ...]
+    block_of: dict[int, int]
+
+    def number_of(self, block: int) -> int | None:
+        """The reader number of context block `block`, None when no citation names it."""
+        return next((n for n, b in self.block_of.items() if b == block), None)
+
+
+def numbered(answer: Answer) -> Numbered:
+    """Renumber the markers of `answer.text` 1..k by first appearance. Citations the text does
+    not mark (an inferred source) take the numbers after those; a marker naming no citation
+    (a block the checks dropped) is left out of the text rather than pointing nowhere."""
+    by_block = {c.n: c for c in answer.citations}
+    order: list[int] = []
+
+    def new_number(block: int) -> int | None:
+        if block not in by_block:
+            return None
+        if block not in order:
+            order.append(block)
+        return order.index(block) + 1
+
+    def rewrite(m) -> str:
+        numbers = [new_number(int(part)) for part in m.group(2).split(",")]
+        kept = list(dict.fromkeys(n for n in numbers if n is not None))
+        # a marker that names no citation goes with the space before it
+        return f"{m.group(1)}[{', '.join(map(str, kept))}]" if kept else ""
+
+    text = _SPACED_MARKER.sub(rewrite, answer.text)
+    for c in answer.citations:
+        if c.n not in order:
+            order.append(c.n)
+    citations = tuple(replace(by_block[b], n=i) for i, b in enumerate(order, 1))
+    return Numbered(text=text, citations=citations, block_of={i: b for i, b in enumerate(order, 1)})
+
+
+def source_line(c: Citation) -> str:
+    """One footer line: "[1] notes/lora.md, page 3 (Fine-tuning > LoRA)"."""
+    place = c.location.label if c.location else ""
+    # a PDF chunk's heading path ends with its page: named once, as the place
+    heading = " > ".join(h for h in c.heading.split(" > ") if h and h != place)
+    line = f"[{c.n}] {c.source}" + (f", {place}" if place else "")
+    return line + (f" ({heading})" if heading else "")
+
+
+def footer(citations: tuple[Citation, ...] | list[Citation]) -> str:
+    """The "Sources:" block appended to an answer's text, "" when nothing is cited."""
+    if not citations:
+        return ""
+    return "\n\n" + FOOTER_TITLE + "\n" + "\n".join(source_line(c) for c in citations)

@@ -1,0 +1,44 @@
+"""Reader numbering and the Sources footer (rag.present): what plain-text clients show."""
+import pytest
+
+from rag.present import footer, numbered, source_line
+from rag.types import Answer, Citation, Location
+
+pytestmark = pytest.mark.unit
+
+
+def cite(n, source, *, heading="", location=None, inferred=False):
+    return Citation(n, source, f"{source}#0", 0.5, "snippet", heading=heading, location=location,
+                    inferred=inferred)
+
+
+def test_markers_are_renumbered_in_reading_order():
+    a = Answer("q", "GANs pit two networks [4]. The generator fakes [2, 4]. Both learn [2].",
+               citations=[cite(2, "b.md"), cite(4, "a.md")])
+    shown = numbered(a)
+    assert shown.text == "GANs pit two networks [1]. The generator fakes [2, 1]. Both learn [2]."
+    assert [(c.n, c.source) for c in shown.citations] == [(1, "a.md"), (2, "b.md")]
+    assert shown.block_of == {1: 4, 2: 2} and shown.number_of(2) == 2 and shown.number_of(3) is None
+
+
+def test_an_unmarked_source_follows_and_a_marker_of_no_source_goes():
+    a = Answer("q", "It says so [3]. Also this [1].", citations=[cite(1, "x.md"), cite(2, "y.md", inferred=True)])
+    shown = numbered(a)
+    # [3] names no citation (a block the checks dropped): it would point nowhere
+    assert shown.text == "It says so. Also this [1]."
+    assert [(c.n, c.source) for c in shown.citations] == [(1, "x.md"), (2, "y.md")]
+
+
+def test_footer_names_file_place_and_heading():
+    cs = [cite(1, "notes/lora.md", heading="Fine-tuning > LoRA"),
+          cite(2, "report.pdf", heading="Results > page 4", location=Location(page=4)),
+          cite(3, "sales.xlsx", location=Location(sheet="Q1", rows=(2, 9)))]
+    assert footer(cs) == ("\n\nSources:\n[1] notes/lora.md (Fine-tuning > LoRA)\n"
+                          "[2] report.pdf, page 4 (Results)\n[3] sales.xlsx, sheet Q1, rows 2-9")
+    assert source_line(cite(7, "a.md")) == "[7] a.md"
+
+
+def test_no_citations_no_footer():
+    a = Answer("q", "Not found in your documents.", abstained=True)
+    shown = numbered(a)
+    assert shown.text == a.text and footer(shown.citations) == ""
