@@ -31,8 +31,8 @@ from rag.config import DEFAULT_EMBEDDER_NAME, Settings  # noqa: E402
 from rag.embed import Embedder  # noqa: E402
 
 SECTIONS = ("indexing", "retrieval", "milvus", "generation", "server", "serve", "onnx", "readers", "hostile", "fuzz",
-            "stop_early", "answer_evals", "prefill", "cold", "concurrency", "first_word")
-SPEED = {"stop_early", "answer_evals", "prefill", "cold", "concurrency", "first_word"}  # issue 20, on the corpus index
+            "stop_early", "answer_evals", "prefill", "cold", "concurrency", "first_word", "mcp_start")
+SPEED = {"stop_early", "answer_evals", "prefill", "cold", "concurrency", "first_word", "mcp_start"}  # issue 20, on the corpus index
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -132,6 +132,8 @@ def run(*, quick: bool, only: list[str] | None = None) -> dict:
         if "first_word" in sections:
             section("first_word", speed.first_word, index=idx,
                     questions=common.CORPUS_QUESTIONS[:4] if quick else common.CORPUS_QUESTIONS)
+        if "mcp_start" in sections:
+            section("mcp_start", speed.mcp_start, index=idx, repeats=2 if quick else 5)
         if "onnx" in sections and importlib.util.find_spec("onnxruntime") is None:
             results["notes"] = ["onnx section skipped: onnx and onnxruntime are not installed "
                                 "(pip install -e '.[test]')"]

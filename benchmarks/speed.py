@@ -11,7 +11,9 @@ in the same run:
   split by stage, and the chat's start at a large index;
 - `concurrency`: 20 simultaneous chat API users, one question at a time against several;
 - `first_word`: the time to the first visible word now that only checked text is shown, against
-  the time to the draft's first word, from one stream.
+  the time to the draft's first word, from one stream;
+- `mcp_start`: `rag mcp` from its launch to the tool list an agent asks for first, through the
+  `mcp` SDK's client, against the same client starting the bare SDK's server of one tool.
 """
 from __future__ import annotations
 
@@ -110,6 +112,45 @@ def first_word(*, index: str, questions: list[str], model: str | None = None) ->
     out["goals"] = [goal("first visible word: checked answer / draft, p50", target="reported",
                          measured=c["p50"] / d["p50"], unit="ratio", met=True,
                          note=f"{c['p50']:.2f} s against {d['p50']:.2f} s (p95 {c['p95']:.2f} against {d['p95']:.2f})")]
+    return out
+
+
+_BARE_MCP = """
+from mcp.server.mcpserver import MCPServer
+server = MCPServer("bare")
+@server.tool()
+def echo(text: str) -> str:
+    return text
+server.run("stdio")
+"""
+
+
+def mcp_start(*, index: str, repeats: int = 5) -> dict:
+    """Seconds from launching `rag mcp` over `index` to its tool list in the SDK's client (an
+    agent's first request), against the bare SDK's one-tool server started the same way."""
+    import anyio
+    from mcp import Client
+    from mcp.client.stdio import StdioServerParameters
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+
+    async def once(params) -> float:
+        t0 = time.perf_counter()
+        async with Client(params) as c:
+            await c.list_tools()
+            return time.perf_counter() - t0
+
+    rag_mcp = StdioServerParameters(command=sys.executable, args=["-m", "rag", "mcp", "--index", index], env=env)
+    bare = StdioServerParameters(command=sys.executable, args=["-c", _BARE_MCP], env=env)
+    rows = {"rag_mcp_s": [], "bare_sdk_s": []}
+    for _ in range(repeats):  # interleaved, so a busy moment costs both alike
+        rows["rag_mcp_s"].append(anyio.run(once, rag_mcp))
+        rows["bare_sdk_s"].append(anyio.run(once, bare))
+    r, b = percentiles(rows["rag_mcp_s"]), percentiles(rows["bare_sdk_s"])
+    out = {"repeats": repeats, **rows, "rag_mcp": r, "bare_sdk": b}
+    out["goals"] = [goal("rag mcp: launch to tool list, p50", target="< 5 s", measured=r["p50"], unit="s",
+                         met=r["p50"] < 5, note=f"{r['p50'] / b['p50']:.2f}x the bare SDK server's "
+                                                 f"{b['p50']:.2f} s (p95 {r['p95']:.2f} s)")]
     return out
 
 

@@ -13,7 +13,7 @@ its "Sources:" footer) and the same as structured content.
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio
 from mcp.server.mcpserver import MCPServer
@@ -46,12 +46,13 @@ def create_server(toolbox):
         except RagError as e:  # a bad argument, a missing index: the agent reads why
             raise ToolError(str(e)) from None
 
-    @server.tool(description="Search the documents: the passages closest to the query, each with its "
+    @server.tool(structured_output=True,
+                 description="Search the documents: the passages closest to the query, each with its "
                              "source file, location (page, slide, sheet), heading, score and chunk_id.")
     async def search(query: Annotated[str, Field(description="what to look for", max_length=2000)],
                      collection: Collection = None,
                      top_k: Annotated[int, Field(description="how many passages", ge=1, le=20)] = 5,
-                     source: Source = None) -> dict:
+                     source: Source = None) -> dict[str, Any]:
         return await call(toolbox.search, query, collection=collection, top_k=top_k, source=source)
 
     @server.tool(description="Ask a question: a checked answer from the documents with numbered citations and a "
@@ -61,24 +62,20 @@ def create_server(toolbox):
                   top_k: Annotated[int | None, Field(description="passages to read", ge=1, le=20)] = None,
                   source: Source = None) -> CallToolResult:
         result = await call(toolbox.ask, question, collection=collection, top_k=top_k, source=source)
-        text = result["text"]
-        if result["abstained"] and result["abstain_reason"]:
-            text += f"\n({result['abstain_reason']})"
-        if result["unverified"]:
-            text += "\n\nNot backed by the documents:\n" + "\n".join(
-                f"- {u['sentence']} ({u['why']})" for u in result["unverified"])
-        return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=result)
+        return CallToolResult(content=[TextContent(type="text", text=result["text"])], structured_content=result)
 
-    @server.tool(description="List the document collections this server can answer from, with their "
+    @server.tool(structured_output=True,
+                 description="List the document collections this server can answer from, with their "
                              "numbers of documents and chunks.")
-    async def list_collections() -> dict:
+    async def list_collections() -> dict[str, Any]:
         return {"collections": await call(toolbox.list_collections)}
 
-    @server.tool(description="Read a passage (a chunk_id from search or a citation of ask) with the text "
+    @server.tool(structured_output=True,
+                 description="Read a passage (a chunk_id from search or a citation of ask) with the text "
                              "around it in its document.")
     async def read_passage(chunk_id: Annotated[str, Field(description="e.g. notes/report.pdf#12",
                                                           max_length=1024)],
-                           collection: Collection = None) -> dict:
+                           collection: Collection = None) -> dict[str, Any]:
         return await call(toolbox.read_passage, chunk_id, collection=collection)
 
     return server

@@ -112,9 +112,9 @@ class Toolbox:
 
     def ask(self, question: str, *, collection: str | None = None, top_k: int | None = None,
             source: str | None = None) -> dict:
-        """The checked answer with reader-numbered citations, the text a person reads (answer and
-        "Sources:" footer) and, when it says "not found", the reason. `source` keeps documents
-        whose path starts with it."""
+        """The checked answer with reader-numbered citations, and `text`, what a person reads: the
+        answer, the reason when it says "not found", the sentences the documents do not back and
+        the "Sources:" footer. `source` keeps documents whose path starts with it."""
         question = clean_question(question)
         if top_k is not None:
             top_k = _count(top_k, "top_k", API_MAX_TOP_K)
@@ -123,14 +123,18 @@ class Toolbox:
         with self._ask_lock:
             answer = rag.ask(question, top_k=top_k, source=source)
         shown = numbered(answer)
-        return {"collection": name, "answer": shown.text, "text": shown.text + footer(shown.citations),
+        unverified = [{"sentence": s.text, "why": "; ".join(s.flags)} for s in answer.sentences if s.verified is False]
+        text = shown.text + (f"\n({answer.abstain_reason})" if answer.abstained and answer.abstain_reason else "")
+        if unverified:  # the reader should know which sentences the documents do not back
+            text += "\n\nNot backed by the documents:\n" + "\n".join(f"- {u['sentence']} ({u['why']})"
+                                                                      for u in unverified)
+        return {"collection": name, "answer": shown.text, "text": text + footer(shown.citations),
                 "abstained": answer.abstained, "abstain_code": answer.abstain_code,
                 "abstain_reason": answer.abstain_reason,
                 "citations": [{"n": c.n, "source": c.source, "chunk_id": c.chunk_id,
                                "location": c.location.label if c.location else "", "heading": c.heading,
                                "score": round(c.score, 4), "snippet": c.snippet} for c in shown.citations],
-                "unverified": [{"sentence": s.text, "why": "; ".join(s.flags)}
-                               for s in answer.sentences if s.verified is False]}
+                "unverified": unverified}
 
     def read_passage(self, chunk_id: str, *, collection: str | None = None) -> dict:
         """A passage of the collection's index (a chunk id from `search` or a citation) with the

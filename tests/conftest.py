@@ -170,6 +170,63 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
+# made-up facts, so an answer that holds one can only have come from the collection
+TEAM_FACT = "The Kestrel-9 survey drone has a flight time of 47 minutes on one battery."
+ALICE_FACT = "Alice keeps the spare key of the boathouse under the blue teapot."
+API_KEY = "test-key-123"
+
+
+@dataclass
+class ServedCollections:
+    """real_rag's index copied to `index`, beside a collections root with `team` (everyone's)
+    and `alice-notes` (alice's own), each holding one document of a made-up fact."""
+
+    base: Path
+    index: Path
+    collections: Path
+
+
+@pytest.fixture(scope="session")
+def served_collections(tmp_path_factory, real_rag) -> ServedCollections:
+    import dataclasses
+
+    from rag.collections import Collections
+
+    base = tmp_path_factory.mktemp("served")
+    index, root = base / "index", base / "collections"
+    shutil.copytree(real_rag.settings.index, index, ignore=shutil.ignore_patterns(".lock"))
+    settings = dataclasses.replace(real_rag.settings, index=str(index), collections=str(root))
+    collections = Collections.from_settings(settings)
+    for name, owner, fact, doc in (("team", "", TEAM_FACT, "drones/kestrel.md"),
+                                   ("alice-notes", "alice", ALICE_FACT, "boathouse.md")):
+        c = collections.create(name, owner=owner)
+        (c.corpus / doc).parent.mkdir(parents=True, exist_ok=True)
+        (c.corpus / doc).write_text(f"# Notes\n\n{fact}\n", encoding="utf-8")
+        real_rag.sibling(collections.settings_for(settings, name, user=owner or None)).index()
+    return ServedCollections(base, index, root)
+
+
+@pytest.fixture(scope="session")
+def api_server(served_collections):
+    """One `rag serve` (OpenAI API and MCP at /mcp, API key API_KEY) over served_collections for
+    the whole run."""
+    log = served_collections.base / "serve.log"
+    port = _free_port()
+    env = {**os.environ, "RAG_MAX_TOKENS": "64", "RAG_API_KEY": API_KEY}
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "rag", "serve", "--port", str(port),
+                                 "--index", str(served_collections.index),
+                                 "--collections", str(served_collections.collections),
+                                 "--n-ctx", "2048", "--max-queue", "32"], stdout=out, stderr=subprocess.STDOUT,
+                                env=env, cwd=ROOT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(url + "/health", proc, log, name="rag serve")
+        yield url
+    finally:
+        _stop(proc)
+
+
 @pytest.fixture(scope="session")
 def llm_server():
     """One llama.cpp OpenAI-compatible server on the shipped model for the whole run: the

@@ -1,8 +1,8 @@
 """`rag serve` as its clients meet it: the real server process (real models, a copy of the
-session's index) driven with the official `openai` client, curl and raw HTTP."""
+session's index) driven with the official `openai` client, LangChain's `ChatOpenAI`, simonw's
+`llm` CLI, curl and raw HTTP."""
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -13,9 +13,8 @@ import pytest
 from rag.serve.errors import APIError
 from rag.serve.requests import parse_chat
 
-from conftest import _free_port, wait_until_up
+from conftest import API_KEY as KEY
 
-KEY = "test-key-123"
 LORA_DOC = "deep-learning-and-choosing-a-model.txt"
 
 
@@ -73,22 +72,8 @@ def test_history_and_templates_come_from_the_messages():
 # ---------------------------------------------------------------- the real server
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, real_rag):
-    base = tmp_path_factory.mktemp("serve")
-    index = base / "index"
-    shutil.copytree(real_rag.settings.index, index, ignore=shutil.ignore_patterns(".lock"))
-    port = _free_port()
-    log = base / "serve.log"
-    env = {**os.environ, "RAG_MAX_TOKENS": "64", "RAG_API_KEY": KEY}
-    with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "rag", "serve", "--port", str(port), "--index", str(index),
-                                 "--n-ctx", "2048", "--max-queue", "32"], stdout=out, stderr=subprocess.STDOUT,
-                                env=env)
-    url = f"http://127.0.0.1:{port}"
-    wait_until_up(url + "/health", proc, log, name="rag serve")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
+def server(api_server):
+    return api_server
 
 
 @pytest.fixture(scope="module")
@@ -104,11 +89,15 @@ def test_answers_come_with_their_citations(client):
     r = client.chat.completions.create(model="rag-local", messages=[{"role": "user", "content": "What is LoRA?"}])
     content = r.choices[0].message.content
     rag = r.model_extra["rag"]
-    assert content.strip() and content == rag["answer"] and not rag["abstained"]
+    assert content.strip() and content.startswith(rag["answer"]) and not rag["abstained"]
     assert LORA_DOC in {c["source"] for c in rag["citations"]}
+    # numbered 1..n as the reader meets them, each named in the Sources footer of the text
+    assert [c["n"] for c in rag["citations"]] == list(range(1, len(rag["citations"]) + 1))
+    assert content[len(rag["answer"]):].startswith("\n\nSources:\n")
     for c in rag["citations"]:
-        assert c["chunk_id"].startswith(c["source"] + "#") and c["snippet"] and c["score"] > 0
-        assert f"[{c['n']}]" in content or c["inferred"]
+        assert c["chunk_id"].startswith(c["source"] + "#") and c["snippet"] and c["score"] > 0 and c["block"] >= 1
+        assert f"[{c['n']}]" in rag["answer"] or c["inferred"]
+        assert f"\n[{c['n']}] {c['source']}" in content
     assert r.usage.prompt_tokens > 100 and r.usage.completion_tokens > 0
     assert rag["sentences"] and {"text", "support", "verified", "flags"} <= set(rag["sentences"][0])
 
@@ -121,9 +110,23 @@ def test_a_streamed_answer_ends_with_the_checked_one(client):
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     final = chunks[-1].model_extra["rag"]
     assert len(chunks) >= 3 and text.strip()
-    # only the checked answer is streamed: the client shows exactly it, once
-    assert text == final["answer"]
+    # only the checked answer is streamed: the client shows exactly it, once, then its sources
+    assert text.startswith(final["answer"]) and text.count(final["answer"]) == 1
+    assert "\nSources:\n[1] " in text and text.count("Sources:") == 1
     assert chunks[-1].choices[0].finish_reason == "stop" and chunks[-1].usage.completion_tokens > 0
+
+
+@pytest.mark.e2e
+def test_sources_can_be_turned_off_per_request_and_usage_comes_once(client):
+    stream = client.chat.completions.create(model="rag-local", stream=True, stream_options={"include_usage": True},
+                                            extra_body={"sources": False},
+                                            messages=[{"role": "user", "content": "What are autoencoders used for?"}])
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert "Sources:" not in text and text == chunks[-2].model_extra["rag"]["answer"]
+    # OpenAI's shape for include_usage: the last chunk has no choices and the usage, no other has it
+    assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens > 0
+    assert all(c.usage is None for c in chunks[:-1])
 
 
 @pytest.mark.e2e
@@ -180,6 +183,22 @@ def test_errors_have_openai_shape_and_status(server, client):
             reply += part
         reply = reply.decode()
     assert reply.startswith("HTTP/1.1 413") and '"code":"request_too_large"' in reply.replace(" ", "")
+    # what the server cannot honour is refused by name, never answered as if honoured
+    q = [{"role": "user", "content": "q"}]
+    with pytest.raises(openai.BadRequestError, match="tools and tool_choice are not supported") as e:
+        client.chat.completions.create(model="rag-local", messages=q, tools=[
+            {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}])
+    assert e.value.body["param"] == "tools" and e.value.body["code"] == "unsupported_parameter"
+    with pytest.raises(openai.BadRequestError, match="n must be 1"):
+        client.chat.completions.create(model="rag-local", messages=q, n=2)
+    with pytest.raises(openai.BadRequestError, match="logprobs is not supported"):
+        client.chat.completions.create(model="rag-local", messages=q, logprobs=True)
+    assert client.models.retrieve("rag-local:extract").id == "rag-local:extract"
+    with pytest.raises(openai.NotFoundError, match="does not exist"):
+        client.models.retrieve("gpt-4")
+    for method, path, status in (("GET", "/v1/nope", 404), ("DELETE", "/v1/models", 405)):
+        r = httpx.request(method, server + path, headers={"Authorization": f"Bearer {KEY}"}, trust_env=False)
+        assert r.status_code == status and set(r.json()["error"]) == {"message", "type", "param", "code"}
     with pytest.raises(openai.BadRequestError, match="top_k must be between 1 and 20"):
         client.chat.completions.create(model="rag-local", messages=[{"role": "user", "content": "q"}],
                                        extra_body={"top_k": 10**9})
@@ -233,4 +252,49 @@ def test_the_documented_curl_call(server):
                          capture_output=True, text=True, timeout=300)
     d = json.loads(out.stdout)
     assert d["object"] == "chat.completion" and d["choices"][0]["message"]["content"].strip()
-    assert "citations" in d["rag"]
+    assert "citations" in d["rag"] and "Sources:" in d["choices"][0]["message"]["content"]
+
+
+# ---------------------------------------------------------------- clients nobody here wrote
+
+@pytest.mark.e2e
+def test_langchain_chat_openai_shows_the_sources_and_is_refused_what_it_cannot_get(server):
+    import openai
+    from langchain_openai import ChatOpenAI
+    from pydantic import BaseModel
+
+    llm = ChatOpenAI(model="rag-local", base_url=server + "/v1", api_key=KEY, timeout=600, max_retries=0)
+    text = llm.invoke("What are autoencoders used for?").content
+    assert "[1]" in text and "\n\nSources:\n[1] " in text
+    streamed = "".join(c.content for c in llm.stream("What are autoencoders used for?"))
+    assert streamed == text  # the same checked answer, once, sources included
+
+    class Reply(BaseModel):
+        answer: str
+
+    with pytest.raises(openai.BadRequestError, match="response_format 'json_schema' is not supported"):
+        llm.with_structured_output(Reply).invoke("What are autoencoders used for?")
+
+    def double(x: int) -> int:
+        """Double a number."""
+        return 2 * x
+
+    with pytest.raises(openai.BadRequestError, match="tools and tool_choice are not supported"):
+        llm.bind_tools([double]).invoke("double 2")
+
+
+@pytest.mark.e2e
+def test_llm_cli_prints_the_sources(server, tmp_path):
+    """simonw's `llm`, pointed at rag serve through its extra-openai-models.yaml as its docs say."""
+    (tmp_path / "extra-openai-models.yaml").write_text(
+        f"- model_id: rag-local\n  model_name: rag-local\n  api_base: \"{server}/v1\"\n  api_key_name: raglocal\n")
+    (tmp_path / "keys.json").write_text(json.dumps({"raglocal": KEY}))
+    env = {**os.environ, "LLM_USER_PATH": str(tmp_path), "NO_PROXY": "*"}
+    llm = [sys.executable, "-m", "llm"]
+    out = subprocess.run([*llm, "-m", "rag-local", "What are autoencoders used for?"], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert "[1]" in out.stdout and "\nSources:\n[1] " in out.stdout and out.stdout.count("Sources:") == 1
+    refused = subprocess.run([*llm, "-m", "rag-local", "-o", "json_object", "1", "Answer in JSON: what is LoRA?"],
+                             env=env, capture_output=True, text=True, timeout=600)
+    assert refused.returncode != 0 and "response_format 'json_object' is not supported" in refused.stderr

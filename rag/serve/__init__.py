@@ -54,7 +54,7 @@ def serve(rag, *, host: str = "127.0.0.1", port: int = 8000, limits: Limits | No
     print("loading the models and the index ...", file=sys.stderr, flush=True)
     rag.warm_up()
     server = make_server(rag, host=host, port=port, limits=limits, toolbox=toolbox)
-    print(f"serving {MODEL} on http://{host}:{port}/v1" + (f" and MCP on http://{host}:{port}/mcp" if toolbox else ""),
-          file=sys.stderr, flush=True)
+    also = f" and MCP on http://{host}:{port}/mcp" if toolbox else ""
+    print(f"serving {MODEL} on http://{host}:{port}/v1{also}", file=sys.stderr, flush=True)
     server.run()
     return 0 if server.started else 1  # it did not start (the port taken): uvicorn logged why
