@@ -74,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--user", default=None, metavar="NAME",
                    help="act as this signed-in chat user: their own and shared collections too (default: "
                         "everyone's collections only)")
-    add_collection_arg(p)
+    p.add_argument("--collection", metavar="NAME",
+                   help="the collection a tool call without one uses (default: the default collection)")
     add_model_flags(p)
 
     p = sub.add_parser("collections", help="list, create, share or delete named collections")
