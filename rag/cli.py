@@ -11,6 +11,7 @@ import sys
 from .config import Settings
 from .errors import ConfigError, RagError
 from .flags import MODEL_SETTINGS, add_flag, add_model_flags, overrides
+from .present import numbered
 from .prompts import TEMPLATE_NAMES
 
 
@@ -197,9 +198,10 @@ def cmd_ask(args) -> int:
     for s in answer.sentences:
         if s.verified is False:  # the reader should know which sentences the documents do not back
             print(f"  unverified: {s.text} ({'; '.join(s.flags)})")
-    if answer.citations:
+    citations = numbered(answer).citations  # numbered 1..n as the printed answer reads them
+    if citations:
         print("\nSources:")
-        for c in answer.citations:
+        for c in citations:
             where = f"{c.source} > {c.where}" if c.where else c.source
             print(f"  [{c.n}] {where} (score {c.score:.2f}{', inferred' if c.inferred else ''})")
     if answer.template_reason:
@@ -230,7 +232,7 @@ def _stream_answer(rag, args, *, live: bool):
         cols = max(20, shutil.get_terminal_size().columns)
         rows = sum(max(1, -(-len(line) // cols)) for line in shown.split("\n"))
         print(RESET + "\r" + (f"\x1b[{rows - 1}A" if rows > 1 else "") + "\x1b[J", end="")
-    print(answer.text)
+    print(numbered(answer).text)  # its markers 1..n in reading order, as the Sources list below
     return answer
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from .bounds import API_MAX_TOP_K
 from .collections import DEFAULT, CollectionRAGs, Collections
-from .errors import ConfigError, QueryError
+from .errors import ConfigError, QueryError, RagError
 from .present import footer, numbered
 from .question import clean_question
 from .types import Answer, Citation
@@ -88,10 +88,10 @@ class Toolbox:
         for c in self.collections.list(user=self.user):
             if self.user is None and c.owner:
                 continue
-            try:
-                store = self.rags.get(c.name, user=self.user).store
-                documents, chunks = len({ch.source for ch in store.chunks}), len(store)
-            except Exception:  # noqa: BLE001 - not indexed yet, or being rebuilt: listed without counts
+            try:  # the live version's manifest: counted without loading the index
+                manifest = self.rags.get(c.name, user=self.user).vector_store.manifest() or {}
+                documents, chunks = len(manifest.get("documents") or {}), manifest.get("n_chunks")
+            except RagError:  # unreadable, or being rebuilt: listed without counts
                 documents = chunks = None
             out.append({"name": c.name, "documents": documents, "chunks": chunks,
                         "default": c.name == self.default, "owner": c.owner or None, "shared": c.shared})

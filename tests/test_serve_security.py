@@ -22,6 +22,7 @@ pytestmark = pytest.mark.unit
 
 KEY = "k-0123456789"
 ANSWER = "Owls hunt at night [1]."
+SOURCES = "\n\nSources:\n[1] owls.md (Owls)"
 QUESTION = {"model": "rag-local", "messages": [{"role": "user", "content": "When do owls hunt?"}]}
 AUTH = {"Authorization": f"Bearer {KEY}"}
 
@@ -196,7 +197,8 @@ def test_a_body_that_is_not_declared_json_is_refused(rag):
         assert rag.generator.calls == []
         r = h.post(url + "/v1/chat/completions", content=json.dumps(QUESTION),
                    headers={"Content-Type": "Application/JSON; charset=utf-8"})
-        assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == ANSWER
+        # the answer, then the Sources footer naming the cited document
+        assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == ANSWER + SOURCES
 
 
 @pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e999", "-1e400"])
@@ -218,7 +220,8 @@ def test_a_number_of_400_digits_is_a_400_not_a_500(rag, field):
         assert r.status_code == 400, r.text
         error = error_of(r)
         assert error["param"] == field and error["type"] == "invalid_request_error"
-        assert f"{field} must be between" in error["message"] and len(error["message"]) < 200
+        expected = "n must be 1" if field == "n" else f"{field} must be between"  # (n: any other is refused)
+        assert expected in error["message"] and len(error["message"]) < 200
     assert rag.generator.calls == []
 
 
@@ -372,4 +375,4 @@ def test_the_openai_client_raises_these_errors_with_their_shape(rag):
         lower = openai.OpenAI(base_url=url + "/v1", api_key=KEY, max_retries=0,
                               default_headers={"Authorization": f"bearer {KEY}"},
                               http_client=httpx.Client(trust_env=False, timeout=30))
-        assert lower.chat.completions.create(**QUESTION).choices[0].message.content == ANSWER
+        assert lower.chat.completions.create(**QUESTION).choices[0].message.content == ANSWER + SOURCES

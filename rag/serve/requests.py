@@ -141,7 +141,7 @@ def _refuse_unsupported(data: dict) -> None:
     otherwise take plain text for what it asked for."""
     n = _field(data, "n", int, low=1, default=1)
     if n != 1:
-        raise APIError(400, f"n must be 1: this server gives one checked answer per request, not {n}",
+        raise APIError(400, "n must be 1: this server gives one checked answer per request",
                        param="n", code="unsupported_parameter")
     tools, choice = data.get("tools"), data.get("tool_choice")
     if tools not in (None, []) or choice not in (None, "none"):
