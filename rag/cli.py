@@ -173,13 +173,14 @@ def cmd_index(args) -> int:
                           "removed": report.removed, "unchanged": report.unchanged,
                           "skipped": [{"path": p, "reason": r} for p, r in report.skipped],
                           "chunks": report.n_chunks, "embedded": report.n_embedded,
+                          "resumed": report.resumed, "reused_vectors": report.n_reused,
                           "seconds": round(report.seconds, 3)}, indent=2))
         return 0
-    for path, reason in report.skipped:
-        print(f"skipped {path}: {reason}")
     for label, items in (("added", report.added), ("updated", report.updated), ("removed", report.removed)):
         for item in items:
             print(f"{label} {item}")
+    for path, reason in report.skipped:  # last, where a reader of a long build's output looks
+        print(f"skipped {path}: {reason}")
     print(f"{report.index_dir}: {report.summary()}")
     return 0
 

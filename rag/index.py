@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from . import ingest
+from .build_progress import BuildProgress
 from .chunk import Chunker, embed_text
 from .config import DEFAULT_ANN_THRESHOLD
 from .errors import DocumentError, IndexMissing, StoreError
 from .manifest import FORMAT_VERSION, embedder_record
 from .readers.budget import DEFAULT_LIMITS, ReadLimits
+from .resume import Checkpoint
 from .types import Chunk
 
 log = logging.getLogger(__name__)
@@ -34,8 +37,10 @@ class IndexReport:
     removed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    resumed: list[str] = field(default_factory=list)  # added/updated, their chunks from a killed build's reading
     n_chunks: int = 0
-    n_embedded: int = 0
+    n_embedded: int = 0  # chunks whose vectors are new in this version
+    n_reused: int = 0  # of those, vectors a killed build had embedded (not embedded again)
     seconds: float = 0.0
 
     @property
@@ -43,12 +48,17 @@ class IndexReport:
         return bool(self.added or self.updated or self.removed)
 
     def summary(self) -> str:
+        resumed = f", {len(self.resumed)} files and {self.n_reused} vectors taken from an unfinished build" \
+            if self.resumed or self.n_reused else ""
         return (f"{len(self.added)} added, {len(self.updated)} updated, {len(self.removed)} removed, "
                 f"{len(self.unchanged)} unchanged, {len(self.skipped)} skipped; "
-                f"{self.n_chunks} chunks ({self.n_embedded} embedded) in {self.seconds:.2f}s")
+                f"{self.n_chunks} chunks ({self.n_embedded} embedded{resumed}) in {self.seconds:.2f}s")
 
 
 EMBED_BATCH = 256
+# a file's last chunks wait for a full batch at most this long: a kill loses at most about this
+# much embedding (what was read is saved at once; rag/resume.py)
+FLUSH_SECONDS = 10.0
 # File times within this many seconds of a scan may hide a later write in the same clock tick
 # (coarse file-system timestamps), so such files are hashed however their stat looks.
 RACY_SECONDS = 2.0
@@ -110,47 +120,79 @@ def build(paths: list[str | Path], *, embedder, chunk_size: int, chunk_overlap: 
 
         chunker = None
         n_new = 0
-        pending: list[Chunk] = []
         documents: dict[str, dict] = {}
         seen: set[str] = set()
-        for path in _progress(files, progress, "reading", "file"):
-            source = ingest.source_id(path, root)
-            seen.add(source)
-            try:
-                key = _stat_key(path.stat())
-                prev = old_docs.get(source)
-                intact = prev is not None and not (prev["n_chunks"] and source not in indexed)
-                if intact and _same_file(prev, key, old_scan):
-                    digest = prev["sha256"]
+        record = old.manifest["embedder"] if old is not None else None
+        saved: Checkpoint | None = None
+        embedding: _Embedding | None = None
+        shown = BuildProgress(files, progress)
+        try:
+            for path in files:
+                shown.reading(path)
+                source = ingest.source_id(path, root)
+                seen.add(source)
+                try:
+                    key = _stat_key(path.stat())
+                    prev = old_docs.get(source)
+                    intact = prev is not None and not (prev["n_chunks"] and source not in indexed)
+                    if intact and _same_file(prev, key, old_scan):
+                        digest = prev["sha256"]
+                    else:
+                        digest = ingest.file_sha256(path)
+                except OSError as e:
+                    _skip(report, writer, path, source, f"cannot read ({e.strerror or e})",
+                          indexed=source in old_docs)
+                    shown.file_done(path)
+                    continue
+                if intact and prev["sha256"] == digest:
+                    documents[source] = {**prev, **key}
+                    report.unchanged.append(source)
+                    shown.file_done(path)
+                    continue
+                if embedding is None:  # the first file to read: what its vectors need, loaded once
+                    record = record or embedder_record(embedder)
+                    # a killed build's reading and embedding are on disk: this one takes them up
+                    saved = Checkpoint(Path(store.path) / ".embedded", record.get("fingerprint") or
+                                       embedder_record(embedder)["fingerprint"]) if hasattr(store, "path") else None
+                    embedding = _Embedding(writer, embedder, int(record["dim"]), saved, shown, report)
+                resumed = saved.read(source, digest, settings) if saved is not None else None
+                if resumed is not None:  # read before the kill: not read again
+                    title, pieces = resumed
+                    report.resumed.append(source)
                 else:
-                    digest = ingest.file_sha256(path)
-            except OSError as e:
-                _skip(report, writer, path, source, f"cannot read ({e.strerror or e})", indexed=source in old_docs)
-                continue
-            if intact and prev["sha256"] == digest:
-                documents[source] = {**prev, **key}
-                report.unchanged.append(source)
-                continue
-            if chunker is None:  # only when a file is read: the tokenizer may load the embedder
-                chunker = Chunker(embedder.tokenizer, max_tokens=embedder.max_seq_length,
-                                  chunk_size=chunk_size, chunk_overlap=chunk_overlap)
-            try:
-                doc = ingest.load(path, source=source, limits=read_limits)
-                pieces = chunker.split(doc)  # reads a large file's blocks as it goes
-            except DocumentError as e:  # OverBudget among them
-                _skip(report, writer, path, source, str(e).removeprefix(f"{path}: "), indexed=source in old_docs)
-                continue
-            except Exception as e:  # noqa: BLE001 - whatever one file does, the others are indexed
-                log.debug("reading %s failed", path, exc_info=True)
-                reason = str(ingest.failure(path, ingest.SUPPORTED.get(path.suffix.lower(), "this"), e))
-                _skip(report, writer, path, source, reason.removeprefix(f"{path}: "), indexed=source in old_docs)
-                continue
-            writer.remove(source)
-            pending.extend(pieces)
-            n_new += len(pieces)
-            documents[source] = {"sha256": doc.sha256, "title": doc.title, "n_chunks": len(pieces), **key,
-                                 "indexed": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-            (report.updated if prev else report.added).append(source)
+                    if chunker is None:  # only when a file is read: the tokenizer may load the embedder
+                        chunker = Chunker(embedder.tokenizer, max_tokens=embedder.max_seq_length,
+                                          chunk_size=chunk_size, chunk_overlap=chunk_overlap)
+                    try:
+                        doc = ingest.load(path, source=source, limits=read_limits)
+                        pieces = chunker.split(doc)  # reads a large file's blocks as it goes
+                    except DocumentError as e:  # OverBudget among them
+                        _skip(report, writer, path, source, str(e).removeprefix(f"{path}: "),
+                              indexed=source in old_docs)
+                        shown.file_done(path)
+                        continue
+                    except Exception as e:  # noqa: BLE001 - whatever one file does, the others are indexed
+                        log.debug("reading %s failed", path, exc_info=True)
+                        reason = str(ingest.failure(path, ingest.SUPPORTED.get(path.suffix.lower(), "this"), e))
+                        _skip(report, writer, path, source, reason.removeprefix(f"{path}: "),
+                              indexed=source in old_docs)
+                        shown.file_done(path)
+                        continue
+                    title, digest = doc.title, doc.sha256  # (what was read, should the file have changed since)
+                    if saved is not None:
+                        saved.save_read(source, digest, settings, title, pieces)
+                writer.remove(source)
+                embedding.add(pieces)  # embedded batch by batch as files are read: memory stays one batch
+                embedding.file_done()
+                n_new += len(pieces)
+                documents[source] = {"sha256": digest, "title": title, "n_chunks": len(pieces), **key,
+                                     "indexed": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+                (report.updated if prev else report.added).append(source)
+                shown.file_done(path)
+            if embedding is not None:
+                embedding.flush()
+        finally:
+            shown.close()
         if prune:
             gone = sorted(set(old_docs) - seen)
             report.removed = sorted(set(report.removed) | set(gone))
@@ -165,11 +207,7 @@ def build(paths: list[str | Path], *, embedder, chunk_size: int, chunk_overlap: 
             report.seconds = time.perf_counter() - t0
             return report
 
-        record = old.manifest["embedder"] if old is not None else embedder_record(embedder)
-        # a killed build's embedded batches are on disk: a rerun takes them up again
-        saved = Checkpoint(Path(store.path) / ".embedded", record.get("fingerprint") or embedder_record(embedder)
-                           ["fingerprint"]) if hasattr(store, "path") else None
-        _embed_into(writer, pending, embedder, int(record["dim"]), progress, saved)
+        record = record or embedder_record(embedder)
         manifest = {
             "format_version": FORMAT_VERSION,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -226,118 +264,48 @@ def _skip(report: IndexReport, writer, path: Path, source: str, reason: str, *, 
     log.warning("skipped %s: %s", path, reason)
 
 
-def _embed_into(writer, chunks: list[Chunk], embedder, dim: int, progress: bool | str,
-                saved: "Checkpoint | None" = None) -> None:
-    """Embed in batches and hand each to the writer, so only one batch of texts exists at a time.
+class _Embedding:
+    """Chunks waiting for their vectors, embedded EMBED_BATCH at a time as files are read and
+    handed to the writer, so only one batch of texts waits at a time. With `saved`, each new
+    batch is also written to disk, and chunks a killed build embedded are taken from there."""
 
-    With `saved`, each embedded batch is also written to disk, and chunks a killed build already
-    embedded are taken from there instead of embedded again."""
-    bar = _progress(None, progress, "embedding", "chunk", total=len(chunks)) if chunks else None
-    for start in range(0, len(chunks), EMBED_BATCH):
-        batch = chunks[start:start + EMBED_BATCH]
+    def __init__(self, writer, embedder, dim: int, saved: Checkpoint | None, shown: BuildProgress,
+                 report: IndexReport) -> None:
+        self.writer, self.embedder, self.dim, self.saved = writer, embedder, dim, saved
+        self.shown, self.report = shown, report
+        self.pending: list[Chunk] = []
+        self.last = time.monotonic()  # when a batch was last embedded
+
+    def add(self, chunks: list[Chunk]) -> None:
+        self.pending.extend(chunks)
+        while len(self.pending) >= EMBED_BATCH:
+            batch, self.pending = self.pending[:EMBED_BATCH], self.pending[EMBED_BATCH:]
+            self._embed(batch)
+
+    def file_done(self) -> None:
+        """A file's chunks are all added: embed a part batch when it has waited FLUSH_SECONDS."""
+        if time.monotonic() - self.last >= FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            batch, self.pending = self.pending, []
+            self._embed(batch)
+
+    def _embed(self, batch: list[Chunk]) -> None:
         texts = [embed_text(c) for c in batch]
-        vecs = saved.lookup(texts, dim) if saved is not None else None
-        if vecs is None:
-            vecs = embedder.embed(texts)
-            if vecs.shape != (len(batch), dim):
-                raise StoreError(f"the embedder returned vectors of shape {vecs.shape}, expected "
-                                 f"({len(batch)}, {dim}); rebuild with `rag index --rebuild`")
-            if saved is not None:
-                saved.save(texts, vecs)
-        writer.add(batch, vecs)
-        if bar is not None:
-            bar.update(len(batch))
-    if bar is not None:
-        bar.close()
-
-
-class Checkpoint:
-    """Vectors of chunk texts embedded by builds that did not finish, in `folder`, for one
-    embedder (its fingerprint names the subfolder). A batch is one .npz file, written whole or
-    not at all; the folder goes once a build has committed."""
-
-    def __init__(self, folder: Path, fingerprint: str) -> None:
-        import hashlib
-
-        self._hash = lambda t: hashlib.sha256(t.encode("utf-8")).hexdigest()[:32]
-        self.folder = Path(folder) / (fingerprint[:16] or "unnamed")
-        self._known: dict[str, "object"] | None = None
-
-    def _load(self) -> dict:
-        if self._known is None:
-            import numpy as np
-
-            self._known = {}
-            for f in sorted(self.folder.glob("[0-9]*.npz")) if self.folder.is_dir() else []:
-                try:
-                    with np.load(f, allow_pickle=False) as z:
-                        self._known.update(zip(z["keys"].tolist(), z["vectors"]))
-                except Exception:  # noqa: BLE001 - a file cut by the kill: its batch is embedded again
-                    continue
-        return self._known
-
-    def lookup(self, texts: list[str], dim: int):
-        known = self._load()
-        keys = [self._hash(t) for t in texts]
-        if not keys or not all(k in known and known[k].shape == (dim,) for k in keys):
-            return None
-        import numpy as np
-
-        return np.stack([known[k] for k in keys]).astype(np.float32)
-
-    def save(self, texts: list[str], vectors) -> None:
-        import numpy as np
-
-        self.folder.mkdir(parents=True, exist_ok=True)
-        name = self.folder / f"{time.time_ns()}.npz"
-        tmp = self.folder / f".{name.stem}.tmp"  # not a batch until it is whole
-        with tmp.open("wb") as fh:
-            np.savez(fh, keys=np.array([self._hash(t) for t in texts]), vectors=vectors)
-        os.replace(tmp, name)
-
-    def clear(self) -> None:
-        import shutil
-
-        shutil.rmtree(self.folder.parent, ignore_errors=True)
-
-
-def _progress(items, mode: bool | str, desc: str, unit: str, total: int | None = None):
-    """Progress on stderr: a tqdm bar when `mode` is true (the CLI's choice on a terminal), a
-    plain line every few seconds with "lines" (a log or a pipe), nothing when false."""
-    if not mode:
-        return items
-    if mode == "lines":
-        return _Lines(items, desc, unit, total)
-    from tqdm import tqdm
-
-    return tqdm(items, desc=desc, unit=unit, total=total, file=sys.stderr, dynamic_ncols=True)
-
-
-class _Lines:
-    """Counts items as they pass (or as `update` says) and prints "desc: n/total unit" to stderr
-    at most every `every` seconds, and once at the end."""
-
-    def __init__(self, items, desc: str, unit: str, total: int | None, every: float = 5.0) -> None:
-        self.items, self.desc, self.unit, self.every = items, desc, unit, every
-        self.total = total if total is not None else (len(items) if hasattr(items, "__len__") else None)
-        self.n, self._last = 0, time.monotonic()
-
-    def __iter__(self):
-        for item in self.items:
-            yield item
-            self.update(1)
-        self.close()
-
-    def update(self, n: int) -> None:
-        self.n += n
-        if time.monotonic() - self._last >= self.every:
-            self._print()
-
-    def _print(self) -> None:
-        of = f"/{self.total}" if self.total is not None else ""
-        print(f"{self.desc}: {self.n}{of} {self.unit}s", file=sys.stderr, flush=True)
-        self._last = time.monotonic()
-
-    def close(self) -> None:
-        if self.n:
-            self._print()
+        found = self.saved.vectors(texts, self.dim) if self.saved is not None else [None] * len(texts)
+        missing = [i for i, v in enumerate(found) if v is None]
+        if missing:
+            new = self.embedder.embed([texts[i] for i in missing])
+            if new.shape != (len(missing), self.dim):
+                raise StoreError(f"the embedder returned vectors of shape {new.shape}, expected "
+                                 f"({len(missing)}, {self.dim}); rebuild with `rag index --rebuild`")
+            if self.saved is not None:
+                self.saved.save([texts[i] for i in missing], new)
+            for i, v in zip(missing, new):
+                found[i] = v
+        self.report.n_reused += len(batch) - len(missing)
+        self.writer.add(batch, np.stack(found).astype(np.float32))
+        self.shown.embedded(len(batch))
+        self.last = time.monotonic()

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -108,7 +109,7 @@ def test_cli_second_writer_gets_one_line(tmp_path):
 
 KILLED_BUILD = """
 import os, signal, sys
-from rag import RAG, index
+from rag import RAG, index, ingest
 from rag.stores import faiss as faiss_store
 
 point, docs, idx = sys.argv[1:4]
@@ -143,6 +144,15 @@ elif point == "after-commit":  # CURRENT replaced, older versions not yet cleane
         if os.path.basename(str(dst)) == "CURRENT":
             os.kill(os.getpid(), signal.SIGKILL)
     os.replace = replace
+elif point.startswith("reading-file-"):  # files before it read and embedded, killed as it is read
+    index.FLUSH_SECONDS = 0.0  # each finished file's chunks embedded at once, not in a part batch later
+    real_load, loads = ingest.load, []
+    def load(path, **kw):
+        loads.append(path)
+        if len(loads) == int(point.rsplit("-", 1)[1]):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real_load(path, **kw)
+    ingest.load = load
 rag.index([docs], rebuild=point == "embedding")
 print("FINISHED", flush=True)
 """
@@ -233,3 +243,36 @@ def test_a_build_that_dies_while_embedding_resumes_from_its_saved_batches(tmp_pa
     store = faiss_store.open_index(idx)
     fresh = FakeEmbedder().embed([index.embed_text(c) for c in store.chunks])
     assert abs(store.vectors() - fresh).max() < 1e-6
+
+
+@pytest.mark.e2e
+def test_a_build_killed_after_6_of_10_files_resumes_without_reading_or_embedding_them(tmp_path, real_rag,
+                                                                                     monkeypatch):
+    docs = tmp_path / "docs"
+    shutil.copytree(CORPUS, docs / "a")
+    shutil.copytree(CORPUS, docs / "b")
+    for f in (docs / "b").iterdir():  # other texts: a copy's chunks would take the same vectors
+        f.write_text(f.read_text(encoding="utf-8").upper(), encoding="utf-8")
+    idx = tmp_path / "idx"
+    killed_build("reading-file-7", docs, idx)  # SIGKILL as the 7th file is read
+    assert faiss_store.current_version(idx) is None  # nothing half-built is live
+    files, _ = ingest.find_files([docs])
+    finished = [ingest.source_id(f, docs) for f in files[:6]]
+
+    resumed = RAG(index=str(idx), embedder=real_rag.embedder, generator=real_rag.generator)
+    loads = count_calls(monkeypatch, ingest, "load")
+    embedded = []
+    real_embed = real_rag.embedder.embed
+    monkeypatch.setattr(real_rag.embedder, "embed", lambda texts, **kw: embedded.extend(texts) or real_embed(texts, **kw))
+    report = resumed.index([docs])
+    # what the report says: the six finished files were neither read nor embedded again
+    assert report.resumed == finished and len(report.added) == 10
+    assert [ingest.source_id(Path(p), docs) for p in loads] == [ingest.source_id(f, docs) for f in files[6:]]
+    store = faiss_store.open_index(idx)
+    first_six = sum(1 for c in store.chunks if c.source in finished)
+    assert report.n_reused == first_six and len(embedded) == report.n_chunks - first_six
+    assert not (idx / ".embedded").exists()
+    # the index is whole: every chunk, each vector what the embedder gives for its text
+    assert {c.source for c in store.chunks} == {ingest.source_id(f, docs) for f in files}
+    fresh = real_embed([index.embed_text(c) for c in store.chunks[:40]])
+    assert abs(store.vectors(list(range(40))) - fresh).max() < 1e-4

@@ -343,17 +343,31 @@ def test_an_answer_cut_by_the_token_limit_ends_at_its_last_whole_sentence(store)
 
 
 def test_indexing_without_a_terminal_prints_progress_lines(tmp_path, capsys, monkeypatch):
-    from rag import index as index_mod
+    """A log or a pipe hears from a build on a clock, even while one slow file is being read."""
+    import time
+
+    from rag import build_progress, ingest
 
     docs = tmp_path / "docs"
     docs.mkdir()
     for i in range(3):
         (docs / f"n{i}.md").write_text(f"# Note {i}\n\nZebras number {i}.\n")
-    monkeypatch.setattr(index_mod._Lines.__init__, "__defaults__", (0.0,))  # a line per item
+    monkeypatch.setattr(build_progress, "LINE_EVERY", 0.05)
+    load = ingest.load
+
+    def slow_load(path, **kw):  # a big PDF, in miniature
+        time.sleep(0.3)
+        return load(path, **kw)
+
+    monkeypatch.setattr(ingest, "load", slow_load)
     RAG(embedder=EMBEDDER, generator=ScriptedGenerator([]), store=MemoryStore(), corpus=str(docs)).index(
         progress="lines")
-    err = capsys.readouterr().err
-    assert "reading: 3/3 files" in err and "embedding: 3/3 chunks" in err
+    lines = capsys.readouterr().err.splitlines()
+    reading_first = [x for x in lines if x.startswith("indexing: file 1/3 (n0.md, ")]
+    assert len(reading_first) >= 2  # several lines while the first file alone was read
+    assert "MB" in reading_first[0] and "chunks embedded" in reading_first[0]
+    assert any("left" in x for x in lines)  # an estimate once some bytes are done
+    assert lines[-1].startswith("indexing: 3/3 files") and "3 chunks embedded" in lines[-1]
 
 
 def test_a_cut_answer_with_no_words_is_no_answer(store):
