@@ -22,7 +22,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/run.py` from a clone
 
-from benchmarks import (common, fuzz, generation, hostile, indexing, milvus, onnx_embed, readers,  # noqa: E402
+from benchmarks import (big_pdf, common, fuzz, generation, hostile, indexing, milvus, onnx_embed, readers,  # noqa: E402
                         report, retrieval, server, serve_api, speed)
 from rag import index as index_mod  # noqa: E402
 from rag.stores import faiss as faiss_store  # noqa: E402
@@ -31,7 +31,7 @@ from rag.config import DEFAULT_EMBEDDER_NAME, Settings  # noqa: E402
 from rag.embed import Embedder  # noqa: E402
 
 SECTIONS = ("indexing", "retrieval", "milvus", "generation", "server", "serve", "onnx", "readers", "hostile", "fuzz",
-            "stop_early", "answer_evals", "prefill", "cold", "concurrency", "first_word", "mcp_start")
+            "stop_early", "answer_evals", "prefill", "cold", "concurrency", "first_word", "mcp_start", "big_pdf")
 SPEED = {"stop_early", "answer_evals", "prefill", "cold", "concurrency", "first_word", "mcp_start"}  # issue 20, on the corpus index
 
 
@@ -145,6 +145,8 @@ def run(*, quick: bool, only: list[str] | None = None) -> dict:
                     batch_size=settings.embed_batch_size)
     if "readers" in sections:
         section("readers", readers.run, quick=quick)
+    if "big_pdf" in sections:
+        section("big_pdf", big_pdf.run, quick=quick)
     if "hostile" in sections:  # RAG_BENCH_BEFORE=<older checkout> measures it too
         section("hostile", hostile.section, quick=quick)
     if "fuzz" in sections:
