@@ -2,7 +2,9 @@
 and their rate, and an estimate of the time left, on stderr.
 
 Three modes, chosen by the caller (the CLI picks by whether stderr is a terminal):
-- `True`: a tqdm bar over the files, its postfix the chunks embedded and the file being read;
+- `True`: tqdm bars, "reading" over the files (its postfix the file being read) and "embedding"
+  over the chunks; the chat's upload box shows the same bars (Gradio follows tqdm) and its
+  Cancel acts at their next step;
 - `"lines"`: a plain status line every `every` seconds from a ticker thread, so a log or a pipe
   (`rag index | cat`, CI) hears from a long build even while one large PDF is being read, and
   one line at the end;
@@ -39,11 +41,12 @@ class BuildProgress:
         self.current_since = self.t0 = time.monotonic()
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._bar = self._ticker = None
+        self._bar = self._chunk_bar = self._ticker = None
         if mode is True and files:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=self.n_files, desc="indexing", unit="file", file=sys.stderr, dynamic_ncols=True)
+            self._bar = tqdm(total=self.n_files, desc="reading", unit="file", file=sys.stderr, dynamic_ncols=True)
+            self._chunk_bar = tqdm(desc="embedding", unit="chunk", file=sys.stderr, dynamic_ncols=True)
         elif mode == "lines" and files:
             self._ticker = threading.Thread(target=self._tick, daemon=True, name="index-progress")
             self._ticker.start()
@@ -54,7 +57,7 @@ class BuildProgress:
         with self._lock:
             self.current, self.current_since = path, time.monotonic()
         if self._bar is not None:
-            self._bar.set_postfix_str(self._postfix(), refresh=True)
+            self._bar.set_postfix_str(path.name, refresh=True)
 
     def file_done(self, path: Path) -> None:
         with self._lock:
@@ -62,22 +65,22 @@ class BuildProgress:
             self.done_bytes += self.sizes.get(path, 0)
             self.current = None
         if self._bar is not None:
-            self._bar.set_postfix_str(self._postfix(), refresh=False)
             self._bar.update(1)
 
     def embedded(self, n: int) -> None:
         with self._lock:
             self.chunks += n
-        if self._bar is not None:
-            self._bar.set_postfix_str(self._postfix(), refresh=True)
+        if self._chunk_bar is not None:
+            self._chunk_bar.update(n)
 
     def close(self) -> None:
         if self._ticker is not None:
             self._stop.set()
             self._ticker.join()
             self._print()
-        if self._bar is not None:
-            self._bar.close()
+        for bar in (self._bar, self._chunk_bar):
+            if bar is not None:
+                bar.close()
 
     # ---------------------------------------------------------------- what is shown
 
@@ -97,10 +100,6 @@ class BuildProgress:
             if 0 < self.done_bytes < self.total_bytes:
                 line += f", about {_duration(elapsed * (self.total_bytes - self.done_bytes) / self.done_bytes)} left"
             return line
-
-    def _postfix(self) -> str:
-        reading = f", reading {self.current.name}" if self.current is not None else ""
-        return f"{self.chunks} chunks{reading}"
 
     def _tick(self) -> None:
         while not self._stop.wait(self.every):
