@@ -122,6 +122,43 @@ def write_text_pdf(path: Path, lines: list[str], *, title: str = "") -> Path:
     return path
 
 
+def write_layout_pdf(path: Path, pages: list[list[tuple]]) -> Path:
+    """A PDF of Letter pages drawn by hand, each from a list of ("text", x, y, string) in
+    Helvetica 10 pt and ("rule", x0, y0, x1, y1), a stroked line (points from the bottom left),
+    in that order in the page's content stream: layouts (a ruled table, two columns whose lines
+    are drawn in turn, a running head) whose stream order the test chooses."""
+    def escaped(text: str) -> str:
+        return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+
+    def draw(item: tuple) -> str:
+        if item[0] == "text":
+            _, x, y, text = item
+            return f"BT /F1 10 Tf {x} {y} Td ({escaped(text)}) Tj ET"
+        _, x0, y0, x1, y1 = item
+        return f"0.5 w {x0} {y0} m {x1} {y1} l S"
+
+    n = len(pages)
+    objs = ["<< /Type /Catalog /Pages 2 0 R >>",
+            f"<< /Type /Pages /Kids [{' '.join(f'{4 + 2 * k} 0 R' for k in range(n))}] /Count {n} >>",
+            "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"]
+    for k, items in enumerate(pages):
+        ops = "\n".join(draw(item) for item in items)
+        objs.append(f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {5 + 2 * k} 0 R "
+                    "/Resources << /Font << /F1 3 0 R >> >> >>")
+        objs.append(f"<< /Length {len(ops.encode('latin-1'))} >>\nstream\n{ops}\nendstream")
+    out = b"%PDF-1.4\n"
+    offsets = []
+    for i, body in enumerate(objs, 1):
+        offsets.append(len(out))
+        out += f"{i} 0 obj\n{body}\nendobj\n".encode("latin-1")
+    xref = len(out)
+    out += f"xref\n0 {len(objs) + 1}\n0000000000 65535 f \n".encode()
+    out += "".join(f"{o:010d} 00000 n \n" for o in offsets).encode()
+    out += f"trailer\n<< /Size {len(objs) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    path.write_bytes(out)
+    return path
+
+
 def write_scanned_pdf(path: Path, pages: list[list[str] | None], *, text_pdf: bytes | None = None) -> Path:
     """A PDF of image-only pages (each a rendered list of lines); with `text_pdf`, the pages of
     that PDF first, so one file mixes a text layer and scans. A None page is a blank scan."""

@@ -1,7 +1,9 @@
 """PDF files (`rag.readers.pdf`): one section per page; the images of scanned pages found
 without decoding, checked against the pixel limit (declared and codestream sizes), decoded once
 per document and charged to the `images` and `ocr_pages` budgets (issue 34, finding 3). Each
-hostile file is built here, at a bounded size."""
+hostile file is built here, at a bounded size. Then the layout (`rag.readers.pdf_layout`): ruled
+tables as tables, columns in reading order, running heads and feet once, on pages drawn here
+with made-up facts, and the pages pdfplumber is not given (too large, looping, failing)."""
 import io
 import logging
 import zlib
@@ -10,9 +12,12 @@ from pathlib import Path
 import pytest
 
 from rag import ingest, samples
+from rag.chunk import Chunker
 from rag.errors import DocumentError, OverBudget
 from rag.readers import pdf as pdf_reader
+from rag.readers import pdf_layout
 from rag.readers.budget import Budget, ReadLimits
+from rag.testing import WordTokenizer
 
 from rag.samples import write_text_pdf as make_pdf
 
@@ -147,3 +152,230 @@ def test_inline_images_are_read_within_the_pixel_limit_and_charged(tmp_path):
     budget = Budget(f, ReadLimits(pixels=10_000))  # over it: not decoded
     assert pdf_reader.read(f, f.read_bytes(), budget=budget)[1] == ()
     assert "images" not in budget.spent
+
+
+# ---------------------------------------------------------------- layout: tables, columns, running lines
+
+SURVEY = [["Reservoir", "Capacity (ML)", "Inspector"], ["Lake Orvane", "8,412", "Tamsin Quell"],
+          ["Brackwater Basin", "1,907", "Odo Ferrant"]]
+
+
+def ruled_table(rows: list[list[str]], *, top: float = 700, columns=(72, 222, 352, 500), height: float = 20) -> list:
+    """Drawing items of a table ruled on every side of every cell, its first row at `top`."""
+    items = [("rule", columns[0], top - r * height, columns[-1], top - r * height) for r in range(len(rows) + 1)]
+    items += [("rule", x, top, x, top - len(rows) * height) for x in columns]
+    items += [("text", columns[c] + 4, top - r * height - 14, value)
+              for r, row in enumerate(rows) for c, value in enumerate(row)]
+    return items
+
+
+def survey_pdf(path: Path, rows: list[list[str]] = SURVEY) -> Path:
+    table_top = 700
+    return samples.write_layout_pdf(path, [
+        [("text", 72, 720, "Cover page of the Vellmar survey.")],
+        [("text", 72, 720, "Quarterly reservoir survey of the Vellmar district."),
+         *ruled_table(rows, top=table_top),
+         ("text", 72, table_top - 20 * len(rows) - 30, "Figures were checked by the district office.")]])
+
+
+def test_a_ruled_table_becomes_a_table_on_its_page_with_the_text_around_it(tmp_path):
+    f = survey_pdf(tmp_path / "survey.pdf")
+    doc = ingest.load(f)
+    tables = [s for s in doc.sections if s.table is not None]
+    assert len(tables) == 1 and tables[0].location.page == 2 and tables[0].headings == ("page 2",)
+    assert tables[0].table.header == ("Reservoir", "Capacity (ML)", "Inspector")
+    assert ("Brackwater Basin", "1,907", "Odo Ferrant") in tables[0].table.rows
+    texts = [(s.location.page, s.text) for s in doc.sections if s.table is None]
+    # the text above and below the table in reading order, and no cell read again as loose words
+    assert texts == [(1, "Cover page of the Vellmar survey."),
+                     (2, "Quarterly reservoir survey of the Vellmar district."),
+                     (2, "Figures were checked by the district office.")]
+    chunks = Chunker(WordTokenizer(), max_tokens=256, chunk_size=60, chunk_overlap=10).split(doc)
+    hit = next(c for c in chunks if "1,907" in c.text)
+    assert hit.location.page == 2
+    assert hit.text.startswith("| Reservoir | Capacity (ML) | Inspector |\n| --- | --- | --- |\n")
+    assert "| Brackwater Basin | 1,907 | Odo Ferrant |" in hit.text
+
+
+def test_every_chunk_of_a_long_pdf_table_starts_with_its_header(tmp_path):
+    rows = [["Gauge", "Depth (m)"]] + [[f"gauge G{i:02}", f"{i * 7}.5"] for i in range(1, 31)]
+    f = survey_pdf(tmp_path / "gauges.pdf", rows)
+    chunks = Chunker(WordTokenizer(), max_tokens=256, chunk_size=40, chunk_overlap=5).split(ingest.load(f))
+    table_chunks = [c for c in chunks if c.text.startswith("| Gauge | Depth (m) |\n| --- | --- |\n")]
+    assert len(table_chunks) > 3 and all(c.location.page == 2 for c in table_chunks)
+    body = "\n".join(c.text for c in table_chunks)
+    assert all(body.count(f"| gauge G{i:02} | {i * 7}.5 |") == 1 for i in range(1, 31))  # cut between rows
+
+
+def test_a_table_page_pdfplumber_fails_on_keeps_pypdfs_text(tmp_path, monkeypatch):
+    f = survey_pdf(tmp_path / "survey.pdf")
+
+    def broken(self, idnum, number):
+        raise ValueError("damaged page")
+
+    monkeypatch.setattr(pdf_reader._PlumbedPages, "_page", broken)
+    sections = pdf_reader.read(f, f.read_bytes())[1]
+    assert all(s.table is None for s in sections)
+    assert "Odo Ferrant" in sections[1].text and sections[1].location.page == 2
+
+
+def test_a_page_over_what_pdfplumber_may_cost_keeps_pypdfs_text(tmp_path, monkeypatch):
+    f = survey_pdf(tmp_path / "survey.pdf")
+    monkeypatch.setattr(pdf_reader, "PLUMBER_MAX_OPERATORS", 20)
+    sections = pdf_reader.read(f, f.read_bytes())[1]
+    assert all(s.table is None for s in sections) and "Odo Ferrant" in sections[1].text
+
+
+def with_font_program(path: Path, program: bytes) -> Path:
+    """The PDF at `path` with a (flate-compressed) font program added to its font."""
+    from pypdf import PdfWriter
+    from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
+
+    writer = PdfWriter(clone_from=path)
+    stream = DecodedStreamObject()
+    stream.set_data(program)
+    descriptor = DictionaryObject({NameObject("/Type"): NameObject("/FontDescriptor"),
+                                   NameObject("/FontFile2"): writer._add_object(stream.flate_encode())})
+    font = writer.pages[1]["/Resources"]["/Font"]["/F1"].get_object()
+    font[NameObject("/FontDescriptor")] = writer._add_object(descriptor)
+    writer.write(path)
+    return path
+
+
+def test_a_page_whose_font_inflates_past_the_limit_is_not_given_to_pdfplumber(tmp_path, monkeypatch):
+    """pdfminer inflates a font program without a limit: pypdf measures it first, within its own."""
+    f = with_font_program(survey_pdf(tmp_path / "survey.pdf"), b"\0" * 200_000)
+    assert any(s.table is not None for s in pdf_reader.read(f, f.read_bytes())[1])
+    monkeypatch.setattr(pdf_reader, "PLUMBER_MAX_STREAM_BYTES", 100_000)
+    sections = pdf_reader.read(f, f.read_bytes())[1]
+    assert all(s.table is None for s in sections) and "Odo Ferrant" in sections[1].text
+
+
+FERRY = ["The Marrowby ferry leaves", "the north quay at 06:40", "on weekdays and at 08:15", "on Sundays, weather",
+         "permitting, and its", "return crossing takes", "forty minutes in all", "seasons of the year."]
+BRIDGE = ["The Ostrel bridge closes", "for repairs in May, so", "carts must use the", "upper ford by the mill",
+          "until the new deck is", "laid and inspected by", "the county surveyor", "before the summer fair."]
+
+
+def two_columns(path: Path, *, interleaved: bool) -> Path:
+    """One page of two columns, the stream drawing them line by line across the page
+    (`interleaved`) or the left column first."""
+    left = [("text", 72, 700 - 14 * k, line) for k, line in enumerate(FERRY)]
+    right = [("text", 320, 700 - 14 * k, line) for k, line in enumerate(BRIDGE)]
+    items = [x for pair in zip(left, right) for x in pair] if interleaved else left + right
+    return samples.write_layout_pdf(path, [[("text", 72, 740, "Notices of the Marrowby parish"), *items]])
+
+
+@pytest.mark.parametrize("interleaved", [True, False])
+def test_two_columns_are_read_left_column_first(tmp_path, interleaved):
+    f = two_columns(tmp_path / "notices.pdf", interleaved=interleaved)
+    (section,) = pdf_reader.read(f, f.read_bytes())[1]
+    assert section.location.page == 1
+    assert section.text.index("seasons of the year.") < section.text.index("The Ostrel bridge closes")
+    assert "\n".join(FERRY) in section.text and "\n".join(BRIDGE) in section.text
+
+
+def test_the_column_switch_off_reads_the_rows_across(tmp_path, monkeypatch):
+    monkeypatch.setattr(pdf_layout, "COLUMNS", False)
+    f = two_columns(tmp_path / "notices.pdf", interleaved=True)
+    (section,) = pdf_reader.read(f, f.read_bytes())[1]
+    assert section.text.index("The Ostrel bridge closes") < section.text.index("seasons of the year.")
+
+
+def boxes(lines: list[tuple[float, str]], *, top: float = 100, glyph: float = 5) -> list:
+    """Word boxes of lines given as (x of the first word, text), one line every 14 points."""
+    out = []
+    for k, (x, text) in enumerate(lines):
+        for word in text.split():
+            out.append(pdf_layout.Box(x, top + 14 * k, x + glyph * len(word), top + 14 * k + 10, word))
+            x += glyph * (len(word) + 1)
+    return out
+
+
+def test_a_gutter_is_found_between_prose_columns_not_beside_a_list_of_short_terms():
+    prose = [(72, "the quick brown fox jumps over the lazy dog")] * 6
+    right = [(320, "a slow grey cat sleeps under the warm stove")] * 6
+    gutter = pdf_layout.find_gutter(boxes([*prose, *right]))
+    assert gutter is not None and 72 + 5 * 43 <= gutter[0] < gutter[1] <= 320
+    # a term and its value far apart (a list, an unruled table's columns): rows, not columns
+    terms = [(72, "ash"), (72, "birch tree"), (72, "oak"), (72, "rowan"), (72, "yew"), (72, "elm")]
+    values = [(320, "grows on chalk and clay soils in the north")] * 6
+    listing = boxes(terms) + boxes(values)
+    assert pdf_layout.find_gutter(listing) is None
+    assert pdf_layout.reading_lines(listing)[1] == "birch tree grows on chalk and clay soils in the north"
+    # one column of prose has no gutter
+    assert pdf_layout.find_gutter(boxes([(72, "the quick brown fox jumps over the lazy dog " * 2)] * 12)) is None
+    # a page that sets its text billions of points wide costs what any page does (bins capped)
+    far = boxes([(72, "the quick brown fox jumps over the lazy dog")] * 6
+                + [(5e10, "a slow grey cat sleeps under the warm stove")] * 6, glyph=1e9)
+    gutter = pdf_layout.find_gutter(far)
+    assert gutter is not None and 4.3e10 <= gutter[0] < gutter[1] <= 5e10
+
+
+def running_report(path: Path, pages: int = 5) -> Path:
+    """Pages with a running head (its page number changing) and a running foot over their body."""
+    return samples.write_layout_pdf(path, [
+        [("text", 72, 760, f"Vellmar Waterworks Annual Report - {n}"),
+         ("text", 72, 700, f"Pump station {n} lifted {n * 111} megalitres in spring."),
+         ("text", 72, 686, "Its filters were cleaned twice."),
+         ("text", 72, 40, "Internal draft, not for circulation")] for n in range(1, pages + 1)])
+
+
+def test_a_running_head_and_foot_are_read_once_and_the_body_on_every_page(tmp_path):
+    f = running_report(tmp_path / "report.pdf")
+    sections = pdf_reader.read(f, f.read_bytes())[1]
+    assert [s.location.page for s in sections] == [1, 2, 3, 4, 5]
+    text = "\n".join(s.text for s in sections)
+    assert text.count("Vellmar Waterworks Annual Report") == 1 and "Annual Report - 1" in sections[0].text
+    assert text.count("Internal draft, not for circulation") == 1
+    for n, s in enumerate(sections, 1):
+        assert f"Pump station {n} lifted {n * 111} megalitres in spring." in s.text
+        assert "Its filters were cleaned twice." in s.text  # repeated body lines are not edges
+
+
+def test_running_lines_switched_off_are_kept_on_every_page(tmp_path, monkeypatch):
+    monkeypatch.setattr(pdf_layout, "RUNNING_LINES", False)
+    f = running_report(tmp_path / "report.pdf")
+    assert all("Internal draft" in s.text for s in pdf_reader.read(f, f.read_bytes())[1])
+
+
+def test_running_lines_count_within_their_stretch_and_need_a_few_pages():
+    def page(n: int, head: str) -> tuple[int, list[str]]:
+        return n, [f"{head} {n}\nWater {n * 3} flowed\nthrough {n * 5} mains\nlast words {n}", f"Valve {n}"]
+
+    kept = pdf_layout.drop_running_lines([page(n, "Chapter 2: Pumps") for n in range(1, 9)]
+                                         + [page(n, "Chapter 3: Filters") for n in range(9, 40)])
+    assert kept[0][0].startswith("Chapter 2: Pumps 1\n") and kept[1][0].startswith("Water 6 flowed")
+    assert kept[8][0].startswith("Chapter 3: Filters 9\n") and kept[9][0].startswith("Water 30 flowed")
+    assert kept[0][1] == "Valve 1" and kept[9][1] == ""  # the foot: the last line of the last block
+    # a line under the head whose numbers are not page numbers stays on every page
+    assert all(f"Water {n * 3} flowed\nthrough {n * 5} mains" in blocks[0] for n, blocks in enumerate(kept, 1))
+    # two pages are not enough to call a line a running head
+    two = [(n, [f"Minutes of the board\nitem {n}\nitem {n}b\nclosed"]) for n in (1, 2)]
+    assert pdf_layout.drop_running_lines(two) == [blocks for _, blocks in two]
+    # nor is a row of figures at the top of each page of a long table
+    figures = [(n, [f"{n} {n * 7} {n * 9}\nrow {n}\nrow {n}b\nrow {n}c\nend {n}"]) for n in range(1, 9)]
+    assert all(blocks[0].startswith(f"{n} ") for (n, _), blocks in zip(figures, pdf_layout.drop_running_lines(figures)))
+
+
+def test_a_page_whose_forms_draw_each_other_is_not_given_to_pdfplumber(tmp_path):
+    from pypdf import PdfWriter
+    from pypdf.generic import ArrayObject, DecodedStreamObject, DictionaryObject, NameObject, NumberObject
+
+    writer = PdfWriter(clone_from=survey_pdf(tmp_path / "survey.pdf"))
+    form = DecodedStreamObject()
+    form.set_data(b"/Fm0 Do")
+    ref = writer._add_object(form)
+    form.update({NameObject("/Type"): NameObject("/XObject"), NameObject("/Subtype"): NameObject("/Form"),
+                 NameObject("/BBox"): ArrayObject([NumberObject(0)] * 2 + [NumberObject(10)] * 2),
+                 NameObject("/Resources"): DictionaryObject({NameObject("/XObject"): DictionaryObject(
+                     {NameObject("/Fm0"): ref})})})
+    page = writer.pages[1]
+    page["/Resources"][NameObject("/XObject")] = DictionaryObject({NameObject("/Fm0"): ref})
+    content = page.get_contents()
+    content.set_data(content.get_data() + b"\n/Fm0 Do")
+    page.replace_contents(content)
+    f = tmp_path / "loop.pdf"
+    writer.write(f)
+    sections = pdf_reader.read(f, f.read_bytes())[1]
+    assert all(s.table is None for s in sections) and "Odo Ferrant" in sections[1].text
