@@ -379,3 +379,23 @@ def test_a_page_whose_forms_draw_each_other_is_not_given_to_pdfplumber(tmp_path)
     writer.write(f)
     sections = pdf_reader.read(f, f.read_bytes())[1]
     assert all(s.table is None for s in sections) and "Odo Ferrant" in sections[1].text
+
+
+@pytest.mark.e2e
+def test_rag_ask_finds_a_pdf_table_cell_with_its_column_header(tmp_path, real_rag):
+    """The whole path: a made-up cell of a ruled PDF table, asked by its row and column, comes
+    back in a passage that names the column, cited on the table's page."""
+    from rag import RAG
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    survey_pdf(docs / "survey.pdf")
+    rag = RAG(index=str(tmp_path / "idx"), corpus=str(docs), embedder=real_rag.embedder,
+              generator=real_rag.generator, n_ctx=2048)
+    rag.index()
+    answer = rag.ask("What is the capacity of Brackwater Basin?")
+    top = answer.hits[0].chunk
+    assert top.page == 2 and "| Reservoir | Capacity (ML) | Inspector |" in top.text
+    assert "| Brackwater Basin | 1,907 | Odo Ferrant |" in top.text
+    assert not answer.abstained and "1,907" in answer.text
+    assert [c.location.page for c in answer.citations] == [2]
