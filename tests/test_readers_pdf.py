@@ -14,6 +14,7 @@ import pytest
 from rag import ingest, samples
 from rag.chunk import Chunker
 from rag.errors import DocumentError, OverBudget
+from rag.readers import ocr
 from rag.readers import pdf as pdf_reader
 from rag.readers import pdf_layout
 from rag.readers.budget import Budget, ReadLimits
@@ -399,3 +400,39 @@ def test_rag_ask_finds_a_pdf_table_cell_with_its_column_header(tmp_path, real_ra
     assert "| Brackwater Basin | 1,907 | Odo Ferrant |" in top.text
     assert not answer.abstained and "1,907" in answer.text
     assert [c.location.page for c in answer.citations] == [2]
+
+
+def _page_with_a_figure(folder: Path, figure_lines: list[str]) -> Path:
+    """A page with a text layer and, drawn over it, a scanned figure holding `figure_lines`."""
+    from pypdf import PdfReader, PdfWriter
+
+    folder.mkdir(parents=True, exist_ok=True)
+    text = make_pdf(folder / "text.pdf", ["The pump diagram below shows the cooling loop of the Varnholt rig."])
+    scan = samples.write_scanned_pdf(folder / "scan.pdf", [figure_lines])
+    writer = PdfWriter(clone_from=str(text))
+    writer.pages[0].merge_page(PdfReader(str(scan)).pages[0])
+    out = folder / "figure.pdf"
+    with out.open("wb") as fh:
+        writer.write(fh)
+    return out
+
+
+def _figure_sections(path: Path) -> list:
+    return [s for s in ingest.load(path).sections if s.text.startswith(pdf_reader.FIGURE_LABEL)]
+
+
+@pytest.mark.skipif(not ocr.available(), reason="tesseract is not installed")
+def test_the_words_of_a_figure_on_a_text_page_are_read_on_its_page(tmp_path):
+    f = _page_with_a_figure(tmp_path, ["COOLANT PUMP QX-7", "FLOW 42 LITRES PER MINUTE"])
+    figure = _figure_sections(f)
+    assert len(figure) == 1 and figure[0].location.page == 1
+    assert "COOLANT PUMP" in figure[0].text and "LITRES" in figure[0].text
+    assert any("Varnholt rig" in s.text for s in ingest.load(f).sections)  # the text layer as before
+
+
+@pytest.mark.skipif(not ocr.available(), reason="tesseract is not installed")
+def test_figures_switched_off_or_wordless_add_nothing(tmp_path, monkeypatch):
+    assert _figure_sections(_page_with_a_figure(tmp_path / "marks", ["42 17", "-- 9 --"])) == []
+    words = _page_with_a_figure(tmp_path / "words", ["COOLANT PUMP QX-7", "FLOW 42 LITRES PER MINUTE"])
+    monkeypatch.setattr(pdf_reader, "OCR_FIGURES", False)
+    assert _figure_sections(words) == []

@@ -47,6 +47,17 @@ log = logging.getLogger(__name__)
 # 0 turns the heuristic, and so PDF OCR, off.
 OCR_BELOW_CHARS = 20
 
+# Figures on pages that do have a text layer (a diagram's labels, a chart's axes, a scan pasted
+# into a report): each image of at least FIGURE_MIN_PIXELS declared pixels is OCR'd, at most
+# FIGURE_MAX per document (each costs a second or more of Tesseract on 2 cores), and its text is
+# kept, on its page, when it holds at least FIGURE_MIN_WORDS words of three letters or more:
+# photographs and decorations give none or noise. False reads only the text layer of such pages.
+OCR_FIGURES = True
+FIGURE_MIN_PIXELS = 200 * 100  # a logo or an icon is smaller
+FIGURE_MAX = 50
+FIGURE_MIN_WORDS = 3
+FIGURE_LABEL = "Text in a figure:"  # opens the block, so a reader of a citation knows where it came from
+
 # filters whose image Pillow decodes from the codestream's own header, which may state another
 # size than the PDF dictionary's /Width and /Height: that header is read and checked as well
 _SELF_SIZED = {"/DCTDecode", "/JPXDecode", "/CCITTFaxDecode", "/LZWDecode", "/ASCII85Decode"}
@@ -109,7 +120,12 @@ def read(path: Path, raw: bytes, *, budget: Budget | None = None) -> tuple[str, 
                     not_read += 1
                 pages.append((i, [text]))
                 continue
-            pages.append((i, _laid_out(page, i, sketch, plumbed) or [text]))
+            blocks = _laid_out(page, i, sketch, plumbed) or [text]
+            # (OCR_BELOW_CHARS 0 switches all PDF OCR off, figures included)
+            figure = images.figure_text(page, i) if OCR_FIGURES and OCR_BELOW_CHARS and text.strip() else ""
+            if figure:
+                blocks = [*blocks, f"{FIGURE_LABEL} {figure}"]
+            pages.append((i, blocks))
         if not_read:
             log.warning("%s: %d page(s) without a text layer not read: %s", path, not_read, ocr.MISSING)
         meta_title = (reader.metadata.title if reader.metadata else None) or ""
@@ -396,12 +412,28 @@ class _PdfImages:
     def __init__(self, path: Path, budget: Budget) -> None:
         self.path, self.budget = path, budget
         self._texts: dict[tuple, str] = {}  # image object -> its OCR text ("" if not read)
+        self.figures_read = 0  # images OCR'd on pages with a text layer (FIGURE_MAX)
 
     def find(self, page) -> tuple[list[tuple[tuple, object]], list[int]] | None:
         """The page's image XObjects and the declared pixels of its inline images, or None when
         it shows no image; nothing is decoded."""
         xobjects, inline = self._xobjects(page), self._inline_sizes(page)
         return (xobjects, inline) if xobjects or inline else None
+
+    def figure_text(self, page, number: int) -> str:
+        """The words OCR reads in the page's figures (image XObjects of FIGURE_MIN_PIXELS or
+        more, FIGURE_MAX per document), those of too few words left out; "" without OCR."""
+        figures = [(key, obj) for key, obj in self._xobjects(page)
+                   if key not in self._texts and _declared_pixels(obj) >= FIGURE_MIN_PIXELS]
+        if not figures or self.figures_read >= FIGURE_MAX or not ocr.available():
+            return ""
+        texts = []
+        for key, obj in figures[:FIGURE_MAX - self.figures_read]:
+            self.figures_read += 1
+            text = " ".join(self._text_of(key, obj, number).split())
+            if sum(1 for w in text.split() if sum(ch.isalpha() for ch in w) >= 3) >= FIGURE_MIN_WORDS:
+                texts.append(text)
+        return "\n".join(texts)
 
     def read(self, page, number: int, shown: tuple[list[tuple[tuple, object]], list[int]]) -> str:
         """The OCR text of what `find` found on the page."""
@@ -547,6 +579,12 @@ def _value(d, *keys):
         if v is not None:
             return v.get_object() if hasattr(v, "get_object") else v
     return None
+
+
+def _declared_pixels(obj) -> int:
+    """Width x height an image dictionary declares (0 when it declares no valid size)."""
+    w, h = _value(obj, "/Width"), _value(obj, "/Height")
+    return w * h if isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0 else 0
 
 
 def _last_filter(obj) -> str:
