@@ -1,7 +1,8 @@
 """PDF files through pypdf, and pdfplumber for the pages that need word positions: one section
 per page (located by page number), and one per table and per text between tables on a page
 with ruled tables; the title from the document's metadata, pages without a text layer read by
-OCR, running headers and footers dropped (see `pdf_layout` for these heuristics).
+OCR, the words in the figures of pages with one read by OCR as well (OCR_FIGURES), running
+headers and footers dropped (see `pdf_layout` for these heuristics).
 
 pypdf reads every page (45-55 pages/s on the R manuals here); pdfplumber (pdfminer), about
 three times slower (17-20 pages/s), reads again only a page whose sketch from pypdf's pass
