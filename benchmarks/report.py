@@ -152,7 +152,7 @@ def render(r: dict) -> str:
                 "| backend | paragraphs/s | speed vs torch | one question ms p50 / p95 | speed vs torch | "
                 "recall@5 | drop (points) | kept for batches | kept for questions |",
                 "|---|---|---|---|---|---|---|---|---|"]
-        for name in ("torch", "onnx", "onnx-int8"):
+        for name in [n for n in ("torch", "onnx", "onnx-int8", "onnx-int8-per-channel") if n in s]:
             x = s[name]
             q = x["question_ms"]
             keep = ("-", "-") if name == "torch" else tuple(
