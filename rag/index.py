@@ -6,6 +6,7 @@ so readers never see a half-built index (see `faiss_store` for the default store
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -120,6 +121,9 @@ def build(paths: list[str | Path], *, embedder, chunk_size: int, chunk_overlap: 
 
         chunker = None
         n_new = 0
+        # what decides a document's chunks besides its bytes: a record read under other settings
+        # (no OCR engine then, other limits) is not taken up
+        reading = {**settings, "limits": dataclasses.asdict(read_limits), "ocr": ingest.ocr_settings()}
         documents: dict[str, dict] = {}
         seen: set[str] = set()
         record = old.manifest["embedder"] if old is not None else None
@@ -154,8 +158,10 @@ def build(paths: list[str | Path], *, embedder, chunk_size: int, chunk_overlap: 
                     # a killed build's reading and embedding are on disk: this one takes them up
                     saved = Checkpoint(Path(store.path) / ".embedded", record.get("fingerprint") or
                                        embedder_record(embedder)["fingerprint"]) if hasattr(store, "path") else None
+                    if saved is not None and rebuild:  # from scratch means nothing taken up
+                        saved.clear()
                     embedding = _Embedding(writer, embedder, int(record["dim"]), saved, shown, report)
-                resumed = saved.read(source, digest, settings) if saved is not None else None
+                resumed = saved.read(source, digest, reading) if saved is not None else None
                 if resumed is not None:  # read before the kill: not read again
                     title, pieces = resumed
                     report.resumed.append(source)
@@ -180,8 +186,9 @@ def build(paths: list[str | Path], *, embedder, chunk_size: int, chunk_overlap: 
                         continue
                     title, digest = doc.title, doc.sha256  # (what was read, should the file have changed since)
                     if saved is not None:
-                        saved.save_read(source, digest, settings, title, pieces)
-                writer.remove(source)
+                        saved.save_read(source, digest, reading, title, pieces)
+                if source in indexed:  # (a new file has nothing to take out: no scan of what was added)
+                    writer.remove(source)
                 embedding.add(pieces)  # embedded batch by batch as files are read: memory stays one batch
                 embedding.file_done()
                 n_new += len(pieces)
@@ -217,8 +224,8 @@ def build(paths: list[str | Path], *, embedder, chunk_size: int, chunk_overlap: 
             "documents": documents,
         }
         version = writer.commit(manifest, dim=int(record["dim"]))
-        if saved is not None:
-            saved.clear()
+        if hasattr(store, "path"):  # what unfinished builds left is spent once one commits
+            Checkpoint(Path(store.path) / ".embedded", "").clear()
         report.n_chunks = sum(d["n_chunks"] for d in documents.values())
         report.n_embedded = n_new
         report.seconds = time.perf_counter() - t0

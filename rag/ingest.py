@@ -205,3 +205,13 @@ def _read_blocks(path: Path, encoding: str, budget: Budget) -> Iterator[Section]
     except OSError as e:
         raise DocumentError(f"{path}: cannot read ({e.strerror or e})") from e
     yield Section(carry + decoder.decode(b"", final=True))
+
+
+def ocr_settings() -> dict:
+    """What decides the text OCR gives a document besides its bytes: a resumed build takes up a
+    document read before only when these are the same (rag/resume.py)."""
+    from .readers import ocr, pdf
+
+    return {"on": ocr.enabled(), "engine": ocr.engine_path() is not None,
+            "lang": os.environ.get("RAG_OCR_LANG", "eng"), "pdf_below_chars": pdf.OCR_BELOW_CHARS,
+            "figures": pdf.OCR_FIGURES}

@@ -16,7 +16,11 @@ from .text import CITE
 from .types import Answer, Citation
 
 FOOTER_TITLE = "Sources:"
-_SPACED_MARKER = re.compile(r"(\s*)" + CITE.pattern)
+# a marker stands after a space or punctuation; "x[2]" or "m[1, 3]" right after a word or a
+# bracket is code or a subscript, and keeps its numbers. Spaces before it (not line breaks)
+# go with a marker that is dropped.
+_SPACED_MARKER = re.compile(r"([ \t]*)(?<![\w\])])" + CITE.pattern)
+_FOOTER = re.compile(r"\n\n" + re.escape(FOOTER_TITLE) + r"\n(?:\[\d+\] [^\n]*(?:\n|$))+\s*$")
 
 
 @dataclass(frozen=True)
@@ -75,3 +79,10 @@ def footer(citations: tuple[Citation, ...] | list[Citation]) -> str:
     if not citations:
         return ""
     return "\n\n" + FOOTER_TITLE + "\n" + "\n".join(source_line(c) for c in citations)
+
+
+def without_footer(text: str) -> str:
+    """`text` less a "Sources:" footer that `footer` appended: what a client sends back as an
+    earlier answer, before it goes into a prompt again (its [n] lines would read as citations
+    of the new question's passages)."""
+    return _FOOTER.sub("", text)

@@ -8,7 +8,8 @@ the folder goes once one has. Every file is written whole or not at all (a tempo
 a rename), so a kill mid-write leaves at worst a file that is ignored.
 
 - `reads/<key>.json`: a document's chunks, keyed by its path, its content's sha256 and the
-  chunker settings; a changed file or chunker finds no record and is read again.
+  settings its reading depended on (chunker, reading limits, OCR); a changed file or setting
+  finds no record and is read again. `rag index --rebuild` takes nothing up.
 - `<time>.npz`: one embedded batch, vectors keyed by a hash of each chunk's embedded text.
 """
 from __future__ import annotations
@@ -38,19 +39,19 @@ class Checkpoint:
 
     # ---------------------------------------------------------------- documents read
 
-    def _read_path(self, source: str, sha256: str, chunker: dict) -> Path:
-        return self.folder / "reads" / f"{_key(json.dumps([source, sha256, chunker], sort_keys=True))}.json"
+    def _read_path(self, source: str, sha256: str, reading: dict) -> Path:
+        return self.folder / "reads" / f"{_key(json.dumps([source, sha256, reading], sort_keys=True))}.json"
 
-    def read(self, source: str, sha256: str, chunker: dict) -> tuple[str, list[Chunk]] | None:
+    def read(self, source: str, sha256: str, reading: dict) -> tuple[str, list[Chunk]] | None:
         """(title, chunks) of `source` as a killed build read it, None when it did not."""
         try:
-            d = json.loads(self._read_path(source, sha256, chunker).read_text(encoding="utf-8"))
+            d = json.loads(self._read_path(source, sha256, reading).read_text(encoding="utf-8"))
             return d["title"], [Chunk.from_dict(c) for c in d["chunks"]]
         except (OSError, ValueError, KeyError, TypeError):  # none, or cut by the kill: read again
             return None
 
-    def save_read(self, source: str, sha256: str, chunker: dict, title: str, chunks: list[Chunk]) -> None:
-        path = self._read_path(source, sha256, chunker)
+    def save_read(self, source: str, sha256: str, reading: dict, title: str, chunks: list[Chunk]) -> None:
+        path = self._read_path(source, sha256, reading)
         _write_whole(path, json.dumps({"source": source, "title": title,
                                        "chunks": [c.to_dict() for c in chunks]}).encode("utf-8"))
 

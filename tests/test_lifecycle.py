@@ -276,3 +276,29 @@ def test_a_build_killed_after_6_of_10_files_resumes_without_reading_or_embedding
     assert {c.source for c in store.chunks} == {ingest.source_id(f, docs) for f in files}
     fresh = real_embed([index.embed_text(c) for c in store.chunks[:40]])
     assert abs(store.vectors(list(range(40))) - fresh).max() < 1e-4
+
+
+def test_what_a_killed_build_read_is_taken_up_only_under_the_same_settings(tmp_path, corpus_copy, monkeypatch):
+    from conftest import FakeEmbedder
+
+    monkeypatch.setattr(index, "FLUSH_SECONDS", 0.0)  # each file embedded as soon as it is read
+
+    class Dying(FakeEmbedder):
+        def embed(self, texts, **kw):
+            if self.calls == 2:
+                raise KeyboardInterrupt  # as a kill would, after two files
+            return super().embed(texts, **kw)
+
+    def killed(idx):
+        with pytest.raises(KeyboardInterrupt):
+            build([corpus_copy], idx, Dying())
+
+    killed(tmp_path / "a")
+    assert len(build([corpus_copy], tmp_path / "a", FakeEmbedder()).resumed) >= 2  # same settings: taken up
+    killed(tmp_path / "b")
+    real = ingest.ocr_settings
+    monkeypatch.setattr(ingest, "ocr_settings", lambda: {**real(), "engine": not real()["engine"]})
+    assert build([corpus_copy], tmp_path / "b", FakeEmbedder()).resumed == []  # read under other OCR: again
+    killed(tmp_path / "c")
+    report = build([corpus_copy], tmp_path / "c", FakeEmbedder(), rebuild=True)
+    assert report.resumed == [] and report.n_reused == 0  # --rebuild takes nothing up

@@ -42,3 +42,20 @@ def test_no_citations_no_footer():
     a = Answer("q", "Not found in your documents.", abstained=True)
     shown = numbered(a)
     assert shown.text == a.text and footer(shown.citations) == ""
+
+
+def test_code_subscripts_keep_their_numbers():
+    a = Answer("q", "In R, x[2] returns the second element and m[1, 3] an entry [4].\n\n[7] Also this [2].",
+               citations=[cite(2, "b.md"), cite(4, "a.md")])
+    shown = numbered(a)
+    # only the markers are renumbered; [7] names no citation and goes, the paragraph break stays
+    assert shown.text == "In R, x[2] returns the second element and m[1, 3] an entry [1].\n\n Also this [2]."
+
+
+def test_a_footer_sent_back_as_history_is_taken_off():
+    from rag.present import without_footer
+
+    answer = "GANs pit two networks [1]."
+    sent = answer + footer([cite(1, "notes/gan.md", heading="GANs")])
+    assert without_footer(sent) == answer
+    assert without_footer("Sources: my own words.") == "Sources: my own words."  # not a footer

@@ -67,6 +67,12 @@ def test_history_and_templates_come_from_the_messages():
         {"role": "user", "content": [{"type": "text", "text": "Who made it?"}]}], "top_k": 3}, n_ctx=2048)
     assert req.question == "Who made it?" and req.template == "extract" and req.top_k == 3
     assert [(t.question, t.answer) for t in req.history] == [("What is LoRA?", "Adapters [1].")]
+    # an earlier answer sent back with its Sources footer goes into the prompt without it
+    req = parse_chat({"messages": [
+        {"role": "user", "content": "What is LoRA?"},
+        {"role": "assistant", "content": "Adapters [1].\n\nSources:\n[1] notes/lora.md (LoRA)"},
+        {"role": "user", "content": "Who made it?"}]}, n_ctx=2048)
+    assert req.history[0].answer == "Adapters [1]."
 
 
 # ---------------------------------------------------------------- the real server

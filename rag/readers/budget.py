@@ -94,6 +94,10 @@ class Budget:
         if amount > getattr(self.limits, resource):
             raise self._over(resource)
 
+    def ocr_seconds(self) -> float:
+        """Seconds of OCR this document has used so far."""
+        return self._ocr
+
     def check_time(self) -> None:
         if self._ocr > self.limits.ocr_seconds:
             raise self._over("ocr_seconds")

@@ -429,7 +429,15 @@ class _PdfImages:
         if not figures or self.figures_read >= FIGURE_MAX or not ocr.available():
             return ""
         texts = []
+        limits = self.budget.limits
         for key, obj in figures[:FIGURE_MAX - self.figures_read]:
+            # best effort: figures may use half of the document's images and OCR time, so that
+            # they never cost the scanned pages their reading, nor the document its place
+            if self.budget.spent.get("images", 0) + 1 > limits.images // 2 or \
+                    self.budget.ocr_seconds() > limits.ocr_seconds / 2:
+                self.figures_read = FIGURE_MAX
+                log.info("%s: figures past page %d not read: half the OCR budget is spent", self.path, number - 1)
+                break
             self.figures_read += 1
             text = " ".join(self._text_of(key, obj, number).split())
             if sum(1 for w in text.split() if sum(ch.isalpha() for ch in w) >= 3) >= FIGURE_MIN_WORDS:

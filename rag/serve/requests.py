@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass, field
 
 from ..bounds import API_MAX_DEPTH as MAX_DEPTH, API_MAX_MESSAGES as MAX_MESSAGES, API_MAX_TOP_K as MAX_TOP_K
+from ..present import without_footer
 from ..prompts import TEMPLATE_NAMES
 from ..types import Turn
 from .errors import APIError
@@ -105,7 +106,7 @@ def parse_chat(data: dict, *, n_ctx: int) -> ChatRequest:
         if text is None and m["role"] in ("user", "assistant"):
             raise APIError(400, f"messages[{i}].content must be text", param=f"messages[{i}].content")
         if m["role"] in ("user", "assistant"):
-            turns.append((m["role"], text))
+            turns.append((m["role"], without_footer(text) if m["role"] == "assistant" else text))
     if not turns or turns[-1][0] != "user":
         raise APIError(400, "the last message must be the user's question", param="messages")
     history = [Turn(q, a) for (rq, q), (ra, a) in zip(turns, turns[1:]) if rq == "user" and ra == "assistant"]
@@ -148,7 +149,7 @@ def _refuse_unsupported(data: dict) -> None:
         raise APIError(400, "tools and tool_choice are not supported: this server answers from your documents "
                             "and calls no tools (omit them, or send tool_choice \"none\")",
                        param="tools" if tools not in (None, []) else "tool_choice", code="unsupported_parameter")
-    if data.get("functions") is not None or data.get("function_call") not in (None, "none"):
+    if data.get("functions") not in (None, []) or data.get("function_call") not in (None, "none"):
         raise APIError(400, "functions and function_call are not supported: this server calls no functions",
                        param="functions", code="unsupported_parameter")
     fmt = data.get("response_format")
