@@ -57,3 +57,7 @@ class OverBudget(DocumentError):
     def __init__(self, message: str, *, resource: str = "") -> None:
         super().__init__(message)
         self.resource = resource
+
+
+class Busy(RagError):
+    """The model's queue is full, or a request waited too long for it: try again shortly."""

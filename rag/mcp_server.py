@@ -36,8 +36,10 @@ Collection = Annotated[str | None, Field(description="the collection to use (lis
 Source = Annotated[str | None, Field(description="only documents whose path starts with this", max_length=1024)]
 
 
-def create_server(toolbox):
-    """An `MCPServer` whose tools call `toolbox` (a rag.toolbox.Toolbox) in a worker thread."""
+def create_server(toolbox, *, admit=None):
+    """An `MCPServer` whose tools call `toolbox` (a rag.toolbox.Toolbox) in a worker thread.
+    `admit`, when given, is an async context manager factory that `ask` enters before it uses
+    the model (rag serve's queue; it raises errors.Busy when full)."""
     server = MCPServer(NAME, instructions=INSTRUCTIONS)
 
     async def call(fn, *args, **kwargs):
@@ -61,7 +63,15 @@ def create_server(toolbox):
                   collection: Collection = None,
                   top_k: Annotated[int | None, Field(description="passages to read", ge=1, le=20)] = None,
                   source: Source = None) -> CallToolResult:
-        result = await call(toolbox.ask, question, collection=collection, top_k=top_k, source=source)
+        if admit is None:
+            result = await call(toolbox.ask, question, collection=collection, top_k=top_k, source=source)
+        else:
+            try:
+                async with admit():  # the model's queue, shared with the OpenAI routes
+                    result = await call(toolbox.ask, question, collection=collection, top_k=top_k,
+                                        source=source)
+            except RagError as e:  # Busy: the agent reads that it may retry
+                raise ToolError(str(e)) from None
         return CallToolResult(content=[TextContent(type="text", text=result["text"])], structured_content=result)
 
     @server.tool(structured_output=True,

@@ -1,6 +1,7 @@
 """`rag serve` against hostile clients (issue 34, findings 7, 8, 13, 14): the real FastAPI app
 under the real uvicorn server `rag serve` runs (`make_server`), driven over HTTP with httpx
 and the official `openai` client, over stand-in components (rag.testing) so no model loads."""
+import dataclasses
 import json
 import threading
 import time
@@ -78,9 +79,9 @@ def rag(store):
 
 
 @contextmanager
-def serving(rag, limits=None, *, host="127.0.0.1"):
+def serving(rag, limits=None, *, host="127.0.0.1", toolbox=None):
     """`rag serve`'s own server (make_server) on a free port, in a thread; yields its URL."""
-    server = make_server(rag, host=host, port=_free_port(), limits=limits or Limits())
+    server = make_server(rag, host=host, port=_free_port(), limits=limits or Limits(), toolbox=toolbox)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -376,3 +377,36 @@ def test_the_openai_client_raises_these_errors_with_their_shape(rag):
                               default_headers={"Authorization": f"bearer {KEY}"},
                               http_client=httpx.Client(trust_env=False, timeout=30))
         assert lower.chat.completions.create(**QUESTION).choices[0].message.content == ANSWER + SOURCES
+
+
+def test_an_mcp_ask_takes_its_turn_in_the_models_queue(rag, tmp_path):
+    """An MCP `ask` waits in the same queue as the OpenAI routes: while the model is held by a
+    chat completion, it waits at most --timeout seconds and then says it is busy (a tool error
+    the agent may retry), instead of running beside it."""
+    import anyio
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    from rag.toolbox import Toolbox
+
+    rag.settings = dataclasses.replace(rag.settings, collections=str(tmp_path / "collections"))
+    rag.generator.hold = True
+    with serving(rag, Limits(timeout=0.5), toolbox=Toolbox(rag)) as url:
+        held = threading.Thread(target=lambda: httpx.post(url + "/v1/chat/completions", json=QUESTION,
+                                                          timeout=60, trust_env=False), daemon=True)
+        held.start()
+        assert rag.generator.started.wait(10)
+
+        async def ask():
+            async with Client(streamable_http_client(url + "/mcp", http_client=httpx2.AsyncClient(
+                    trust_env=False, timeout=30))) as c:
+                return await c.call_tool("ask", {"question": "When do owls hunt?"})
+
+        busy = anyio.run(ask)
+        rag.generator.release.set()
+        held.join(30)
+        assert busy.is_error and "busy: waited 0.5s for the model" in busy.content[0].text
+        rag.generator.hold = False
+        done = anyio.run(ask)
+    assert not done.is_error and done.structured_content["answer"] == ANSWER

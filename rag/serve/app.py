@@ -48,7 +48,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 # what one request may ask for: `rag serve`'s numbers, kept beside the chat's in rag.bounds
 from ..bounds import API_MAX_BODY as MAX_BODY
 from ..bounds import API_MAX_EMBED_CHARS as MAX_EMBED_CHARS, API_MAX_EMBED_INPUTS as MAX_EMBED_INPUTS
-from ..errors import RagError
+from ..errors import Busy, RagError
 from ..hosts import HostGuard, allowed_hosts
 from ..present import Numbered, footer, numbered
 from ..prompts import TEMPLATE_NAMES
@@ -181,7 +181,19 @@ def create_app(rag, limits: Limits | None = None, *, host: str = "127.0.0.1", to
     if toolbox is not None:
         from ..mcp_server import create_server, http_app
 
-        mcp_server = create_server(toolbox)
+        @contextlib.asynccontextmanager
+        async def admit():
+            """An MCP `ask` takes its turn for the model in the same queue as the OpenAI routes."""
+            try:
+                await gate.enter("mcp")
+            except APIError as e:  # full, or waited --timeout seconds
+                raise Busy(e.message) from None
+            try:
+                yield
+            finally:  # (the tool's thread is waited for, not abandoned: the model is free here)
+                gate.leave("mcp")
+
+        mcp_server = create_server(toolbox, admit=admit)
         mcp_app = http_app(mcp_server, max_body=limits.max_body)
 
         @contextlib.asynccontextmanager
