@@ -27,7 +27,7 @@ class BuildProgress:
     """Progress of one build over `files` (their sizes are read once, up front)."""
 
     def __init__(self, files: list[Path], mode: bool | str, *, every: float | None = None) -> None:
-        self.mode, self.every = mode, every if every is not None else LINE_EVERY
+        self.every = every if every is not None else LINE_EVERY
         self.n_files = len(files)
         self.sizes = {}
         for f in files:

@@ -116,10 +116,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _settings(args) -> Settings:
+def _flag_settings(args) -> Settings:
+    """The settings the command's flags give, before --collection picks a collection's index."""
     # (`--corpus` of `rag collections create` is where a new collection reads from, not a setting)
-    settings = Settings.load(**overrides(args, (*MODEL_SETTINGS, "top_k", "chunk_size", "chunk_overlap",
-                                                 "api_sources")))
+    return Settings.load(**overrides(args, (*MODEL_SETTINGS, "top_k", "chunk_size", "chunk_overlap",
+                                            "api_sources")))
+
+
+def _settings(args) -> Settings:
+    settings = _flag_settings(args)
     name = getattr(args, "collection", None)
     if name is not None:
         from .collections import Collections
@@ -335,7 +340,7 @@ def _toolbox(args, rag, *, user: str | None):
 
     base = rag
     if args.collection is not None:  # `rag` is that collection's; the toolbox needs the default's
-        base = rag.sibling(Settings.load(**overrides(args, (*MODEL_SETTINGS, "top_k", "api_sources"))))
+        base = rag.sibling(_flag_settings(args))
     return Toolbox(base, user=user, default=args.collection or DEFAULT)
 
 

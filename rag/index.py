@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import ingest
+from . import ingest, resume
 from .build_progress import BuildProgress
 from .chunk import Chunker, embed_text
 from .config import DEFAULT_ANN_THRESHOLD
@@ -225,7 +225,7 @@ def build(paths: list[str | Path], *, embedder, chunk_size: int, chunk_overlap: 
         }
         version = writer.commit(manifest, dim=int(record["dim"]))
         if hasattr(store, "path"):  # what unfinished builds left is spent once one commits
-            Checkpoint(Path(store.path) / ".embedded", "").clear()
+            resume.discard(Path(store.path) / ".embedded")
         report.n_chunks = sum(d["n_chunks"] for d in documents.values())
         report.n_embedded = n_new
         report.seconds = time.perf_counter() - t0

@@ -82,9 +82,14 @@ class Checkpoint:
         _write_whole(self.folder / f"{time.time_ns()}.npz", buf)
 
     def clear(self) -> None:
-        import shutil
+        discard(self.folder.parent)
 
-        shutil.rmtree(self.folder.parent, ignore_errors=True)
+
+def discard(folder: Path) -> None:
+    """Remove everything unfinished builds left in `folder`, for every embedder."""
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _npz(**arrays) -> bytes:

@@ -43,6 +43,7 @@ from dataclasses import asdict, dataclass
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 # what one request may ask for: `rag serve`'s numbers, kept beside the chat's in rag.bounds
@@ -146,8 +147,6 @@ class MCPRoute:
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http" or scope["path"].rstrip("/") != "/mcp":
             return await self.app(scope, receive, send)
-        from starlette.datastructures import Headers
-
         if not self.key_ok(Headers(scope=scope)):
             e = APIError(401, "missing or wrong API key (send Authorization: Bearer <key>)", code="invalid_api_key")
             return await JSONResponse(e.body(), status_code=401)(scope, receive, send)
