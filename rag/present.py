@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, replace
 
 from .text import CITE
-from .types import Answer, Citation
+from .types import Answer, Citation, Coverage
 
 FOOTER_TITLE = "Sources:"
 # a marker stands after a space or punctuation; "x[2]" or "m[1, 3]" right after a word or a
@@ -86,3 +86,28 @@ def without_footer(text: str) -> str:
     earlier answer, before it goes into a prompt again (its [n] lines would read as citations
     of the new question's passages)."""
     return _FOOTER.sub("", text)
+
+
+def coverage_line(coverage: Coverage | None) -> str:
+    """What a whole-document or whole-collection answer read, for the line under it: "Read 14 of
+    14 chunks of notes.md." or "Searched 58 chunks in 5 documents; items found in 3.", and a
+    warning when a budget stopped the reading, so a partial list never passes for a complete
+    one. "" for an ordinary answer."""
+    if coverage is None:
+        return ""
+    c = coverage
+    if c.document:
+        line = f"Read {c.chunks_read:,} of {c.chunks_total:,} chunks of {c.document}."
+    else:
+        docs = "document" if c.documents_read == 1 else "documents"
+        line = f"Searched {c.chunks_read:,} chunks in {c.documents_read:,} {docs}"
+        if c.scope == "summary":
+            line += "."
+        elif c.scope == "documents":
+            line += f"; the topic is in {c.documents_found:,}."
+        else:
+            line += f"; items found in {c.documents_found:,}."
+    if not c.complete:
+        line += (f" Stopped early ({c.stopped}) after {c.chunks_read:,} of {c.chunks_total:,} chunks: "
+                 f"the answer may be incomplete.")
+    return line

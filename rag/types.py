@@ -230,6 +230,37 @@ class DraftText(str):
     __slots__ = ()
 
 
+@dataclass(frozen=True)
+class FoundItem:
+    """One entry of a whole-document or whole-collection answer (rag/survey.py): a list entry, a
+    document that discusses the topic, or a summary sentence, with the passage it was read from."""
+
+    text: str
+    n: int  # the citation number of its passage in `Answer.citations`
+    source: str
+    chunk_id: str
+
+
+@dataclass
+class Coverage:
+    """What a whole-document or whole-collection answer read (rag/survey.py), so that a reader
+    knows whether a list is complete: `complete` is False when a budget stopped the reading."""
+
+    scope: str  # "list", "documents" or "summary"
+    document: str = ""  # the one document read; "" for the whole collection
+    chunks_read: int = 0
+    chunks_total: int = 0  # chunks in the scope (the document, or every document)
+    documents_read: int = 0
+    documents_found: int = 0  # documents in which items were found
+    items: int = 0
+    complete: bool = True
+    stopped: str = ""  # why the reading stopped early ("the 60 s budget", "2,000 chunks")
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
 @dataclass
 class Answer:
     """What `ask()` returns: the answer text, the sources it cited and how it was made."""
@@ -251,6 +282,11 @@ class Answer:
     guards: str = ""  # the guard profile that checked it: small, capable or off
     timings: Timings = field(default_factory=Timings)
     usage: Usage = field(default_factory=Usage)
+    # a question about a whole document or collection ("list all", "which files", "summarise"):
+    # its scope, what was read and the entries found; "" / None / [] for an ordinary question
+    scope: str = ""
+    coverage: Coverage | None = None
+    items: list[FoundItem] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         """The JSON shape printed by `rag ask --json`."""
@@ -275,6 +311,9 @@ class Answer:
                      for h in self.hits],
             "timings": {k: round(v, 4) for k, v in asdict(self.timings).items()},
             "usage": asdict(self.usage),
+            "scope": self.scope,
+            "coverage": self.coverage.to_dict() if self.coverage else None,
+            "items": [asdict(i) for i in self.items],
         }
 
 
