@@ -70,6 +70,9 @@ GUARDS = ("auto", *PROFILES)
 AUTO_ROUTES = ("model", "question")
 SENTENCE_RANKS = ("words", "words+meaning")
 ANSWER_UNITS = ("sentence", "span")
+# questions about a whole document or collection (rag/scope.py): recognised by their wording
+# and answered by reading every chunk in scope (`auto`), or answered from top-k like any other
+WHOLE_MODES = ("auto", "off")
 
 
 def default_embedder_path() -> str:
@@ -227,6 +230,11 @@ class Settings:
     # content, for clients that show only the text (rag/present.py); a request's "sources": false
     # turns it off for that answer
     api_sources: bool = True
+    # "list all ...", "which files mention ...", "summarise notes.md": read the whole document
+    # or collection (rag/survey.py) within these budgets, and say so when one stops the reading
+    whole: str = "auto"
+    whole_chunks: int = 2000
+    whole_seconds: float = 60.0
 
     @classmethod
     def load(cls, **overrides) -> "Settings":
@@ -274,9 +282,12 @@ class Settings:
         if self.extract_passages < 0:
             raise ConfigError(f"extract_passages must be 0 (all) or more, got {self.extract_passages}")
         for name, allowed in (("auto_route", AUTO_ROUTES), ("sentence_rank", SENTENCE_RANKS),
-                              ("answer_unit", ANSWER_UNITS)):
+                              ("answer_unit", ANSWER_UNITS), ("whole", WHOLE_MODES)):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be {' or '.join(allowed)}, got {getattr(self, name)!r}")
+        if self.whole_chunks < 1 or not self.whole_seconds > 0:
+            raise ConfigError(f"whole_chunks and whole_seconds must be positive, got {self.whole_chunks} "
+                              f"and {self.whole_seconds}")
         if self.extract_sentences < 0:
             raise ConfigError(f"extract_sentences must be 0 (all) or more, got {self.extract_sentences}")
         if self.store not in STORES:

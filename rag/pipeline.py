@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
+
 from . import generators, index as index_mod
 from .checks.claims import Vocabulary
 from .config import DEFAULT_EMBEDDER_NAME, Settings
@@ -31,6 +33,8 @@ from .question import clean_question
 from .checks.readback import read_back
 from .retrieve import Retriever
 from .rewrite import rewrite_query
+from .scope import Scope, recognise
+from . import survey as survey_mod
 from .stopping import early_stop
 from .stores import open_store
 from .types import Answer, Capabilities, DraftText, Generation, Hit, Timings, Turn
@@ -298,6 +302,15 @@ class RAG:
         with clock("load"):
             retriever = self._get_retriever()
             self.embedder.warm_up()
+        scope = self._scope(question, retriever, source, s)
+        if scope is not None:
+            with clock("retrieve"):
+                answer = yield from self._survey(question, scope, retriever, s)
+            if answer is not None:  # else a list question with no list: answered from top-k
+                answer.timings = clock.stop()
+                yield answer.text
+                yield answer
+                return
         with clock("retrieve"):
             query = rewrite_query(question, history)
             hits = retriever.search(query, k=s.top_k, source=source or None)
@@ -325,6 +338,44 @@ class RAG:
         answer.timings = clock.stop(prefill=gen.ttft, generate=gen.total - gen.ttft)
         yield answer.text  # the checked text: what any reader may be shown as the answer
         yield answer
+
+    def _scope(self, question: str, retriever: Retriever, source: str | None, s: Settings) -> Scope | None:
+        """A question about a whole document or collection (`rag.scope`), None for an ordinary
+        one or with `whole=off`. `source` names the documents outright: a whole path is that
+        document, a folder the documents under it."""
+        if s.whole == "off":
+            return None
+        sources = {c.source for c in retriever.store.chunks}
+        named: tuple[str, ...] = ()
+        if source:
+            named = (source,) if source in sources else tuple(sorted(x for x in sources if x.startswith(source)))
+        return recognise(question, sources=sources, documents=named)
+
+    def _survey(self, question: str, scope: Scope, retriever: Retriever, s: Settings):
+        """Read every chunk in `scope` (rag.survey), yielding progress; the `Answer`, or None when
+        a list question finds no list (the ordinary path answers it then)."""
+        log.info("%s question (%s): reading %s", scope.kind, scope.reason,
+                 ", ".join(scope.documents) or "the whole collection")
+        store = retriever.store
+        lexical = retriever.bm25.scores(scope.topic) if scope.topic else np.zeros(len(store), np.float32)
+        result = yield from survey_mod.survey(
+            scope, question, chunks=store.chunks, vectors=store.vectors, lexical=lexical,
+            terms=retriever.bm25.terms, embed=self.embedder.embed,
+            budget=survey_mod.Budget(chunks=s.whole_chunks, seconds=s.whole_seconds))
+        if result is None:
+            log.info("no list about %r: answering from the best passages", scope.topic)
+            return None
+        answer = Answer(question=question, text=result.text, citations=result.citations,
+                        sentences=result.sentences, template="survey", scope=scope.kind,
+                        template_reason=f"{scope.kind} question ({scope.reason})", support=1.0 if result.items else 0.0,
+                        coverage=result.coverage, items=result.items)
+        if not result.items:
+            answer.text, answer.abstained, answer.abstain_code = ABSTAIN_TEXT, True, "nothing_found"
+            answer.abstain_reason = (f"no document in scope mentions {scope.topic!r}" if scope.topic
+                                     else "the documents in scope hold no text to read")
+        else:
+            answer.text = survey_mod.intro(scope, result) + "\n" + result.text
+        return answer
 
     def _question_settings(self, *, top_k: int | None, max_tokens: int | None,
                            temperature: float | None) -> Settings:

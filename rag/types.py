@@ -230,6 +230,14 @@ class DraftText(str):
     __slots__ = ()
 
 
+class Progress(DraftText):
+    """A line saying how far a long answer has got ("Scored 1,000 chunks in 12 documents"),
+    given to a consumer that asked for drafts: shown in place of the draft, never as the answer.
+    A consumer that knows only `DraftText` shows it as a draft, which it also is not the answer."""
+
+    __slots__ = ()
+
+
 @dataclass(frozen=True)
 class FoundItem:
     """One entry of a whole-document or whole-collection answer (rag/survey.py): a list entry, a

@@ -1,0 +1,110 @@
+"""A question's scope: an ordinary question (top-k passages answer it) or one about a whole
+document or collection, which top-k cannot answer: a list ("list all ...", "every ...", "which
+kinds ... do the notes list"), the documents that discuss a topic ("which files mention ..."), or
+a summary ("summarise notes.md").
+
+`recognise` reads the wording only, by the named patterns below (the `whole` setting switches
+it off); the documents a question names come from the index's file names, and a caller may
+name them outright (`documents`), as the chat's documents panel, `rag ask --document` and the
+API's `source` do. The survey that answers such a question is in `rag.survey`.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from .text import STOPWORDS
+
+LIST, DOCUMENTS, SUMMARY = "list", "documents", "summary"
+SCOPES = (LIST, DOCUMENTS, SUMMARY)
+
+_FILES = r"(?:files?|documents?|docs|pages?|notes|sources|manuals?|chapters?|articles?|reports?|sections?)"
+# each pattern is a hypothesis with a name, tested in tests/test_scope.py and measured on the
+# whole-collection question set's dev split
+PATTERNS: dict[str, tuple[str, re.Pattern]] = {
+    # "which files talk about X", "which of my documents mention X", "in which pages is X"
+    "which-documents": (DOCUMENTS, re.compile(
+        rf"\b(?:which|what)\s+(?:of\s+(?:my|the|these)\s+)?{_FILES}\b(?!\s+(?:say|says|said|give|list|name)\b)"
+        rf"|\bin\s+which\s+{_FILES}\b|\b(?:list|name|show)\s+(?:all\s+|every\s+)?(?:the\s+)?{_FILES}\s+(?:that|which|where|about)\b",
+        re.I)),
+    # "summarise notes.md", "a summary of the report", "sum up ...", "tl;dr"
+    "summarise": (SUMMARY, re.compile(
+        r"\b(?:summari[sz]e|summari[sz]ing|summary|sum\s+up|tl;?dr|what\s+is\s+\S+\.\w{2,4}\s+about)\b", re.I)),
+    # "list the features of X", "enumerate ...", "name all ..."
+    "list-verb": (LIST, re.compile(r"^\W*(?:please\s+)?(?:list|enumerate|name\s+all|name\s+every|give\s+(?:me\s+)?(?:a\s+)?list)\b", re.I)),
+    # "what are all the ...", "every example of ...", "all the kinds of ..."
+    "all-every": (LIST, re.compile(r"\b(?:all|every)\s+(?:the\s+|of\s+the\s+)?(?:\w+\s+){0,2}?"
+                                   r"(?:kinds?|types?|examples?|items?|steps?|options?|features?|ways?|methods?|models?|"
+                                   r"reasons?|advantages?|disadvantages?|benefits?|strategies|techniques?|tasks?|"
+                                   r"commands?|uses?|applications?|requirements?|properties|categories|points)\b", re.I)),
+    # "which kinds of X do the notes list", "what examples does the manual give"
+    "do-the-notes-list": (LIST, re.compile(
+        rf"\b(?:do|does)\s+(?:the|my|these|this)\s+{_FILES}\s+(?:list|name|give|mention|enumerate|cover)\b", re.I)),
+}
+# words of the question that say its scope, not its topic
+_SCOPE_WORDS = frozenset("""list lists listed enumerate name names named give given gives mention mentions mentioned
+talk talks discuss discusses discussed describe describes described cover covers covered contain contains
+say says summarise summarize summary sum up tl dr tldr please show every kinds kind types type examples
+file files document documents doc docs page pages notes note sources source manual manuals chapter chapters
+article articles report reports section sections""".split())
+
+
+@dataclass(frozen=True)
+class Scope:
+    """How much a question is about: `kind` (list, documents or summary), the documents to read
+    (empty: the whole collection), its `topic` (the question less its scope words) and which
+    pattern decided (`reason`, said under the answer and in the logs)."""
+
+    kind: str
+    documents: tuple[str, ...] = ()
+    topic: str = ""
+    reason: str = ""
+
+
+def recognise(question: str, *, sources: list[str] | tuple[str, ...] | set[str] = (),
+              documents: tuple[str, ...] = ()) -> Scope | None:
+    """The question's scope, None for an ordinary question. `sources` are the indexed
+    documents (to find those the question names); `documents` are named by the caller and win."""
+    kind = reason = ""
+    for name, (k, pattern) in PATTERNS.items():
+        if pattern.search(question):
+            kind, reason = k, name
+            break
+    if not kind:
+        return None
+    named = tuple(documents) or named_documents(question, sources)
+    if kind == DOCUMENTS and named and not documents:
+        # "which pages of notes.md ..." is about sections of one document: a list from it
+        kind, reason = LIST, f"{reason} within a named document"
+    return Scope(kind=kind, documents=named, topic=topic_of(question, named), reason=reason)
+
+
+def named_documents(question: str, sources) -> tuple[str, ...]:
+    """The indexed documents the question names by file name ("notes.md") or by the name without
+    its extension ("deep-learning-overview", "the deep learning overview" when that is the whole
+    stem); a full name wins over a stem that several files share."""
+    q = question.lower()
+    q_words = " " + re.sub(r"[^a-z0-9]+", " ", q) + " "
+    full, stems = [], []
+    for src in sorted(sources):
+        name = PurePosixPath(src).name.lower()
+        if re.search(rf"(?<![\w.-]){re.escape(name)}(?![\w-])", q) or src.lower() in q:
+            full.append(src)
+            continue
+        stem = re.sub(r"[^a-z0-9]+", " ", PurePosixPath(name).stem).strip()
+        if len(stem) >= 4 and f" {stem} " in q_words:
+            stems.append(src)
+    return tuple(full or stems)
+
+
+def topic_of(question: str, documents: tuple[str, ...] = ()) -> str:
+    """The question less its scope and function words and the documents' names: what the
+    survey looks for ("Which files talk about transfer learning?" -> "transfer learning")."""
+    q = question
+    for doc in documents:
+        for name in (doc, PurePosixPath(doc).name, PurePosixPath(doc).stem):
+            q = re.sub(re.escape(name), " ", q, flags=re.I)
+    words = re.findall(r"[\w][\w'+#.-]*[\w+#]|[\w]", q)
+    kept = [w for w in words if w.lower() not in STOPWORDS and w.lower() not in _SCOPE_WORDS]
+    return " ".join(kept)

@@ -1,0 +1,404 @@
+"""Answers that read a whole document or collection instead of the top-k passages: a list (every
+entry of the lists about the topic), the documents that discuss a topic, a summary (one
+central sentence per section, in order). Each entry is copied from a chunk and cited to it, so
+nothing is written that the documents do not say; the `Coverage` says what was read.
+
+The survey is cheap where it can be: every chunk in scope is scored with the vectors already in
+the index and BM25, and only the lists and sentences of the chunks that score are embedded. It
+stops at a chunk budget and a time budget (`whole_chunks`, `whole_seconds`), and then says so.
+
+`survey(...)` is a generator: it yields `Progress` lines while it reads and returns the result.
+"""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Callable, Iterator
+
+import numpy as np
+
+from .scope import DOCUMENTS, LIST, SUMMARY, Scope
+from .text import sentences
+from .types import Chunk, Citation, Coverage, FoundItem, Progress, SentenceSupport
+
+# a list entry's marker: "-", "*", "•" and the like, or "1." / "2)"
+BULLET = re.compile(r"^\s*(?:[-*+•◦▪‣●○■–]|\d{1,3}[.)])\s+(?=\S)")
+_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")  # Markdown links keep their words; images go
+_EMPHASIS = re.compile(r"(\*\*|__|`)")
+_URL_ONLY = re.compile(r"^\W*(?:https?://|www\.)\S*\W*$")
+ITEM_MAX_CHARS = 240
+
+# Selection of the lists: a list's score is its cosine to the question plus LEXICAL_WEIGHT times
+# the share of the topic's words in its heading, lead line and entries. The lists kept are
+# those within LIST_MARGIN of the best, above LIST_FLOOR (tuned on the dev split of
+# data/eval/whole.jsonl; rag eval reports the test split)
+LEXICAL_WEIGHT = 0.3
+LIST_MARGIN = 0.08
+LIST_FLOOR = 0.45
+# a list must be about the topic: its lead and heading together share this much with the topic
+# or with the question's meaning; the chunks read for lists are the best CANDIDATE_CHUNKS
+CANDIDATE_CHUNKS = 64
+# documents: a chunk discusses the topic when it holds the topic's words in one sentence, or,
+# for a topic the documents never name in words, when its cosine to the question is this high
+DOCUMENT_COSINE = 0.6
+SUMMARY_SECTIONS = 20  # the most sections a summary quotes (then the longest are taken)
+SUMMARY_MIN_WORDS = 5
+
+
+@dataclass
+class Budget:
+    """How much a survey may read: `chunks` in scope, `seconds` of reading."""
+
+    chunks: int = 2000
+    seconds: float = 60.0
+    started: float = field(default_factory=time.perf_counter)
+
+    def out_of_time(self) -> bool:
+        return time.perf_counter() - self.started > self.seconds
+
+
+@dataclass
+class Result:
+    """A survey's answer: its text (entries with [n] markers), citations, entries and coverage."""
+
+    text: str
+    citations: list[Citation]
+    items: list[FoundItem]
+    coverage: Coverage
+    sentences: list[SentenceSupport]
+
+
+@dataclass
+class _Line:
+    text: str
+    chunk: Chunk
+    row: int
+    heading: bool = False  # a heading of the document, put back where its section starts
+
+
+# ---------------------------------------------------------------- reading
+
+def document_lines(chunks: list[tuple[int, Chunk]]) -> list[_Line]:
+    """A document's lines from its chunks in order: the overlap a chunk repeats of the one
+    before is read once, and the headings (kept apart from the chunk text) are put back where
+    they change, so a list never runs on into the next section."""
+    out: list[_Line] = []
+    prev_lines: list[str] = []
+    prev_headings: tuple[str, ...] | None = None
+    for row, chunk in chunks:
+        lines = [ln.strip() for ln in chunk.text.split("\n") if ln.strip()]
+        skip = _overlap(prev_lines, lines)
+        if chunk.headings != prev_headings and chunk.headings:
+            changed = [h for i, h in enumerate(chunk.headings)
+                       if prev_headings is None or i >= len(prev_headings) or prev_headings[i] != h]
+            for h in changed:
+                out.append(_Line(_clean(h), chunk, row, heading=True))
+        elif chunk.headings != prev_headings and prev_headings:
+            out.append(_Line("", chunk, row, heading=True))  # back to the top level
+        out.extend(_Line(ln, chunk, row) for ln in lines[skip:])
+        prev_lines, prev_headings = lines, chunk.headings
+    return out
+
+
+def _overlap(before: list[str], after: list[str]) -> int:
+    """How many leading lines of `after` repeat the last lines of `before` (chunk overlap)."""
+    for k in range(min(len(before), len(after)), 0, -1):
+        if before[-k:] == after[:k]:
+            return k
+    return 0
+
+
+def _clean(text: str) -> str:
+    text = _LINK.sub(lambda m: m.group(1), text)
+    text = re.sub(r"(?<=\w)#$", "", text.strip())  # a generated page's permalink sign after a title
+    text = _EMPHASIS.sub("", text)
+    text = re.sub(r"^#+\s*", "", text)
+    return " ".join(text.split())
+
+
+def _is_title(lines: list[_Line], i: int) -> bool:
+    """A plain-text line that reads as a section title: short, no sentence end, a capital first
+    letter, not a list entry, and text after it."""
+    t = lines[i].text
+    words = t.split()
+    return (1 <= len(words) <= 8 and t[0].isupper() and not BULLET.match(t) and not t.endswith((".", ",", ";"))
+            and "," not in t
+            and not _URL_ONLY.match(t) and i + 1 < len(lines) and not lines[i + 1].heading)
+
+
+# ---------------------------------------------------------------- lists
+
+@dataclass
+class _List:
+    lead: str  # the line before the entries ("Transformer : Key Features")
+    heading: str
+    entries: list[_Line]
+    source: str
+
+    def text(self) -> str:
+        head = " ".join(x for x in (self.heading, self.lead) if x)
+        return f"{head}: " + "; ".join(_clean(BULLET.sub("", e.text)) for e in self.entries[:6])
+
+
+def lists_of(lines: list[_Line]) -> list[_List]:
+    """The runs of list entries in a document's lines, each with the line that leads it in. A
+    line right after an entry that starts in lower case continues it (a wrapped entry)."""
+    out: list[_List] = []
+    cur: _List | None = None
+    lead = ""
+    for i, line in enumerate(lines):
+        if line.heading:
+            cur, lead = None, line.text
+            continue
+        if BULLET.match(line.text):
+            if cur is None:
+                cur = _List(lead=lead, heading=line.chunk.heading, entries=[], source=line.chunk.source)
+                out.append(cur)
+            cur.entries.append(line)
+        elif cur is not None and line.text[:1].islower():
+            last = cur.entries[-1]
+            cur.entries[-1] = _Line(f"{last.text} {line.text}", last.chunk, last.row)
+        else:
+            cur, lead = None, line.text
+    return out
+
+
+# ---------------------------------------------------------------- the survey
+
+def survey(scope: Scope, question: str, *, chunks: list[Chunk], vectors: Callable[[np.ndarray], np.ndarray],
+           lexical: np.ndarray, terms: Callable[[str], list[str]], embed: Callable[[list[str]], np.ndarray],
+           budget: Budget | None = None) -> Iterator[Progress]:
+    """Read the chunks in `scope` and return a `Result` (None when a list question finds no list:
+    the ordinary path answers it). `chunks` are the index's, `vectors(rows)` their vectors,
+    `lexical` BM25 scores of the topic for every chunk, `terms` BM25's stemmed terms of a text,
+    `embed` the embedder's."""
+    budget = budget or Budget()
+    docs = set(scope.documents)
+    rows = [i for i, c in enumerate(chunks) if not docs or c.source in docs]
+    total = len(rows)
+    stopped = ""
+    if total > budget.chunks:
+        stopped = f"the budget of {budget.chunks:,} chunks"
+    qvec = embed([question])[0]
+    # chunks in document order, scored by meaning against the question (the index's vectors)
+    rows = rows[:budget.chunks]
+    dense = _dense(rows, vectors, qvec)
+    yield Progress(f"Scored {len(rows):,} chunks in {len({chunks[r].source for r in rows}):,} documents")
+    if scope.kind == SUMMARY:
+        result = yield from _summary(scope, question, chunks, rows, dense, lexical, embed, budget)
+    elif scope.kind == DOCUMENTS:
+        result = _documents(scope, chunks, rows, dense, terms)
+    else:
+        result = yield from _lists(scope, chunks, rows, dense, lexical, terms, qvec, embed, budget)
+    if result is None:
+        return None
+    result.coverage.chunks_total = total
+    if budget.out_of_time() and not stopped:
+        stopped = f"the {budget.seconds:g} s budget"
+    if stopped or result.coverage.chunks_read < total:
+        result.coverage.complete = False
+        result.coverage.stopped = stopped or result.coverage.stopped
+    result.coverage.seconds = round(time.perf_counter() - budget.started, 3)
+    return result
+
+
+def _dense(rows: list[int], vectors, qvec: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(rows), dtype=np.float32)
+    for start in range(0, len(rows), 4096):  # a remote store answers each call over the network
+        part = np.asarray(rows[start:start + 4096], dtype=np.int64)
+        out[start:start + len(part)] = vectors(part) @ qvec
+    return out
+
+
+def _by_document(chunks: list[Chunk], rows: list[int]) -> dict[str, list[tuple[int, Chunk]]]:
+    out: dict[str, list[tuple[int, Chunk]]] = {}
+    for r in rows:
+        out.setdefault(chunks[r].source, []).append((r, chunks[r]))
+    for pairs in out.values():
+        pairs.sort(key=lambda p: _chunk_number(p[1]))
+    return out
+
+
+def _chunk_number(chunk: Chunk) -> int:
+    tail = chunk.id.rsplit("#", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
+def _lists(scope, chunks, rows, dense, lexical, terms, qvec, embed, budget):
+    """Every list about the topic, from the chunks most related to it, entries merged."""
+    topic_terms = set(terms(scope.topic)) or set(terms(" ".join(scope.topic.split())))
+    fused = dense + 0.5 * _norm(np.asarray([lexical[r] for r in rows], dtype=np.float32))
+    keep = {rows[i] for i in np.argsort(-fused)[:CANDIDATE_CHUNKS]}
+    by_doc = _by_document(chunks, rows)
+    found: list[_List] = []
+    for doc, pairs in by_doc.items():
+        for lst in lists_of(document_lines(pairs)):
+            if any(e.row in keep for e in lst.entries):
+                found.append(lst)
+    yield Progress(f"Reading {len(found)} lists from {len(keep)} passages")
+    if not found:
+        return None
+    vecs = embed([lst.text() for lst in found])
+    scores = []
+    for lst, v in zip(found, vecs):
+        lead_terms = set(terms(f"{lst.heading} {lst.lead} " + " ".join(e.text for e in lst.entries)))
+        share = len(topic_terms & lead_terms) / len(topic_terms) if topic_terms else 0.0
+        scores.append(float(v @ qvec) + LEXICAL_WEIGHT * share)
+    best = max(scores)
+    if best < LIST_FLOOR:
+        return None
+    chosen = [lst for lst, s in zip(found, scores) if s >= best - LIST_MARGIN]
+    items: list[tuple[str, _Line, str]] = []
+    seen: set[str] = set()
+    for lst in chosen:
+        for e in lst.entries:
+            text = _clean(BULLET.sub("", e.text))[:ITEM_MAX_CHARS]
+            key = re.sub(r"\W+", " ", text.lower()).strip()
+            if key and key not in seen:
+                seen.add(key)
+                items.append((text, e, f"{lst.lead or lst.heading or 'A list'} ({lst.source})"))
+    result = _result(LIST, items, chunks, rows, scope)
+    result.coverage.documents_found = len({lst.source for lst in chosen})
+    return result
+
+
+def _norm(x: np.ndarray) -> np.ndarray:
+    top = float(x.max()) if len(x) else 0.0
+    return x / top if top > 0 else x
+
+
+def _documents(scope, chunks, rows, dense, terms):
+    """The documents with a sentence holding every word of the topic (stemmed), best first; for
+    a topic with no such sentence anywhere, those whose best chunk is close in meaning."""
+    topic_terms = set(terms(scope.topic))
+    hits: dict[str, tuple[float, int, str]] = {}
+    for i, r in enumerate(rows):
+        c = chunks[r]
+        if not topic_terms or not topic_terms <= set(terms(c.text + " " + c.heading)):
+            continue
+        for s in sentences(c.text):
+            if topic_terms <= set(terms(s)):
+                if c.source not in hits or dense[i] > hits[c.source][0]:
+                    hits[c.source] = (float(dense[i]), r, s)
+                break
+    if not hits:
+        for i, r in enumerate(rows):
+            c = chunks[r]
+            if dense[i] >= DOCUMENT_COSINE and (c.source not in hits or dense[i] > hits[c.source][0]):
+                hits[c.source] = (float(dense[i]), r, sentences(c.text)[0] if c.text.strip() else c.heading)
+    ranked = sorted(hits.items(), key=lambda kv: -kv[1][0])
+    items = [(src, _Line(_clean(sentence)[:ITEM_MAX_CHARS], chunks[r], r), "") for src, (_, r, sentence) in ranked]
+    result = _result(DOCUMENTS, items, chunks, rows, scope)
+    result.coverage.documents_found = len(items)
+    return result
+
+
+def _summary(scope, question, chunks, rows, dense, lexical, embed, budget):
+    """One central sentence per section of each document in scope, in the document's order; a
+    summary of the whole collection quotes each document's most central sentences."""
+    by_doc = _by_document(chunks, rows)
+    items: list[tuple[str, _Line, str]] = []
+    n = 0
+    for doc, pairs in by_doc.items():
+        if budget.out_of_time():
+            break
+        sections = _sections(document_lines(pairs))
+        per_section = 1
+        if not scope.documents:  # the collection: each document is one section, quoted twice
+            sections = [(PurePosixPath(doc).name, [line for _, body in sections for line in body])]
+            per_section = 2
+        if len(sections) > SUMMARY_SECTIONS:
+            longest = sorted(range(len(sections)), key=lambda i: -len(sections[i][1]))[:SUMMARY_SECTIONS]
+            sections = [sections[i] for i in sorted(longest)]
+        cands = [(name, [(s, line) for line in lines for s in _sentences_of(line)]) for name, lines in sections]
+        texts = [s for _, ss in cands for s, _ in ss]
+        if not texts:
+            continue
+        vecs = embed(texts)
+        pos = 0
+        for name, ss in cands:
+            if not ss:
+                continue
+            v = vecs[pos:pos + len(ss)]
+            pos += len(ss)
+            centre = v.mean(axis=0)
+            best = sorted(np.argsort(-(v @ centre))[:per_section])  # in the document's order
+            for b in best:
+                sentence, line = ss[int(b)]
+                items.append((sentence, line, name))
+        n += 1
+        yield Progress(f"Summarised {n} of {len(by_doc)} documents")
+    result = _result(SUMMARY, items, chunks, rows, scope, headed=True)
+    result.coverage.documents_found = len({line.chunk.source for _, line, _ in items})
+    if n < len(by_doc):
+        result.coverage.chunks_read = sum(len(p) for p in list(by_doc.values())[:n])
+    return result
+
+
+def _sections(lines: list[_Line]) -> list[tuple[str, list[_Line]]]:
+    """A document's sections: split at its headings and, in plain text, at title lines."""
+    out: list[tuple[str, list[_Line]]] = [("", [])]
+    for i, line in enumerate(lines):
+        if line.heading or _is_title(lines, i):
+            out.append((line.text, []))
+        else:
+            out[-1][1].append(line)
+    return [(name, body) for name, body in out if body]
+
+
+def _sentences_of(line: _Line) -> list[str]:
+    text = _clean(BULLET.sub("", line.text))
+    if not text or _URL_ONLY.match(text) or text.lower().startswith(("image", "http")):
+        return []
+    # a line leading into a list ("Identify a model suited to our task:") says nothing alone
+    return [s for s in sentences(text) if len(s.split()) >= SUMMARY_MIN_WORDS and not _URL_ONLY.match(s)
+            and not s.endswith(":")]
+
+
+def _result(kind: str, items: list[tuple[str, _Line, str]], chunks, rows, scope: Scope, *,
+            headed: bool = False) -> Result:
+    """The answer text and its citations: a chunk is one citation, numbered in reading order."""
+    numbers: dict[int, int] = {}
+    citations: list[Citation] = []
+    found: list[FoundItem] = []
+    support: list[SentenceSupport] = []
+    lines: list[str] = []
+    group = None
+    for text, line, label in items:
+        c = line.chunk
+        if line.row not in numbers:
+            numbers[line.row] = len(numbers) + 1
+            citations.append(Citation(numbers[line.row], c.source, c.id, 1.0, line.text[:300],
+                                      heading=c.heading, location=c.location))
+        n = numbers[line.row]
+        found.append(FoundItem(text=text, n=n, source=c.source, chunk_id=c.id))
+        support.append(SentenceSupport(text=line.text, passage=n, support=1.0, verified=True))
+        if kind == DOCUMENTS:
+            lines.append(f"- {text}: “{line.text}” [{n}]")
+        elif headed:
+            label = label.rstrip(": ")
+            lines.append(f"- {label}: {text} [{n}]" if label else f"- {text} [{n}]")
+        else:
+            if label and label != group:  # a list's lead line and file, once, above its entries
+                lines.append(f"{label.rstrip(':')}:")
+                group = label
+            lines.append(f"- {text} [{n}]")
+    coverage = Coverage(scope=kind, document=scope.documents[0] if len(scope.documents) == 1 else "",
+                        chunks_read=len(rows), documents_read=len({chunks[r].source for r in rows}),
+                        items=len(found))
+    return Result(text="\n".join(lines), citations=citations, items=found, coverage=coverage, sentences=support)
+
+
+def intro(scope: Scope, result: Result) -> str:
+    """The answer's first line: which scope was read, in a reader's words."""
+    where = ", ".join(scope.documents) if 0 < len(scope.documents) <= 3 else "your documents"
+    if scope.kind == DOCUMENTS:
+        c = result.coverage
+        return f"{c.documents_found} of {c.documents_read} documents discuss {scope.topic or 'this'}:"
+    if scope.kind == SUMMARY:
+        if scope.documents:
+            return f"Summary of {where}, one sentence per section, in order:"
+        return "Summary of your documents, from each document's most central sentences:"
+    return f"Every entry of the lists on this in {where}:"
