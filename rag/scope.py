@@ -20,17 +20,21 @@ LIST, DOCUMENTS, SUMMARY = "list", "documents", "summary"
 SCOPES = (LIST, DOCUMENTS, SUMMARY)
 
 _FILES = r"(?:files?|documents?|docs|pages?|notes|sources|manuals?|chapters?|articles?|reports?|sections?)"
+# what a document does with a topic: "which files *mention* X"
+_ABOUT = (r"(?:talks?|mentions?|discuss(?:es)?|describes?|covers?|contains?|explains?|refers?|deals?|"
+          r"are\s+about|is\s+about|includes?|lists?|shows?|uses?|say|says|documents?)")
 # each pattern is a hypothesis with a name, tested in tests/test_scope.py and measured on the
 # whole-collection question set's dev split
 PATTERNS: dict[str, tuple[str, re.Pattern]] = {
     # "which files talk about X", "which of my documents mention X", "in which pages is X"
     "which-documents": (DOCUMENTS, re.compile(
-        rf"\b(?:which|what)\s+(?:of\s+(?:my|the|these)\s+)?{_FILES}\b(?!\s+(?:say|says|said|give|list|name)\b)"
+        rf"\b(?:which|what)\s+(?:of\s+(?:my|the|these)\s+)?(?:[\w'-]+\s+){{0,2}}?{_FILES}(?:\s+(?:of|in)\s+\S+)?\s+{_ABOUT}\b"
         rf"|\bin\s+which\s+{_FILES}\b|\b(?:list|name|show)\s+(?:all\s+|every\s+)?(?:the\s+)?{_FILES}\s+(?:that|which|where|about)\b",
         re.I)),
     # "summarise notes.md", "a summary of the report", "sum up ...", "tl;dr"
     "summarise": (SUMMARY, re.compile(
-        r"\b(?:summari[sz]e|summari[sz]ing|summary|sum\s+up|tl;?dr|what\s+is\s+\S+\.\w{2,4}\s+about)\b", re.I)),
+        r"\b(?:summari[sz]e|summari[sz]ing|sum\s+up|tl;?dr|summary\s+of|(?:give|write|make)\s+(?:me\s+)?a\s+summary"
+        r"|what\s+is\s+\S+\.\w{2,4}\s+about)\b", re.I)),
     # "list the features of X", "enumerate ...", "name all ..."
     "list-verb": (LIST, re.compile(r"^\W*(?:please\s+)?(?:list|enumerate|name\s+all|name\s+every|give\s+(?:me\s+)?(?:a\s+)?list)\b", re.I)),
     # "what are all the ...", "every example of ...", "all the kinds of ..."
@@ -47,7 +51,8 @@ _SCOPE_WORDS = frozenset("""list lists listed enumerate name names named give gi
 talk talks discuss discusses discussed describe describes described cover covers covered contain contains
 say says summarise summarize summary sum up tl dr tldr please show every kinds kind types type examples
 file files document documents doc docs page pages notes note sources source manual manuals chapter chapters
-article articles report reports section sections""".split())
+article articles report reports section sections explain explains explained refer refers referred
+deal deals dealt include includes included show shows shown talked discussed""".split())
 
 
 @dataclass(frozen=True)
@@ -82,8 +87,8 @@ def recognise(question: str, *, sources: list[str] | tuple[str, ...] | set[str] 
 
 def named_documents(question: str, sources) -> tuple[str, ...]:
     """The indexed documents the question names by file name ("notes.md") or by the name without
-    its extension ("deep-learning-overview", "the deep learning overview" when that is the whole
-    stem); a full name wins over a stem that several files share."""
+    its extension when that has two words or more ("the deep learning overview"); a full name
+    wins over a stem that several files share."""
     q = question.lower()
     q_words = " " + re.sub(r"[^a-z0-9]+", " ", q) + " "
     full, stems = [], []
@@ -93,7 +98,8 @@ def named_documents(question: str, sources) -> tuple[str, ...]:
             full.append(src)
             continue
         stem = re.sub(r"[^a-z0-9]+", " ", PurePosixPath(name).stem).strip()
-        if len(stem) >= 4 and f" {stem} " in q_words:
+        # a one-word stem ("lora") is as likely the topic as the file: only names of two words
+        if " " in stem and f" {stem} " in q_words:
             stems.append(src)
     return tuple(full or stems)
 
@@ -105,6 +111,7 @@ def topic_of(question: str, documents: tuple[str, ...] = ()) -> str:
     for doc in documents:
         for name in (doc, PurePosixPath(doc).name, PurePosixPath(doc).stem):
             q = re.sub(re.escape(name), " ", q, flags=re.I)
-    words = re.findall(r"[\w][\w'+#.-]*[\w+#]|[\w]", q)
+    q = re.sub(r"\b\w+'(?=\s)", " ", q)  # "which commands' pages": whose pages, not the topic
+    words = re.findall(r"[\w-][\w'+#.-]*[\w+#]|[\w]", q)
     kept = [w for w in words if w.lower() not in STOPWORDS and w.lower() not in _SCOPE_WORDS]
     return " ".join(kept)
