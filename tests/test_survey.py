@@ -2,14 +2,12 @@
 components: every entry of a list spread over chunks, the documents that discuss a topic, a
 summary touching every section, each entry cited to a chunk that holds it, the coverage said,
 budgets that stop the reading said too, and no model loaded for any of it."""
-import dataclasses
 
 import pytest
 
 from rag import RAG
 from rag.present import coverage_line
-from rag.survey import Budget, document_lines, lists_of, survey
-from rag.scope import recognise
+from rag.survey import document_lines, lists_of
 from rag.testing import HashEmbedder, MemoryStore, ScriptedGenerator
 from rag.types import Chunk, Progress
 

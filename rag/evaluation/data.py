@@ -23,6 +23,9 @@ from ..errors import ConfigError, DatasetError
 log = logging.getLogger(__name__)
 
 FORMATS = ("jsonl", "squad", "beir")
+# questions about a whole document or collection, answered from every relevant chunk (rag/survey.py):
+# "list all ...", "which files mention ...", "summarise <document>"
+KINDS = ("list", "documents", "summary")
 # a question tuned on (dev) must never be the one a result is reported on (test)
 SPLITS = ("dev", "test")
 SPLIT_CHOICES = (*SPLITS, "all")
@@ -41,8 +44,11 @@ class EvalItem:
     where: str = ""  # "file line N", for messages about this item
     split: str = ""  # "dev" (tune on it), "test" (report it) or "" (unassigned)
     evidence: tuple[str, ...] = ()  # verbatim sentences of a source that support the answer
-    kind: str = ""  # "list": the answer must name every entry of `items`
-    items: tuple[tuple[str, ...], ...] = ()  # list questions: each entry's alternative spellings
+    # "list": the answer must name every entry of `items`; "documents": `items` are the file names of
+    # every document about the topic; "summary": `items` hold one phrase per section of the document
+    kind: str = ""
+    items: tuple[tuple[str, ...], ...] = ()  # each entry's alternative spellings (documents: one file name)
+    topic: tuple[str, ...] = ()  # documents questions: spellings of the topic a cited passage must mention
 
 
 @dataclass
@@ -133,14 +139,36 @@ def _split(value, where: str) -> str:
     return value
 
 
-def _list_items(value, where: str) -> tuple[tuple[str, ...], ...]:
-    """A list question's entries: each a list of alternative strings (a bare string is one)."""
+_ITEMS_NEEDED = {
+    "list": "a list question needs 'items', a list of lists of alternative strings",
+    "documents": "a documents question needs 'items', the file names of every document about the topic",
+    "summary": "a summary question needs 'items', one phrase (or a list of alternatives) per section",
+}
+
+
+def _list_items(value, where: str, kind: str = "list") -> tuple[tuple[str, ...], ...]:
+    """A scope question's entries: each a list of alternative strings (a bare string is one)."""
     if not isinstance(value, list) or not value:
-        raise DatasetError(f"{where}: a list question needs 'items', a list of lists of alternative strings")
+        raise DatasetError(f"{where}: {_ITEMS_NEEDED[kind]}")
     entries = tuple(_strings(v, "items", where) for v in value)
     if not all(entries):
         raise DatasetError(f"{where}: every entry of 'items' needs at least one alternative string")
+    if kind == "documents" and any(len(e) != 1 for e in entries):
+        raise DatasetError(f"{where}: every entry of 'items' of a documents question is one file name")
     return entries
+
+
+def _kind(obj: dict, where: str) -> tuple[str, tuple[tuple[str, ...], ...], tuple[str, ...]]:
+    """kind, items and topic of a question, each checked against the others."""
+    kind = obj.get("kind", "")
+    if kind not in ("", *KINDS):
+        raise DatasetError(f"{where}: 'kind' must be \"list\", \"documents\" or \"summary\" when given, got {kind!r}")
+    if not kind and "items" in obj:
+        raise DatasetError(f"{where}: 'items' needs \"kind\": \"list\", \"documents\" or \"summary\"")
+    topic = _strings(obj.get("topic"), "topic", where)
+    if topic and kind != "documents":
+        raise DatasetError(f"{where}: 'topic' belongs to \"kind\": \"documents\" questions")
+    return kind, (_list_items(obj.get("items"), where, kind) if kind else ()), topic
 
 
 def _header_corpus(path: Path, obj: dict, n: int) -> Path:
@@ -155,7 +183,7 @@ def _header_corpus(path: Path, obj: dict, n: int) -> Path:
 
 def load_jsonl(path: Path, *, cache_root: str | Path | None = None) -> EvalSet:
     """One object per line: question, answers, sources, answerable (default true), and optionally
-    split, evidence, kind "list" with items. A first line {"corpus": "folder"} (no question) makes
+    split, evidence, kind "list", "documents" or "summary" with items (documents: and topic). A first line {"corpus": "folder"} (no question) makes
     that folder, relative to the file, the set's own corpus, indexed like a SQuAD one."""
     items: list[EvalItem] = []
     docs_dir: Path | None = None
@@ -172,14 +200,13 @@ def load_jsonl(path: Path, *, cache_root: str | Path | None = None) -> EvalSet:
         answerable = obj.get("answerable", True)
         if not isinstance(answerable, bool):
             raise DatasetError(f"{where}: 'answerable' must be true or false, got {answerable!r}")
-        kind = obj.get("kind", "")
-        if kind not in ("", "list"):
-            raise DatasetError(f"{where}: 'kind' must be \"list\" when given, got {kind!r}")
-        entries = _list_items(obj.get("items"), where) if kind == "list" else ()
-        if kind != "list" and "items" in obj:
-            raise DatasetError(f"{where}: 'items' needs \"kind\": \"list\"")
+        kind, entries, topic = _kind(obj, where)
         answers = _strings(obj.get("answers"), "answers", where)
         sources = _strings(obj.get("sources"), "sources", where)
+        if kind == "documents" and not sources:
+            sources = tuple(e[0] for e in entries)  # the documents found are where the answer lives
+        if kind == "summary" and answerable and len(sources) != 1:
+            raise DatasetError(f"{where}: a summary question names its one document in 'sources'")
         evidence = _strings(obj.get("evidence"), "evidence", where)
         if answerable and not answers and not entries:
             raise DatasetError(f"{where}: an answerable question needs at least one entry in 'answers'")
@@ -191,7 +218,7 @@ def load_jsonl(path: Path, *, cache_root: str | Path | None = None) -> EvalSet:
                               answers=answers, sources=sources, answerable=answerable,
                               group=sources[0] if sources else "", where=where,
                               split=_split(obj.get("split"), where), evidence=evidence,
-                              kind=kind, items=entries))
+                              kind=kind, items=entries, topic=topic))
     if not items:
         raise DatasetError(f"{path}: no questions in the file")
     out = EvalSet(name=path.stem, format="jsonl", path=str(path), items=items)

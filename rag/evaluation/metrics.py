@@ -1,13 +1,15 @@
 """The metric functions: answers against gold answers (SQuAD style), ranked documents against
-gold documents, abstentions against unanswerable questions, and percentiles."""
+gold documents, abstentions against unanswerable questions, percentiles, and the items of a
+whole-document or whole-collection answer against gold entries and the index's chunks."""
 from __future__ import annotations
 
 import math
 import re
 import string
 from collections import Counter
+from dataclasses import dataclass
 
-from ..text import content_words
+from ..text import content_words, normalise
 
 # ------------------------------------------------------------------ answer metrics (SQuAD style)
 
@@ -186,3 +188,167 @@ def evidence_cited(cited_texts: list[str], evidence: tuple[str, ...] | list[str]
     wanted = [e for e in (normalize_answer(x) for x in evidence) if e]
     texts = [f" {normalize_answer(t)} " for t in cited_texts]
     return float(any(f" {e} " in t for e in wanted for t in texts))
+
+
+# ------------------------------------------------------------------ whole-document and whole-collection answers
+# A question of kind "list", "documents" or "summary" is answered from every relevant chunk, not the
+# top k (rag/survey.py); its answer carries `items` (rag.types.FoundItem), each with the chunk it was
+# read from. These metrics judge the items against the gold entries and against the index's chunks.
+
+SCOPE_KINDS = ("list", "documents", "summary")
+GROUNDED_SHARE = 0.8  # an item not found verbatim counts as read when this share of its content words is
+_BULLET = re.compile(r"^\s*(?:[-*•+]|\d{1,2}[.)])\s+")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def _norm(text: str) -> str:
+    return f" {normalise(strip_citations(text))} "
+
+
+def names(text: str, spelling: str) -> bool:
+    """`spelling` is in `text` as whole words, case, punctuation and bullets set aside
+    (`rag.text.normalise`: "tree-based" reads "tree based", "--abort" reads "abort"); its last word
+    may carry a plural -s or -es ("GANs" names "GAN")."""
+    want = normalise(spelling)
+    if not want:
+        return False
+    hay = _norm(text)
+    return any(f" {want}{end} " in hay for end in ("", "s", "es"))
+
+
+def mentions(text: str, spelling: str) -> bool:
+    """The topic test of a documents question: `spelling` as written, case and runs of white space
+    aside, not inside a longer word, with an optional plural -s or -es: "--abort", "ORIG_HEAD",
+    "GAN" ("GANs", not "organ"). Stricter than `names`, which would find "--abort" in "abort"."""
+    words = spelling.split()
+    if not words:
+        return False
+    body = r"\s+".join(re.escape(w) for w in words)
+    start = r"(?<!\w)" if re.match(r"\w", words[0]) else ""
+    end = r"(?:e?s)?(?!\w)" if re.search(r"\w$", words[-1]) else ""
+    return re.search(start + body + end, text, re.IGNORECASE) is not None
+
+
+def same_file(name: str, gold: str) -> bool:
+    """A file as an answer names it ("notes.md", "sub/notes.md") against a gold one: the same path,
+    or the same file name when either side gives only the name."""
+    if not name or not gold:
+        return False
+    name, gold = name.strip().replace("\\", "/"), gold.strip().replace("\\", "/")
+    if name == gold:
+        return True
+    base = lambda p: p.rsplit("/", 1)[-1]  # noqa: E731
+    return ("/" not in name or "/" not in gold) and base(name) == base(gold)
+
+
+class Passage:
+    """A chunk of the index with its normal forms, computed once for every item judged against it."""
+
+    __slots__ = ("source", "text", "_norm", "_words")
+
+    def __init__(self, source: str, text: str):
+        self.source, self.text = source, text
+        self._norm: str | None = None
+        self._words: set[str] | None = None
+
+    @property
+    def norm(self) -> str:
+        if self._norm is None:
+            self._norm = _norm(self.text)
+        return self._norm
+
+    @property
+    def words(self) -> set[str]:
+        if self._words is None:
+            self._words = content_words(self.text)
+        return self._words
+
+
+def grounded(text: str, passage: Passage | str) -> bool:
+    """`text` was read from `passage`, not made up: its normal form (`rag.text.normalise`) is in the
+    passage's, or, for a reworded item or a summary sentence, at least 80% of its content words
+    (`rag.text.content_words`, suffixes folded) are the passage's."""
+    p = passage if isinstance(passage, Passage) else Passage("", passage)
+    t = normalise(strip_citations(text))
+    if not t:
+        return False
+    if f" {t} " in p.norm:
+        return True
+    words = content_words(text)
+    return bool(words) and len(words & p.words) >= GROUNDED_SHARE * len(words)
+
+
+def answer_lines(text: str) -> list[str]:
+    """What an answer without items lists: its bullet or numbered lines, or else its sentences,
+    citation markers removed."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    bullets = [_BULLET.sub("", line) for line in lines if _BULLET.match(line)]
+    parts = bullets or _SENTENCE_END.split(" ".join(line.strip() for line in lines))
+    return [t for t in (strip_citations(p) for p in parts) if t]
+
+
+@dataclass
+class ScopeScore:
+    """One scope answer against its gold entries. precision and cited are None for an answer
+    without items (an ordinary answer): there is nothing to judge, and the run adds up 0 items."""
+
+    recall: float  # share of the gold entries found
+    found: list[str]  # the texts judged: the items', or for an answer without items its lines
+    missing: list[str]  # the first spelling of each gold entry not found
+    n_items: int = 0
+    n_grounded: int = 0  # list, summary: items read from some chunk; documents: files that are gold
+    n_cited: int = 0  # items whose own chunk holds them (documents: is of the file and on the topic)
+
+    @property
+    def precision(self) -> float | None:
+        return self.n_grounded / self.n_items if self.n_items else None
+
+    @property
+    def cited(self) -> float | None:
+        return self.n_cited / self.n_items if self.n_items else None
+
+
+def score_scope(kind: str, gold: tuple[tuple[str, ...], ...] | list, items: list, text: str,
+                passages: dict[str, Passage], *, topic: tuple[str, ...] | list = ()) -> ScopeScore:
+    """Score a scope answer. `items` are (text, source, chunk_id) triples (rag.types.FoundItem's);
+    `text` is the answer's text, read instead when there are no items; `passages` are the index's
+    chunks by id; `gold` the entries, for documents the gold file names as the index names them.
+
+    - list, summary: an entry is found when one of its spellings is `names`d by an item's text;
+      an item is grounded when it was read from some chunk (`grounded`), cited right when from its
+      own chunk;
+    - documents: a gold file is found when an item's text or source is that file (`same_file`);
+      an item is grounded when its file is gold, cited right when its chunk is of that file and,
+      where the question has a topic, `mentions` one of its spellings.
+    """
+    if kind not in SCOPE_KINDS:
+        raise ValueError(f"not a scope kind: {kind!r}")
+    triples = [(t or "", s or "", c or "") for t, s, c in items]
+    if kind == "documents":
+        files = [g[0] for g in gold]
+        if triples:
+            found_in = [any(same_file(t, g) or same_file(s, g) for t, s, _ in triples) for g in files]
+            found = [s or t for t, s, _ in triples]
+        else:  # an ordinary answer: the file names it writes
+            found_in = [names(text, g.rsplit("/", 1)[-1]) for g in files]
+            found = answer_lines(text)
+        missing = [g for g, ok in zip(files, found_in) if not ok]
+        score = ScopeScore(recall=sum(found_in) / len(files) if files else 0.0, found=found, missing=missing,
+                           n_items=len(triples))
+        for t, s, c in triples:
+            listed = s or t
+            score.n_grounded += any(same_file(listed, g) or same_file(t, g) for g in files)
+            p = passages.get(c)
+            score.n_cited += bool(p is not None and (same_file(p.source, listed) or same_file(p.source, t))
+                                  and (not topic or any(mentions(p.text, w) for w in topic)))
+        return score
+    texts = [t for t, _, _ in triples] if triples else answer_lines(text)
+    found_in = [any(names(t, alt) for t in texts for alt in alts) for alts in gold]
+    score = ScopeScore(recall=sum(found_in) / len(gold) if gold else 0.0, found=texts,
+                       missing=[alts[0] for alts, ok in zip(gold, found_in) if not ok], n_items=len(triples))
+    for t, _, c in triples:
+        own = passages.get(c)
+        cited = own is not None and grounded(t, own)
+        score.n_cited += cited
+        score.n_grounded += cited or any(grounded(t, p) for p in passages.values())
+    return score
