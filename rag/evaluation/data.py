@@ -162,7 +162,8 @@ def _kind(obj: dict, where: str) -> tuple[str, tuple[tuple[str, ...], ...], tupl
     """kind, items and topic of a question, each checked against the others."""
     kind = obj.get("kind", "")
     if kind not in ("", *KINDS):
-        raise DatasetError(f"{where}: 'kind' must be \"list\", \"documents\" or \"summary\" when given, got {kind!r}")
+        raise DatasetError(f"{where}: 'kind' must be \"list\", \"documents\" or \"summary\" when given, "
+                           f"got {kind!r}")
     if not kind and "items" in obj:
         raise DatasetError(f"{where}: 'items' needs \"kind\": \"list\", \"documents\" or \"summary\"")
     topic = _strings(obj.get("topic"), "topic", where)
@@ -183,8 +184,9 @@ def _header_corpus(path: Path, obj: dict, n: int) -> Path:
 
 def load_jsonl(path: Path, *, cache_root: str | Path | None = None) -> EvalSet:
     """One object per line: question, answers, sources, answerable (default true), and optionally
-    split, evidence, kind "list", "documents" or "summary" with items (documents: and topic). A first line {"corpus": "folder"} (no question) makes
-    that folder, relative to the file, the set's own corpus, indexed like a SQuAD one."""
+    split, evidence, kind "list", "documents" or "summary" with items (documents: and topic). A first
+    line {"corpus": "folder"} (no question) makes that folder, relative to the file, the set's own
+    corpus, indexed like a SQuAD one."""
     items: list[EvalItem] = []
     docs_dir: Path | None = None
     for n, obj in _json_lines(path):
