@@ -6,10 +6,11 @@ from __future__ import annotations
 import math
 import re
 import string
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 
-from ..text import content_words, normalise
+from ..text import content_words
 
 # ------------------------------------------------------------------ answer metrics (SQuAD style)
 
@@ -196,30 +197,34 @@ def evidence_cited(cited_texts: list[str], evidence: tuple[str, ...] | list[str]
 # read from. These metrics judge the items against the gold entries and against the index's chunks.
 
 SCOPE_KINDS = ("list", "documents", "summary")
-GROUNDED_SHARE = 0.8  # an item not found verbatim counts as read when this share of its content words is
+GROUNDED_SHARE = 0.8  # a reworded item counts as read from a chunk holding this share of its content words
 _BULLET = re.compile(r"^\s*(?:[-*•+]|\d{1,2}[.)])\s+")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_TOKEN = re.compile(r"(?:(?<![\w-])--?)?\w+")
 
 
-def _norm(text: str) -> str:
-    return f" {normalise(strip_citations(text))} "
+def match_form(text: str) -> str:
+    """`text` as the scope metrics compare it: case, punctuation, bullets and [n] markers set aside,
+    words split at inner hyphens ("tree-based" reads "tree based"), but the leading - or -- of an
+    option kept ("--no-contains" reads "--no contains", which does not name "--contains")."""
+    return " ".join(_TOKEN.findall(unicodedata.normalize("NFKC", strip_citations(text)).casefold()))
 
 
 def names(text: str, spelling: str) -> bool:
-    """`spelling` is in `text` as whole words, case, punctuation and bullets set aside
-    (`rag.text.normalise`: "tree-based" reads "tree based", "--abort" reads "abort"); its last word
-    may carry a plural -s or -es ("GANs" names "GAN")."""
-    want = normalise(spelling)
+    """`spelling` is in `text` as whole words, both in `match_form`; its last word may carry a
+    plural -s or -es ("GANs" names "GAN")."""
+    want = match_form(spelling)
     if not want:
         return False
-    hay = _norm(text)
+    hay = f" {match_form(text)} "
     return any(f" {want}{end} " in hay for end in ("", "s", "es"))
 
 
 def mentions(text: str, spelling: str) -> bool:
     """The topic test of a documents question: `spelling` as written, case and runs of white space
     aside, not inside a longer word, with an optional plural -s or -es: "--abort", "ORIG_HEAD",
-    "GAN" ("GANs", not "organ"). Stricter than `names`, which would find "--abort" in "abort"."""
+    "GAN" ("GANs", not "organ"). As grep finds it: "rerere" is in "--rerere-autoupdate", where
+    `names` reads an option "--rerere"."""
     words = spelling.split()
     if not words:
         return False
@@ -254,7 +259,7 @@ class Passage:
     @property
     def norm(self) -> str:
         if self._norm is None:
-            self._norm = _norm(self.text)
+            self._norm = f" {match_form(self.text)} "
         return self._norm
 
     @property
@@ -265,11 +270,11 @@ class Passage:
 
 
 def grounded(text: str, passage: Passage | str) -> bool:
-    """`text` was read from `passage`, not made up: its normal form (`rag.text.normalise`) is in the
-    passage's, or, for a reworded item or a summary sentence, at least 80% of its content words
+    """`text` was read from `passage`, not made up: its `match_form` is in the passage's, or, for a
+    reworded item or a summary sentence, at least 80% of its content words
     (`rag.text.content_words`, suffixes folded) are the passage's."""
     p = passage if isinstance(passage, Passage) else Passage("", passage)
-    t = normalise(strip_citations(text))
+    t = match_form(text)
     if not t:
         return False
     if f" {t} " in p.norm:

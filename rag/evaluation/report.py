@@ -33,9 +33,28 @@ ROWS = [
     ("tokens", "prompt_mean", "prompt tokens/q"), ("tokens", "generated_mean", "generated tokens/q"),
     ("tokens", "per_s", "tokens/s"),
 ]
+# questions about a whole document or collection (kind list, documents, summary): shown when a set has
+# them, each row only where some template has its figure (a recall per kind only for kinds present)
+SCOPE_ROWS = [
+    ("questions", "scope questions (list, documents, summary)"),
+    ("in_scope", "answered as a scope answer"),
+    ("item_recall", "gold items found (item recall)"),
+    ("item_recall_list", "  list entries found"),
+    ("item_recall_documents", "  documents found"),
+    ("item_recall_summary", "  summary sections touched"),
+    ("item_precision", "items read from the documents (precision)"),
+    ("item_cited", "items whose cited chunk holds them"),
+    ("complete", "questions with every gold item"),
+    ("coverage_complete", "answers whose coverage says complete (count)"),
+    ("items_mean", "items per answer"),
+    ("chunks_read_mean", "chunks read per answer"),
+    ("total_p50_s", "scope answer time p50 s"),
+]
 
 
 def _fmt(value: float) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)  # a count
     return f"{value:.1f}" if abs(value) >= 100 else f"{value:.3f}"
 
 
@@ -52,6 +71,10 @@ def format_table(report: EvalReport) -> str:
     for group, key, label in ROWS:
         values = [getattr(report.templates[n], group).get(key, 0.0) for n in names]
         lines.append(f"| {label} | " + " | ".join(_fmt(v) for v in values) + " |")
+    for key, label in SCOPE_ROWS:
+        if any(key in report.templates[n].scope for n in names):
+            values = [report.templates[n].scope.get(key, 0.0) for n in names]
+            lines.append(f"| {label} | " + " | ".join(_fmt(v) for v in values) + " |")
     return "\n".join(lines)
 
 
@@ -74,6 +97,7 @@ def write_report(report: EvalReport, folder: str | Path) -> list[Path]:
           "Settings: " + ", ".join(f"{k}={v}" for k, v in report.settings.items()
                                    if k not in ("index", "corpus")), ""]
     md += _lost(report)
+    md += _scope(report)
     md += [f"![{p.stem}]({p.name})" for p in written if p.suffix == ".png"]
     (out / "report.md").write_text("\n".join(md) + "\n", encoding="utf-8")
     written.append(out / "report.md")
@@ -88,14 +112,35 @@ def _lost(report: EvalReport) -> list[str]:
     lost = [r for r in report.results if r.draft_contains and not r.contains]
     if not lost:
         return ["No draft that held a gold answer was cut or rejected by the checks.", ""]
-    def cell(text: str) -> str:
-        return " ".join(text.split()).replace("|", "\\|")[:200]
+    cell = _cell
     md = ["## Right before the checks, lost to them", "",
           "| template | question | gold | draft | shown | why |", "|---|---|---|---|---|---|"]
     md += [f"| {r.template}{'→' + r.chosen if r.chosen != r.template else ''} | {cell(r.question)} "
            f"| {cell(' / '.join(r.gold_answers[:2]))} | {cell(r.draft)} | {cell(r.answer)} "
            f"| {cell(r.abstain_code + ': ' + r.abstain_reason if r.abstained else 'cut from the answer')} |"
            for r in lost]
+    return md + [""]
+
+
+def _cell(text: str, limit: int = 200) -> str:
+    return " ".join(text.split()).replace("|", "\\|")[:limit]
+
+
+def _scope(report: EvalReport) -> list[str]:
+    """One row per list, documents or summary question and template: what was found, what is
+    missing, and how many items were read from the documents and cited right."""
+    rows = [r for r in report.results if r.item_recall is not None]
+    if not rows:
+        return []
+    def share(v: float | None) -> str:
+        return "-" if v is None else f"{v:.2f}"
+    md = ["## Questions about a whole document or collection", "",
+          "| template | id | kind | scope | recall | precision | cited | items | complete | missing |",
+          "|---|---|---|---|---:|---:|---:|---:|---|---|"]
+    md += [f"| {r.template} | {r.id} | {r.kind} | {r.scope or '-'} | {r.item_recall:.2f} "
+           f"| {share(r.item_precision)} | {share(r.item_cited)} | {r.n_items} "
+           f"| {'-' if r.coverage_complete is None else 'yes' if r.coverage_complete else 'no'} "
+           f"| {_cell(', '.join(r.missing_items))} |" for r in rows]
     return md + [""]
 
 
@@ -111,7 +156,7 @@ def _charts(report: EvalReport, out: Path) -> list[Path]:
                 ("answer", "f1"), ("answer", "contains"), ("abstention", "f1"),
                 ("abstention", "false_abstention_rate"), ("citations", "precision"),
                 ("citations", "hit_rate"), ("answer", "sentence_rate"), ("citations", "evidence_cited")]
-        series = {n: [getattr(t, g)[k] for g, k in keys] for n, t in report.templates.items()}
+        series = {n: [getattr(t, g).get(k, 0.0) for g, k in keys] for n, t in report.templates.items()}
         names = {(g, k): label for g, k, label in ROWS}
         labels = [names[key] for key in keys]
     else:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from .metrics import (abstention_scores, is_echo, is_fragment, is_sentence, mrr_at_k, ndcg_at_k,
+from .metrics import (SCOPE_KINDS, abstention_scores, is_echo, is_fragment, is_sentence, mrr_at_k, ndcg_at_k,
                       percentile, recall_at_k, strip_citations)
 
 RECALL_AT = (1, 3, 5, 10)
@@ -34,7 +34,7 @@ class QuestionResult:
     relevance: float = 0.0  # cosine between question and answer (Answer.relevance)
     cited_sources: list[str] = field(default_factory=list)
     cited_texts: list[str] = field(default_factory=list)  # the cited chunks' texts, for evidence_cited
-    kind: str = ""  # "list" for a list question
+    kind: str = ""  # "list", "documents" or "summary" for a question about a whole document or collection
     gold_evidence: list[str] = field(default_factory=list)
     evidence_cited: float | None = None  # answerable and answered: a cited passage holds the evidence
     em: float | None = None
@@ -46,6 +46,20 @@ class QuestionResult:
     generate_s: float = 0.0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    # list, documents and summary questions (metrics.score_scope); None / empty for the others
+    scope: str = ""  # the scope the answer was given in (Answer.scope): "" for an ordinary answer
+    gold_items: list[str] = field(default_factory=list)  # each entry's spellings joined by " | "
+    found_items: list[str] = field(default_factory=list)  # the items' texts (documents: files), or the lines
+    missing_items: list[str] = field(default_factory=list)  # the first spelling of each entry not found
+    item_recall: float | None = None
+    item_precision: float | None = None  # None: the answer had no items
+    item_cited: float | None = None
+    n_items: int = 0
+    n_grounded: int = 0
+    n_cited: int = 0
+    coverage_complete: bool | None = None  # Answer.coverage.complete; None without a coverage
+    chunks_read: int = 0
+    chunks_total: int = 0
 
 
 @dataclass
@@ -58,6 +72,7 @@ class TemplateScores:
     citations: dict[str, float]
     latency: dict[str, float]
     tokens: dict[str, float]
+    scope: dict[str, float] = field(default_factory=dict)  # empty when no list/documents/summary question
 
 
 @dataclass
@@ -103,6 +118,36 @@ def retrieval_scores(results: list[QuestionResult], any_source: bool) -> dict[st
     return out
 
 
+def scope_scores(results: list[QuestionResult]) -> dict[str, float]:
+    """The list, documents and summary questions' figures; {} when there are none. Recall is the
+    mean over questions, precision and citations are pooled over the answers' items (an answer
+    without items adds none), `complete` is the share of questions with every gold entry found,
+    `coverage_complete` a count of answers whose Coverage says they read all they meant to."""
+    scored = [r for r in results if r.kind in SCOPE_KINDS and r.item_recall is not None]
+    if not scored:
+        return {}
+    items = sum(r.n_items for r in scored)
+    out: dict[str, float] = {
+        "questions": len(scored),
+        "in_scope": _mean(float(r.scope == r.kind) for r in scored),
+        "item_recall": _mean(r.item_recall for r in scored),
+    }
+    for kind in SCOPE_KINDS:
+        of_kind = [r.item_recall for r in scored if r.kind == kind]
+        if of_kind:
+            out[f"item_recall_{kind}"] = _mean(of_kind)
+    out.update({
+        "item_precision": sum(r.n_grounded for r in scored) / items if items else 0.0,
+        "item_cited": sum(r.n_cited for r in scored) / items if items else 0.0,
+        "complete": _mean(float(r.item_recall >= 1.0) for r in scored),
+        "coverage_complete": sum(r.coverage_complete is True for r in scored),
+        "items_mean": items / len(scored),
+        "chunks_read_mean": _mean(r.chunks_read for r in scored),
+        "total_p50_s": percentile([r.total_s for r in scored], 50),
+    })
+    return out
+
+
 def template_scores(results: list[QuestionResult], retrieval: dict[str, float]) -> TemplateScores:
     """One template's scores from its results; `retrieval` is the run's (retrieval is done once)."""
     answerable = [r for r in results if r.answerable]
@@ -139,4 +184,5 @@ def template_scores(results: list[QuestionResult], retrieval: dict[str, float]) 
         tokens={"prompt_mean": _mean(r.prompt_tokens for r in llm),
                 "generated_mean": _mean(r.completion_tokens for r in llm),
                 "per_s": sum(r.completion_tokens for r in llm) / generate_s if generate_s else 0.0,
-                "llm_calls": float(len(llm))})
+                "llm_calls": float(len(llm))},
+        scope=scope_scores(results))

@@ -19,8 +19,8 @@ from ..errors import ConfigError, DatasetError
 from ..pipeline import RAG
 from ..prompts import get_template
 from .data import EvalItem, EvalSet, sample
-from .metrics import (contains, evidence_cited, exact_match, list_contains, percentile, strip_citations,
-                      token_f1)
+from .metrics import (SCOPE_KINDS, Passage, contains, evidence_cited, exact_match, list_contains, percentile,
+                      score_scope, strip_citations, token_f1)
 from .results import EvalReport, QuestionResult, retrieval_scores, template_scores
 
 log = logging.getLogger(__name__)
@@ -77,26 +77,29 @@ def open_rag(evalset: EvalSet, settings: Settings, *, index_given: bool, progres
 def _check_sources(evalset: EvalSet, items: list[EvalItem], rag) -> list[EvalItem]:
     """The items with each gold source as the index names it. The index names a document by its
     path relative to the indexed folder ("git-commit.html", "sub/x.html"); a set may name it by
-    its file name alone, which counts when exactly one indexed document has that name."""
+    its file name alone, which counts when exactly one indexed document has that name. The gold
+    files of a documents question are resolved alike."""
     known = {c.source for c in rag.store.chunks}
     by_name: dict[str, list[str]] = {}
     for source in known:
         by_name.setdefault(source.rsplit("/", 1)[-1], []).append(source)
+
+    def resolve(s: str, item: EvalItem) -> str:
+        if s in known:
+            return s
+        if len(by_name.get(s, ())) == 1:
+            return by_name[s][0]
+        if s in by_name:
+            raise DatasetError(f"{item.where}: source {s!r} names {len(by_name[s])} documents of the "
+                               f"index {rag.settings.index}; give its path, e.g. {sorted(by_name[s])[0]!r}")
+        raise DatasetError(f"{item.where}: source {s!r} is not in the index {rag.settings.index}")
+
     out = []
     for item in items:
-        resolved = []
-        for s in item.sources:
-            if s in known:
-                resolved.append(s)
-            elif len(by_name.get(s, ())) == 1:
-                resolved.append(by_name[s][0])
-            elif s in by_name:
-                raise DatasetError(f"{item.where}: source {s!r} names {len(by_name[s])} documents of the "
-                                   f"index {rag.settings.index}; give its path, e.g. {sorted(by_name[s])[0]!r}")
-            else:
-                raise DatasetError(f"{item.where}: source {s!r} is not in the index {rag.settings.index}")
-        out.append(item if tuple(resolved) == item.sources else
-                   dataclasses.replace(item, sources=tuple(resolved)))
+        resolved = tuple(resolve(s, item) for s in item.sources)
+        files = tuple((resolve(e[0], item),) for e in item.items) if item.kind == "documents" else item.items
+        out.append(item if resolved == item.sources and files == item.items else
+                   dataclasses.replace(item, sources=resolved, items=files))
     return out
 
 
@@ -124,20 +127,48 @@ def gold_answers(item: EvalItem) -> tuple[str, ...]:
 
 
 def score_contains(text: str, item: EvalItem) -> float:
-    """`contains`; for a list question the share of its entries named."""
-    return list_contains(text, item.items) if item.kind == "list" else contains(text, item.answers)
+    """`contains`; for a list, documents or summary question the share of its entries named."""
+    return list_contains(text, item.items) if item.items else contains(text, item.answers)
 
 
 def _evidence(item: EvalItem, res: QuestionResult, *, paragraph_docs: bool) -> float:
     # where a document is one paragraph (SQuAD), the gold document is the evidence itself
     if paragraph_docs and set(res.cited_sources) & set(item.sources):
         return 1.0
-    wanted = item.evidence or item.answers or tuple(a for alts in item.items for a in alts)
+    wanted = item.evidence or item.answers or item.topic or tuple(a for alts in item.items for a in alts)
     return evidence_cited(res.cited_texts, wanted)
 
 
+def found_items(answer) -> list[tuple[str, str, str]]:
+    """(text, source, chunk_id) of each item of a scope answer (`Answer.items`), the source and chunk
+    taken from its citation [n] where the item leaves them out; [] for an ordinary answer."""
+    by_n = {getattr(c, "n", None): c for c in answer.citations}
+    out = []
+    for i in getattr(answer, "items", None) or []:
+        cited = by_n.get(i.n)
+        out.append((i.text, i.source or (cited.source if cited else ""),
+                    i.chunk_id or (cited.chunk_id if cited else "")))
+    return out
+
+
+def _score_scope(res: QuestionResult, item: EvalItem, a, passages: dict[str, Passage]) -> None:
+    """The scope metrics of a list, documents or summary question (metrics.score_scope)."""
+    s = score_scope(item.kind, item.items, found_items(a), "" if a.abstained else a.text, passages,
+                    topic=item.topic)
+    res.scope = getattr(a, "scope", "") or ""
+    res.found_items, res.missing_items = s.found, s.missing
+    res.item_recall, res.item_precision, res.item_cited = s.recall, s.precision, s.cited
+    res.n_items, res.n_grounded, res.n_cited = s.n_items, s.n_grounded, s.n_cited
+    coverage = getattr(a, "coverage", None)
+    if coverage is not None:
+        res.coverage_complete = bool(coverage.complete)
+        res.chunks_read, res.chunks_total = coverage.chunks_read, coverage.chunks_total
+        if not res.total_s:  # a survey that did not fill the timings still says how long it read
+            res.total_s = coverage.seconds
+
+
 def _answer(rag, item: EvalItem, template: str, base: QuestionResult, *,
-            paragraph_docs: bool = False) -> QuestionResult:
+            paragraph_docs: bool = False, passages: dict[str, Passage] | None = None) -> QuestionResult:
     a = rag.ask(item.question, template=template)
     t = a.timings
     text = "" if a.abstained else strip_citations(a.text)
@@ -160,6 +191,8 @@ def _answer(rag, item: EvalItem, template: str, base: QuestionResult, *,
     res.total_s = t.total - t.load
     res.generate_s = t.generate
     res.prompt_tokens, res.completion_tokens = a.usage.prompt_tokens, a.usage.completion_tokens
+    if item.kind in SCOPE_KINDS and item.answerable:
+        _score_scope(res, item, a, passages if passages is not None else {})
     return res
 
 
@@ -175,6 +208,9 @@ def run_eval(evalset: EvalSet, rag, *, templates: list[str], limit: int | None =
     items = sample(evalset.items, limit, seed=seed)
     retrieval_only = retrieval_only or evalset.retrieval_only
     items = _check_sources(evalset, items, rag)
+    # a scope answer's items are judged against every chunk of the index, read once
+    passages = {c.id: Passage(c.source, c.text) for c in rag.store.chunks} \
+        if any(i.kind in SCOPE_KINDS for i in items) else {}
     rag.embedder.warm_up()
     rag.search(items[0].question)  # first-call costs stay out of the latency figures
     base: list[QuestionResult] = []
@@ -184,6 +220,7 @@ def run_eval(evalset: EvalSet, rag, *, templates: list[str], limit: int | None =
             id=item.id, question=item.question, template="", answerable=item.answerable,
             gold_sources=list(item.sources), kind=item.kind, gold_evidence=list(item.evidence),
             gold_answers=list(item.answers) or [" | ".join(alts) for alts in item.items],
+            gold_items=[" | ".join(alts) for alts in item.items] if item.kind in SCOPE_KINDS else [],
             retrieved_ids=ids, retrieved_sources=sources, retrieval_s=seconds))
     retrieval = retrieval_scores(base, evalset.any_source)
     search_s = [r.retrieval_s for r in base]
@@ -200,7 +237,7 @@ def run_eval(evalset: EvalSet, rag, *, templates: list[str], limit: int | None =
             # start each template from an empty KV cache so a run does not depend on what ran before
             if hasattr(rag.generator, "reset"):
                 rag.generator.reset()
-            results = [_answer(rag, item, name, b, paragraph_docs=evalset.paragraph_docs)
+            results = [_answer(rag, item, name, b, paragraph_docs=evalset.paragraph_docs, passages=passages)
                        for item, b in zip(_bar(items, progress, name), base)]
             report.templates[name] = template_scores(results, retrieval)
             report.results.extend(results)
