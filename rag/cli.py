@@ -11,7 +11,7 @@ import sys
 from .config import Settings
 from .errors import ConfigError, RagError
 from .flags import MODEL_SETTINGS, add_flag, add_model_flags, overrides
-from .present import numbered
+from .present import coverage_line, numbered
 from .prompts import TEMPLATE_NAMES
 
 
@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ask", help="answer a question from the indexed documents")
     p.add_argument("question")
     p.add_argument("--source", help="search only documents whose path starts with this")
+    p.add_argument("--document", metavar="FILE",
+                   help="the document the question is about: its indexed path (or a folder's, or the file "
+                        "under the corpus folder); \"Summarise this\" or \"List all ...\" then reads all of it")
     p.add_argument("--template", default="auto", choices=list(TEMPLATE_NAMES),
                    help="prompt template (default auto: chosen per question)")
     add_flag(p, "top_k")
@@ -193,45 +196,95 @@ def cmd_index(args) -> int:
 def cmd_ask(args) -> int:
     from .pipeline import RAG
     rag = RAG(_settings(args), build_missing=args.index is None and args.collection is None)
+    if args.document is not None:
+        args.source = _document(rag, args.document, args.source)
     if args.json:
         answer = rag.ask(args.question, template=args.template, top_k=args.top_k, source=args.source)
         out = answer.to_dict()  # one shape for the library and the CLI
         print(json.dumps(out, indent=2, ensure_ascii=False))
         return 0
-    answer = _stream_answer(rag, args, live=sys.stdout.isatty())
+    answer = _stream_answer(rag, args, live=sys.stdout.isatty(), status=sys.stderr.isatty())
+    _print_notes(answer)
+    return 0
+
+
+def _print_notes(answer) -> None:
+    """What `rag ask` prints under the answer: why it abstained, the sentences the documents
+    do not back, what a whole-document answer read, the sources and the template."""
     if answer.abstained and answer.abstain_reason:
         print(f"({answer.abstain_reason})")
     for s in answer.sentences:
         if s.verified is False:  # the reader should know which sentences the documents do not back
             print(f"  unverified: {s.text} ({'; '.join(s.flags)})")
+    covered = coverage_line(answer.coverage)  # what a whole-document answer read, and if it is all
+    if covered:
+        print(f"\n{covered}")
     citations = numbered(answer).citations  # numbered 1..n as the printed answer reads them
     if citations:
         print("\nSources:")
         for c in citations:
             where = f"{c.source} > {c.where}" if c.where else c.source
-            print(f"  [{c.n}] {where} (score {c.score:.2f}{', inferred' if c.inferred else ''})")
+            # a survey's entries are copied from their passage: no similarity ranks them
+            score = "" if answer.scope else f"score {c.score:.2f}"
+            note = ", ".join(x for x in (score, "inferred" if c.inferred else "") if x)
+            print(f"  [{c.n}] {where}" + (f" ({note})" if note else ""))
     if answer.template_reason:
         print(f"\nTemplate: {answer.template} ({answer.template_reason})")
-    return 0
 
 
-def _stream_answer(rag, args, *, live: bool):
+def _document(rag, document: str, source: str | None) -> str:
+    """`--document`: an indexed path or the start of some (`toolbox.indexed_document`), or a
+    file's path on disk under the corpus folder, as the index names it; one line when neither."""
+    from pathlib import Path
+
+    from .errors import QueryError
+    from .toolbox import indexed_document
+
+    try:
+        found = indexed_document(rag, document, name="--document")
+    except QueryError:
+        try:  # "corpus/notes.md", "./notes.md" from the corpus folder: its path in the index
+            rel = Path(document).resolve().relative_to(Path(rag.settings.corpus).resolve()).as_posix()
+            found = indexed_document(rag, rel, name="--document")
+        except (ValueError, OSError, QueryError):
+            found = None
+        if found is None:
+            raise
+    if source is not None and source != found:
+        raise ConfigError("give --source or --document, not both")
+    return found
+
+
+def _stream_answer(rag, args, *, live: bool, status: bool = False):
     """Print the answer and return it. On a terminal the model's draft streams dimmed, as a
     draft, while it is generated, and the checked answer replaces it once the checks are done;
     elsewhere only the checked answer is printed, so a pipe or a log never holds text that
-    failed a check."""
+    failed a check. With `status` (stderr is a terminal), how far a whole-document answer has
+    read shows on one line of stderr, rewritten in place and cleared before the answer."""
     import shutil
 
-    from .types import DraftText
+    from .types import DraftText, Progress
 
+    drafts = live and args.template != "cot"  # reasoning is not the answer
     stream = rag.stream(args.question, template=args.template, top_k=args.top_k,
-                        source=getattr(args, "source", None),
-                        drafts=live and args.template != "cot")  # reasoning is not the answer
-    shown = ""
-    for piece in stream:
-        if isinstance(piece, DraftText):
-            print(("" if shown else DIM) + piece, end="", flush=True)
-            shown += piece
+                        source=getattr(args, "source", None), drafts=drafts or status)
+    shown, progress = "", False
+    try:
+        for piece in stream:
+            if isinstance(piece, Progress):
+                if status:
+                    print(f"\r{CLEAR_LINE}{DIM}{piece} ...{RESET}", end="", file=sys.stderr, flush=True)
+                    progress = True
+                continue
+            if progress:  # the status line goes before anything else is printed
+                print(f"\r{CLEAR_LINE}", end="", file=sys.stderr, flush=True)
+                progress = False
+            if isinstance(piece, DraftText) and drafts:
+                print(("" if shown else DIM) + piece, end="", flush=True)
+                shown += piece
+    finally:
+        if progress:  # (an error or Ctrl-C while reading leaves no status line behind)
+            print(f"\r{CLEAR_LINE}", end="", file=sys.stderr, flush=True)
     answer = stream.answer
     if shown:
         # move back over the rows the draft took and clear them: the checked answer replaces it
@@ -243,6 +296,7 @@ def _stream_answer(rag, args, *, live: bool):
 
 
 DIM, RESET = "\x1b[2m", "\x1b[0m"  # how a terminal shows the draft: faint, until it is replaced
+CLEAR_LINE = "\x1b[2K"  # erases the status line of a whole-document answer's progress
 
 
 def cmd_eval(args) -> int:

@@ -12,13 +12,14 @@ message is one line.
 """
 from __future__ import annotations
 
+import difflib
 import threading
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from .bounds import API_MAX_TOP_K
 from .collections import DEFAULT, CollectionRAGs, Collections
 from .errors import ConfigError, QueryError, RagError
-from .present import footer, numbered
+from .present import coverage_line, footer, numbered
 from .question import clean_question
 from .types import Answer, Citation
 from .viewer import source_view
@@ -71,14 +72,11 @@ class Toolbox:
         return c.name, self.rags.get(c.name, user=self.user)
 
     @staticmethod
-    def _source(rag, name: str, source: str | None) -> str | None:
+    def _source(rag, name: str, source: str | None, what: str = "source") -> str | None:
         """`source` as a prefix of the collection's indexed paths, refused when it names none."""
         if source is None:
             return None
-        source = _bounded(source, "source")
-        if not any(c.source.startswith(source) for c in rag.store.chunks):
-            raise QueryError(f"no document of collection {name!r} has a path starting with {source[:80]!r}")
-        return source
+        return indexed_document(rag, source, name=what, where=f"collection {name!r}")
 
     # ---------------------------------------------------------------- the tools
 
@@ -111,15 +109,24 @@ class Toolbox:
         return {"collection": name, "query": query, "passages": [p.to_dict() for p in passages]}
 
     def ask(self, question: str, *, collection: str | None = None, top_k: int | None = None,
-            source: str | None = None) -> dict:
+            source: str | None = None, document: str | None = None) -> dict:
         """The checked answer with reader-numbered citations, and `text`, what a person reads: the
-        answer, the reason when it says "not found", the sentences the documents do not back and
-        the "Sources:" footer. `source` keeps documents whose path starts with it."""
+        answer, the reason when it says "not found", the sentences the documents do not back, the
+        coverage line of a whole-document or whole-collection answer and the "Sources:" footer.
+        `source` keeps documents whose path starts with it; `document` names the document (its
+        indexed path) or folder the question is about, so that "summarise this" reads all of it
+        (the same choice as `source`, given as what the question is about). A question about a
+        whole document or collection ("list all ...", "which files mention ...") also carries
+        `scope`, `coverage` (what was read, whether it is complete) and `items`."""
         question = clean_question(question)
         if top_k is not None:
             top_k = _count(top_k, "top_k", API_MAX_TOP_K)
         name, rag = self._rag(collection)
         source = self._source(rag, name, source)
+        document = self._source(rag, name, document, "document")
+        if source is not None and document is not None and source != document:
+            raise QueryError("give source or document, not both")
+        source = document or source
         with self._ask_lock:
             answer = rag.ask(question, top_k=top_k, source=source)
         shown = numbered(answer)
@@ -128,13 +135,16 @@ class Toolbox:
         if unverified:  # the reader should know which sentences the documents do not back
             text += "\n\nNot backed by the documents:\n" + "\n".join(f"- {u['sentence']} ({u['why']})"
                                                                       for u in unverified)
+        covered = coverage_line(answer.coverage)  # so a partial list never passes for a whole one
+        if covered:
+            text += "\n\n" + covered
         return {"collection": name, "answer": shown.text, "text": text + footer(shown.citations),
                 "abstained": answer.abstained, "abstain_code": answer.abstain_code,
                 "abstain_reason": answer.abstain_reason,
                 "citations": [{"n": c.n, "source": c.source, "chunk_id": c.chunk_id,
                                "location": c.location.label if c.location else "", "heading": c.heading,
                                "score": round(c.score, 4), "snippet": c.snippet} for c in shown.citations],
-                "unverified": unverified}
+                "unverified": unverified, **survey_fields(answer, shown)}
 
     def read_passage(self, chunk_id: str, *, collection: str | None = None) -> dict:
         """A passage of the collection's index (a chunk id from `search` or a citation) with the
@@ -151,6 +161,29 @@ class Toolbox:
         return {"collection": name, "chunk_id": chunk.id, "source": chunk.source,
                 "location": chunk.location.label if chunk.location else "", "heading": chunk.heading,
                 "before": view.before, "passage": view.passage, "after": view.after}
+
+
+def survey_fields(answer: Answer, shown) -> dict:
+    """`scope`, `coverage` (dict, None for an ordinary answer), its reader's line
+    `coverage_line` ("" then) and `items`, each under the citation number the reader sees in
+    `shown` (`present.numbered(answer)`): what the adapters add to an answer's structured form."""
+    items = [{**asdict(i), "n": shown.number_of(i.n) or i.n} for i in answer.items]
+    return {"scope": answer.scope, "coverage": answer.coverage.to_dict() if answer.coverage else None,
+            "coverage_line": coverage_line(answer.coverage), "items": items}
+
+
+def indexed_document(rag, document, *, name: str = "document", where: str = "the index") -> str:
+    """`document` as `RAG.ask`'s `source` takes it, checked against `rag`'s live index: the
+    path of an indexed document (that document) or the start of some (those under it, a folder).
+    QueryError, one line naming `name` and the closest indexed paths, when none matches."""
+    document = _bounded(document, name)
+    sources = sorted({c.source for c in rag.store.chunks})
+    if any(s.startswith(document) for s in sources):
+        return document
+    close = difflib.get_close_matches(document, sources, n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else f" ({len(sources)} documents are indexed)"
+    raise QueryError(f"{name}: no document of {where} has the path {document[:120]!r} or a path starting "
+                     f"with it{hint}")
 
 
 def _count(value, name: str, high: int) -> int:

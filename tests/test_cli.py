@@ -99,3 +99,82 @@ def test_rollback_from_the_command_line(tmp_path):
     assert (idx / "CURRENT").read_text() != live
     none = rag("index", "--rollback", "--index", str(tmp_path / "nothing"))
     assert none.returncode == 1 and "no intact older version" in none.stderr
+
+
+# ---------------------------------------------------------------- whole-document questions
+
+@pytest.fixture
+def surveyed(tmp_path):
+    from survey_docs import survey_rag
+
+    return survey_rag(tmp_path / "docs")
+
+
+def _survey_args(question, source=None):
+    import argparse
+
+    return argparse.Namespace(question=question, template="auto", top_k=None, source=source)
+
+
+def test_a_terminal_shows_how_far_a_survey_has_read_on_stderr_then_clears_it(surveyed, capsys):
+    from rag.cli import CLEAR_LINE, _print_notes, _stream_answer
+
+    answer = _stream_answer(surveyed, _survey_args("Which files mention owls?"), live=False, status=True)
+    out, err = capsys.readouterr()
+    assert answer.scope == "documents" and out == answer.text + "\n"  # stdout: the answer alone
+    assert err.startswith(f"\r{CLEAR_LINE}") and "Scored 3 chunks in 2 documents" in err
+    assert err.endswith(f"\r{CLEAR_LINE}")  # the status line is gone before the answer shows
+    _print_notes(answer)
+    notes = capsys.readouterr().out
+    # what was read, under the answer and before its sources; no similarity score for entries copied
+    assert notes.startswith("\nSearched 3 chunks in 2 documents; the topic is in 2.\n\nSources:\n  [1] ")
+    assert "score" not in notes and "Template: survey" in notes
+
+
+def test_off_a_terminal_a_survey_prints_no_progress(surveyed, capsys):
+    from rag.cli import _stream_answer
+
+    _stream_answer(surveyed, _survey_args("Summarise this", "owls.md"), live=False, status=False)
+    out, err = capsys.readouterr()
+    assert err == "" and out.startswith("Summary of owls.md") and "\x1b" not in out
+
+
+def test_an_abstaining_survey_still_says_what_it_read(surveyed, capsys):
+    from rag.cli import _print_notes, _stream_answer
+
+    answer = _stream_answer(surveyed, _survey_args("Which files mention zeppelins?"), live=False)
+    _print_notes(answer)
+    out = capsys.readouterr().out
+    assert answer.abstained and "Searched 3 chunks in 2 documents; the topic is in 0." in out
+
+
+def test_document_takes_an_indexed_path_a_prefix_or_the_file_and_names_close_ones(surveyed, tmp_path):
+    from rag.cli import _document
+    from rag.errors import ConfigError, QueryError
+
+    assert _document(surveyed, "owls.md", None) == "owls.md"
+    assert _document(surveyed, "ow", None) == "ow"  # a prefix: the documents under it
+    assert _document(surveyed, str(tmp_path / "docs" / "owls.md"), None) == "owls.md"  # the file on disk
+    with pytest.raises(QueryError, match=r"^--document: no document of the index has the path 'owsl.md'.*"
+                                         r"did you mean owls.md"):
+        _document(surveyed, "owsl.md", None)
+    with pytest.raises(ConfigError, match="not both"):
+        _document(surveyed, "owls.md", "bats")
+
+
+@pytest.mark.e2e
+def test_ask_document_summarises_it_and_says_it_read_all_of_it(real_rag):
+    env = {"RAG_INDEX": real_rag.settings.index, "RAG_N_CTX": "2048"}
+    out = rag("ask", "--document", "deep-learning-overview.md", "Summarise this document", env=env)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "Summary of deep-learning-overview.md, one sentence per section, in order:"
+    assert lines[1].startswith("- ") and lines[1].endswith("[1]")
+    read = next(i for i, line in enumerate(lines) if line.startswith("Read "))
+    n = sum(d["n_chunks"] for s, d in real_rag.store.manifest["documents"].items()
+            if s == "deep-learning-overview.md")
+    assert lines[read] == f"Read {n} of {n} chunks of deep-learning-overview.md."
+    assert lines[read + 2] == "Sources:" and lines[read + 3].startswith("  [1] deep-learning-overview.md")
+    bad = rag("ask", "--document", "deep-learning-overviw.md", "Summarise this", env=env)
+    assert bad.returncode == 1 and bad.stderr.count("\n") == 1
+    assert "did you mean deep-learning-overview.md" in bad.stderr
