@@ -8,7 +8,11 @@ Four tools, each a translation of one `Toolbox` call (rag.toolbox decides what m
 bounds every argument): `search`, `ask`, `list_collections` and `read_passage`. A library error
 becomes a tool error (`isError`, its one-line message for the agent to read), never a crash of
 the server. `ask` answers with the text a person reads (the checked answer with [n] markers and
-its "Sources:" footer) and the same as structured content.
+its "Sources:" footer) and the same as structured content. A question about a whole document
+or collection ("list all ...", "which files mention ...", "summarise notes.md", or "summarise
+this" with `document`) is answered by reading every passage in scope: its text carries the
+coverage line (what was read, and a warning when a budget stopped the reading), its structured
+content `scope`, `coverage` and `items`.
 """
 from __future__ import annotations
 
@@ -27,13 +31,18 @@ log = logging.getLogger(__name__)
 
 NAME = "rag-local"
 INSTRUCTIONS = ("Private question answering over the user's own documents. Use `ask` for a checked answer "
-                "with citations (it says 'Not found in your documents.' when they do not hold the answer), "
-                "`search` for the passages themselves, `read_passage` to read a cited passage in context "
+                "with citations (it says 'Not found in your documents.' when they do not hold the answer); it "
+                "also answers questions about a whole document or collection ('list all ...', 'which files "
+                "mention ...', 'summarise notes.md', or 'summarise this' with `document` naming one) by "
+                "reading every passage, and says what it read. Use `search` for the passages themselves, `read_passage` to read a cited passage in context "
                 "and `list_collections` to see which document sets exist.")
 
 Collection = Annotated[str | None, Field(description="the collection to use (list_collections names them); "
                                                      "default: the server's", max_length=64)]
 Source = Annotated[str | None, Field(description="only documents whose path starts with this", max_length=1024)]
+Document = Annotated[str | None, Field(description="the document the question is about: its indexed path as search "
+                                                   "returns it (or a folder: the documents under it); 'summarise "
+                                                   "this' or 'list all ...' then reads all of it", max_length=1024)]
 
 
 def create_server(toolbox, *, admit=None):
@@ -58,18 +67,22 @@ def create_server(toolbox, *, admit=None):
         return await call(toolbox.search, query, collection=collection, top_k=top_k, source=source)
 
     @server.tool(description="Ask a question: a checked answer from the documents with numbered citations and a "
-                             "Sources list, or 'Not found in your documents.' with the reason.")
+                             "Sources list, or 'Not found in your documents.' with the reason. A question about a "
+                             "whole document or collection ('list all ...', 'which files mention ...', 'summarise "
+                             "this' with document) reads every passage in scope and says what it read "
+                             "(coverage).")
     async def ask(question: Annotated[str, Field(description="the question", max_length=2000)],
                   collection: Collection = None,
                   top_k: Annotated[int | None, Field(description="passages to read", ge=1, le=20)] = None,
-                  source: Source = None) -> CallToolResult:
+                  source: Source = None, document: Document = None) -> CallToolResult:
         if admit is None:
-            result = await call(toolbox.ask, question, collection=collection, top_k=top_k, source=source)
+            result = await call(toolbox.ask, question, collection=collection, top_k=top_k, source=source,
+                                document=document)
         else:
             try:
                 async with admit():  # the model's queue, shared with the OpenAI routes
                     result = await call(toolbox.ask, question, collection=collection, top_k=top_k,
-                                        source=source)
+                                        source=source, document=document)
             except RagError as e:  # Busy: the agent reads that it may retry
                 raise ToolError(str(e)) from None
         return CallToolResult(content=[TextContent(type="text", text=result["text"])], structured_content=result)

@@ -104,9 +104,21 @@ def test_http_tools_behind_the_api_key(api_server):
                                               "collection": "team"})
             bad = await c.call_tool("read_passage", {"chunk_id": "/etc/passwd", "collection": "team"})
             private = await c.call_tool("list_collections", {})
-            return tools, asked, bad, private
+            # a whole document, named: read in full, no model needed
+            summary = await c.call_tool("ask", {"question": "Summarise this document",
+                                                "document": "deep-learning-overview.md"})
+            unknown = await c.call_tool("ask", {"question": "Summarise this", "document": "no-such-file.md"})
+            return tools, asked, bad, private, summary, unknown
 
-    tools, asked, bad, private = run(session)
+    tools, asked, bad, private, summary, unknown = run(session)
+    assert not summary.is_error, text_of(summary)
+    s = summary.structured_content
+    assert s["scope"] == "summary" and s["coverage"]["document"] == "deep-learning-overview.md"
+    assert s["coverage"]["complete"] and s["coverage"]["chunks_read"] == s["coverage"]["chunks_total"] > 1
+    assert s["items"] and {i["source"] for i in s["items"]} == {"deep-learning-overview.md"}
+    assert f"\n\n{s['coverage_line']}\n\nSources:\n[1] deep-learning-overview.md" in text_of(summary)
+    assert s["coverage_line"].startswith("Read ") and s["coverage_line"].endswith(" chunks of deep-learning-overview.md.")
+    assert unknown.is_error and "document: no document of collection 'default'" in text_of(unknown)
     assert tools == TOOLS
     assert "47 minutes" in asked.structured_content["answer"]
     assert "Sources:\n[1] drones/kestrel.md" in text_of(asked)
