@@ -358,6 +358,10 @@ def _speed(sec: dict) -> list[str]:
     """The sections of issue 20 (benchmarks/speed.py): stopping early, prefill, cold start,
     concurrency."""
     out: list[str] = []
+    if "whole" in sec:
+        from .whole import render as render_whole
+
+        out += render_whole(sec["whole"])
     if "stop_early" in sec or "answer_evals" in sec:
         out += ["", "## Stop when the answer is complete (`stop_early`)", ""]
     if "stop_early" in sec:

@@ -23,7 +23,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/run.py` from a clone
 
 from benchmarks import (big_pdf, common, fuzz, generation, hostile, indexing, milvus, onnx_embed, readers,  # noqa: E402
-                        report, retrieval, server, serve_api, speed)
+                        report, retrieval, server, serve_api, speed, whole)
 from rag import index as index_mod  # noqa: E402
 from rag.stores import faiss as faiss_store  # noqa: E402
 from rag.chunk import embed_text  # noqa: E402
@@ -31,8 +31,8 @@ from rag.config import DEFAULT_EMBEDDER_NAME, Settings  # noqa: E402
 from rag.embed import Embedder  # noqa: E402
 
 SECTIONS = ("indexing", "retrieval", "milvus", "generation", "server", "serve", "onnx", "readers", "hostile", "fuzz",
-            "stop_early", "answer_evals", "prefill", "cold", "concurrency", "first_word", "mcp_start", "big_pdf")
-SPEED = {"stop_early", "answer_evals", "prefill", "cold", "concurrency", "first_word", "mcp_start"}  # issue 20, on the corpus index
+            "stop_early", "answer_evals", "prefill", "cold", "concurrency", "first_word", "mcp_start", "big_pdf", "whole")
+SPEED = {"stop_early", "answer_evals", "prefill", "cold", "concurrency", "first_word", "mcp_start", "whole"}  # issue 20, on the corpus index
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,6 +134,8 @@ def run(*, quick: bool, only: list[str] | None = None) -> dict:
                     questions=common.CORPUS_QUESTIONS[:4] if quick else common.CORPUS_QUESTIONS)
         if "mcp_start" in sections:
             section("mcp_start", speed.mcp_start, index=idx, repeats=2 if quick else 5)
+        if "whole" in sections:
+            section("whole", whole.run, index=idx, quick=quick)
         if "onnx" in sections and importlib.util.find_spec("onnxruntime") is None:
             results["notes"] = ["onnx section skipped: onnx and onnxruntime are not installed "
                                 "(pip install -e '.[test]')"]

@@ -42,6 +42,13 @@ PATTERNS: dict[str, tuple[str, re.Pattern]] = {
                                    r"(?:kinds?|types?|examples?|items?|steps?|options?|features?|ways?|methods?|models?|"
                                    r"reasons?|advantages?|disadvantages?|benefits?|strategies|techniques?|tasks?|"
                                    r"commands?|uses?|applications?|requirements?|properties|categories|points)\b", re.I)),
+    # "which merge strategies does git merge document", "what examples of X does Clarke give",
+    # "which types of layers are described": a plural asked for is a list; when the documents
+    # hold no list on it, the ordinary path answers (rag.survey finds none)
+    "which-plural": (LIST, re.compile(
+        r"^\W*(?:which|what)\s+(?!(?:do|does|did|is|are|was|were|can|could|should|will|would|has|have)\b)"
+        r"(?:[\w'-]+\s+){0,4}?[\w-]*[^s\W]s\s+(?:are|were|do|does|did|can|could|should|"
+        r"must|may|might|will|would)\b", re.I)),
     # "which kinds of X do the notes list", "what examples does the manual give"
     "do-the-notes-list": (LIST, re.compile(
         rf"\b(?:do|does)\s+(?:the|my|these|this)\s+{_FILES}\s+(?:list|name|give|mention|enumerate|cover)\b", re.I)),
@@ -101,7 +108,17 @@ def named_documents(question: str, sources) -> tuple[str, ...]:
         # a one-word stem ("lora") is as likely the topic as the file: only names of two words
         if " " in stem and f" {stem} " in q_words:
             stems.append(src)
-    return tuple(full or stems)
+    if full or stems:
+        return tuple(full or stems)
+    # a capitalised word of the question (not its first) that is a word of exactly one file's
+    # name: "What examples does Clarke give?" names intro-to-deep-learning-clarke.txt
+    names = re.findall(r"(?<!^)(?<![.?!]\s)\b([A-Z][a-z]{3,})\b", question.strip())
+    for word in names:
+        owners = [src for src in sources
+                  if word.lower() in re.split(r"[^a-z0-9]+", PurePosixPath(src).stem.lower())]
+        if len(owners) == 1:
+            return (owners[0],)
+    return ()
 
 
 def topic_of(question: str, documents: tuple[str, ...] = ()) -> str:

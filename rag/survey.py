@@ -27,6 +27,8 @@ from .types import Chunk, Citation, Coverage, FoundItem, Progress, SentenceSuppo
 BULLET = re.compile(r"^\s*(?:[-*+•◦▪‣●○■–]|\d{1,3}[.)])\s+(?=\S)")
 _LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")  # Markdown links keep their words; images go
 _EMPHASIS = re.compile(r"(\*\*|__|`)")
+# "Alpha Zero - Super-human Shogi", "ort: the default strategy": a term, a dash or colon, words
+_DEFINITION = re.compile(r"^[^\s:–-][^:–]{0,60}?\s(?:-|–|—)\s\S|^[\w.-][^:\s]{0,40}(?:\s[^:\s]+){0,4}:\s\S")
 _URL_ONLY = re.compile(r"^\W*(?:https?://|www\.)\S*\W*$")
 ITEM_MAX_CHARS = 240
 
@@ -43,8 +45,16 @@ CANDIDATE_CHUNKS = 64
 # documents: a chunk discusses the topic when it holds the topic's words in one sentence, or,
 # for a topic the documents never name in words, when its cosine to the question is this high
 DOCUMENT_COSINE = 0.6
+COMMON_SHARE = 0.3
+# a code-like word of a topic: an option ("--abort"), a name with "_" or "." ("ORIG_HEAD",
+# "merge.ff"), a word in capitals ("RLHF")
+LITERAL = re.compile(r"(?<![\w-])(?:--?[A-Za-z][\w-]*|\w+[_.]\w+(?:[_.]\w+)*|[A-Z][A-Z0-9]{2,}\w*)(?![\w-])")
+MAX_LISTS = 3  # the best lists within LIST_MARGIN, at most this many
 SUMMARY_SECTIONS = 20  # the most sections a summary quotes (then the longest are taken)
 SUMMARY_MIN_WORDS = 5
+MIN_SECTIONS = 3  # a document split into fewer by its titles is summarised chunk by chunk
+# which sentence stands for a section: its first (the lead) or its most central
+SUMMARY_PICK = "first"
 
 
 @dataclass
@@ -76,6 +86,7 @@ class _Line:
     chunk: Chunk
     row: int
     heading: bool = False  # a heading of the document, put back where its section starts
+    indented: bool = False  # the line began with white space (a definition's description)
 
 
 # ---------------------------------------------------------------- reading
@@ -88,7 +99,8 @@ def document_lines(chunks: list[tuple[int, Chunk]]) -> list[_Line]:
     prev_lines: list[str] = []
     prev_headings: tuple[str, ...] | None = None
     for row, chunk in chunks:
-        lines = [ln.strip() for ln in chunk.text.split("\n") if ln.strip()]
+        raw = [ln for ln in chunk.text.split("\n") if ln.strip()]
+        lines = [ln.strip() for ln in raw]
         skip = _overlap(prev_lines, lines)
         if chunk.headings != prev_headings and chunk.headings:
             changed = [h for i, h in enumerate(chunk.headings)
@@ -97,7 +109,7 @@ def document_lines(chunks: list[tuple[int, Chunk]]) -> list[_Line]:
                 out.append(_Line(_clean(h), chunk, row, heading=True))
         elif chunk.headings != prev_headings and prev_headings:
             out.append(_Line("", chunk, row, heading=True))  # back to the top level
-        out.extend(_Line(ln, chunk, row) for ln in lines[skip:])
+        out.extend(_Line(ln.strip(), chunk, row, indented=ln[:1] in (" ", "\t")) for ln in raw[skip:])
         prev_lines, prev_headings = lines, chunk.headings
     return out
 
@@ -136,6 +148,7 @@ class _List:
     heading: str
     entries: list[_Line]
     source: str
+    definitions: bool = False  # a definition list (terms over indented descriptions)
 
     def text(self) -> str:
         head = " ".join(x for x in (self.heading, self.lead) if x)
@@ -144,15 +157,39 @@ class _List:
 
 def lists_of(lines: list[_Line]) -> list[_List]:
     """The runs of list entries in a document's lines, each with the line that leads it in. A
-    line right after an entry that starts in lower case continues it (a wrapped entry)."""
+    line right after an entry that starts in lower case continues it (a wrapped entry). After a
+    lead ending in ":", short "term - description" lines are entries too (a list written without
+    bullets: "Alpha Zero - Super-human Shogi, Chess, and GO"). A manual page's definition list
+    (terms such as "--stat" / "-n" over an indented description) is one run of entries, the
+    terms of one description joined ("--stat, -n, --no-stat"), whatever prose lies between."""
     out: list[_List] = []
     cur: _List | None = None
     lead = ""
-    for i, line in enumerate(lines):
+    i = 0
+    while i < len(lines):
+        line = lines[i]
         if line.heading:
             cur, lead = None, line.text
+            i += 1
             continue
-        if BULLET.match(line.text):
+        n_terms = _terms_at(lines, i)
+        if n_terms:
+            group = lines[i:i + n_terms]
+            if cur is None or not cur.definitions:
+                cur = _List(lead=lead, heading=line.chunk.heading, entries=[], source=line.chunk.source,
+                            definitions=True)
+                out.append(cur)
+            cur.entries.append(_Line(", ".join(t.text for t in group), group[0].chunk, group[0].row))
+            i += n_terms
+            continue
+        if cur is not None and cur.definitions and not BULLET.match(line.text):
+            if not line.indented:
+                lead = line.text  # prose between two terms: the run goes on, and leads a list after it
+            i += 1
+            continue
+        if cur is not None and cur.definitions:
+            cur = None  # a bulleted list ends a definition list
+        if BULLET.match(line.text) or (_DEFINITION.match(line.text) and (cur is not None or lead.endswith(":"))):
             if cur is None:
                 cur = _List(lead=lead, heading=line.chunk.heading, entries=[], source=line.chunk.source)
                 out.append(cur)
@@ -162,7 +199,25 @@ def lists_of(lines: list[_Line]) -> list[_List]:
             cur.entries[-1] = _Line(f"{last.text} {line.text}", last.chunk, last.row)
         else:
             cur, lead = None, line.text
-    return out
+        i += 1
+    # one term over a description is a paragraph with a title, not a list
+    return [x for x in out if not x.definitions or len(x.entries) >= 2]
+
+
+def _is_term(line: _Line) -> bool:
+    t = line.text
+    return (not line.indented and not line.heading and len(t.split()) <= 6 and len(t) <= 80
+            and not t.endswith((".", ":", ",", ";")) and not BULLET.match(t))
+
+
+def _terms_at(lines: list[_Line], i: int) -> int:
+    """How many definition terms start at line i (aliases one under another), 0 for none: terms
+    are short unindented lines followed by an indented description."""
+    j = i
+    while j < len(lines) and j - i < 6 and _is_term(lines[j]):
+        j += 1
+    described = j < len(lines) and lines[j].indented and not lines[j].heading and not BULLET.match(lines[j].text)
+    return j - i if j > i and described else 0
 
 
 # ---------------------------------------------------------------- the survey
@@ -249,7 +304,9 @@ def _lists(scope, chunks, rows, dense, lexical, terms, qvec, embed, budget):
     best = max(scores)
     if best < LIST_FLOOR:
         return None
-    chosen = [lst for lst, s in zip(found, scores) if s >= best - LIST_MARGIN]
+    ranked = sorted(zip(scores, range(len(found))), reverse=True)
+    chosen = [found[i] for sc, i in ranked[:MAX_LISTS] if sc >= best - LIST_MARGIN]
+    chosen.sort(key=found.index)  # in the documents' order
     items: list[tuple[str, _Line, str]] = []
     seen: set[str] = set()
     for lst in chosen:
@@ -270,20 +327,34 @@ def _norm(x: np.ndarray) -> np.ndarray:
 
 
 def _documents(scope, chunks, rows, dense, terms):
-    """The documents with a sentence holding every word of the topic (stemmed), best first; for
-    a topic with no such sentence anywhere, those whose best chunk is close in meaning."""
-    topic_terms = set(terms(scope.topic))
+    """The documents with a sentence naming the topic, best first. A topic holding code-like
+    words ("--abort", "ORIG_HEAD") is named by those, exactly; another by its words (stemmed),
+    less those in more than COMMON_SHARE of the chunks ("option" in a manual). For a topic with
+    no such sentence anywhere, the documents whose best chunk is close in meaning."""
+    literals = LITERAL.findall(scope.topic)
+    wanted = set(terms(scope.topic))
+    if wanted and not literals and len(rows) >= 10:
+        seen = [set(terms(chunks[r].text)) for r in rows]
+        df = {t: sum(t in x for x in seen) for t in wanted}
+        rare = {t for t in wanted if df[t] <= COMMON_SHARE * len(rows)}
+        wanted = rare or wanted
+
+    def names(text: str) -> bool:
+        if literals:
+            return all(re.search(rf"(?<![\w-]){re.escape(w)}(?![\w-])", text) for w in literals)
+        return bool(wanted) and wanted <= set(terms(text))
+
     hits: dict[str, tuple[float, int, str]] = {}
     for i, r in enumerate(rows):
         c = chunks[r]
-        if not topic_terms or not topic_terms <= set(terms(c.text + " " + c.heading)):
+        if not names(c.text + "\n" + c.heading):
             continue
-        for s in sentences(c.text):
-            if topic_terms <= set(terms(s)):
+        for s in [*sentences(c.text), c.heading]:
+            if names(s):
                 if c.source not in hits or dense[i] > hits[c.source][0]:
                     hits[c.source] = (float(dense[i]), r, s)
                 break
-    if not hits:
+    if not hits and not literals:
         for i, r in enumerate(rows):
             c = chunks[r]
             if dense[i] >= DOCUMENT_COSINE and (c.source not in hits or dense[i] > hits[c.source][0]):
@@ -304,7 +375,11 @@ def _summary(scope, question, chunks, rows, dense, lexical, embed, budget):
     for doc, pairs in by_doc.items():
         if budget.out_of_time():
             break
-        sections = _sections(document_lines(pairs))
+        lines = document_lines(pairs)
+        sections = _sections(lines)
+        if len(sections) < MIN_SECTIONS:  # text without titles: its chunks stand for sections
+            sections = [("", [ln for ln in lines if ln.row == r and not ln.heading]) for r, _ in pairs]
+            sections = [sec for sec in sections if sec[1]]
         per_section = 1
         if not scope.documents:  # the collection: each document is one section, quoted twice
             sections = [(PurePosixPath(doc).name, [line for _, body in sections for line in body])]
@@ -323,8 +398,11 @@ def _summary(scope, question, chunks, rows, dense, lexical, embed, budget):
                 continue
             v = vecs[pos:pos + len(ss)]
             pos += len(ss)
-            centre = v.mean(axis=0)
-            best = sorted(np.argsort(-(v @ centre))[:per_section])  # in the document's order
+            if SUMMARY_PICK == "first":
+                best = list(range(min(per_section, len(ss))))
+            else:
+                centre = v.mean(axis=0)
+                best = sorted(np.argsort(-(v @ centre))[:per_section])  # in the document's order
             for b in best:
                 sentence, line = ss[int(b)]
                 items.append((sentence, line, name))
