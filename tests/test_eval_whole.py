@@ -315,9 +315,9 @@ def test_scope_scores_add_up_and_are_printed(tmp_path):
     report = EvalReport(dataset="whole", format="jsonl", n=4, settings={}, retrieval={}, retrieval_latency={},
                         templates={"auto": scores}, results=rows, seconds=1.0, split="test")
     table = format_table(report)
-    assert "| gold items found (item recall) | 0.583 |" in table and "|   documents found | 0.500 |" in table
+    assert "| gold items found (item recall) | 0.583 |" in table and "| item recall, documents questions | 0.500 |" in table
     assert "| answers whose coverage says complete (count) | 1 |" in table
-    assert "| scope answer time p50 s | 3.000 |" in table and "summary sections" not in table
+    assert "| scope answer time p50 s | 3.000 |" in table and "summary questions" not in table
     d = report.to_dict()["templates"]["auto"]["scope"]
     assert d["item_precision"] == pytest.approx(0.8333) and d["coverage_complete"] == 1 and d["questions"] == 3
     md = Path(write_report(report, tmp_path)[-1]).read_text()
