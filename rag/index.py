@@ -138,7 +138,8 @@ def build(paths: list[str | Path], *, embedder, chunk_size: int, chunk_overlap: 
                 try:
                     key = _stat_key(path.stat())
                     prev = old_docs.get(source)
-                    intact = prev is not None and not (prev["n_chunks"] and source not in indexed)
+                    intact = (prev is not None and not (prev["n_chunks"] and source not in indexed)
+                              and prev.get("reader", 1) == _reader_version(path))
                     if intact and _same_file(prev, key, old_scan):
                         digest = prev["sha256"]
                     else:
@@ -193,6 +194,7 @@ def build(paths: list[str | Path], *, embedder, chunk_size: int, chunk_overlap: 
                 embedding.file_done()
                 n_new += len(pieces)
                 documents[source] = {"sha256": digest, "title": title, "n_chunks": len(pieces), **key,
+                                     "reader": _reader_version(path),
                                      "indexed": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
                 (report.updated if prev else report.added).append(source)
                 shown.file_done(path)
@@ -316,3 +318,10 @@ class _Embedding:
         self.writer.add(batch, np.stack(found).astype(np.float32))
         self.shown.embedded(len(batch))
         self.last = time.monotonic()
+
+
+def _reader_version(path: Path) -> int:
+    """The version of what the reader of `path`'s format emits (`readers.VERSIONS`)."""
+    from .readers import version
+
+    return version(ingest.SUPPORTED.get(path.suffix.lower(), ""))

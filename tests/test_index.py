@@ -256,3 +256,15 @@ def test_a_damaged_saved_bm25_is_a_damaged_version(tmp_path, corpus_copy, fake_e
     victim.unlink()
     with pytest.raises(StoreError, match="bm25.*missing"):
         faiss_store.open_index(idx, embedder_name="fake-embedder")
+
+
+def test_an_unchanged_file_is_read_again_when_its_reader_changed(tmp_path, corpus_copy, fake_embedder, monkeypatch):
+    from rag import readers
+
+    (corpus_copy / "page.html").write_text("<html><body><ul><li>one</li><li>two</li></ul></body></html>")
+    idx = tmp_path / "idx"
+    build([corpus_copy], idx, fake_embedder)
+    assert len(build([corpus_copy], idx, fake_embedder).unchanged) == 6
+    monkeypatch.setitem(readers.VERSIONS, "html", readers.version("html") + 1)
+    again = build([corpus_copy], idx, fake_embedder)
+    assert again.updated == ["page.html"] and len(again.unchanged) == 5

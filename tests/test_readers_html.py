@@ -161,3 +161,13 @@ def test_html_table_cells_are_charged_as_they_are_read(tmp_path):
     with pytest.raises(OverBudget, match="over 500 table cells") as e:
         ingest.load(f, limits=ReadLimits(cells=500))
     assert e.value.resource == "cells"
+
+
+def test_list_items_read_as_entries_whatever_wraps_their_words(tmp_path):
+    f = tmp_path / "page.html"
+    f.write_text("<html><body><h1>Tools</h1><p>Use these:</p><ul><li><p>git-init to start.</p></li>"
+                 "<li>git-log to\nsee history.</li><li><b>git-tag</b> to mark.</li></ul>"
+                 "<ol><li>first step</li></ol></body></html>")
+    (section,) = ingest.load(f).sections
+    assert [ln for ln in section.text.split("\n") if ln] == ["Use these:", "- git-init to start.", "- git-log to", "see history.",
+                                        "- git-tag to mark.", "- first step"]

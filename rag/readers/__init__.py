@@ -38,6 +38,16 @@ def _lazy(module: str, name: str = "read") -> Reader:
     return read
 
 
+# What a reader of each kind emits, versioned: an index re-reads an unchanged file whose kind's
+# version is newer than the one it was read with (`rag index` without --rebuild). 2: HTML list
+# items as "- " entries (issue 32), PDF tables, columns and running lines (issue 33).
+VERSIONS: dict[str, int] = {"html": 2, "pdf": 2}
+
+
+def version(kind: str) -> int:
+    return VERSIONS.get(kind, 1)
+
+
 # suffix -> (kind, reader); ingest.SUPPORTED takes the kinds from here
 READERS: dict[str, tuple[str, Callable]] = {
     ".txt": ("text", _lazy("text")),

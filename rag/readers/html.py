@@ -87,6 +87,7 @@ class HTMLSections(HTMLParser):
         # open elements as (tag, hidden): hidden is "hidden from here on", this element's own
         # hiding or any parent's, so asking whether text is visible looks at the top entry only
         self._stack: list[tuple[str, bool]] = []
+        self._bullet = False  # a list item has started and its first words have not come yet
         # where each tag is open on the stack (ascending positions): an end tag finds its element,
         # or learns there is none, without scanning a deep stack
         self._open: dict[str, list[int]] = {}
@@ -153,6 +154,8 @@ class HTMLSections(HTMLParser):
             self._heading_buf = []
         elif tag in self.BLOCK:
             self._buf.append("\n")
+            if tag == "li" and not self._hidden():
+                self._bullet = True  # the item's first words get the marker, whatever wraps them
 
     def handle_endtag(self, tag):
         if tag == "title":
@@ -183,6 +186,11 @@ class HTMLSections(HTMLParser):
             if self._cell is not None:
                 self._cell.append(data)
             return
+        if self._bullet and not self._heading_level and data.strip():
+            # a list item reads as a Markdown entry ("- git-init(1) to create ..."), so a list
+            # stays a list in the chunk text (rag.survey reads its entries)
+            self._bullet = False
+            data = "\n- " + data.lstrip()
         (self._heading_buf if self._heading_level else self._buf).append(data)
 
     def _start_table_tag(self, tag: str) -> bool:
