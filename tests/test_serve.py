@@ -44,6 +44,9 @@ LORA_DOC = "deep-learning-and-choosing-a-model.txt"
     ({"messages": [{"role": "user", "content": "q"}], "stream_options": {"include_usage": True}},
      "only allowed with stream: true"),
     ({"messages": [{"role": "user", "content": "q"}], "model": "gpt-4"}, "does not exist"),
+    ({"messages": [{"role": "user", "content": "q"}], "document": ""}, "document must be a document's path"),
+    ({"messages": [{"role": "user", "content": "q"}], "document": ["a.md"]}, "document must be"),
+    ({"messages": [{"role": "user", "content": "q"}], "document": "x" * 1025}, "at most 1024 characters"),
 ])
 def test_bad_requests_name_what_is_wrong(body, message):
     with pytest.raises(APIError, match=message) as e:
@@ -73,6 +76,35 @@ def test_history_and_templates_come_from_the_messages():
         {"role": "assistant", "content": "Adapters [1].\n\nSources:\n[1] notes/lora.md (LoRA)"},
         {"role": "user", "content": "Who made it?"}]}, n_ctx=2048)
     assert req.history[0].answer == "Adapters [1]."
+
+
+@pytest.mark.parametrize("coverage", [
+    dict(scope="summary", document="notes/a b.md", chunks_read=12, chunks_total=12),
+    dict(scope="documents", chunks_read=58, chunks_total=58, documents_read=5, documents_found=2),
+    dict(scope="list", chunks_read=2000, chunks_total=4100, documents_read=1, documents_found=1, complete=False,
+         stopped="the budget of 2,000 chunks"),
+])
+@pytest.mark.parametrize("sources", [True, False])
+def test_an_answer_sent_back_as_history_loses_its_coverage_line_and_sources(coverage, sources):
+    from rag.present import numbered
+    from rag.serve.app import content
+    from rag.serve.requests import ChatRequest
+    from rag.types import Answer, Citation, Coverage
+
+    answer = Answer("q", "Summary of x:\n- One [1]\n- Two [2]", scope=coverage["scope"], coverage=Coverage(**coverage),
+                    citations=[Citation(1, "a.md", "a.md#0", 1.0, ""), Citation(2, "b.md", "b.md#3", 1.0, "")])
+    text = content(numbered(answer), ChatRequest("q", sources=sources), answer)
+    assert ("\n\nSources:\n[1] a.md\n[2] b.md" in text) is sources and "chunks" in text
+    req = parse_chat({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": text},
+                                   {"role": "user", "content": "and then?"}]}, n_ctx=2048)
+    assert req.history[0].answer == answer.text
+
+
+def test_an_answer_that_only_mentions_reading_keeps_its_words():
+    text = "Read 3 of 4 chapters first.\n\nRead the rest later."
+    req = parse_chat({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": text},
+                                   {"role": "user", "content": "and?"}]}, n_ctx=2048)
+    assert req.history[0].answer == text
 
 
 # ---------------------------------------------------------------- the real server
@@ -133,6 +165,38 @@ def test_sources_can_be_turned_off_per_request_and_usage_comes_once(client):
     # OpenAI's shape for include_usage: the last chunk has no choices and the usage, no other has it
     assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens > 0
     assert all(c.usage is None for c in chunks[:-1])
+
+
+@pytest.mark.e2e
+def test_a_which_files_question_reads_every_document_and_says_so(server, client):
+    import httpx
+
+    q = [{"role": "user", "content": "Which files talk about transfer learning?"}]
+    r = client.chat.completions.create(model="rag-local", messages=q)
+    content, rag = r.choices[0].message.content, r.model_extra["rag"]
+    assert rag["scope"] == "documents" and rag["template"] == "survey" and not rag["abstained"]
+    cov = rag["coverage"]
+    assert cov["complete"] and cov["chunks_read"] == cov["chunks_total"] > 20 and cov["documents_found"] >= 2
+    assert {i["source"] for i in rag["items"]} == {c["source"] for c in rag["citations"]}
+    assert [i["n"] for i in rag["items"]] == list(range(1, len(rag["items"]) + 1))
+    line = (f"Searched {cov['chunks_read']} chunks in {cov['documents_read']} documents; "
+            f"the topic is in {cov['documents_found']}.")
+    assert rag["coverage_line"] == line
+    # the reader's text: the answer, what was read, then the sources
+    assert content == rag["answer"] + "\n\n" + line + "\n\nSources:\n" + content.split("\n\nSources:\n")[1]
+    streamed = list(client.chat.completions.create(model="rag-local", messages=q, stream=True))
+    text = "".join(c.choices[0].delta.content or "" for c in streamed if c.choices)
+    assert text == content and streamed[-1].model_extra["rag"]["coverage_line"] == line
+    # a document named outright: "summarise this" reads it; one not indexed is a 400 naming the param
+    r = client.chat.completions.create(model="rag-local", messages=[{"role": "user", "content": "Summarise this"}],
+                                       extra_body={"document": "deep-learning-overview.md"})
+    assert r.model_extra["rag"]["coverage"]["document"] == "deep-learning-overview.md"
+    assert "\n\nRead " in r.choices[0].message.content
+    bad = httpx.post(server + "/v1/chat/completions", headers={"Authorization": f"Bearer {KEY}"}, trust_env=False,
+                     json={"messages": q, "document": "deep-learning-overviw.md"}, timeout=60)
+    err = bad.json()["error"]
+    assert bad.status_code == 400 and err["param"] == "document" and err["type"] == "invalid_request_error"
+    assert "did you mean deep-learning-overview.md" in err["message"] and err["code"] == "document_not_found"
 
 
 @pytest.mark.e2e

@@ -5,7 +5,13 @@ answer with its [n] markers numbered 1..k in reading order and, unless the reque
 turns it off (`"sources": false`, `api_sources`), a "Sources:" footer naming each source
 (rag/present.py): clients that show only the text (`llm`, LangChain, chat front ends) still show
 where the answer comes from. The extra field `rag` holds what those clients ignore and ours read:
-citations under the same numbers, per-sentence support, `abstained` and `abstain_code`. A
+citations under the same numbers, per-sentence support, `abstained` and `abstain_code`.
+
+A question about a whole document or collection ("list all ...", "which files mention ...",
+"summarise notes.md", or "summarise this" with the request's `"document"` naming one) is answered
+by reading every chunk in scope (rag.survey): the content carries the coverage line ("Read 12
+of 12 chunks of notes.md.", with a warning when a budget stopped the reading) between the
+answer and its sources, and `rag` carries `scope`, `coverage` and `items`. A
 streamed answer streams the checked answer only, once the checks are done (`RAG.stream` without
 drafts): a client shows no sentence the checks would remove, and the text comes once, never a
 draft and then a correction; the final chunk's `rag` field holds the rest.
@@ -51,8 +57,10 @@ from ..bounds import API_MAX_BODY as MAX_BODY
 from ..bounds import API_MAX_EMBED_CHARS as MAX_EMBED_CHARS, API_MAX_EMBED_INPUTS as MAX_EMBED_INPUTS
 from ..errors import Busy, RagError
 from ..hosts import HostGuard, allowed_hosts
-from ..present import Numbered, footer, numbered
+from ..errors import QueryError
+from ..present import Numbered, coverage_line, footer, numbered
 from ..prompts import TEMPLATE_NAMES
+from ..toolbox import indexed_document, survey_fields
 from ..types import Answer
 from .errors import APIError, from_rag_error
 from .requests import MODEL, ChatRequest, parse_body, parse_chat
@@ -316,6 +324,13 @@ def create_app(rag, limits: Limits | None = None, *, host: str = "127.0.0.1", to
         req = parse_chat(await read_json(request), n_ctx=rag.settings.n_ctx)
         if req.sources is None:
             req.sources = rag.settings.api_sources
+        if req.document is not None:  # checked before it takes a place in the queue
+            try:
+                req.document = await asyncio.to_thread(indexed_document, rag, req.document)
+            except QueryError as e:
+                raise APIError(400, str(e), param="document", code="document_not_found") from None
+            except RagError as e:
+                raise from_rag_error(e) from None
         client = client_of(request)
         await gate.enter(client)
         run = _Run(rag, req, gate, client)
@@ -354,7 +369,7 @@ class _Run:
         r = self.req
         try:
             stream = self.rag.stream(r.question, template=r.template, top_k=r.top_k, history=r.history,
-                                     max_tokens=r.max_tokens, temperature=r.temperature)
+                                     max_tokens=r.max_tokens, temperature=r.temperature, source=r.document)
             pieces = iter(stream)
             for piece in pieces:
                 if self.cancel.is_set():
@@ -414,7 +429,7 @@ class _Run:
                     continue
                 answer: Answer = value
                 shown = numbered(answer)
-                yield chunk({"content": content(shown, self.req)})
+                yield chunk({"content": content(shown, self.req, answer)})
                 if self.req.include_usage:  # OpenAI's shape: usage once, in a chunk of its own
                     yield chunk({}, "stop", rag=extension(answer, shown))
                     body = {"id": self.id, "object": "chat.completion.chunk", "created": created,
@@ -435,10 +450,13 @@ def _usage(answer: Answer) -> dict:
             "prompt_tokens_details": {"cached_tokens": u.cached_tokens}}
 
 
-def content(shown: Numbered, req: ChatRequest) -> str:
-    """The message text a client shows: the answer with reader numbers, and its sources unless
-    the request or the server turned the footer off."""
-    return shown.text + (footer(shown.citations) if req.sources else "")
+def content(shown: Numbered, req: ChatRequest, answer: Answer | None = None) -> str:
+    """The message text a client shows: the answer with reader numbers, a whole-document
+    answer's coverage line (always: a partial list must not pass for a whole one), and its
+    sources unless the request or the server turned the footer off. `requests.earlier_answer`
+    takes the last two off again when a client sends the text back as history."""
+    covered = coverage_line(answer.coverage) if answer is not None else ""
+    return shown.text + (f"\n\n{covered}" if covered else "") + (footer(shown.citations) if req.sources else "")
 
 
 def extension(answer: Answer, shown: Numbered) -> dict:
@@ -450,12 +468,13 @@ def extension(answer: Answer, shown: Numbered) -> dict:
     return {"answer": shown.text, "abstained": answer.abstained, "abstain_code": answer.abstain_code,
             "abstain_reason": answer.abstain_reason, "template": answer.template, "guards": answer.guards,
             "citations": citations, "sentences": sentences,
-            "timings": {k: round(v, 4) for k, v in asdict(answer.timings).items()}}
+            "timings": {k: round(v, 4) for k, v in asdict(answer.timings).items()},
+            **survey_fields(answer, shown)}
 
 
 def completion(answer: Answer, req: ChatRequest, id_: str) -> dict:
     shown = numbered(answer)
     return {"id": id_, "object": "chat.completion", "created": int(time.time()), "model": req.model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": content(shown, req)},
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content(shown, req, answer)},
                          "finish_reason": "stop"}],
             "usage": _usage(answer), "rag": extension(answer, shown)}

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 
 from ..bounds import API_MAX_DEPTH as MAX_DEPTH, API_MAX_MESSAGES as MAX_MESSAGES, API_MAX_TOP_K as MAX_TOP_K
 from ..present import without_footer
 from ..prompts import TEMPLATE_NAMES
+from ..toolbox import MAX_ID_CHARS
 from ..types import Turn
 from .errors import APIError
 
@@ -29,6 +31,7 @@ class ChatRequest:
     temperature: float | None = None
     sources: bool | None = None  # the Sources footer in the content; None: the server's setting
     include_usage: bool = False  # stream_options.include_usage: a last chunk with usage only
+    document: str | None = None  # the indexed document (or folder) the question is about: RAG's `source`
 
 
 def _reject_constant(name: str):
@@ -106,7 +109,7 @@ def parse_chat(data: dict, *, n_ctx: int) -> ChatRequest:
         if text is None and m["role"] in ("user", "assistant"):
             raise APIError(400, f"messages[{i}].content must be text", param=f"messages[{i}].content")
         if m["role"] in ("user", "assistant"):
-            turns.append((m["role"], without_footer(text) if m["role"] == "assistant" else text))
+            turns.append((m["role"], earlier_answer(text) if m["role"] == "assistant" else text))
     if not turns or turns[-1][0] != "user":
         raise APIError(400, "the last message must be the user's question", param="messages")
     history = [Turn(q, a) for (rq, q), (ra, a) in zip(turns, turns[1:]) if rq == "user" and ra == "assistant"]
@@ -126,6 +129,7 @@ def parse_chat(data: dict, *, n_ctx: int) -> ChatRequest:
     req.temperature = _field(data, "temperature", float, low=0.0, high=2.0)
     _refuse_unsupported(data)
     req.sources = _field(data, "sources", bool)
+    req.document = _document(data)
     options = data.get("stream_options")
     if options is not None:
         if not isinstance(options, dict):
@@ -134,6 +138,29 @@ def parse_chat(data: dict, *, n_ctx: int) -> ChatRequest:
             raise APIError(400, "stream_options is only allowed with stream: true", param="stream_options")
         req.include_usage = _field(options, "include_usage", bool, default=False)
     return req
+
+
+# the line `app.content` puts under a whole-document answer (rag.present.coverage_line's two shapes)
+_COVERAGE_LINE = re.compile(r"\n\n(?:Read [\d,]+ of [\d,]+ chunks of |Searched [\d,]+ chunks in [\d,]+ documents?\b)"
+                            r"[^\n]*\s*$")
+
+
+def earlier_answer(text: str) -> str:
+    """An answer a client sends back, less what `app.content` added under it (the "Sources:"
+    footer, then a whole-document answer's coverage line): the words of the answer alone go
+    into the next prompt."""
+    return _COVERAGE_LINE.sub("", without_footer(text))
+
+
+def _document(data: dict) -> str | None:
+    """`document`: an indexed path or folder (checked against the index by the app), bounded."""
+    value = data.get("document")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_ID_CHARS or "\x00" in value:
+        raise APIError(400, f"document must be a document's path as the index names it: a non-empty text of "
+                            f"at most {MAX_ID_CHARS} characters", param="document")
+    return value
 
 
 def _refuse_unsupported(data: dict) -> None:
