@@ -182,9 +182,14 @@ def lists_of(lines: list[_Line]) -> list[_List]:
             cur.entries.append(_Line(", ".join(t.text for t in group), group[0].chunk, group[0].row))
             i += n_terms
             continue
-        if cur is not None and cur.definitions and not BULLET.match(line.text):
+        if cur is not None and cur.definitions and not line.indented and _is_title(lines, i):
+            cur, lead = None, line.text  # a title in plain text ends a definition list
+            i += 1
+            continue
+        if cur is not None and cur.definitions and (not BULLET.match(line.text) or line.indented):
             if not line.indented:
                 lead = line.text  # prose between two terms: the run goes on, and leads a list after it
+            # (a list inside a description is indented: part of the description)
             i += 1
             continue
         if cur is not None and cur.definitions:
@@ -197,6 +202,8 @@ def lists_of(lines: list[_Line]) -> list[_List]:
         elif cur is not None and line.text[:1].islower():
             last = cur.entries[-1]
             cur.entries[-1] = _Line(f"{last.text} {line.text}", last.chunk, last.row)
+        elif cur is None and line.text[:1].islower() and lead and not lead.endswith((".", ":")):
+            lead = f"{lead} {line.text}"  # a wrapped paragraph: the whole of it leads the list
         else:
             cur, lead = None, line.text
         i += 1

@@ -171,3 +171,12 @@ def test_list_items_read_as_entries_whatever_wraps_their_words(tmp_path):
     (section,) = ingest.load(f).sections
     assert [ln for ln in section.text.split("\n") if ln] == ["Use these:", "- git-init to start.", "- git-log to", "see history.",
                                         "- git-tag to mark.", "- first step"]
+
+
+def test_an_item_inside_an_item_or_a_definition_is_indented_under_it(tmp_path):
+    f = tmp_path / "page.html"
+    f.write_text("<html><body><dl><dt>ort</dt><dd><p>The default.</p><ul><li>ours</li><li>theirs<ul>"
+                 "<li>deep</li></ul></li></ul></dd></dl><ul><li>top</li></ul></body></html>")
+    lines = [ln for ln in ingest.load(f).sections[0].text.split("\n") if ln.strip()]
+    assert [ln.strip() for ln in lines] == ["ort", "The default.", "- ours", "- theirs", "- deep", "- top"]
+    assert [ln.startswith(" ") for ln in lines] == [False, False, True, True, True, False]

@@ -20,7 +20,9 @@ SOURCES = ["deep-learning-overview.md", "deep-learning-overview.txt", "notes/lor
     ("List the key features of transformer networks.", "list", "list-verb"),
     ("Please enumerate the strategies", "list", "list-verb"),
     ("What are all the advantages of LLMs?", "list", "all-every"),
-    ("Which kinds of models do the notes list?", "list", "do-the-notes-list"),
+    ("Which kinds of deep learning models besides neural networks do the notes list?", "list", "do-the-notes-list"),
+    ("Which merge strategies does git merge document?", "list", "which-plural"),
+    ("Which open-weight LLMs are mentioned as available for on-premise deployment?", "list", "which-plural"),
 ])
 def test_each_pattern_catches_its_wording(question, kind, reason):
     scope = recognise(question, sources=SOURCES)
@@ -35,7 +37,7 @@ def test_each_pattern_catches_its_wording(question, kind, reason):
     "From which sources does Git read ignore patterns?",
     "Which article of the Treaty states that Commissioners should be independent?",
     "Does every layer have weights?",
-    "Which open-weight LLMs are mentioned as available for on-premise deployment?",
+    "What do pooling layers do?",
 ])
 def test_ordinary_questions_stay_ordinary(question):
     assert recognise(question, sources=SOURCES) is None
@@ -47,6 +49,10 @@ def test_named_documents_full_name_wins_over_a_shared_stem():
         "deep-learning-overview.md", "deep-learning-overview.txt")
     assert named_documents("summarise lora.md please", SOURCES) == ("notes/lora.md",)
     assert named_documents("What is a commit?", SOURCES) == ()
+    # a one-word stem names its file after "according to", "in", "from" ..., else it is a topic
+    assert named_documents("Which commands are listed according to giteveryday?", ["giteveryday.html"]) == (
+        "giteveryday.html",)
+    assert named_documents("Which files mention lora?", SOURCES) == ()
 
 
 def test_caller_named_documents_win_and_a_which_question_within_one_reads_as_a_list():

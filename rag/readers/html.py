@@ -87,7 +87,7 @@ class HTMLSections(HTMLParser):
         # open elements as (tag, hidden): hidden is "hidden from here on", this element's own
         # hiding or any parent's, so asking whether text is visible looks at the top entry only
         self._stack: list[tuple[str, bool]] = []
-        self._bullet = False  # a list item has started and its first words have not come yet
+        self._bullet = 0  # a list item has started and its first words have not come yet: its depth
         # where each tag is open on the stack (ascending positions): an end tag finds its element,
         # or learns there is none, without scanning a deep stack
         self._open: dict[str, list[int]] = {}
@@ -155,7 +155,9 @@ class HTMLSections(HTMLParser):
         elif tag in self.BLOCK:
             self._buf.append("\n")
             if tag == "li" and not self._hidden():
-                self._bullet = True  # the item's first words get the marker, whatever wraps them
+                # the item's first words get the marker, whatever wraps them; an item inside
+                # another item or a definition is indented under it
+                self._bullet = len(self._open.get("li", ())) - 1 + len(self._open.get("dd", ())) + 1
 
     def handle_endtag(self, tag):
         if tag == "title":
@@ -189,8 +191,8 @@ class HTMLSections(HTMLParser):
         if self._bullet and not self._heading_level and data.strip():
             # a list item reads as a Markdown entry ("- git-init(1) to create ..."), so a list
             # stays a list in the chunk text (rag.survey reads its entries)
-            self._bullet = False
-            data = "\n- " + data.lstrip()
+            data = "\n" + "  " * (self._bullet - 1) + "- " + data.lstrip()
+            self._bullet = 0
         (self._heading_buf if self._heading_level else self._buf).append(data)
 
     def _start_table_tag(self, tag: str) -> bool:
