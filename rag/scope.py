@@ -108,7 +108,7 @@ def named_documents(question: str, sources) -> tuple[str, ...]:
         # a one-word stem ("lora") is as likely the topic as the file: it names the file only
         # after "in", "from", "according to" ... ("according to giteveryday"); two words always
         if (" " in stem and f" {stem} " in q_words) or (
-                stem and re.search(rf"\b(?:in|from|according\s+to|of|file|page|document)\s+(?:the\s+)?{re.escape(stem)}\b",
+                stem and re.search(rf"\b(?:in|from|according\s+to|file|page|document)\s+(?:the\s+)?{re.escape(stem)}\b",
                                    q_words)):
             stems.append(src)
     if full or stems:
