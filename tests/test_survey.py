@@ -131,3 +131,31 @@ def test_headings_end_a_list_that_the_next_chunk_would_continue():
     b = Chunk(id="a#1", source="a", title="a", headings=("Why",), text="- p\n- q")
     runs = lists_of(document_lines([(0, a), (1, b)]))
     assert [(r.lead, len(r.entries)) for r in runs] == [("Kinds:", 2), ("Why", 2)]
+
+
+def test_a_summary_of_each_shipped_document_touches_every_section_and_cites_every_sentence(tmp_path):
+    from rag.config import PROJECT_ROOT
+    from rag.survey import BULLET, _by_document, _clean, _sections
+
+    store = MemoryStore()
+    rag = RAG(embedder=EMBEDDER, generator=ScriptedGenerator([]), store=store,
+              corpus=str(PROJECT_ROOT / "corpus"), min_score=0.05)
+    rag.index()
+    chunks = store.open().chunks
+    by_doc = _by_document(chunks, list(range(len(chunks))))
+    assert len(by_doc) == 5
+    for doc, pairs in by_doc.items():
+        answer = rag.ask(f"Summarise {doc}")
+        assert answer.scope == "summary" and answer.coverage.complete, doc
+        # every sentence shown is copied from the chunk its marker cites
+        for item in answer.items:
+            chunk = next(c for c in chunks if c.id == item.chunk_id)
+            plain = " ".join(_clean(BULLET.sub("", ln)) for ln in chunk.text.split("\n"))
+            assert " ".join(item.text.split()) in " ".join(plain.split()), (doc, item.text)
+            assert f"[{item.n}]" in answer.text
+        lines = [ln for ln in answer.text.split("\n")[1:] if ln.strip()]
+        assert all(ln.rstrip().endswith("]") for ln in lines), doc  # no sentence without its marker
+        sections = _sections(document_lines(pairs))
+        if len(sections) >= 3:  # titled: one sentence per section that has one
+            missing = [name for name, _ in sections if name and f"- {name.rstrip(': ')}: " not in answer.text]
+            assert not missing, (doc, missing)
