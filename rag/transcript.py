@@ -14,6 +14,7 @@ import html
 import os
 import re
 
+from .present import coverage_line
 from .types import Answer
 from .viewer import SourceView, source_view
 
@@ -21,6 +22,8 @@ from .viewer import SourceView, source_view
 ABSTAIN_HINT = "<em>None of the indexed passages answers this{why}. Try rephrasing, or add documents.</em>"
 SOURCES_HEADER = "<strong>Sources</strong> (open one to read the passage)"
 UNSUPPORTED = '<u class="unsupported" title="{why}">{text}</u> <small>(not supported by the passages)</small>'
+# what a whole-document or whole-collection answer read, small and muted under it
+COVERAGE = '<small class="coverage">{line}</small>'
 
 
 def html_text(text: str) -> str:
@@ -59,28 +62,32 @@ def answer_messages(answer: Answer, version=None) -> list[dict]:
     Each source is a collapsed block titled with its [n] marker, file, heading and score; opened,
     it shows the passage in its document's context (`version`, the index version answered from,
     gives the neighbouring text) with the sentences that support the answer marked. Answer
-    sentences the documents do not back are marked as such. All text is escaped (`html_text`):
-    a passage or an answer quoting one shows its markup as text, and the browser fetches nothing
-    it names; the marks are the app's own tags.
+    sentences the documents do not back are marked as such. An answer that read a whole
+    document or collection says under it what it read (`present.coverage_line`), abstaining or
+    not. All text is escaped (`html_text`): a passage or an answer quoting one shows its markup
+    as text, and the browser fetches nothing it names; the marks are the app's own tags.
     """
     out: list[dict] = []
     if answer.reasoning:
         out.append({"role": "assistant", "content": html_text(answer.reasoning),
                     "metadata": {"title": "Reasoning (chain of thought)", "status": "done"}})
+    covered = coverage_line(answer.coverage)
+    covered = "\n" + COVERAGE.format(line=html_text(covered)) if covered else ""
     if answer.abstained:
         why = html_text(f" ({answer.abstain_reason})") if answer.abstain_reason else ""
         out.append({"role": "assistant",
-                    "content": f"{html_text(answer.text)}\n\n{ABSTAIN_HINT.format(why=why)}"})
+                    "content": f"{html_text(answer.text)}\n\n{ABSTAIN_HINT.format(why=why)}{covered}"})
         return out
-    out.append({"role": "assistant", "content": answer_html(answer)})
+    out.append({"role": "assistant", "content": answer_html(answer) + covered})
     if answer.citations:
         out.append({"role": "assistant", "content": SOURCES_HEADER})
     for c in answer.citations:
         where = f"{c.source} › {c.where}" if c.where else c.source
+        # a whole-document answer's entries are copied from their passage: no similarity ranks them
+        score = "" if answer.scope else f" · similarity {c.score:.2f}"
         note = ", inferred" if c.inferred else ""
         out.append({"role": "assistant", "content": view_html(source_view(answer, c, version)),
-                    "metadata": {"title": html_text(f"[{c.n}] {where} · similarity {c.score:.2f}{note}"),
-                                 "status": "done"}})
+                    "metadata": {"title": html_text(f"[{c.n}] {where}{score}{note}"), "status": "done"}})
     return out
 
 

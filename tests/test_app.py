@@ -33,6 +33,16 @@ def test_ask_endpoint_returns_the_answer_with_its_sources(client):
     assert markers & set(range(1, len(d["hits"]) + 1)) <= listed
 
 
+def test_ask_endpoint_answers_a_whole_collection_question_with_its_coverage(client):
+    d = client.predict("Which files talk about transfer learning?", "auto", 4, None, None, None, api_name="/ask")
+    assert d["scope"] == "documents" and d["template"] == "survey" and not d["abstained"]
+    assert d["coverage"]["complete"] and d["coverage"]["chunks_read"] == d["coverage"]["chunks_total"] > 20
+    assert len(d["items"]) == d["coverage"]["documents_found"] >= 2
+    d = client.predict("Summarise this", "auto", 4, None, None, "deep-learning-overview.md", api_name="/ask")
+    assert d["scope"] == "summary" and d["coverage"]["document"] == "deep-learning-overview.md"
+    assert {c["source"] for c in d["citations"]} == {"deep-learning-overview.md"}
+
+
 def test_follow_up_question_uses_the_history(client):
     history = [["What are transformer networks?", "Networks built on self-attention [1]."]]
     d = client.predict("What are its disadvantages?", "zero_shot", 4, history, api_name="/ask")

@@ -271,3 +271,65 @@ def test_only_an_operator_switches_the_model_or_empties_the_operators_collection
     # without sign-in (no operators named) the one local user is the operator, user or not
     service.operators = None
     assert service.is_operator(None) and service.is_operator("bob")
+
+
+# ---------------------------------------------------------------- whole-document questions
+
+@pytest.fixture
+def surveyed(tmp_path):
+    from survey_docs import survey_rag
+
+    return ChatService(rag=survey_rag(tmp_path / "docs", collections=str(tmp_path / "collections")))
+
+
+def test_a_survey_shows_its_progress_in_place_then_the_answer_with_its_coverage(surveyed):
+    lives, outputs = [], []
+    for out in respond(surveyed, "Summarise this", [], [], "auto", 4, document="owls.md"):
+        outputs.append(out)
+        lives.append(out[1][-1]["content"])  # (the chat's list is updated in place: read it now)
+    # each progress line replaces the one before: one line at a time, never the answer
+    assert lives[1:3] == ['<span class="draft-label">Scored 2 chunks in 1 documents …</span>',
+                          '<span class="draft-label">Summarised 1 of 1 documents …</span>']
+    chat, turns = _last(outputs)
+    assert chat[1]["content"].startswith("Summary of owls.md")
+    assert chat[1]["content"].endswith('\n<small class="coverage">Read 2 of 2 chunks of owls.md.</small>')
+    assert turns[0][1].startswith("Summary of owls.md") and "coverage" not in turns[0][1]
+
+
+def test_a_document_no_longer_indexed_is_one_line_in_the_chat(surveyed):
+    chat, _ = _last(list(respond(surveyed, "Summarise this", [], [], "auto", 4, document="gone.md")))
+    assert chat[-1]["content"].startswith("⚠️ document: no document of this collection has the path 'gone.md'")
+
+
+def test_stopping_the_exchange_stops_the_survey_at_once(surveyed):
+    """The page's Stop cancels the event, and Gradio closes its generator: the answer's stream
+    (the survey, or the model's generation) is closed with it, not left to the collector."""
+    rag = surveyed.get()
+    streams = []
+    real_stream = rag.stream
+
+    def stream(*a, **kw):
+        streams.append(real_stream(*a, **kw))
+        return streams[-1]
+
+    rag.stream = stream
+    exchange = respond(surveyed, "Which files mention owls?", [], [], "auto", 4)
+    for _, chat, _ in exchange:
+        if chat[-1]["content"].startswith('<span class="draft-label">Scored'):
+            break
+    stages = streams[0]._items
+    assert stages.gi_frame is not None  # the survey is under way
+    exchange.close()
+    assert stages.gi_frame is None and streams[0].answer is None  # closed before it answered
+
+
+def test_the_chat_api_takes_a_document_and_returns_the_coverage(surveyed):
+    from rag.web.chat import api_ask
+
+    d = api_ask(surveyed, "Summarise this", "auto", None, None, document="owls.md")
+    assert d["scope"] == "summary" and d["coverage"]["document"] == "owls.md" and d["coverage"]["complete"]
+    assert d["items"] and d["items"][0]["source"] == "owls.md" and d["citations"][0]["text"]
+    d = api_ask(surveyed, "Which files mention owls?", "auto", None, None)
+    assert d["coverage"]["documents_found"] == 2 and d["coverage"]["document"] == ""
+    with pytest.raises(Exception, match="did you mean owls.md"):
+        api_ask(surveyed, "Summarise this", "auto", None, None, document="owsl.md")

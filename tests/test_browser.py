@@ -4,6 +4,7 @@ Nothing is downloaded at run time: the browser is /usr/bin/chromium (scripts/bro
 installs it) and it runs with a fresh profile and background networking off.
 """
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -285,3 +286,40 @@ def test_model_picker_switches_the_model_for_the_next_questions(chat_app, page):
         pick("smollm2-135m: SmolLM2-135M-Instruct.Q4_1.gguf (shipped default)")
         page.locator("#model-note").get_by_text("Answering with SmolLM2-135M-Instruct.Q4_1.gguf") \
             .wait_for(timeout=300_000)
+
+
+def test_a_document_picked_is_summarised_with_its_coverage_and_stop_ends_an_answer(chat_app, page):
+    """"Ask about" names the document a question is about: "Summarise this" reads all of it and
+    says so under the answer. Stop ends an answer being written and frees the box."""
+    try:
+        page.goto(chat_app.url)
+        box = page.locator("#question textarea")
+        box.wait_for()
+        page.locator("#chat").wait_for()
+        page.locator("#ask-document input").click()
+        page.get_by_role("option", name="deep-learning-overview.md").click()
+        box.fill("Summarise this")
+        box.press("Enter")
+        chat = page.locator("#chat")
+        coverage = chat.locator("small.coverage")
+        coverage.wait_for()
+        assert re.fullmatch(r"Read (\d+) of \1 chunks of deep-learning-overview\.md\.", coverage.inner_text().strip())
+        assert "Summary of deep-learning-overview.md" in chat.inner_text()
+        assert "similarity" not in chat.inner_text()  # entries copied from their passage: no score
+
+        page.locator("#ask-document input").click()
+        page.get_by_role("option", name="All documents").click()
+        page.wait_for_function("() => !document.querySelector('#question textarea').disabled")
+        box.fill("What are autoencoders used for?")
+        box.press("Enter")
+        chat.locator(".draft-label").last.wait_for(timeout=600_000)  # the model is writing
+        page.locator("#stop-answer").click()
+        chat.get_by_text("Stopped.").wait_for()
+        page.wait_for_function("() => !document.querySelector('#question textarea').disabled")
+        assert box.is_enabled() and "Draft, being checked" not in chat.inner_text()
+        time.sleep(2)  # nothing of the stopped answer arrives afterwards
+        assert "Draft, being checked" not in chat.inner_text() and "Stopped." in chat.inner_text()
+    except BaseException:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "survey-failure.png"), full_page=True)
+        raise

@@ -90,3 +90,22 @@ def test_unverified_sentences_are_marked_in_the_answer_with_why():
     assert 'title="states 80, which no passage contains">It listens on port 80 [1].</u>' in shown
     plain = answer_messages(Answer(question="q", text="LoRA trains adapters [1]."))[0]["content"]
     assert plain == "LoRA trains adapters [1]."
+
+
+def test_a_whole_document_answer_says_under_it_what_it_read():
+    from rag.types import Coverage
+
+    cov = Coverage(scope="summary", document="notes.md", chunks_read=3, chunks_total=3)
+    a = _answer(scope="summary", coverage=cov, template="survey")
+    text, header, source = answer_messages(a)
+    assert text["content"] == ('LoRA trains small matrices [1].\n'
+                               '<small class="coverage">Read 3 of 3 chunks of notes.md.</small>')
+    assert source["metadata"]["title"] == "[1] notes.md › Models &gt; LoRA"  # copied, not ranked: no score
+    # abstaining, it still says what it searched, so "not found" reads as "not in all of these"
+    cov = Coverage(scope="documents", chunks_read=9, chunks_total=9, documents_read=2)
+    (msg,) = answer_messages(Answer(question="q", text="Not found in your documents.", abstained=True,
+                                    scope="documents", coverage=cov))
+    assert msg["content"].endswith('<small class="coverage">Searched 9 chunks in 2 documents; the topic is in 0.'
+                                   '</small>')
+    # an ordinary answer has no such line
+    assert "coverage" not in answer_messages(_answer())[0]["content"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 import threading
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from .guards import request_key, request_user, upload_folder
 _TEMPLATE_LABELS = {"auto": "auto (per question)", "few_shot": "few-shot", "zero_shot": "zero-shot",
                     "cot": "chain-of-thought", "extract": "extractive"}
 TEMPLATE_CHOICES = [(_TEMPLATE_LABELS[name], name) for name in CHAT_TEMPLATES]
+ALL_DOCUMENTS = ("All documents", "")  # the "Ask about" picker's first choice: no document named
+STOPPED = "<em>Stopped.</em>"
 # the chat shows text exactly as written: newlines break lines, nothing is rendered
 CSS = ("#chat .md { white-space: pre-wrap; }\n"
        "#chat .md small { opacity: 0.7; }\n"  # a passage's neighbouring text, around it
@@ -127,6 +130,8 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
                     box = gr.Textbox(placeholder="Ask a question and press Enter", show_label=False,
                                      elem_id="question", scale=5, autofocus=True)
                     send = gr.Button("Send", variant="primary", scale=1, elem_id="send")
+                    # stops the answer being written or a whole-document answer being read
+                    halt = gr.Button("Stop", variant="stop", scale=1, elem_id="stop-answer")
                 clear = gr.Button("New conversation", size="sm")
             with gr.Column(scale=1):
                 # collections: the one asked and added to, per tab; only those this user may see
@@ -147,6 +152,10 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
                 template = gr.Radio(TEMPLATE_CHOICES, value="auto", label="Prompt template")
                 k = gr.Slider(1, CHAT_MAX_TOP_K, value=min(top_k, CHAT_MAX_TOP_K), step=1,
                               label="Passages retrieved (top-k)")
+                # the document a question is about: "Summarise this" or "List all ..." reads all of it
+                ask_doc = gr.Dropdown([ALL_DOCUMENTS], value="", label="Ask about", elem_id="ask-document",
+                                      allow_custom_value=False,
+                                      info="one document: \"Summarise this\" or \"List all …\" reads all of it")
                 files = gr.File(label=f"Add documents ({', '.join(UPLOAD_TYPES)}; {limits})",
                                 file_count="multiple", elem_id="upload")
                 stop = gr.Button("Cancel upload", size="sm", elem_id="cancel-upload")
@@ -178,7 +187,7 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
                 messages.append({"role": "user", "content": html_text(question)})
             return gr.update(value="", interactive=False), gr.update(interactive=False), messages, question
 
-        def on_message(question, messages, past, tmpl, kk, name, cid, request: gr.Request):
+        def on_message(question, messages, past, tmpl, kk, name, cid, document, request: gr.Request):
             shown = bool(question and question.strip())
             user = request_user(request)
             saved = {"id": cid, "note": ""}
@@ -189,15 +198,26 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
                 except RagError as e:  # the answer still shows; the note says it was not saved
                     saved["note"] = f"⚠️ not saved: {md_text(e)}"
 
-            for _, messages, past in respond(service, question, messages, past, tmpl, kk, shown=shown,
-                                             collection=name, user=user, on_answer=save):
-                yield messages, past, saved["id"], gr.update(), gr.update()
+            # closed at once when Stop cancels this event (Gradio closes this generator)
+            with closing(respond(service, question, messages, past, tmpl, kk, shown=shown, collection=name,
+                                 user=user, on_answer=save, document=document)) as exchange:
+                for _, messages, past in exchange:
+                    yield messages, past, saved["id"], gr.update(), gr.update()
             choices = service.conversation_choices(user=user)
             yield messages, past, saved["id"], gr.update(choices=choices, value=saved["id"]), \
                 saved["note"] or gr.update()
 
         def unlock():
             return gr.update(interactive=True), gr.update(interactive=True)
+
+        def on_stop(messages):
+            """Stop pressed: the answer's event is cancelled (its generator closed, which ends the
+            survey or the generation); a draft or progress line left in the chat says it stopped."""
+            messages = list(messages or [])
+            if messages and messages[-1].get("role") == "assistant" and \
+                    message_text(messages[-1]).startswith('<span class="draft-label">'):
+                messages[-1] = {"role": "assistant", "content": STOPPED}
+            return gr.update(interactive=True), gr.update(interactive=True), messages
 
         def take_back(question, messages):
             messages = list(messages or [])
@@ -316,16 +336,19 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
         def on_new():
             return [], [], None, gr.update(value=None)
 
-        def doc_views(name, user):
-            """The documents table and the remove picker of collection `name`."""
+        def doc_views(name, user, *, keep: bool = False):
+            """The documents table, the remove picker and the "Ask about" picker of collection
+            `name`; `keep`: the document asked about stays picked (the same collection, reread)."""
             try:
                 rows = service.documents(name, user=user)
             except RagError:
                 rows = []
-            return gr.update(value=rows), gr.update(choices=[r[0] for r in rows], value=None)
+            about = [ALL_DOCUMENTS] + [(r[0], r[0]) for r in rows]
+            return (gr.update(value=rows), gr.update(choices=[r[0] for r in rows], value=None),
+                    gr.update(choices=about) if keep else gr.update(choices=about, value=""))
 
         def on_docs(name, request: gr.Request):
-            return doc_views(name, request_user(request))
+            return doc_views(name, request_user(request), keep=True)
 
         def on_remove(name, source, request: gr.Request):
             user = request_user(request)
@@ -341,7 +364,7 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
                 note = md_text(service.rescan(name, user=user))
             except RagError as e:
                 note = f"⚠️ {md_text(e)}"
-            return (note, *doc_views(name, user), service.status(name, user=user))
+            return (note, *doc_views(name, user, keep=True), service.status(name, user=user))
 
         # Gradio finds gr.Request by its annotation, which postponed evaluation leaves a string
         for fn in (on_upload, on_cancel_upload, on_message, on_pick, on_create, on_delete, on_open,
@@ -349,16 +372,20 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
             fn.__annotations__["request"] = gr.Request
         ask_steps = dict(fn=show_question, inputs=[box, chat], outputs=[box, send, chat, pending],
                          queue=False, api_visibility="private")
-        answer_step = dict(fn=on_message, inputs=[pending, chat, turns, template, k, collection, conv_id],
+        answer_step = dict(fn=on_message, inputs=[pending, chat, turns, template, k, collection, conv_id, ask_doc],
                            outputs=[chat, turns, conv_id, conversations, history_note], concurrency_id="llm", concurrency_limit=concurrency,
                            api_visibility="private", show_progress="minimal",
                            show_progress_on=[chat])  # the queue position shows in the chat alone
+        answers = []
         for trigger in (box.submit, send.click):
             answered = trigger(**ask_steps).then(**answer_step)
+            answers.append(answered)
             answered.success(unlock, outputs=[box, send], queue=False, api_visibility="private")
             # refused ("busy, try again"): the question goes back from the chat to the box
             answered.failure(take_back, inputs=[pending, chat], outputs=[box, send, chat],
                              queue=False, api_visibility="private")
+        halt.click(on_stop, inputs=chat, outputs=[box, send, chat], cancels=answers, queue=False,
+                   api_visibility="private")
         # reading and naming things is quick: not queued behind answers (nor counted against the
         # per-client queue allowance, which a page's opening would otherwise use up)
         quick = dict(api_visibility="private", queue=False)
@@ -374,19 +401,20 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
                               api_name="add_documents", preprocess=False)
         stop.click(on_cancel_upload, outputs=[upload_note, status], cancels=[upload], queue=False,
                    api_name="cancel_upload")
-        collection.change(on_pick, inputs=collection, outputs=[status, doc_table, doc_pick], **quick)
-        upload.then(on_docs, inputs=collection, outputs=[doc_table, doc_pick], **quick)
+        collection.change(on_pick, inputs=collection, outputs=[status, doc_table, doc_pick, ask_doc], **quick)
+        upload.then(on_docs, inputs=collection, outputs=[doc_table, doc_pick, ask_doc], **quick)
         # the uploaded files were taken (added or refused, and deleted from the upload folder):
         # the box empties, so a later upload cannot send them again
         upload.then(lambda: None, outputs=files, **quick)
-        remove.click(on_remove, inputs=[collection, doc_pick], outputs=[doc_note, doc_table, doc_pick, status],
+        remove.click(on_remove, inputs=[collection, doc_pick],
+                     outputs=[doc_note, doc_table, doc_pick, ask_doc, status],
                      api_visibility="private", concurrency_id="index")
-        scan.click(on_rescan, inputs=collection, outputs=[doc_note, doc_table, doc_pick, status],
+        scan.click(on_rescan, inputs=collection, outputs=[doc_note, doc_table, doc_pick, ask_doc, status],
                    api_visibility="private", concurrency_id="index")
         create.click(on_create, inputs=[new_name, shared], outputs=[collection, collection_note, new_name], **quick)
         drop.click(on_delete, inputs=collection, outputs=[collection, collection_note], **quick)
-        demo.load(on_open, inputs=collection, outputs=[collection, status, doc_table, doc_pick, conversations],
-                  **quick)
+        demo.load(on_open, inputs=collection,
+                  outputs=[collection, status, doc_table, doc_pick, ask_doc, conversations], **quick)
 
         def on_model(name, request: gr.Request):
             """Load the picked model (the next questions wait for it); a broken file leaves the
@@ -412,14 +440,18 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
 
         def ask(question: str, template: str = "auto", top_k: int | None = None,
                 history: list[list[str]] | None = None, collection: str | None = None,
-                request: gr.Request = None) -> dict:
+                document: str | None = None, request: gr.Request = None) -> dict:
             """Answer a question from the indexed documents. Returns the answer, whether it
             abstained, the citations ([n] marker, source, heading, score, chunk text), every
-            retrieved passage (hits), timings and token usage. `template`: auto (chosen per
-            question), few_shot, zero_shot, cot or extract; `top_k`: passages retrieved, 1 to 12 (default: the app's); `history`:
-            up to 20 [question, answer] pairs of earlier turns; `collection`: the collection to
-            ask (default: the default one)."""
-            return api_ask(service, question, template, top_k, history, collection, request_user(request))
+            retrieved passage (hits), timings and token usage; for a question about a whole
+            document or collection ("list all ...", "which files mention ...", "summarise
+            notes.md") also its scope, coverage (what was read, complete or not) and items.
+            `template`: auto (chosen per question), few_shot, zero_shot, cot or extract; `top_k`:
+            passages retrieved, 1 to 12 (default: the app's); `history`: up to 20 [question,
+            answer] pairs of earlier turns; `collection`: the collection to ask (default: the
+            default one); `document`: the indexed document (or folder) the question is about."""
+            return api_ask(service, question, template, top_k, history, collection, request_user(request),
+                           document=document)
 
         def collections(request: gr.Request = None) -> list[str]:
             """The names of the collections you may ask."""
