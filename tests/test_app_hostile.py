@@ -413,9 +413,9 @@ def test_forged_forwarded_for_headers_are_one_client(tmp_path, serve):
     try:
         ask = app.fn_index("ask")
         for i in range(2):
-            assert app.join(ask, ["What do owls hunt?", "few_shot", 4, None, None], f"s{i}",
+            assert app.join(ask, ["What do owls hunt?", "few_shot", 4, None, None, None], f"s{i}",
                             {"X-Forwarded-For": f"203.0.113.{i}"})[0] == 200
-        status, body = app.join(ask, ["What do owls hunt?", "few_shot", 4, None, None], "s3",
+        status, body = app.join(ask, ["What do owls hunt?", "few_shot", 4, None, None, None], "s3",
                                 {"X-Forwarded-For": "198.51.100.7"})
         assert status == 503 and "you have 2 requests waiting" in body
         answers = [app.upload(f"f{i}.md", b"# F\n\n" + b"y" * 12_000, {"X-Forwarded-For": f"198.51.100.{i}"})
@@ -436,10 +436,10 @@ def test_a_trusted_proxy_names_the_client(tmp_path, serve):
     try:
         ask = app.fn_index("ask")
         for i in range(3):  # three clients behind the proxy: one request each is allowed
-            status, _ = app.join(ask, ["What do owls hunt?", "few_shot", 4, None, None], f"p{i}",
+            status, _ = app.join(ask, ["What do owls hunt?", "few_shot", 4, None, None, None], f"p{i}",
                                  {"X-Forwarded-For": f"203.0.113.{i}"})
             assert status == 200
-        status, body = app.join(ask, ["What do owls hunt?", "few_shot", 4, None, None], "p9",
+        status, body = app.join(ask, ["What do owls hunt?", "few_shot", 4, None, None, None], "p9",
                                 {"X-Forwarded-For": "203.0.113.1"})
         assert status == 503 and "you have 1 requests waiting" in body
     finally:
