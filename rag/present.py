@@ -20,6 +20,9 @@ FOOTER_TITLE = "Sources:"
 # bracket is code or a subscript, and keeps its numbers. Spaces before it (not line breaks)
 # go with a marker that is dropped.
 _SPACED_MARKER = re.compile(r"([ \t]*)(?<![\w\])])" + CITE.pattern)
+# the line `coverage_line` writes, in both its shapes, at the end of a message
+_COVERAGE = re.compile(r"\n\n(?:Read [\d,]+ of [\d,]+ chunks of |Searched [\d,]+ chunks in [\d,]+ documents?\b)"
+                       r"[^\n]*\s*$")
 _FOOTER = re.compile(r"\n\n" + re.escape(FOOTER_TITLE) + r"\n(?:\[\d+\] [^\n]*(?:\n|$))+\s*$")
 
 
@@ -82,10 +85,11 @@ def footer(citations: tuple[Citation, ...] | list[Citation]) -> str:
 
 
 def without_footer(text: str) -> str:
-    """`text` less a "Sources:" footer that `footer` appended: what a client sends back as an
+    """`text` less a "Sources:" footer that `footer` appended, and the coverage line
+    (`coverage_line`) a whole-document answer has above it: what a client sends back as an
     earlier answer, before it goes into a prompt again (its [n] lines would read as citations
     of the new question's passages)."""
-    return _FOOTER.sub("", text)
+    return _COVERAGE.sub("", _FOOTER.sub("", text))
 
 
 def coverage_line(coverage: Coverage | None) -> str:

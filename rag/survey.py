@@ -249,7 +249,8 @@ def survey(scope: Scope, question: str, *, chunks: list[Chunk], vectors: Callabl
     # chunks in document order, scored by meaning against the question (the index's vectors)
     rows = rows[:budget.chunks]
     dense = _dense(rows, vectors, qvec)
-    yield Progress(f"Scored {len(rows):,} chunks in {len({chunks[r].source for r in rows}):,} documents")
+    n_docs = len({chunks[r].source for r in rows})
+    yield Progress(f"Scored {len(rows):,} chunks in {n_docs:,} document{'s' if n_docs != 1 else ''}")
     if scope.kind == SUMMARY:
         result = yield from _summary(scope, question, chunks, rows, dense, lexical, embed, budget)
     elif scope.kind == DOCUMENTS:

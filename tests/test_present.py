@@ -59,3 +59,16 @@ def test_a_footer_sent_back_as_history_is_taken_off():
     sent = answer + footer([cite(1, "notes/gan.md", heading="GANs")])
     assert without_footer(sent) == answer
     assert without_footer("Sources: my own words.") == "Sources: my own words."  # not a footer
+
+
+def test_without_footer_takes_off_the_coverage_line_too():
+    from rag.present import coverage_line, without_footer
+    from rag.types import Coverage
+
+    for cov in (Coverage(scope="summary", document="a.md", chunks_read=3, chunks_total=3),
+                Coverage(scope="list", chunks_read=58, chunks_total=58, documents_read=5, documents_found=1)):
+        text = "- one [1]\n- two [1]"
+        sent = f"{text}\n\n{coverage_line(cov)}" + footer([Citation(1, "a.md", "a.md#0", 1.0, "one")])
+        assert without_footer(sent) == text
+        assert without_footer(f"{text}\n\n{coverage_line(cov)}") == text
+    assert without_footer("Searched the notes.\n\nRead more in the manual.") == "Searched the notes.\n\nRead more in the manual."

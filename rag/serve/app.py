@@ -453,7 +453,7 @@ def _usage(answer: Answer) -> dict:
 def content(shown: Numbered, req: ChatRequest, answer: Answer | None = None) -> str:
     """The message text a client shows: the answer with reader numbers, a whole-document
     answer's coverage line (always: a partial list must not pass for a whole one), and its
-    sources unless the request or the server turned the footer off. `requests.earlier_answer`
+    sources unless the request or the server turned the footer off. `present.without_footer`
     takes the last two off again when a client sends the text back as history."""
     covered = coverage_line(answer.coverage) if answer is not None else ""
     return shown.text + (f"\n\n{covered}" if covered else "") + (footer(shown.citations) if req.sources else "")

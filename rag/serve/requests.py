@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass, field
 
 from ..bounds import API_MAX_DEPTH as MAX_DEPTH, API_MAX_MESSAGES as MAX_MESSAGES, API_MAX_TOP_K as MAX_TOP_K
@@ -109,7 +108,7 @@ def parse_chat(data: dict, *, n_ctx: int) -> ChatRequest:
         if text is None and m["role"] in ("user", "assistant"):
             raise APIError(400, f"messages[{i}].content must be text", param=f"messages[{i}].content")
         if m["role"] in ("user", "assistant"):
-            turns.append((m["role"], earlier_answer(text) if m["role"] == "assistant" else text))
+            turns.append((m["role"], without_footer(text) if m["role"] == "assistant" else text))
     if not turns or turns[-1][0] != "user":
         raise APIError(400, "the last message must be the user's question", param="messages")
     history = [Turn(q, a) for (rq, q), (ra, a) in zip(turns, turns[1:]) if rq == "user" and ra == "assistant"]
@@ -138,18 +137,6 @@ def parse_chat(data: dict, *, n_ctx: int) -> ChatRequest:
             raise APIError(400, "stream_options is only allowed with stream: true", param="stream_options")
         req.include_usage = _field(options, "include_usage", bool, default=False)
     return req
-
-
-# the line `app.content` puts under a whole-document answer (rag.present.coverage_line's two shapes)
-_COVERAGE_LINE = re.compile(r"\n\n(?:Read [\d,]+ of [\d,]+ chunks of |Searched [\d,]+ chunks in [\d,]+ documents?\b)"
-                            r"[^\n]*\s*$")
-
-
-def earlier_answer(text: str) -> str:
-    """An answer a client sends back, less what `app.content` added under it (the "Sources:"
-    footer, then a whole-document answer's coverage line): the words of the answer alone go
-    into the next prompt."""
-    return _COVERAGE_LINE.sub("", without_footer(text))
 
 
 def _document(data: dict) -> str | None:
