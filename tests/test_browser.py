@@ -306,6 +306,8 @@ def test_a_document_picked_is_summarised_with_its_coverage_and_stop_ends_an_answ
         assert re.fullmatch(r"Read (\d+) of \1 chunks of deep-learning-overview\.md\.", coverage.inner_text().strip())
         assert "Summary of deep-learning-overview.md" in chat.inner_text()
         assert "similarity" not in chat.inner_text()  # entries copied from their passage: no score
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "survey.png"), full_page=True)  # what a reader sees
 
         page.locator("#ask-document input").click()
         page.get_by_role("option", name="All documents").click()
