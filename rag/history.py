@@ -64,6 +64,8 @@ class TurnRecord:
     index_version: str = ""
     timings: dict = field(default_factory=dict)
     created: float = 0.0
+    scope: str = ""  # a whole-document answer's scope and what it read (types.Coverage's fields)
+    coverage: dict | None = None
 
     @classmethod
     def from_dict(cls, d: dict) -> "TurnRecord":

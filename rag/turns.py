@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .errors import RagError
 from .history import TurnRecord
-from .types import Answer, Chunk, Citation, Hit, SentenceSupport
+from .types import Answer, Chunk, Citation, Coverage, Hit, SentenceSupport
 from .viewer import source_view
 
 
@@ -28,7 +28,8 @@ def turn_record(answer: Answer, *, collection: str, rag) -> TurnRecord:
     return TurnRecord(question=answer.question, answer=answer.text, abstained=answer.abstained,
                       abstain_reason=answer.abstain_reason, reasoning=answer.reasoning, citations=citations,
                       sentences=d["sentences"], template=answer.template, model=rag.llm.name,
-                      collection=collection, index_version=version, timings=d["timings"])
+                      collection=collection, index_version=version, timings=d["timings"],
+                      scope=answer.scope, coverage=d["coverage"])
 
 
 def stored_answer(t: TurnRecord) -> Answer:
@@ -41,7 +42,9 @@ def stored_answer(t: TurnRecord) -> Answer:
                  for x in t.sentences]
     return Answer(question=t.question, text=t.answer, citations=citations, hits=hits, abstained=t.abstained,
                   abstain_reason=t.abstain_reason, reasoning=t.reasoning, template=t.template,
-                  sentences=sentences)
+                  sentences=sentences, scope=t.scope,
+                  coverage=Coverage(**{k: v for k, v in t.coverage.items() if k in Coverage.__dataclass_fields__})
+                  if t.coverage else None)
 
 
 def answer_json(answer: Answer, rag) -> dict:

@@ -1,5 +1,7 @@
 """Saved conversations: per owner, resumable, renamable, deletable, exported; safe with several
 writers at once; a damaged file is kept aside and a new history started."""
+import dataclasses
+import json
 import sqlite3
 import threading
 
@@ -128,3 +130,15 @@ def test_a_damaged_file_is_kept_and_a_new_history_started(tmp_path, damage):
     cid = h.create(title="fresh")
     h.add_turn(cid, _turn())
     assert History(path).turns(cid)[0].question == "What is LoRA?"
+
+
+def test_a_whole_document_answer_keeps_its_scope_and_coverage_when_saved(tmp_path):
+    from rag.turns import stored_answer
+    from rag.types import Coverage
+
+    cov = Coverage(scope="summary", document="a.md", chunks_read=3, chunks_total=3, items=2)
+    record = TurnRecord(question="Summarise a.md", answer="- one [1]", scope="summary", coverage=cov.to_dict())
+    again = TurnRecord.from_dict(json.loads(json.dumps(dataclasses.asdict(record))))
+    answer = stored_answer(again)
+    assert answer.scope == "summary" and answer.coverage == cov
+    assert stored_answer(TurnRecord(question="q", answer="a")).coverage is None  # saved before: none
