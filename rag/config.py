@@ -73,6 +73,11 @@ ANSWER_UNITS = ("sentence", "span")
 # questions about a whole document or collection (rag/scope.py): recognised by their wording
 # and answered by reading every chunk in scope (`auto`), or answered from top-k like any other
 WHOLE_MODES = ("auto", "off")
+# the named patterns of rag/scope.py, each of which `whole_off` may switch off (data here, so
+# that settings are checked without importing the stage; tests/test_scope.py holds them equal)
+WHOLE_PATTERNS = ("which-documents", "where-mentioned", "summarise", "list-verb", "what-are-the-kinds",
+                  "across-documents", "all-every",
+                  "which-plural", "do-the-notes-list", "overview-of-document")
 
 
 def default_embedder_path() -> str:
@@ -235,6 +240,7 @@ class Settings:
     whole: str = "auto"
     whole_chunks: int = 2000
     whole_seconds: float = 60.0
+    whole_off: str = ""  # comma-separated scope patterns switched off (WHOLE_PATTERNS)
 
     @classmethod
     def load(cls, **overrides) -> "Settings":
@@ -285,6 +291,10 @@ class Settings:
                               ("answer_unit", ANSWER_UNITS), ("whole", WHOLE_MODES)):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be {' or '.join(allowed)}, got {getattr(self, name)!r}")
+        unknown = {x.strip() for x in self.whole_off.split(",") if x.strip()} - set(WHOLE_PATTERNS)
+        if unknown:
+            raise ConfigError(f"whole_off: unknown pattern(s) {', '.join(sorted(unknown))}; "
+                              f"known: {', '.join(WHOLE_PATTERNS)}")
         if self.whole_chunks < 1 or not self.whole_seconds > 0:
             raise ConfigError(f"whole_chunks and whole_seconds must be positive, got {self.whole_chunks} "
                               f"and {self.whole_seconds}")

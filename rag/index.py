@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import ingest, resume
+from . import ingest, readers as readers_mod, resume
 from .build_progress import BuildProgress
 from .chunk import Chunker, embed_text
 from .config import DEFAULT_ANN_THRESHOLD
@@ -123,7 +123,8 @@ def build(paths: list[str | Path], *, embedder, chunk_size: int, chunk_overlap: 
         n_new = 0
         # what decides a document's chunks besides its bytes: a record read under other settings
         # (no OCR engine then, other limits) is not taken up
-        reading = {**settings, "limits": dataclasses.asdict(read_limits), "ocr": ingest.ocr_settings()}
+        reading = {**settings, "limits": dataclasses.asdict(read_limits), "ocr": ingest.ocr_settings(),
+                   "readers": dict(sorted(readers_mod.VERSIONS.items()))}  # (a newer reader reads again)
         documents: dict[str, dict] = {}
         seen: set[str] = set()
         record = old.manifest["embedder"] if old is not None else None
@@ -322,6 +323,4 @@ class _Embedding:
 
 def _reader_version(path: Path) -> int:
     """The version of what the reader of `path`'s format emits (`readers.VERSIONS`)."""
-    from .readers import version
-
-    return version(ingest.SUPPORTED.get(path.suffix.lower(), ""))
+    return readers_mod.version(ingest.SUPPORTED.get(path.suffix.lower(), ""))

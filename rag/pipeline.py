@@ -302,7 +302,7 @@ class RAG:
         with clock("load"):
             retriever = self._get_retriever()
             self.embedder.warm_up()
-        scope = self._scope(question, retriever, source, s)
+        scope = self._scope(question, retriever, source, s, follow_up=bool(history))
         if scope is not None:
             with clock("retrieve"):
                 answer = yield from self._survey(question, scope, retriever, s)
@@ -339,17 +339,27 @@ class RAG:
         yield answer.text  # the checked text: what any reader may be shown as the answer
         yield answer
 
-    def _scope(self, question: str, retriever: Retriever, source: str | None, s: Settings) -> Scope | None:
+    def _scope(self, question: str, retriever: Retriever, source: str | None, s: Settings, *,
+               follow_up: bool = False) -> Scope | None:
         """A question about a whole document or collection (`rag.scope`), None for an ordinary
-        one or with `whole=off`. `source` names the documents outright: a whole path is that
-        document, a folder the documents under it."""
-        if s.whole == "off":
+        one, with `whole=off` or over an empty index. `source` names the documents outright: a
+        whole path is that document, a folder the documents under it (none: nothing to read)."""
+        if s.whole == "off" or len(retriever.store) == 0:
             return None
-        sources = {c.source for c in retriever.store.chunks}
+        sources = self._sources(retriever)
         named: tuple[str, ...] = ()
         if source:
             named = (source,) if source in sources else tuple(sorted(x for x in sources if x.startswith(source)))
-        return recognise(question, sources=sources, documents=named)
+            named = named or (source,)  # names nothing: the survey finds nothing and says so
+        off = {x.strip() for x in s.whole_off.split(",") if x.strip()}
+        return recognise(question, sources=sources, documents=named, follow_up=follow_up, off=off)
+
+    def _sources(self, retriever: Retriever) -> set[str]:
+        """The indexed documents' paths, gathered once per index version."""
+        cached = getattr(self, "_sources_of", None)
+        if cached is None or cached[0] != retriever.store.version:
+            cached = self._sources_of = (retriever.store.version, {c.source for c in retriever.store.chunks})
+        return cached[1]
 
     def _survey(self, question: str, scope: Scope, retriever: Retriever, s: Settings):
         """Read every chunk in `scope` (rag.survey), yielding progress; the `Answer`, or None when
@@ -371,8 +381,12 @@ class RAG:
                         coverage=result.coverage, items=result.items)
         if not result.items:
             answer.text, answer.abstained, answer.abstain_code = ABSTAIN_TEXT, True, "nothing_found"
-            answer.abstain_reason = (f"no document in scope mentions {scope.topic!r}" if scope.topic
-                                     else "the documents in scope hold no text to read")
+            if not result.coverage.chunks_total:
+                answer.abstain_code = "document_not_found"
+                answer.abstain_reason = f"no indexed document is {', '.join(scope.documents)[:200]}"
+            else:
+                answer.abstain_reason = (f"no document in scope mentions {scope.topic!r}" if scope.topic
+                                         else "the documents in scope hold no text to read")
         else:
             answer.text = survey_mod.intro(scope, result) + "\n" + result.text
         return answer

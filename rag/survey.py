@@ -28,7 +28,7 @@ BULLET = re.compile(r"^\s*(?:[-*+•◦▪‣●○■–]|\d{1,3}[.)])\s+(?=\S)
 _LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")  # Markdown links keep their words; images go
 _EMPHASIS = re.compile(r"(\*\*|__|`)")
 # "Alpha Zero - Super-human Shogi", "ort: the default strategy": a term, a dash or colon, words
-_DEFINITION = re.compile(r"^[^\s:–-][^:–]{0,60}?\s(?:-|–|—)\s\S|^[\w.-][^:\s]{0,40}(?:\s[^:\s]+){0,4}:\s\S")
+_DEFINITION = re.compile(r"^[^\s:–-][^:–]{0,100}?\s(?:-|–|—)\s\S|^[\w.-][^:\s]{0,40}(?:\s[^:\s]+){0,4}:\s\S")
 _URL_ONLY = re.compile(r"^\W*(?:https?://|www\.)\S*\W*$")
 ITEM_MAX_CHARS = 240
 
@@ -48,7 +48,7 @@ DOCUMENT_COSINE = 0.6
 COMMON_SHARE = 0.3
 # a code-like word of a topic: an option ("--abort"), a name with "_" or "." ("ORIG_HEAD",
 # "merge.ff"), a word in capitals ("RLHF")
-LITERAL = re.compile(r"(?<![\w-])(?:--?[A-Za-z][\w-]*|\w+[_.]\w+(?:[_.]\w+)*|[A-Z][A-Z0-9]{2,}\w*)(?![\w-])")
+LITERAL = re.compile(r"(?<![\w-])(?:--?[A-Za-z][\w-]*|[^\W_]+(?:[_.][^\W_]+)+|[A-Z][A-Z0-9]{2,}[^\W_]*)(?![\w-])")
 MAX_LISTS = 3  # the best lists within LIST_MARGIN, at most this many
 SUMMARY_SECTIONS = 40  # the most sections a summary quotes (then the longest, and it says so)
 SUMMARY_MIN_WORDS = 5
@@ -65,10 +65,21 @@ class Budget:
 
     chunks: int = 2000
     seconds: float = 60.0
-    started: float = field(default_factory=time.perf_counter)
+    started: float = field(default_factory=lambda: time.perf_counter())
 
     def out_of_time(self) -> bool:
         return time.perf_counter() - self.started > self.seconds
+
+    def due(self, every: float = 1.0) -> bool:
+        """True about once a second: time to tell the reader how far the reading has got."""
+        now = time.perf_counter()
+        if now - self._said >= every:
+            self._said = now
+            return True
+        return False
+
+    def __post_init__(self) -> None:
+        self._said = self.started
 
 
 @dataclass
@@ -163,9 +174,11 @@ def lists_of(lines: list[_Line]) -> list[_List]:
     lead ending in ":", short "term - description" lines are entries too (a list written without
     bullets: "Alpha Zero - Super-human Shogi, Chess, and GO"). A manual page's definition list
     (terms such as "--stat" / "-n" over an indented description) is one run of entries, the
-    terms of one description joined ("--stat, -n, --no-stat"), whatever prose lies between."""
+    terms of one description joined ("--stat, -n, --no-stat"), whatever prose lies between; a
+    list inside a description is a list of its own, led by its term."""
     out: list[_List] = []
     cur: _List | None = None
+    inner: _List | None = None  # a list inside a definition's description
     lead = ""
     i = 0
     while i < len(lines):
@@ -181,7 +194,8 @@ def lists_of(lines: list[_Line]) -> list[_List]:
                 cur = _List(lead=lead, heading=line.chunk.heading, entries=[], source=line.chunk.source,
                             definitions=True)
                 out.append(cur)
-            cur.entries.append(_Line(", ".join(t.text for t in group), group[0].chunk, group[0].row))
+            same = [t for t in group if t.row == group[0].row]  # an entry is cited to one chunk
+            cur.entries.append(_Line(", ".join(t.text for t in same), group[0].chunk, group[0].row))
             i += n_terms
             continue
         if cur is not None and cur.definitions and not line.indented and _is_title(lines, i):
@@ -191,19 +205,27 @@ def lists_of(lines: list[_Line]) -> list[_List]:
         if cur is not None and cur.definitions and (not BULLET.match(line.text) or line.indented):
             if not line.indented:
                 lead = line.text  # prose between two terms: the run goes on, and leads a list after it
-            # (a list inside a description is indented: part of the description)
+            elif BULLET.match(line.text):
+                # a list inside a description (indented) is a list of its own, led by the term
+                # ("--cleanup=<mode>": strip, whitespace, verbatim, ...), and the run goes on
+                term = cur.entries[-1]
+                if inner is None or inner.lead != term.text:
+                    inner = _List(lead=term.text, heading=line.chunk.heading, entries=[], source=line.chunk.source)
+                    out.append(inner)
+                inner.entries.append(line)
             i += 1
             continue
         if cur is not None and cur.definitions:
             cur = None  # a bulleted list ends a definition list
-        if BULLET.match(line.text) or (_DEFINITION.match(line.text) and (cur is not None or lead.endswith(":"))):
+        if BULLET.match(line.text) or (_DEFINITION.match(line.text) and (cur is not None or _leads_in(lead))):
             if cur is None:
                 cur = _List(lead=lead, heading=line.chunk.heading, entries=[], source=line.chunk.source)
                 out.append(cur)
             cur.entries.append(line)
         elif cur is not None and line.text[:1].islower():
             last = cur.entries[-1]
-            cur.entries[-1] = _Line(f"{last.text} {line.text}", last.chunk, last.row)
+            if line.row == last.row:  # (a continuation in the next chunk is left out: not in the cited one)
+                cur.entries[-1] = _Line(f"{last.text} {line.text}", last.chunk, last.row)
         elif cur is None and line.text[:1].islower() and lead and not lead.endswith((".", ":")):
             lead = f"{lead} {line.text}"  # a wrapped paragraph: the whole of it leads the list
         else:
@@ -211,6 +233,13 @@ def lists_of(lines: list[_Line]) -> list[_List]:
         i += 1
     # one term over a description is a paragraph with a title, not a list
     return [x for x in out if not x.definitions or len(x.entries) >= 2]
+
+
+def _leads_in(lead: str) -> bool:
+    """A line after which "term - description" lines are a list: one ending in ":" or a title
+    ("Learn More")."""
+    words = lead.split()
+    return lead.endswith(":") or (0 < len(words) <= 6 and lead[:1].isupper() and not lead.endswith((".", "?", "!")))
 
 
 def _is_term(line: _Line) -> bool:
@@ -254,17 +283,16 @@ def survey(scope: Scope, question: str, *, chunks: list[Chunk], vectors: Callabl
     if scope.kind == SUMMARY:
         result = yield from _summary(scope, question, chunks, rows, dense, lexical, embed, budget)
     elif scope.kind == DOCUMENTS:
-        result = _documents(scope, chunks, rows, dense, terms)
+        result = yield from _documents(scope, question, chunks, rows, dense, terms, budget)
     else:
         result = yield from _lists(scope, chunks, rows, dense, lexical, terms, qvec, embed, budget)
     if result is None:
         return None
     result.coverage.chunks_total = total
-    if budget.out_of_time() and not stopped:
-        stopped = f"the {budget.seconds:g} s budget"
-    if stopped or result.coverage.chunks_read < total:
+    # incomplete when something in scope was left unread (a budget) or left out (a summary's cap)
+    if stopped or result.coverage.chunks_read < total or result.coverage.stopped:
         result.coverage.complete = False
-        result.coverage.stopped = stopped or result.coverage.stopped
+        result.coverage.stopped = stopped or result.coverage.stopped or f"the {budget.seconds:g} s budget"
     result.coverage.seconds = round(time.perf_counter() - budget.started, 3)
     return result
 
@@ -298,7 +326,15 @@ def _lists(scope, chunks, rows, dense, lexical, terms, qvec, embed, budget):
     keep = {rows[i] for i in np.argsort(-fused)[:CANDIDATE_CHUNKS]}
     by_doc = _by_document(chunks, rows)
     found: list[_List] = []
-    for doc, pairs in by_doc.items():
+    read = 0
+    for k, pairs in enumerate(by_doc.values()):
+        if budget.out_of_time():
+            break
+        if budget.due():
+            yield Progress(f"Looking for lists: {k:,} of {len(by_doc):,} documents")
+        read += len(pairs)
+        if not any(r in keep for r, _ in pairs):
+            continue  # no chunk of it is among the best: its lists are not read
         for lst in lists_of(document_lines(pairs)):
             if any(e.row in keep for e in lst.entries):
                 found.append(lst)
@@ -325,9 +361,10 @@ def _lists(scope, chunks, rows, dense, lexical, terms, qvec, embed, budget):
             key = re.sub(r"\W+", " ", text.lower()).strip()
             if key and key not in seen:
                 seen.add(key)
-                items.append((text, e, f"{lst.lead or lst.heading or 'A list'} ({lst.source})"))
+                items.append((text, e, f"{(lst.lead or lst.heading or 'A list').rstrip(': ')} ({lst.source})"))
     result = _result(LIST, items, chunks, rows, scope)
-    result.coverage.documents_found = len({lst.source for lst in chosen})
+    result.coverage.chunks_read = read
+    result.coverage.documents_found = len({line.chunk.source for _, line, _ in items})
     return result
 
 
@@ -336,26 +373,42 @@ def _norm(x: np.ndarray) -> np.ndarray:
     return x / top if top > 0 else x
 
 
-def _documents(scope, chunks, rows, dense, terms):
+def _documents(scope, question, chunks, rows, dense, terms, budget):
     """The documents with a sentence naming the topic, best first. A topic holding code-like
     words ("--abort", "ORIG_HEAD") is named by those, exactly; another by its words (stemmed),
     less those in more than COMMON_SHARE of the chunks ("option" in a manual). For a topic with
     no such sentence anywhere, the documents whose best chunk is close in meaning."""
-    literals = LITERAL.findall(scope.topic)
+    # words in capitals are literal names, unless the question is written in capitals
+    shouting = sum(c.isupper() for c in question) > 0.6 * sum(c.isalpha() for c in question)
+    literals = [] if shouting else LITERAL.findall(scope.topic)
     wanted = set(terms(scope.topic))
+    df: dict[str, int] = {}
     if wanted and not literals and len(rows) >= 10:
         seen = [set(terms(chunks[r].text)) for r in rows]
         df = {t: sum(t in x for x in seen) for t in wanted}
         rare = {t for t in wanted if df[t] <= COMMON_SHARE * len(rows)}
         wanted = rare or wanted
 
+    exact = [re.compile(rf"(?<![\w-]){re.escape(w)}(?![\w-])") for w in literals]
+
+    # a topic of three words or more is named by a sentence with its rarest word and half of them
+    rarest = min(wanted, key=lambda t: df.get(t, 0)) if wanted and df else None
+    enough = (len(wanted) + 1) // 2 if len(wanted) >= 3 else len(wanted)
+
     def names(text: str) -> bool:
-        if literals:
-            return all(re.search(rf"(?<![\w-]){re.escape(w)}(?![\w-])", text) for w in literals)
-        return bool(wanted) and wanted <= set(terms(text))
+        if exact:  # "BERT or LSTM": a document naming either
+            return any(p.search(text) for p in exact)
+        found = wanted & set(terms(text))
+        return bool(wanted) and len(found) >= enough and (rarest is None or rarest in found)
 
     hits: dict[str, tuple[float, int, str]] = {}
+    read = 0
     for i, r in enumerate(rows):
+        if budget.out_of_time():
+            break
+        if budget.due():
+            yield Progress(f"Searched {i:,} of {len(rows):,} chunks")
+        read += 1
         c = chunks[r]
         if not names(c.text + "\n" + c.heading):
             continue
@@ -365,13 +418,15 @@ def _documents(scope, chunks, rows, dense, terms):
                     hits[c.source] = (float(dense[i]), r, s)
                 break
     if not hits and not literals:
-        for i, r in enumerate(rows):
+        for i, r in enumerate(rows[:read]):
             c = chunks[r]
             if dense[i] >= DOCUMENT_COSINE and (c.source not in hits or dense[i] > hits[c.source][0]):
                 hits[c.source] = (float(dense[i]), r, sentences(c.text)[0] if c.text.strip() else c.heading)
     ranked = sorted(hits.items(), key=lambda kv: -kv[1][0])
     items = [(src, _Line(_clean(sentence)[:ITEM_MAX_CHARS], chunks[r], r), "") for src, (_, r, sentence) in ranked]
     result = _result(DOCUMENTS, items, chunks, rows, scope)
+    result.coverage.chunks_read = read
+    result.coverage.documents_read = len({chunks[r].source for r in rows[:read]})
     result.coverage.documents_found = len(items)
     return result
 
@@ -404,11 +459,14 @@ def _summary(scope, question, chunks, rows, dense, lexical, embed, budget):
             for sentence, line in _pick(ss, per_section, embed):
                 items.append((sentence, line, name))
         n += 1
-        yield Progress(f"Summarised {n} of {len(by_doc)} documents")
+        if budget.due():
+            yield Progress(f"Summarised {n:,} of {len(by_doc):,} documents")
     result = _result(SUMMARY, items, chunks, rows, scope, headed=True)
     result.coverage.documents_found = len({line.chunk.source for _, line, _ in items})
     if n < len(by_doc):
-        result.coverage.chunks_read = sum(len(p) for p in list(by_doc.values())[:n])
+        done = list(by_doc.values())[:n]
+        result.coverage.chunks_read = sum(len(p) for p in done)
+        result.coverage.documents_read = n
     if skipped_sections:
         result.coverage.complete = False
         result.coverage.stopped = f"a summary quotes at most {SUMMARY_SECTIONS} sections of a document"
@@ -494,5 +552,5 @@ def intro(scope: Scope, result: Result) -> str:
     if scope.kind == SUMMARY:
         if scope.documents:
             return f"Summary of {where}, one sentence per section, in order:"
-        return "Summary of your documents, from each document's most central sentences:"
+        return "Summary of your documents, from the first sentences of each:"
     return f"Every entry of the lists on this in {where}:"

@@ -180,3 +180,11 @@ def test_an_item_inside_an_item_or_a_definition_is_indented_under_it(tmp_path):
     lines = [ln for ln in ingest.load(f).sections[0].text.split("\n") if ln.strip()]
     assert [ln.strip() for ln in lines] == ["ort", "The default.", "- ours", "- theirs", "- deep", "- top"]
     assert [ln.startswith(" ") for ln in lines] == [False, False, True, True, True, False]
+
+
+def test_an_item_without_text_of_its_own_marks_nothing_after_it(tmp_path):
+    f = tmp_path / "page.html"
+    f.write_text("<html><body><ul><li></li><li><img src='x.png'></li></ul><p>Next paragraph is prose.</p>"
+                 "<ul><li><table><tr><th>a</th></tr><tr><td>1</td></tr></table></li></ul><p>After.</p></body></html>")
+    text = "\n".join(s.text for s in ingest.load(f).sections)
+    assert "- Next" not in text and "Next paragraph is prose." in text and "- After" not in text

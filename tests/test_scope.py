@@ -66,3 +66,66 @@ def test_topic_drops_scope_words_and_document_names():
     assert topic_of("Which files talk about transfer learning?") == "transfer learning"
     assert topic_of("List all the steps of fine-tuning in notes/lora.md", ("notes/lora.md",)) == "steps fine-tuning"
     assert topic_of("Which pages describe a --abort option?") == "--abort option"
+
+
+def test_the_patterns_are_the_settings_names_and_each_can_be_switched_off():
+    from rag.config import WHOLE_PATTERNS, Settings
+    from rag.errors import ConfigError
+
+    assert set(PATTERNS) | {"overview-of-document"} == set(WHOLE_PATTERNS)
+    question = "Which merge strategies does git merge document?"
+    assert recognise(question).reason == "which-plural"
+    assert recognise(question, off={"which-plural"}) is None
+    with pytest.raises(ConfigError, match="whole_off: unknown pattern"):
+        Settings.load(whole_off="which-plural,nope")
+
+
+@pytest.mark.parametrize("question", [
+    "What does the document say about dropout?",
+    "How do I sum up the advantages of CNNs?",
+    "What is the summary of the argument?",
+    "Are all models trained with backpropagation?",
+    "Do all the steps require a GPU?",
+    "List comprehension in Python: how does it work?",
+    "What analysis does the manual recommend?",
+    "What status does git show after a merge?",
+])
+def test_ordinary_wordings_the_review_found_stay_ordinary(question):
+    assert recognise(question, sources=SOURCES) is None
+
+
+def test_a_follow_up_that_names_nothing_is_left_to_the_ordinary_path():
+    assert recognise("Can you summarise that?", follow_up=True) is None
+    assert recognise("List them all", follow_up=True) is None
+    assert recognise("Can you summarise that?").kind == "summary"  # a first question: the collection
+    assert recognise("Summarise notes/lora.md", sources=SOURCES, follow_up=True).documents == ("notes/lora.md",)
+
+
+def test_a_file_named_like_the_topic_keeps_a_which_documents_question_collection_wide():
+    sources = ["git-rebase.html", "git-merge.html", "python-tips.md"]
+    scope = recognise("Which pages mention git rebase?", sources=sources)
+    assert scope.kind == "documents" and scope.documents == () and scope.topic == "git rebase"
+    assert recognise("Which files mention Python?", sources=sources).documents == ()
+
+
+def test_topic_removes_only_whole_names_present_in_the_question():
+    assert topic_of("Which files mention regex patterns?", ("notes/x.md", "notes/lora.md")) == "regex patterns"
+    assert topic_of("List all the algorithms", ("data/go.md",)) == "algorithms"
+
+
+def test_no_pattern_backtracks_without_end_on_a_long_hostile_question():
+    """A hang guard, not a speed goal: a catastrophic backtracking pattern takes hours on these
+    (the survey's code-word pattern did on 100 characters of "a_a_..."), a linear one
+    milliseconds; the bound only has to tell the two apart on a busy machine."""
+    import time
+
+    from rag.survey import LITERAL
+
+    sources = [f"doc-{i}-Name{i}.md" for i in range(2000)]
+    hostile = ["Which files mention " + "a_" * 2000 + "a-b?", "Which files mention " + " ".join(
+        f"Word{i} a_a_a_a" for i in range(400)) + "?", "List all " + "every " * 700 + "kinds"]
+    t0 = time.perf_counter()
+    for question in hostile:
+        recognise(question[:4000], sources=sources)
+        LITERAL.findall(question[:4000])
+    assert time.perf_counter() - t0 < 20

@@ -3,6 +3,9 @@ components: every entry of a list spread over chunks, the documents that discuss
 summary touching every section, each entry cited to a chunk that holds it, the coverage said,
 budgets that stop the reading said too, and no model loaded for any of it."""
 
+import re
+
+import numpy as np
 import pytest
 
 from rag import RAG
@@ -159,3 +162,63 @@ def test_a_summary_of_each_shipped_document_touches_every_section_and_cites_ever
         if len(sections) >= 3:  # titled: one sentence per section that has one
             missing = [name for name, _ in sections if name and f"- {name.rstrip(': ')}: " not in answer.text]
             assert not missing, (doc, missing)
+
+
+def test_an_empty_index_and_a_document_that_is_not_there(store, tmp_path):
+    empty = MemoryStore()
+    rag = RAG(embedder=EMBEDDER, generator=ScriptedGenerator([]), store=empty, corpus=str(tmp_path), min_score=0.05)
+    rag.index()
+    answer = rag.ask("List all the steps of baking")  # the ordinary path: nothing indexed, an honest refusal
+    assert answer.abstained and answer.scope == ""
+    answer = make(store).ask("Summarise this", source="nope.md")
+    assert answer.abstained and answer.abstain_code == "document_not_found" and "nope.md" in answer.abstain_reason
+
+
+def test_a_time_budget_stops_the_reading_and_says_so(store, monkeypatch):
+    from rag import survey as survey_mod
+
+    ticks = iter(range(0, 10_000, 100))  # each look at the clock is 100 s later
+    monkeypatch.setattr(survey_mod.time, "perf_counter", lambda: float(next(ticks)))
+    answer = make(store, whole_seconds=150).ask("Which files mention sourdough loaf?")
+    assert not answer.coverage.complete and answer.coverage.chunks_read < answer.coverage.chunks_total
+    assert "Stopped early (the 150 s budget)" in coverage_line(answer.coverage)
+
+
+def test_a_complete_reading_is_not_called_incomplete_however_long_it_took(store, monkeypatch):
+    from rag import survey as survey_mod
+
+    ticks = iter([0.0] * 3 + [1e6] * 1000)  # the clock passes the budget after the reading
+    monkeypatch.setattr(survey_mod.time, "perf_counter", lambda: next(ticks))
+    answer = make(store, whole_seconds=1).ask("Summarise baking.md")
+    assert answer.coverage.chunks_read == answer.coverage.chunks_total or not answer.coverage.complete
+
+
+def test_an_entry_wrapping_into_the_next_chunk_is_cited_only_with_what_its_chunk_holds():
+    a = Chunk(id="a#0", source="a", title="a", headings=(), text="Steps:\n- Knead the dough for ten")
+    b = Chunk(id="a#1", source="a", title="a", headings=(), text="minutes until smooth\n- Bake it")
+    (lst,) = lists_of(document_lines([(0, a), (1, b)]))
+    assert [(e.text, e.row) for e in lst.entries] == [("- Knead the dough for ten", 0), ("- Bake it", 1)]
+
+
+def test_which_documents_names_any_of_several_code_words_and_reads_a_shouted_question_as_words(store):
+    from rag.scope import Scope
+    from rag.survey import Budget, survey
+
+    chunks = [Chunk(id=f"{s}#0", source=s, title=s, headings=(), text=t) for s, t in
+              [("a.md", "BERT reads text both ways."), ("b.md", "An LSTM keeps state."), ("c.md", "Bread.")]]
+    vecs = EMBEDDER.embed([c.text for c in chunks])
+    def terms(text):  # a stand-in for BM25's terms
+        return re.findall(r"\w+", text.lower())
+
+    def run(topic, question=None):
+        gen = survey(Scope("documents", topic=topic), question or f"Which files mention {topic}?", chunks=chunks,
+                     vectors=lambda rows: vecs[rows], lexical=np.zeros(3), terms=terms, embed=EMBEDDER.embed,
+                     budget=Budget())
+        try:
+            while True:
+                next(gen)
+        except StopIteration as stop:
+            return stop.value
+
+    assert sorted(i.text for i in run("BERT or LSTM").items) == ["a.md", "b.md"]
+    assert [i.text for i in run("BREAD", "WHICH FILES MENTION BREAD?").items] == ["c.md"]

@@ -40,8 +40,8 @@ def _lazy(module: str, name: str = "read") -> Reader:
 
 # What a reader of each kind emits, versioned: an index re-reads an unchanged file whose kind's
 # version is newer than the one it was read with (`rag index` without --rebuild). 2: HTML list
-# items as "- " entries (issue 32), PDF tables, columns and running lines (issue 33).
-VERSIONS: dict[str, int] = {"html": 2, "pdf": 2}
+# items as "- " entries (issue 32; EPUB reads its chapters as HTML), PDF tables, columns and running lines (issue 33).
+VERSIONS: dict[str, int] = {"html": 2, "epub": 2, "pdf": 2}
 
 
 def version(kind: str) -> int:

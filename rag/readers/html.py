@@ -147,6 +147,7 @@ class HTMLSections(HTMLParser):
         if tag not in self.VOID:
             self._push(tag, hidden)
         if self._start_table_tag(tag):
+            self._bullet = 0  # a table in an item is read as a table
             return
         if tag in self.HEADINGS and not self._hidden():
             self._flush()
@@ -165,6 +166,8 @@ class HTMLSections(HTMLParser):
         if tag in self.VOID:
             return
         self._end_table_tag(tag)
+        if tag == "li":
+            self._bullet = 0  # an item with no text of its own marks nothing after it
         # close the innermost open element of this tag and those inside it; an end tag with
         # nothing open to close is ignored (sloppy markup)
         if self._open.get(tag):
