@@ -14,6 +14,11 @@ CHAT_MAX_HISTORY_TURNS = 20  # [question, answer] pairs a request may carry; the
 CHAT_MAX_ANSWER_CHARS = 8000  # per answer in a history
 # the templates the chat offers, in the order its picker lists them (and its errors name them)
 CHAT_TEMPLATES = ("auto", "few_shot", "zero_shot", "cot", "extract")
+# feedback on an answer (the chat's thumbs and its /feedback API): the right answer a user writes,
+# the answer rated (a whole-document summary runs long) and the citations it names
+FEEDBACK_MAX_CORRECTION = 2000
+FEEDBACK_MAX_ANSWER_CHARS = 20000
+FEEDBACK_MAX_CITATIONS = 50
 
 # ---------------------------------------------------------------- `rag serve` (OpenAI's protocol)
 

@@ -8,6 +8,8 @@ sign-in) and only their owner lists, reads, renames, deletes or exports them.
 
 A file that is not a database or fails SQLite's check is not lost: it is renamed aside
 (`history.db.damaged-<time>`), a new history starts, and `History.notice` says so.
+
+The feedback on answers (`rag.feedback`) is kept in the same file, in a table of its own.
 """
 from __future__ import annotations
 
@@ -83,8 +85,20 @@ class ConversationInfo:
     n_turns: int
 
 
-class History:
-    """The conversations in the SQLite file `path` (created when missing)."""
+def default_path() -> Path:
+    """Where the chat keeps its conversations (and the feedback on its answers) unless told:
+    RAG_HISTORY, else history.db in the project folder."""
+    from .config import PROJECT_ROOT
+
+    return Path(os.environ.get("RAG_HISTORY") or PROJECT_ROOT / "history.db")
+
+
+class HistoryFile:
+    """The SQLite file `path` (created when missing) with the tables of `SCHEMA`, in write-ahead
+    log mode. `History` and `rag.feedback.FeedbackStore` are two views of the same file, each
+    with its own tables; either one opening a damaged file sets it aside (`notice` says so)."""
+
+    SCHEMA = ""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -105,7 +119,7 @@ class History:
             if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
                 raise sqlite3.DatabaseError("integrity check failed")
             db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(_SCHEMA)
+            db.executescript(self.SCHEMA)
 
     def _set_aside(self) -> Path:
         stem = f"{self.path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -131,6 +145,12 @@ class History:
                 yield db
         finally:
             db.close()
+
+
+class History(HistoryFile):
+    """The conversations in the SQLite file `path` (created when missing)."""
+
+    SCHEMA = _SCHEMA
 
     # ---------------------------------------------------------------- conversations
 
@@ -172,20 +192,26 @@ class History:
 
     # ---------------------------------------------------------------- turns
 
-    def add_turn(self, conversation: int, record: TurnRecord, *, owner: str = "") -> None:
+    def add_turn(self, conversation: int, record: TurnRecord, *, owner: str = "") -> int:
+        """Add `record` to `conversation`; the turn's id."""
         record.created = record.created or time.time()
         with self._db() as db:
             if db.execute("UPDATE conversations SET updated = ? WHERE id = ? AND owner = ?",
                           (record.created, _id(conversation), owner)).rowcount != 1:
                 raise HistoryError(f"there is no conversation {conversation!r}")
-            db.execute("INSERT INTO turns (conversation, created, record) VALUES (?, ?, ?)",
-                       (_id(conversation), record.created, json.dumps(asdict(record), ensure_ascii=False)))
+            cur = db.execute("INSERT INTO turns (conversation, created, record) VALUES (?, ?, ?)",
+                             (_id(conversation), record.created, json.dumps(asdict(record), ensure_ascii=False)))
+            return int(cur.lastrowid)
 
     def turns(self, conversation: int, *, owner: str = "") -> list[TurnRecord]:
+        return [t for _, t in self.numbered_turns(conversation, owner=owner)]
+
+    def numbered_turns(self, conversation: int, *, owner: str = "") -> list[tuple[int, TurnRecord]]:
+        """(turn id, record) of each turn of `conversation`, in order."""
         self.get(conversation, owner=owner)
         with self._db() as db, closing(db.execute(
-                "SELECT record FROM turns WHERE conversation = ? ORDER BY id", (_id(conversation),))) as cur:
-            return [TurnRecord.from_dict(json.loads(r[0])) for r in cur.fetchall()]
+                "SELECT id, record FROM turns WHERE conversation = ? ORDER BY id", (_id(conversation),))) as cur:
+            return [(int(r[0]), TurnRecord.from_dict(json.loads(r[1]))) for r in cur.fetchall()]
 
     def export_markdown(self, conversation: int, *, owner: str = "") -> str:
         """The conversation as Markdown: each question, its answer, how it was made, and its
