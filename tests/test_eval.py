@@ -144,6 +144,28 @@ def test_malformed_files_name_the_line(tmp_path, name, text, message):
         load_dataset(path, cache_root=tmp_path / "cache")
 
 
+def test_sources_given_as_an_empty_list_say_where_the_answer_lives_is_not_known(tmp_path):
+    """A correction from the chat (`rag feedback export`) knows its right answer, not its document:
+    "sources": [] is taken (a missing "sources" is still refused), and the question is left out
+    of the retrieval and citation figures."""
+    from rag.evaluation.results import QuestionResult, retrieval_scores, template_scores
+
+    path = tmp_path / "fixes.jsonl"
+    path.write_text('{"question": "q?", "answers": ["a"], "sources": []}\n')
+    assert load_jsonl(path).items[0].sources == ()
+    path.write_text('{"question": "q?", "answers": ["a"]}\n')
+    with pytest.raises(DatasetError, match=r"needs at least one entry in 'sources' \(or \"sources\": \[\]"):
+        load_jsonl(path)
+    rows = [QuestionResult(id=str(n), question="q?", template="t", answerable=True, gold_sources=gold,
+                           gold_answers=["a"], retrieved_ids=[], retrieved_sources=["x.md"], retrieval_s=0.0,
+                           cited_sources=["x.md"], em=0.0, f1=0.0, contains=0.0)
+            for n, gold in enumerate((["x.md"], []))]
+    retrieval = retrieval_scores(rows, True)
+    assert retrieval["recall@1"] == 1.0
+    assert template_scores(rows, retrieval).citations["precision"] == 1.0
+    assert template_scores(rows, retrieval).citations["hit_rate"] == 1.0
+
+
 def test_malformed_beir_names_the_line(tmp_path):
     import shutil
 

@@ -183,10 +183,10 @@ def _header_corpus(path: Path, obj: dict, n: int) -> Path:
 
 
 def load_jsonl(path: Path, *, cache_root: str | Path | None = None) -> EvalSet:
-    """One object per line: question, answers, sources, answerable (default true), and optionally
-    split, evidence, kind "list", "documents" or "summary" with items (documents: and topic). A first
-    line {"corpus": "folder"} (no question) makes that folder, relative to the file, the set's own
-    corpus, indexed like a SQuAD one."""
+    """One object per line: question, answers, sources (an empty list: not known), answerable
+    (default true), and optionally split, evidence, kind "list", "documents" or "summary" with
+    items (documents: and topic). A first line {"corpus": "folder"} (no question) makes that
+    folder, relative to the file, the set's own corpus, indexed like a SQuAD one."""
     items: list[EvalItem] = []
     docs_dir: Path | None = None
     for n, obj in _json_lines(path):
@@ -212,8 +212,11 @@ def load_jsonl(path: Path, *, cache_root: str | Path | None = None) -> EvalSet:
         evidence = _strings(obj.get("evidence"), "evidence", where)
         if answerable and not answers and not entries:
             raise DatasetError(f"{where}: an answerable question needs at least one entry in 'answers'")
-        if answerable and not sources:
-            raise DatasetError(f"{where}: an answerable question needs at least one entry in 'sources'")
+        # "sources": [] says where the answer lives is not known (a correction given in the chat):
+        # the retrieval and citation figures leave the question out, the answer figures judge it
+        if answerable and not sources and obj.get("sources") != []:
+            raise DatasetError(f"{where}: an answerable question needs at least one entry in 'sources' "
+                               f"(or \"sources\": [] when where its answer lives is not known)")
         if not answerable and (answers or entries or evidence):
             raise DatasetError(f"{where}: an unanswerable question must not list 'answers', 'items' or 'evidence'")
         items.append(EvalItem(id=str(obj.get("id", f"line{n}")), question=question.strip(),

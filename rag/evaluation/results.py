@@ -152,8 +152,10 @@ def template_scores(results: list[QuestionResult], retrieval: dict[str, float]) 
     """One template's scores from its results; `retrieval` is the run's (retrieval is done once)."""
     answerable = [r for r in results if r.answerable]
     answered = [r for r in answerable if not r.abstained]
-    cited = [s for r in answered for s in r.cited_sources]
-    gold_cited = sum(s in r.gold_sources for r in answered for s in r.cited_sources)
+    # citations are judged where the question says where its answer lives ("sources": [] does not)
+    sourced = [r for r in answered if r.gold_sources]
+    cited = [s for r in sourced for s in r.cited_sources]
+    gold_cited = sum(s in r.gold_sources for r in sourced for s in r.cited_sources)
     llm = [r for r in results if r.prompt_tokens]
     shown = [strip_citations(r.answer) for r in answered]  # what the form metrics judge
     lists = [r for r in answerable if r.kind == "list" and r.contains is not None]
@@ -174,7 +176,7 @@ def template_scores(results: list[QuestionResult], retrieval: dict[str, float]) 
         abstention=abstention_scores([r.abstained for r in results], [r.answerable for r in results]),
         citations={"precision": gold_cited / len(cited) if cited else 0.0,
                    "hit_rate": _mean(float(bool(set(r.cited_sources) & set(r.gold_sources)))
-                                     for r in answered),
+                                     for r in sourced),
                    "evidence_cited": _mean(r.evidence_cited or 0.0 for r in answered),
                    # the same over every answerable question: a refusal has cited nothing
                    "evidence_cited_all": sum(r.evidence_cited or 0.0 for r in answered) / len(answerable)
