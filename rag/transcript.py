@@ -132,3 +132,16 @@ def message_text(message: dict) -> str:
         return content
     return "".join(p.get("text", "") for p in content or [] if isinstance(p, dict))
 
+
+
+def question_index(messages: list[dict], index) -> int | None:
+    """The position of the question whose answer holds message `index` (the chat's thumbs name
+    an answer by its first message): the nearest user message at or before it; None if none."""
+    if isinstance(index, (list, tuple)):
+        index = index[0] if index else None
+    if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(messages or []):
+        return None
+    for i in range(index, -1, -1):
+        if messages[i].get("role") == "user":
+            return i
+    return None

@@ -1,12 +1,15 @@
 """The library behind the chat page: one loaded `RAG` shared by every tab and API call, its
 collections as each user may see and change them, saved conversations, the documents of a
-collection, uploads into it and the model picker. Everything here returns values or one-line
+collection, uploads into it, the model picker and the feedback on answers (`rag.feedback`).
+Everything here returns values or one-line
 texts the page shows as they are; the web adapter (`rag.web`) only wires it to Gradio.
 
 `check_request` holds one question's arguments to the chat's bounds (`rag.bounds`).
 """
 from __future__ import annotations
 
+import logging
+import sqlite3
 from pathlib import Path
 
 from . import upload_journal, uploads
@@ -15,6 +18,7 @@ from .collections import DEFAULT, CollectionExists, CollectionRAGs, Collections,
 from .config import Settings
 from .documents import list_documents, remove_document, rescan
 from .errors import ConfigError, HistoryError, IndexMissing, QueryError, RagError
+from .feedback import Feedback, FeedbackStore, subject_of
 from .history import History
 from .pipeline import RAG, clean_question
 from .transcript import answer_messages, html_text, md_text, public_text
@@ -22,6 +26,10 @@ from .turns import live_version, stored_answer, turn_record
 from .types import Answer, Turn
 from .upload_journal import UploadJournal
 from .uploads import BUILD_WAIT, Allowance, UploadLimits, UploadReport, size_text
+
+log = logging.getLogger(__name__)
+SAVED = "Thanks — saved."
+ASK_CORRECTION = "Thanks — saved. If you know the right answer, write it below and send it."
 
 
 def check_request(question, template, top_k, history) -> tuple[str, str, int | None, list[Turn]]:
@@ -69,9 +77,12 @@ class ChatService:
 
     def __init__(self, settings: Settings | None = None, *, rag: RAG | None = None,
                  limits: UploadLimits | None = None, history: History | None = None,
-                 operators: frozenset[str] | None = None, **overrides) -> None:
+                 feedback: FeedbackStore | None = None, operators: frozenset[str] | None = None,
+                 **overrides) -> None:
         self.rag: RAG | None = rag
         self.history = history  # saved conversations; None: not saved
+        # ratings of answers: beside the conversations, in the same file, unless given
+        self.feedback = feedback if feedback is not None or history is None else self._feedback_beside(history)
         self.error = ""
         self.limits = limits or UploadLimits()
         self.allowance = Allowance(self.limits.total_bytes)  # bytes stored, by owner (user or client address)
@@ -164,14 +175,19 @@ class ChatService:
                   user: str | None = None) -> int | None:
         """Save one answered question into `conversation` (a new one, titled by the question,
         when None); the conversation's id (None when nothing is saved)."""
-        if self.history is None:
-            return None
+        return self.answered(conversation, answer, collection=collection, user=user)[0]
+
+    def answered(self, conversation: int | None, answer: Answer, *, collection: str | None = None,
+                 user: str | None = None) -> tuple[int | None, dict]:
+        """`save_turn`, and what a rating of this answer is about (`rate_answer`'s subject)."""
         record = turn_record(answer, collection=collection or DEFAULT, rag=self.get(collection, user=user))
+        if self.history is None:
+            return None, subject_of(record)
         owner = user or ""
         if conversation is None:
             conversation = self.history.create(owner=owner, title=answer.question, collection=collection or DEFAULT)
-        self.history.add_turn(conversation, record, owner=owner)
-        return conversation
+        turn = self.history.add_turn(conversation, record, owner=owner)
+        return conversation, subject_of(record, conversation=conversation, turn=turn)
 
     def conversation_choices(self, *, user: str | None = None) -> list[tuple[str, int]]:
         if self.history is None:
@@ -180,6 +196,11 @@ class ChatService:
 
     def conversation(self, conversation: int, *, user: str | None = None) -> tuple[list[dict], list[list[str]], str]:
         """A saved conversation as the chat shows it: messages, turns for follow-ups, collection."""
+        return self.reopen(conversation, user=user)[:3]
+
+    def reopen(self, conversation: int, *, user: str | None = None) -> tuple[list[dict], list[list[str]], str, dict]:
+        """`conversation`'s messages, turns and collection, and what a rating of each answer is
+        about, by the position of its question among the messages (`rate_answer`'s subjects)."""
         if self.history is None:
             raise HistoryError("conversations are not saved in this app")
         info = self.history.get(conversation, owner=user or "")
@@ -187,12 +208,84 @@ class ChatService:
             version = live_version(self.get(info.collection, user=user))
         except RagError:
             version = None
-        messages, turns = [], []
-        for t in self.history.turns(conversation, owner=user or ""):
+        messages, turns, subjects = [], [], {}
+        for turn, t in self.history.numbered_turns(conversation, owner=user or ""):
+            subjects[len(messages)] = subject_of(t, conversation=info.id, turn=turn)
             messages.append({"role": "user", "content": html_text(t.question)})
             messages += answer_messages(stored_answer(t), version)
             turns.append([t.question, t.answer[:CHAT_MAX_ANSWER_CHARS]])
-        return messages, turns[-CHAT_MAX_HISTORY_TURNS:], info.collection
+        return messages, turns[-CHAT_MAX_HISTORY_TURNS:], info.collection, subjects
+
+    # ---------------------------------------------------------------- feedback on answers
+
+    @staticmethod
+    def _feedback_beside(history: History) -> FeedbackStore | None:
+        try:
+            return FeedbackStore(history.path)
+        except (RagError, OSError, sqlite3.Error) as e:
+            log.warning("feedback on answers will not be saved: %s", e)
+            return None
+
+    def _feedback_store(self) -> FeedbackStore:
+        if self.feedback is None:
+            raise HistoryError("feedback is not saved in this app (it keeps no conversation history)")
+        return self.feedback
+
+    def rate_answer(self, subject: dict | None, rating: str | None, *, user: str | None = None) -> str:
+        """Rate an answer of the chat "up" or "down", or take its rating back (None); the line
+        the page shows. `subject` is what `answered` or `reopen` gave for it: its "feedback" (the
+        rating's id) is set in place, so rating it again changes that rating."""
+        if subject is None:
+            return "⚠️ only an answer can be rated"
+        try:
+            store, rated = self._feedback_store(), subject.get("feedback")
+            if rating is None:
+                if rated is not None:
+                    store.remove(rated, user=user)
+                    subject["feedback"] = None
+                return "Rating taken back."
+            if rated is not None:
+                store.rate(rated, rating, user=user)
+            else:
+                fields = {k: v for k, v in subject.items() if k in Feedback.__dataclass_fields__}
+                subject["feedback"] = store.add(Feedback(rating=rating, user=user, via="chat", **fields))
+        except RagError as e:
+            return f"⚠️ not saved: {md_text(e)}"
+        return SAVED if rating == "up" else ASK_CORRECTION
+
+    def correct_answer(self, subject: dict | None, correction: str, *, user: str | None = None) -> str:
+        """The right answer to an answer of the chat (a thumbs-down with it); the line the page shows."""
+        if subject is None:
+            return "⚠️ rate an answer with a thumbs-down first"
+        try:
+            store, rated = self._feedback_store(), subject.get("feedback")
+            if rated is not None:
+                store.correct(rated, correction, user=user)
+            else:
+                fields = {k: v for k, v in subject.items() if k in Feedback.__dataclass_fields__}
+                subject["feedback"] = store.add(Feedback(rating="down", correction=correction, user=user,
+                                                         via="chat", **fields))
+        except RagError as e:
+            return f"⚠️ not saved: {md_text(e)}"
+        return SAVED
+
+    def api_feedback(self, question, answer, rating, correction=None, collection=None, citations=None, *,
+                     user: str | None = None) -> dict:
+        """Feedback an API client gives on an answer it got: `{"saved": true, "id": ...}`, or a
+        RagError (one line). The model and index version are the collection's now (the ones
+        the answer came from, unless they changed since)."""
+        if collection is not None and not isinstance(collection, str):
+            raise QueryError("collection must be a collection's name")
+        rag = self.get(collection or None, user=user)  # one the user may ask, or the error /ask gives
+        try:
+            version = rag.store.version
+        except RagError:
+            version = ""
+        fid = self._feedback_store().add(Feedback(
+            rating=rating, question=question, answer="" if answer is None else answer, correction=correction,
+            citations=citations, model=rag.llm.name, index_version=version, collection=collection or DEFAULT,
+            user=user, via="api"))
+        return {"saved": True, "id": fid}
 
     # ---------------------------------------------------------------- documents
 

@@ -1,5 +1,5 @@
 """The chat's page: Gradio Blocks bound to a `ChatService`, and the API endpoints it serves
-(ask, collections, documents). Every handler asks the service and shows what it says."""
+(ask, feedback, collections, documents). Every handler asks the service and shows what it says."""
 from __future__ import annotations
 
 import tempfile
@@ -8,11 +8,11 @@ from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..bounds import CHAT_MAX_TOP_K, CHAT_TEMPLATES
+from ..bounds import CHAT_MAX_TOP_K, CHAT_TEMPLATES, FEEDBACK_MAX_CORRECTION
 from ..collections import DEFAULT
 from ..documents import list_documents
 from ..errors import HistoryError, RagError
-from ..transcript import html_text, md_text, message_text
+from ..transcript import html_text, md_text, message_text, question_index
 from ..uploads import UPLOAD_TYPES, UploadCancelled, UploadReport, size_text
 from ..workspace import ChatService
 from .chat import api_ask, api_call, respond
@@ -122,7 +122,8 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
             with gr.Column(scale=3):
                 # messages are HTML built by html_text (Markdown off, no LaTeX, no custom tags,
                 # sanitised): document text can neither render nor make the browser fetch
-                chat = gr.Chatbot(label="Chat", elem_id="chat", height=520, feedback_options=None,
+                # every answer has a thumbs up and down (`on_like`); a thumbs-down asks for the right answer
+                chat = gr.Chatbot(label="Chat", elem_id="chat", height=520, feedback_options=("Like", "Dislike"),
                                   placeholder="Ask something about your documents.",
                                   render_markdown=False, sanitize_html=True, latex_delimiters=[],
                                   allow_tags=False, buttons=["copy", "copy_all"])
@@ -132,6 +133,12 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
                     send = gr.Button("Send", variant="primary", scale=1, elem_id="send")
                     # stops the answer being written or a whole-document answer being read
                     halt = gr.Button("Stop", variant="stop", scale=1, elem_id="stop-answer")
+                with gr.Row(visible=False, elem_id="correction-row") as correction_row:
+                    correction = gr.Textbox(label="What is the right answer?", elem_id="correction", scale=5,
+                                            placeholder="This is wrong: the right answer is …", max_lines=3,
+                                            max_length=FEEDBACK_MAX_CORRECTION)
+                    send_fix = gr.Button("Send correction", scale=1, elem_id="send-correction")
+                feedback_note = gr.Markdown(elem_id="feedback-note")
                 clear = gr.Button("New conversation", size="sm")
             with gr.Column(scale=1):
                 # collections: the one asked and added to, per tab; only those this user may see
@@ -178,6 +185,9 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
         turns = gr.State([])
         pending = gr.State("")  # the question on its way from the box to the answer
         conv_id = gr.State(None)  # the saved conversation this tab continues, once it has one
+        # what a rating of each answer is about, by the position of its question in the chat
+        rated = gr.State({})
+        correcting = gr.State(None)  # the question position of the answer awaiting its correction
 
         def show_question(question, messages):
             """The fast first step (not queued): the question shows in the chat at once and the
@@ -187,25 +197,48 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
                 messages.append({"role": "user", "content": html_text(question)})
             return gr.update(value="", interactive=False), gr.update(interactive=False), messages, question
 
-        def on_message(question, messages, past, tmpl, kk, name, cid, document, request: gr.Request):
+        def on_message(question, messages, past, tmpl, kk, name, cid, document, subjects, request: gr.Request):
             shown = bool(question and question.strip())
             user = request_user(request)
             saved = {"id": cid, "note": ""}
+            subjects = dict(subjects or {})
+            asked = len(messages) - 1 if shown and messages else None  # where the question shows
 
             def save(answer):
                 try:
-                    saved["id"] = service.save_turn(saved["id"], answer, collection=name, user=user)
+                    saved["id"], subject = service.answered(saved["id"], answer, collection=name, user=user)
                 except RagError as e:  # the answer still shows; the note says it was not saved
                     saved["note"] = f"⚠️ not saved: {md_text(e)}"
+                    return
+                if asked is not None:
+                    subjects[asked] = subject
 
             # closed at once when Stop cancels this event (Gradio closes this generator)
             with closing(respond(service, question, messages, past, tmpl, kk, shown=shown, collection=name,
                                  user=user, on_answer=save, document=document)) as exchange:
                 for _, messages, past in exchange:
-                    yield messages, past, saved["id"], gr.update(), gr.update()
+                    yield messages, past, saved["id"], gr.update(), gr.update(), subjects
             choices = service.conversation_choices(user=user)
             yield messages, past, saved["id"], gr.update(choices=choices, value=saved["id"]), \
-                saved["note"] or gr.update()
+                saved["note"] or gr.update(), subjects
+
+        def on_like(subjects, messages, data: gr.LikeData, request: gr.Request):
+            """A thumb clicked under an answer: saved at once; a thumbs-down opens the box for
+            the right answer. A thumb clicked again takes the rating back."""
+            subjects = dict(subjects or {})
+            asked = question_index(messages, data.index)
+            rating = {True: "up", False: "down"}.get(data.liked)  # "": the thumb was unselected
+            note = service.rate_answer(subjects.get(asked), rating, user=request_user(request))
+            down = rating == "down" and not note.startswith("⚠️")
+            return subjects, asked if down else None, gr.update(visible=down), note
+
+        def on_correct(text, asked, subjects, request: gr.Request):
+            subjects = dict(subjects or {})
+            note = service.correct_answer(subjects.get(asked) if asked is not None else None, text,
+                                          user=request_user(request))
+            if note.startswith("⚠️"):  # the box stays, with what was written
+                return subjects, asked, gr.update(), gr.update(), note
+            return subjects, None, gr.update(visible=False), gr.update(value=""), note
 
         def unlock():
             return gr.update(interactive=True), gr.update(interactive=True)
@@ -292,13 +325,14 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
         def on_conversation(cid, request: gr.Request):
             user = request_user(request)
             if cid is None:
-                return gr.update(), gr.update(), gr.update(), gr.update(), ""
+                return gr.update(), gr.update(), gr.update(), gr.update(), "", gr.update(), gr.update()
             try:
-                messages, past, name = service.conversation(cid, user=user)
+                messages, past, name, subjects = service.reopen(cid, user=user)
             except RagError as e:
-                return gr.update(), gr.update(), gr.update(), gr.update(), f"⚠️ {md_text(e)}"
+                return gr.update(), gr.update(), gr.update(), gr.update(), f"⚠️ {md_text(e)}", gr.update(), \
+                    gr.update()
             pick = name if name in service.collection_names(user=user) else gr.update()
-            return messages, past, cid, pick, ""
+            return messages, past, cid, pick, "", subjects, gr.update(visible=False)
 
         def on_rename(cid, title, request: gr.Request):
             user = request_user(request)
@@ -317,9 +351,10 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
                     raise HistoryError("pick a conversation first")
                 service.history.delete(cid, owner=user or "")
             except RagError as e:
-                return gr.update(), gr.update(), gr.update(), gr.update(), f"⚠️ {md_text(e)}"
+                return gr.update(), gr.update(), gr.update(), gr.update(), f"⚠️ {md_text(e)}", gr.update(), \
+                    gr.update()
             return gr.update(choices=service.conversation_choices(user=user), value=None), [], [], None, \
-                "Conversation deleted."
+                "Conversation deleted.", {}, gr.update(visible=False)
 
         def on_export(cid, request: gr.Request):
             try:
@@ -334,7 +369,7 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
             return str(path), ""
 
         def on_new():
-            return [], [], None, gr.update(value=None)
+            return [], [], None, gr.update(value=None), {}, gr.update(visible=False), ""
 
         def doc_views(name, user, *, keep: bool = False):
             """The documents table, the remove picker and the "Ask about" picker of collection
@@ -368,12 +403,16 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
 
         # Gradio finds gr.Request by its annotation, which postponed evaluation leaves a string
         for fn in (on_upload, on_cancel_upload, on_message, on_pick, on_create, on_delete, on_open,
-                   on_docs, on_remove, on_rescan, on_conversation, on_rename, on_forget, on_export):
+                   on_docs, on_remove, on_rescan, on_conversation, on_rename, on_forget, on_export, on_like,
+                   on_correct):
             fn.__annotations__["request"] = gr.Request
+        on_like.__annotations__["data"] = gr.LikeData
         ask_steps = dict(fn=show_question, inputs=[box, chat], outputs=[box, send, chat, pending],
                          queue=False, api_visibility="private")
-        answer_step = dict(fn=on_message, inputs=[pending, chat, turns, template, k, collection, conv_id, ask_doc],
-                           outputs=[chat, turns, conv_id, conversations, history_note], concurrency_id="llm", concurrency_limit=concurrency,
+        answer_step = dict(fn=on_message,
+                           inputs=[pending, chat, turns, template, k, collection, conv_id, ask_doc, rated],
+                           outputs=[chat, turns, conv_id, conversations, history_note, rated],
+                           concurrency_id="llm", concurrency_limit=concurrency,
                            api_visibility="private", show_progress="minimal",
                            show_progress_on=[chat])  # the queue position shows in the chat alone
         answers = []
@@ -389,13 +428,19 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
         # reading and naming things is quick: not queued behind answers (nor counted against the
         # per-client queue allowance, which a page's opening would otherwise use up)
         quick = dict(api_visibility="private", queue=False)
-        clear.click(on_new, outputs=[chat, turns, conv_id, conversations], **quick)
+        clear.click(on_new, outputs=[chat, turns, conv_id, conversations, rated, correction_row, feedback_note],
+                    **quick)
         conversations.input(on_conversation, inputs=conversations,
-                            outputs=[chat, turns, conv_id, collection, history_note], **quick)
+                            outputs=[chat, turns, conv_id, collection, history_note, rated, correction_row],
+                            **quick)
         rename.click(on_rename, inputs=[conv_id, new_title], outputs=[conversations, history_note, new_title],
                      **quick)
-        forget.click(on_forget, inputs=conv_id, outputs=[conversations, chat, turns, conv_id, history_note],
-                     **quick)
+        forget.click(on_forget, inputs=conv_id,
+                     outputs=[conversations, chat, turns, conv_id, history_note, rated, correction_row], **quick)
+        chat.like(on_like, inputs=[rated, chat], outputs=[rated, correcting, correction_row, feedback_note], **quick)
+        for trigger in (send_fix.click, correction.submit):
+            trigger(on_correct, inputs=[correction, correcting, rated],
+                    outputs=[rated, correcting, correction_row, correction, feedback_note], **quick)
         export.click(on_export, inputs=conv_id, outputs=[exported, history_note], **quick)
         upload = files.upload(on_upload, inputs=[files, collection], outputs=[upload_note, status],
                               api_name="add_documents", preprocess=False)
@@ -453,6 +498,18 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
             return api_ask(service, question, template, top_k, history, collection, request_user(request),
                            document=document)
 
+        def feedback(question: str, answer: str, rating: str, correction: str | None = None,
+                     collection: str | None = None, citations: list[dict] | None = None,
+                     request: gr.Request = None) -> dict:
+            """Rate an answer: `rating` "up" or "down", and with "down" the right answer as
+            `correction` (up to 2,000 characters). `question` and `answer` are those rated; the
+            optional `collection` the one asked, `citations` the answer's (from /ask: objects with
+            source and chunk_id). Saved with the collection's model and index version, per
+            signed-in user; `rag feedback export` makes the corrections a `rag eval` question set.
+            Returns {"saved": true, "id": N}."""
+            return api_call(service.api_feedback, question, answer, rating, correction, collection, citations,
+                            user=request_user(request))
+
         def collections(request: gr.Request = None) -> list[str]:
             """The names of the collections you may ask."""
             return service.collection_names(user=request_user(request))
@@ -479,12 +536,14 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
             """Index what changed in a collection's folder; remove what is gone from it."""
             return api_call(service.rescan, collection or None, user=request_user(request))
 
-        for fn in (ask, collections, create_collection, delete_collection, documents, remove_document_, rescan_):
+        for fn in (ask, feedback, collections, create_collection, delete_collection, documents, remove_document_,
+                   rescan_):
             fn.__annotations__["request"] = gr.Request
         gr.api(documents, api_name="documents")
         gr.api(remove_document_, api_name="remove_document", concurrency_id="index")
         gr.api(rescan_, api_name="rescan", concurrency_id="index")
         gr.api(ask, api_name="ask", concurrency_id="llm", concurrency_limit=concurrency)
+        gr.api(feedback, api_name="feedback")
         gr.api(collections, api_name="collections")
         gr.api(create_collection, api_name="create_collection")
         gr.api(delete_collection, api_name="delete_collection")
