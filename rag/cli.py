@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+import time
 
 from .config import Settings
 from .errors import ConfigError, RagError
@@ -107,6 +108,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", metavar="DIR", help="write report.md, results.json, questions.jsonl, charts")
     add_collection_arg(p)
     add_model_flags(p)
+
+    p = sub.add_parser("feedback", help="the chat's thumbs up and down; `rag feedback export` makes the corrections "
+                                        "a question set for `rag eval`")
+    p.add_argument("action", nargs="?", default="list", choices=["list", "export"])
+    p.add_argument("--history", metavar="FILE",
+                   help="the chat's history file, where the feedback is kept (default: the chat's: "
+                        "RAG_HISTORY, else history.db)")
+    p.add_argument("--user", metavar="NAME", help="only this signed-in user's feedback ('' for the feedback "
+                                                  "given without sign-in; default: everyone's)")
+    p.add_argument("--collection", metavar="NAME",
+                   help="only the feedback on this collection's answers (export: default the default collection)")
+    p.add_argument("-o", "--output", metavar="FILE", help="export: write the JSONL here (default: stdout)")
+    p.add_argument("--up", action="store_true",
+                   help="export: thumbs-up too (an approved answer as gold, an approved abstention as unanswerable)")
+    p.add_argument("--split", default="test", metavar="dev|test",
+                   help="export: the split the cases are marked with (default test)")
+    p.add_argument("--json", action="store_true", help="list: print JSON")
 
     p = sub.add_parser("models", help="the model catalogue and the GGUFs on disk; `rag models pull NAME` downloads one")
     add_flag(p, "models_dir")
@@ -361,6 +379,49 @@ def cmd_collections(args) -> int:
     return 0
 
 
+def cmd_feedback(args) -> int:
+    """`rag feedback [list]`: the saved ratings; `rag feedback export`: the cases they make, as a
+    JSONL question set for `rag eval FILE --collection NAME` (its summary on stderr)."""
+    from pathlib import Path
+
+    from .collections import DEFAULT
+    from .feedback import FeedbackStore, export_cases
+    from .history import default_path
+
+    path = Path(args.history) if args.history else default_path()
+    if not path.is_file():
+        raise ConfigError(f"no feedback saved: {path} does not exist (the chat's --history file; "
+                          f"give it with --history)")
+    store = FeedbackStore(path)
+    if store.notice:
+        print(f"warning: {store.notice}", file=sys.stderr)
+    if args.action == "list":
+        rows = store.list(owner=args.user, collection=args.collection)
+        if args.json:
+            print(json.dumps([dataclasses.asdict(f) for f in rows], indent=2, ensure_ascii=False))
+            return 0
+        for f in rows:
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(f.created))
+            fix = f" -> {f.correction}" if f.correction else ""
+            print(f"{f.id}  {when}  {f.user or '-'}  {f.rating:4}  {f.collection}  {f.question}{fix}")
+        if not rows:
+            print("no feedback yet", file=sys.stderr)
+        return 0
+    collection = args.collection or DEFAULT
+    export = export_cases(store.list(owner=args.user, collection=collection), approvals=args.up, split=args.split)
+    if not export.cases:
+        raise ConfigError(f"no feedback on collection {collection!r} makes a case: {export.summary()}")
+    if args.output:
+        Path(args.output).write_text(export.jsonl(), encoding="utf-8")
+    else:
+        sys.stdout.write(export.jsonl())
+    where = args.output or "stdout"
+    then = f"rag eval {args.output}" + (f" --collection {collection}" if collection != DEFAULT else "") \
+        if args.output else ""
+    print(f"{export.summary()} written to {where}" + (f"; evaluate them: {then}" if then else ""), file=sys.stderr)
+    return 0
+
+
 def cmd_serve(args) -> int:
     from .hosts import parse_proxies
     from .pipeline import RAG
@@ -486,7 +547,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         return {"index": cmd_index, "ask": cmd_ask, "eval": cmd_eval, "serve": cmd_serve, "mcp": cmd_mcp,
-                "models": cmd_models, "collections": cmd_collections}[args.command](args)
+                "models": cmd_models, "collections": cmd_collections, "feedback": cmd_feedback}[args.command](args)
     except RagError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -1,4 +1,5 @@
 """The CLI turns every error into one line on stderr and a non-zero exit code."""
+import json
 import os
 import subprocess
 import sys
@@ -178,3 +179,94 @@ def test_ask_document_summarises_it_and_says_it_read_all_of_it(real_rag):
     bad = rag("ask", "--document", "deep-learning-overviw.md", "Summarise this", env=env)
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1
     assert "did you mean deep-learning-overview.md" in bad.stderr
+
+
+# ---------------------------------------------------------------- rag feedback
+
+
+def _rated(tmp_path):
+    """A history file with feedback of two users on two collections."""
+    from rag.feedback import Feedback, FeedbackStore
+
+    path = tmp_path / "history.db"
+    store = FeedbackStore(path)
+    store.add(Feedback(rating="down", question="When do owls hunt?", answer="At noon [1].",
+                       correction="At night.", user="alice",
+                       citations=[{"source": "owls.md", "chunk_id": "owls.md#0"}]))
+    store.add(Feedback(rating="down", question="Do owls sleep?", answer="No [1]."))  # no correction
+    store.add(Feedback(rating="up", question="What do owls eat?", answer="Mice [1].", user="bob"))
+    store.add(Feedback(rating="down", question="Who drew the bees?", answer="Nobody.", correction="Ada.",
+                       collection="bees", user="bob"))
+    return path
+
+
+def test_feedback_export_writes_the_corrections_as_a_question_set(tmp_path, capsys):
+    from rag import cli
+    from rag.evaluation.data import load_jsonl
+
+    path, out = _rated(tmp_path), tmp_path / "cases.jsonl"
+    assert cli.main(["feedback", "export", "--history", str(path), "-o", str(out)]) == 0
+    err = capsys.readouterr().err.strip()
+    assert err == (f"1 case (left out: 1 thumbs-down without a correction, 1 thumbs-up (add them with --up)) "
+                   f"written to {out}; evaluate them: rag eval {out}")
+    [item] = load_jsonl(out).items
+    assert (item.question, item.answers, item.sources, item.split) == ("When do owls hunt?", ("At night.",), (), "test")
+
+    assert cli.main(["feedback", "export", "--history", str(path), "--collection", "bees", "-o", str(out)]) == 0
+    assert capsys.readouterr().err.strip().endswith(f"evaluate them: rag eval {out} --collection bees")
+    assert [i.answers for i in load_jsonl(out).items] == [("Ada.",)]
+
+    assert cli.main(["feedback", "export", "--history", str(path), "--up", "--user", "bob", "--split", "dev"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]  # stdout without -o
+    assert [(r["question"], r["answers"], r["split"]) for r in rows] == [("What do owls eat?", ["Mice."], "dev")]
+
+    assert cli.main(["feedback", "--history", str(path)]) == 0  # list
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 4 and lines[0].startswith("1  ") and lines[0].endswith(
+        "alice  down  default  When do owls hunt? -> At night.")
+    assert cli.main(["feedback", "list", "--json", "--history", str(path), "--user", ""]) == 0
+    assert [r["question"] for r in json.loads(capsys.readouterr().out)] == ["Do owls sleep?"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["feedback", "export", "--history", "{tmp}/nope.db"], "no feedback saved: {tmp}/nope.db does not exist"),
+    (["feedback", "export", "--history", "{tmp}/history.db", "--user", "carol"],
+     "no feedback on collection 'default' makes a case: 0 cases"),
+    (["feedback", "export", "--history", "{tmp}/history.db", "--split", "train"], "split must be one of dev, test"),
+])
+def test_feedback_export_errors_are_one_line(tmp_path, capsys, argv, message):
+    from rag import cli
+
+    _rated(tmp_path)
+    assert cli.main([a.format(tmp=tmp_path) for a in argv]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {message.format(tmp=tmp_path)}") and err.count("\n") == 1
+
+
+def test_rag_eval_runs_on_an_exported_correction(tmp_path, scripted):
+    """The exported set is evaluated like any other: its case judged by its gold answer, left out
+    of the retrieval and citation figures (where the answer lives is not known)."""
+    from rag import cli
+    from rag.evaluation.data import load_jsonl
+    from rag.evaluation.runner import run_eval
+
+    out = tmp_path / "cases.jsonl"
+    assert cli.main(["feedback", "export", "--history", str(_rated(tmp_path)), "-o", str(out)]) == 0
+    report = run_eval(load_jsonl(out), scripted(), templates=["few_shot"])
+    [row] = report.results
+    assert row.gold_answers == ["At night."] and row.gold_sources == [] and row.contains == 1.0
+    scores = report.templates["few_shot"]
+    assert scores.answer["contains"] == 1.0 and scores.citations["precision"] == 0.0
+    assert scores.citations["hit_rate"] == 0.0 and report.retrieval["recall@1"] == 0.0
+
+
+@pytest.mark.e2e
+def test_rag_eval_command_runs_on_an_exported_correction(tmp_path, real_rag):
+    out = tmp_path / "cases.jsonl"
+    assert rag("feedback", "export", "--history", str(_rated(tmp_path)), "-o", str(out)).returncode == 0
+    run = rag("eval", str(out), "--templates", "extract", "--json",
+              env={"RAG_INDEX": real_rag.settings.index, "RAG_N_CTX": "2048", "RAG_MAX_TOKENS": "48"})
+    assert run.returncode == 0, run.stderr
+    d = json.loads(run.stdout)
+    assert d["n"] == 1 and d["split"] == "all" and set(d["templates"]) == {"extract"}
+    assert set(d["templates"]["extract"]["answer"]) >= {"em", "f1", "contains"}

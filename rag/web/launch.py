@@ -12,10 +12,10 @@ import sys
 
 from ..accounts import Accounts, AuthError, hash_password, load_accounts
 from ..bounds import CHAT_MAX_TOP_K
-from ..config import PROJECT_ROOT, Settings
+from ..config import Settings
 from ..errors import RagError
 from ..flags import MODEL_SETTINGS, add_flag, add_model_flags, overrides
-from ..history import History
+from ..history import History, default_path
 from ..hosts import HostGuard, allowed_hosts, parse_proxies
 from ..serve import is_loopback
 from ..uploads import MB, UploadLimits
@@ -54,8 +54,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=int(os.environ.get("RAG_PORT", "7860")))
     add_flag(p, "corpus", help="documents folder; uploads are saved here (default: corpus/)")
-    p.add_argument("--history", default=os.environ.get("RAG_HISTORY") or str(PROJECT_ROOT / "history.db"),
-                   help="SQLite file of the saved conversations (default: history.db; also RAG_HISTORY)")
+    p.add_argument("--history", default=str(default_path()),
+                   help="SQLite file of the saved conversations and the feedback on answers (default: "
+                        "history.db; also RAG_HISTORY)")
     add_model_flags(p)
     add_flag(p, "top_k", help=f"passages retrieved per question, 1 to {CHAT_MAX_TOP_K} (default 4)")
     p.add_argument("--watch", action="store_true",
