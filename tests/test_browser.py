@@ -325,3 +325,50 @@ def test_a_document_picked_is_summarised_with_its_coverage_and_stop_ends_an_answ
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "survey-failure.png"), full_page=True)
         raise
+
+
+def test_a_thumbs_down_with_a_correction_is_saved_and_exported_as_an_eval_case(chat_app, page, tmp_path):
+    """Every answer has a thumbs up and down; a thumbs-down asks for the right answer, which is
+    saved with the turn and becomes a `rag eval` case with that gold answer."""
+    from rag import cli
+    from rag.evaluation.data import load_jsonl
+    from rag.feedback import FeedbackStore
+
+    question, right = "What is LoRA used for?", "LoRA fine-tunes a large model cheaply by training small low-rank matrices."
+    try:
+        page.goto(chat_app.url)
+        box = page.locator("#question textarea")
+        box.wait_for()
+        page.locator("#chat").wait_for()
+        box.fill(question)
+        box.press("Enter")
+        chat = page.locator("#chat")
+        chat.get_by_text(re.compile(r"· similarity \d\.\d\d|Not found in your documents|⚠️")).first \
+            .wait_for(timeout=600_000)
+        assert "⚠️" not in chat.inner_text()
+        assert not page.locator("#correction-row").is_visible()  # until a thumbs-down
+        dislike = chat.get_by_role("button", name="Dislike", exact=True)
+        assert dislike.count() == 1 and chat.get_by_role("button", name="Like", exact=True).count() == 1
+        dislike.click()
+        note = page.locator("#feedback-note")
+        note.get_by_text("Thanks — saved. If you know the right answer").wait_for()
+        page.locator("#correction textarea").fill(right)
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "feedback.png"), full_page=True)
+        page.locator("#send-correction").click()
+        note.get_by_text(re.compile(r"^Thanks — saved\.$")).wait_for()
+        assert not page.locator("#correction-row").is_visible()
+    except BaseException:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "feedback-failure.png"), full_page=True)
+        raise
+
+    history = chat_app.corpus.parent / "history.db"
+    [fb] = [f for f in FeedbackStore(history).list() if f.question == question]
+    assert (fb.rating, fb.correction, fb.via, fb.user, fb.collection) == ("down", right, "chat", None, "default")
+    assert fb.answer and fb.model.startswith("SmolLM2") and fb.index_version.startswith("v")
+    assert fb.conversation is not None and fb.turn is not None and fb.citations
+    out = tmp_path / "feedback.jsonl"
+    assert cli.main(["feedback", "export", "--history", str(history), "-o", str(out)]) == 0
+    [case] = [i for i in load_jsonl(out).items if i.question == question]
+    assert case.answers == (right,) and case.answerable and case.sources == () and case.split == "test"
