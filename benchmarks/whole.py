@@ -25,7 +25,7 @@ CORPUS_QUESTIONS = {
     "summary": "Summarise deep-learning-overview.md",
 }
 BIG_QUESTIONS = {
-    "list": "List all the options of git branch.",
+    "list": "Which merge strategies are there?",  # over the whole collection: no file named
     "documents": "Which pages mention the reflog?",
     "summary": "Summarise git-rebase.html",
 }
