@@ -288,8 +288,9 @@ def test_a_survey_shows_its_progress_in_place_then_the_answer_with_its_coverage(
         outputs.append(out)
         lives.append(out[1][-1]["content"])  # (the chat's list is updated in place: read it now)
     # each progress line replaces the one before: one line at a time, never the answer
-    assert lives[1:3] == ['<span class="draft-label">Scored 2 chunks in 1 documents …</span>',
-                          '<span class="draft-label">Summarised 1 of 1 documents …</span>']
+    progress = [x for x in lives[1:] if x.startswith('<span class="draft-label">')]
+    assert progress[0] == '<span class="draft-label">Scored 2 chunks in 1 document …</span>'
+    assert all(x.count("draft-label") == 1 and x.endswith("…</span>") for x in progress)
     chat, turns = _last(outputs)
     assert chat[1]["content"].startswith("Summary of owls.md")
     assert chat[1]["content"].endswith('\n<small class="coverage">Read 2 of 2 chunks of owls.md.</small>')
