@@ -197,7 +197,19 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
                 messages.append({"role": "user", "content": html_text(question)})
             return gr.update(value="", interactive=False), gr.update(interactive=False), messages, question
 
+        # Stop and New conversation end the answer a page is waiting for: Gradio's cancel does not
+        # reach an iteration already running in its worker thread, whose update would then show
+        # the stopped answer again, so the exchange itself looks at this flag before every update
+        halted: dict[str, threading.Event] = {}
+
+        def halt_answer(request) -> None:
+            flag = halted.get(getattr(request, "session_hash", None) or "")
+            if flag is not None:
+                flag.set()
+
         def on_message(question, messages, past, tmpl, kk, name, cid, document, subjects, request: gr.Request):
+            session = getattr(request, "session_hash", None) or ""
+            stop = halted[session] = threading.Event()  # a new question: an earlier Stop is spent
             shown = bool(question and question.strip())
             user = request_user(request)
             saved = {"id": cid, "note": ""}
@@ -217,7 +229,13 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
             with closing(respond(service, question, messages, past, tmpl, kk, shown=shown, collection=name,
                                  user=user, on_answer=save, document=document)) as exchange:
                 for _, messages, past in exchange:
+                    if stop.is_set():
+                        return  # stopped: nothing of this answer reaches the page after Stop
                     yield messages, past, saved["id"], gr.update(), gr.update(), subjects
+            if halted.get(session) is stop:
+                del halted[session]
+            if stop.is_set():
+                return
             choices = service.conversation_choices(user=user)
             yield messages, past, saved["id"], gr.update(choices=choices, value=saved["id"]), \
                 saved["note"] or gr.update(), subjects
@@ -243,9 +261,11 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
         def unlock():
             return gr.update(interactive=True), gr.update(interactive=True)
 
-        def on_stop(messages):
+        def on_stop(messages, request: gr.Request):
             """Stop pressed: the answer's event is cancelled (its generator closed, which ends the
-            survey or the generation); a draft or progress line left in the chat says it stopped."""
+            survey or the generation) and flagged (`halted`); a draft or progress line left in the
+            chat says it stopped."""
+            halt_answer(request)
             messages = list(messages or [])
             if messages and messages[-1].get("role") == "assistant" and \
                     message_text(messages[-1]).startswith('<span class="draft-label">'):
@@ -368,8 +388,10 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
             path.write_text(text, encoding="utf-8")
             return str(path), ""
 
-        def on_new():
-            return [], [], None, gr.update(value=None), {}, gr.update(visible=False), ""
+        def on_new(request: gr.Request):
+            halt_answer(request)  # an answer being written does not come back into the new conversation
+            return ([], [], None, gr.update(value=None), {}, gr.update(visible=False), "",
+                    gr.update(interactive=True), gr.update(interactive=True))
 
         def doc_views(name, user, *, keep: bool = False):
             """The documents table, the remove picker and the "Ask about" picker of collection
@@ -402,7 +424,7 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
             return (note, *doc_views(name, user, keep=True), service.status(name, user=user))
 
         # Gradio finds gr.Request by its annotation, which postponed evaluation leaves a string
-        for fn in (on_upload, on_cancel_upload, on_message, on_pick, on_create, on_delete, on_open,
+        for fn in (on_upload, on_cancel_upload, on_message, on_stop, on_new, on_pick, on_create, on_delete, on_open,
                    on_docs, on_remove, on_rescan, on_conversation, on_rename, on_forget, on_export, on_like,
                    on_correct):
             fn.__annotations__["request"] = gr.Request
@@ -428,8 +450,9 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
         # reading and naming things is quick: not queued behind answers (nor counted against the
         # per-client queue allowance, which a page's opening would otherwise use up)
         quick = dict(api_visibility="private", queue=False)
-        clear.click(on_new, outputs=[chat, turns, conv_id, conversations, rated, correction_row, feedback_note],
-                    **quick)
+        # a new conversation while an answer is written ends that answer, and frees the box
+        clear.click(on_new, outputs=[chat, turns, conv_id, conversations, rated, correction_row, feedback_note,
+                                     box, send], cancels=answers, **quick)
         conversations.input(on_conversation, inputs=conversations,
                             outputs=[chat, turns, conv_id, collection, history_note, rated, correction_row],
                             **quick)
