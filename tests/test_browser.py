@@ -321,6 +321,16 @@ def test_a_document_picked_is_summarised_with_its_coverage_and_stop_ends_an_answ
         assert box.is_enabled() and "Draft, being checked" not in chat.inner_text()
         time.sleep(2)  # nothing of the stopped answer arrives afterwards
         assert "Draft, being checked" not in chat.inner_text() and "Stopped." in chat.inner_text()
+
+        # "New conversation" while an answer is written: the answer does not come back into it,
+        # and the next question starts the new conversation
+        box.fill("What is a GAN made of?")
+        box.press("Enter")
+        chat.locator(".draft-label").last.wait_for(timeout=600_000)
+        page.get_by_role("button", name="New conversation").click()
+        page.wait_for_function("() => !document.querySelector('#question textarea').disabled")
+        time.sleep(3)
+        assert "GAN" not in chat.inner_text() and "Summary of" not in chat.inner_text()
     except BaseException:
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "survey-failure.png"), full_page=True)

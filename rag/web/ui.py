@@ -197,19 +197,20 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
                 messages.append({"role": "user", "content": html_text(question)})
             return gr.update(value="", interactive=False), gr.update(interactive=False), messages, question
 
-        # Stop and New conversation end the answer a page is waiting for: Gradio's cancel does not
-        # reach an iteration already running in its worker thread, whose update would then show
-        # the stopped answer again, so the exchange itself looks at this flag before every update
-        halted: dict[str, threading.Event] = {}
+        # Stop and New conversation end the answer a page is waiting for through this flag, which
+        # the exchange reads before every update and answers with its last one ("Stopped.", or
+        # the empty new conversation): Gradio's own cancel did not reach an iteration already
+        # running in its worker thread, whose update then showed the stopped draft again
+        halted: dict[str, dict] = {}
 
-        def halt_answer(request) -> None:
+        def halt_answer(request, why: str) -> None:
             flag = halted.get(getattr(request, "session_hash", None) or "")
-            if flag is not None:
-                flag.set()
+            if flag is not None and not flag["why"]:
+                flag["why"] = why
 
         def on_message(question, messages, past, tmpl, kk, name, cid, document, subjects, request: gr.Request):
             session = getattr(request, "session_hash", None) or ""
-            stop = halted[session] = threading.Event()  # a new question: an earlier Stop is spent
+            stop = halted[session] = {"why": ""}  # a new question: an earlier Stop is spent
             shown = bool(question and question.strip())
             user = request_user(request)
             saved = {"id": cid, "note": ""}
@@ -225,16 +226,20 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
                 if asked is not None:
                     subjects[asked] = subject
 
-            # closed at once when Stop cancels this event (Gradio closes this generator)
+            # closed when Stop or New conversation flags it, or when Gradio closes this generator
             with closing(respond(service, question, messages, past, tmpl, kk, shown=shown, collection=name,
                                  user=user, on_answer=save, document=document)) as exchange:
                 for _, messages, past in exchange:
-                    if stop.is_set():
-                        return  # stopped: nothing of this answer reaches the page after Stop
+                    if stop["why"]:
+                        break  # (closing the exchange ends the survey or the generation)
                     yield messages, past, saved["id"], gr.update(), gr.update(), subjects
             if halted.get(session) is stop:
                 del halted[session]
-            if stop.is_set():
+            if stop["why"] == "new":  # the page shows a new conversation: nothing of this one
+                yield [], [], None, gr.update(value=None), gr.update(), {}
+                return
+            if stop["why"] == "stop":
+                yield stopped(messages), past, saved["id"], gr.update(), gr.update(), subjects
                 return
             choices = service.conversation_choices(user=user)
             yield messages, past, saved["id"], gr.update(choices=choices, value=saved["id"]), \
@@ -261,16 +266,19 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
         def unlock():
             return gr.update(interactive=True), gr.update(interactive=True)
 
-        def on_stop(messages, request: gr.Request):
-            """Stop pressed: the answer's event is cancelled (its generator closed, which ends the
-            survey or the generation) and flagged (`halted`); a draft or progress line left in the
-            chat says it stopped."""
-            halt_answer(request)
+        def stopped(messages):
+            """The chat with a draft or progress line left in it replaced by "Stopped."."""
             messages = list(messages or [])
             if messages and messages[-1].get("role") == "assistant" and \
                     message_text(messages[-1]).startswith('<span class="draft-label">'):
                 messages[-1] = {"role": "assistant", "content": STOPPED}
-            return gr.update(interactive=True), gr.update(interactive=True), messages
+            return messages
+
+        def on_stop(messages, request: gr.Request):
+            """Stop pressed: the answer being written or read is flagged (`halted`), ends at its
+            next piece and says it stopped; the box is free at once."""
+            halt_answer(request, "stop")
+            return gr.update(interactive=True), gr.update(interactive=True), stopped(messages)
 
         def take_back(question, messages):
             messages = list(messages or [])
@@ -389,7 +397,7 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
             return str(path), ""
 
         def on_new(request: gr.Request):
-            halt_answer(request)  # an answer being written does not come back into the new conversation
+            halt_answer(request, "new")  # an answer being written does not come back into the new conversation
             return ([], [], None, gr.update(value=None), {}, gr.update(visible=False), "",
                     gr.update(interactive=True), gr.update(interactive=True))
 
@@ -445,14 +453,13 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
             # refused ("busy, try again"): the question goes back from the chat to the box
             answered.failure(take_back, inputs=[pending, chat], outputs=[box, send, chat],
                              queue=False, api_visibility="private")
-        halt.click(on_stop, inputs=chat, outputs=[box, send, chat], cancels=answers, queue=False,
-                   api_visibility="private")
+        halt.click(on_stop, inputs=chat, outputs=[box, send, chat], queue=False, api_visibility="private")
         # reading and naming things is quick: not queued behind answers (nor counted against the
         # per-client queue allowance, which a page's opening would otherwise use up)
         quick = dict(api_visibility="private", queue=False)
         # a new conversation while an answer is written ends that answer, and frees the box
         clear.click(on_new, outputs=[chat, turns, conv_id, conversations, rated, correction_row, feedback_note,
-                                     box, send], cancels=answers, **quick)
+                                     box, send], **quick)
         conversations.input(on_conversation, inputs=conversations,
                             outputs=[chat, turns, conv_id, collection, history_note, rated, correction_row],
                             **quick)
