@@ -222,3 +222,18 @@ def test_which_documents_names_any_of_several_code_words_and_reads_a_shouted_que
 
     assert sorted(i.text for i in run("BERT or LSTM").items) == ["a.md", "b.md"]
     assert [i.text for i in run("BREAD", "WHICH FILES MENTION BREAD?").items] == ["c.md"]
+
+
+def test_the_central_pick_takes_the_sentences_closest_to_the_sections_mean_in_their_order(monkeypatch):
+    from rag import survey as survey_mod
+
+    line = Chunk(id="a#0", source="a", title="a", headings=(), text="x")
+    ss = [(t, survey_mod._Line(t, line, 0)) for t in (
+        "Bread needs flour and water and salt.", "Unrelated words about trains.",
+        "Flour and water make bread dough.", "Salt and flour and water again.")]
+    monkeypatch.setattr(survey_mod, "SUMMARY_PICK", "first")
+    assert [s for s, _ in survey_mod._pick(ss, 1, EMBEDDER.embed)] == [ss[0][0]]
+    monkeypatch.setattr(survey_mod, "SUMMARY_PICK", "central")
+    picked = [s for s, _ in survey_mod._pick(ss, 2, EMBEDDER.embed)]
+    assert "Unrelated words about trains." not in picked and len(picked) == 2
+    assert picked == sorted(picked, key=[s for s, _ in ss].index)  # in the section's order
