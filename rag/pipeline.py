@@ -14,7 +14,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np
 
 from . import generators, index as index_mod
 from .checks.claims import Vocabulary
@@ -367,9 +366,8 @@ class RAG:
         log.info("%s question (%s): reading %s", scope.kind, scope.reason,
                  ", ".join(scope.documents) or "the whole collection")
         store = retriever.store
-        lexical = retriever.bm25.scores(scope.topic) if scope.topic else np.zeros(len(store), np.float32)
         result = yield from survey_mod.survey(
-            scope, question, chunks=store.chunks, vectors=store.vectors, lexical=lexical,
+            scope, question, chunks=store.chunks, vectors=store.vectors, lexical=retriever.bm25.scores,
             terms=retriever.bm25.terms, embed=self.embedder.embed,
             budget=survey_mod.Budget(chunks=s.whole_chunks, seconds=s.whole_seconds))
         if result is None:

@@ -261,12 +261,13 @@ def _terms_at(lines: list[_Line], i: int) -> int:
 # ---------------------------------------------------------------- the survey
 
 def survey(scope: Scope, question: str, *, chunks: list[Chunk], vectors: Callable[[np.ndarray], np.ndarray],
-           lexical: np.ndarray, terms: Callable[[str], list[str]], embed: Callable[[list[str]], np.ndarray],
+           lexical: Callable[[str], np.ndarray], terms: Callable[[str], list[str]],
+           embed: Callable[[list[str]], np.ndarray],
            budget: Budget | None = None) -> Iterator[Progress]:
     """Read the chunks in `scope` and return a `Result` (None when a list question finds no list:
     the ordinary path answers it). `chunks` are the index's, `vectors(rows)` their vectors,
-    `lexical` BM25 scores of the topic for every chunk, `terms` BM25's stemmed terms of a text,
-    `embed` the embedder's."""
+    `lexical(text)` BM25 scores of a text for every chunk, `terms` BM25's stemmed terms of a
+    text, `embed` the embedder's. A summary scores nothing: it reads its documents in order."""
     budget = budget or Budget()
     docs = set(scope.documents)
     rows = [i for i, c in enumerate(chunks) if not docs or c.source in docs]
@@ -274,18 +275,18 @@ def survey(scope: Scope, question: str, *, chunks: list[Chunk], vectors: Callabl
     stopped = ""
     if total > budget.chunks:
         stopped = f"the budget of {budget.chunks:,} chunks"
-    qvec = embed([question])[0]
-    # chunks in document order, scored by meaning against the question (the index's vectors)
     rows = rows[:budget.chunks]
-    dense = _dense(rows, vectors, qvec)
+    if scope.kind != SUMMARY:  # scored by meaning against the question (the index's vectors)
+        qvec = embed([question])[0]
+        dense = _dense(rows, vectors, qvec)
     n_docs = len({chunks[r].source for r in rows})
     yield Progress(f"Scored {len(rows):,} chunks in {n_docs:,} document{'s' if n_docs != 1 else ''}")
     if scope.kind == SUMMARY:
-        result = yield from _summary(scope, question, chunks, rows, dense, lexical, embed, budget)
+        result = yield from _summary(scope, chunks, rows, embed, budget)
     elif scope.kind == DOCUMENTS:
         result = yield from _documents(scope, question, chunks, rows, dense, terms, budget)
     else:
-        result = yield from _lists(scope, chunks, rows, dense, lexical, terms, qvec, embed, budget)
+        result = yield from _lists(scope, chunks, rows, dense, lexical(scope.topic), terms, qvec, embed, budget)
     if result is None:
         return None
     result.coverage.chunks_total = total
@@ -321,7 +322,7 @@ def _chunk_number(chunk: Chunk) -> int:
 
 def _lists(scope, chunks, rows, dense, lexical, terms, qvec, embed, budget):
     """Every list about the topic, from the chunks most related to it, entries merged."""
-    topic_terms = set(terms(scope.topic)) or set(terms(" ".join(scope.topic.split())))
+    topic_terms = set(terms(scope.topic))
     fused = dense + 0.5 * _norm(np.asarray([lexical[r] for r in rows], dtype=np.float32))
     keep = {rows[i] for i in np.argsort(-fused)[:CANDIDATE_CHUNKS]}
     by_doc = _by_document(chunks, rows)
@@ -431,7 +432,7 @@ def _documents(scope, question, chunks, rows, dense, terms, budget):
     return result
 
 
-def _summary(scope, question, chunks, rows, dense, lexical, embed, budget):
+def _summary(scope, chunks, rows, embed, budget):
     """One sentence per section of each document in scope (`_pick`), in the document's order; a
     summary of the whole collection quotes two of each document."""
     by_doc = _by_document(chunks, rows)

@@ -212,7 +212,7 @@ def test_which_documents_names_any_of_several_code_words_and_reads_a_shouted_que
 
     def run(topic, question=None):
         gen = survey(Scope("documents", topic=topic), question or f"Which files mention {topic}?", chunks=chunks,
-                     vectors=lambda rows: vecs[rows], lexical=np.zeros(3), terms=terms, embed=EMBEDDER.embed,
+                     vectors=lambda rows: vecs[rows], lexical=lambda text: np.zeros(3), terms=terms, embed=EMBEDDER.embed,
                      budget=Budget())
         try:
             while True:
