@@ -66,6 +66,7 @@ class TurnRecord:
     index_version: str = ""
     timings: dict = field(default_factory=dict)
     created: float = 0.0
+    abstain_code: str = ""  # which check refused (verdict codes), for the reader's reason
     scope: str = ""  # a whole-document answer's scope and what it read (types.Coverage's fields)
     coverage: dict | None = None
 
@@ -168,6 +169,14 @@ class History(HistoryFile):
                 "(SELECT COUNT(*) FROM turns t WHERE t.conversation = c.id) "
                 "FROM conversations c WHERE c.owner = ? ORDER BY c.updated DESC, c.id DESC", (owner,))) as cur:
             return [ConversationInfo(*row) for row in cur.fetchall()]
+
+    def answer_seconds(self, model: str, *, last: int = 50) -> list[float]:
+        """How long the last `last` answers by `model` (its file name) took, in seconds, all
+        users' together: only the times leave the table, for the model picker's costs."""
+        with self._db() as db, closing(db.execute(
+                "SELECT json_extract(record, '$.timings.total') FROM turns "
+                "WHERE json_extract(record, '$.model') = ? ORDER BY id DESC LIMIT ?", (model, int(last)))) as cur:
+            return [float(t) for (t,) in cur.fetchall() if isinstance(t, (int, float)) and t > 0]
 
     def get(self, conversation: int, *, owner: str = "") -> ConversationInfo:
         for c in self.list(owner=owner):

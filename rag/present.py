@@ -45,27 +45,49 @@ def numbered(answer: Answer) -> Numbered:
     not mark (an inferred source) take the numbers after those; a marker naming no citation
     (a block the checks dropped) is left out of the text rather than pointing nowhere."""
     by_block = {c.n: c for c in answer.citations}
-    order: list[int] = []
-
-    def new_number(block: int) -> int | None:
-        if block not in by_block:
-            return None
-        if block not in order:
-            order.append(block)
-        return order.index(block) + 1
-
-    def rewrite(m) -> str:
-        numbers = [new_number(int(part)) for part in m.group(2).split(",")]
-        kept = list(dict.fromkeys(n for n in numbers if n is not None))
-        # a marker that names no citation goes with the space before it
-        return f"{m.group(1)}[{', '.join(map(str, kept))}]" if kept else ""
-
-    text = _SPACED_MARKER.sub(rewrite, answer.text)
-    for c in answer.citations:
-        if c.n not in order:
-            order.append(c.n)
+    order = reading_order(answer)
+    number = {b: i for i, b in enumerate(order, 1)}
+    text = "".join(p if isinstance(p, str) else f"{p.space}[{', '.join(map(str, p.numbers))}]"
+                   for p in marked_pieces(answer.text, number))
     citations = tuple(replace(by_block[b], n=i) for i, b in enumerate(order, 1))
     return Numbered(text=text, citations=citations, block_of={i: b for i, b in enumerate(order, 1)})
+
+
+def reading_order(answer: Answer) -> list[int]:
+    """The context blocks of `answer`'s citations in the order a reader meets them: those its
+    text marks, by first appearance, then the ones it does not mark."""
+    cited = {c.n for c in answer.citations}
+    order: list[int] = []
+    for m in _SPACED_MARKER.finditer(answer.text):
+        for part in m.group(2).split(","):
+            if int(part) in cited and int(part) not in order:
+                order.append(int(part))
+    return order + [c.n for c in answer.citations if c.n not in order]
+
+
+@dataclass(frozen=True)
+class Marker:
+    """A citation marker of a text, its blocks given as reader numbers; `space` the spaces
+    written before it."""
+
+    numbers: tuple[int, ...]
+    space: str = ""
+
+
+def marked_pieces(text: str, number: dict[int, int]) -> list[str | Marker]:
+    """`text` cut into plain pieces and its markers, each marker's blocks turned into reader
+    numbers by `number` (block -> number). A marker naming no block of `number` is left out
+    with the spaces before it, so nothing points nowhere."""
+    out: list[str | Marker] = []
+    pos = 0
+    for m in _SPACED_MARKER.finditer(text):
+        numbers = tuple(dict.fromkeys(number[int(p)] for p in m.group(2).split(",") if int(p) in number))
+        out.append(text[pos:m.start()])
+        if numbers:
+            out.append(Marker(numbers, m.group(1)))
+        pos = m.end()
+    out.append(text[pos:])
+    return [p for p in out if p != ""]
 
 
 def source_line(c: Citation) -> str:

@@ -14,16 +14,34 @@ import html
 import os
 import re
 
-from .present import coverage_line
-from .types import Answer
+from dataclasses import replace
+
+from .checks.verdict import LOW_RETRIEVAL, LOW_SUPPORT, OFF_TOPIC
+from .present import Numbered, coverage_line, marked_pieces, numbered
+from .types import Answer, Citation
 from .viewer import SourceView, source_view
 
 # abstaining is an answer, not a failure, so it carries no warning sign
 ABSTAIN_HINT = "<em>None of the indexed passages answers this{why}. Try rephrasing, or add documents.</em>"
-SOURCES_HEADER = "<strong>Sources</strong> (open one to read the passage)"
-UNSUPPORTED = '<u class="unsupported" title="{why}">{text}</u> <small>(not supported by the passages)</small>'
+SOURCES_HEADER = "<strong>Sources</strong> <small>(click a number or a source to read the passage)</small>"
+# a sentence no passage backs: marked as such (not as a misspelling), the reason on hover
+UNSUPPORTED = ('<span class="unbacked" title="Not backed by your documents: {why}">{text}</span>'
+               ' <small class="unbacked-note">(not backed by your documents)</small>')
+# a citation: a numbered chip right after what it backs; the chat's script opens its source
+CHIP = '<sup class="cite" title="{title}">{n}</sup>'
+SOURCE_CHIP = '<sup class="cite source-n">{n}</sup>'  # the same number on its source's title
 # what a whole-document or whole-collection answer read, small and muted under it
 COVERAGE = '<small class="coverage">{line}</small>'
+# the scores and check names behind a source or a refusal, for whoever wants them, last and small
+DETAILS = '<small class="details">{text}</small>'
+# refusal reasons whose own words are a score against a threshold, said for a reader; the
+# check's own words go to the details line
+_PLAIN_REASONS = {
+    LOW_RETRIEVAL: "no passage is close enough to the question",
+    LOW_SUPPORT: "the passages do not back what the model wrote",
+    OFF_TOPIC: "what the model wrote does not answer the question",
+}
+_SCORE = re.compile(r"\d\.\d\d")
 
 
 def html_text(text: str) -> str:
@@ -59,13 +77,16 @@ def public_text(text: str, *, folders: list[str] = ()) -> str:
 def answer_messages(answer: Answer, version=None) -> list[dict]:
     """The finished answer as chat messages: reasoning (collapsed), the answer, its sources.
 
-    Each source is a collapsed block titled with its [n] marker, file, heading and score; opened,
-    it shows the passage in its document's context (`version`, the index version answered from,
-    gives the neighbouring text) with the sentences that support the answer marked. Answer
-    sentences the documents do not back are marked as such. An answer that read a whole
-    document or collection says under it what it read (`present.coverage_line`), abstaining or
-    not. All text is escaped (`html_text`): a passage or an answer quoting one shows its markup
-    as text, and the browser fetches nothing it names; the marks are the app's own tags.
+    Citations are numbered 1..n in reading order (`present.numbered`) and shown as chips after
+    the sentence they back. Each source is a collapsed block titled with its number, file,
+    place and heading; opened (or its chip clicked), it shows the passage in its document's
+    context (`version`, the index version answered from, gives the neighbouring text) with the
+    sentences that support the answer marked, and a small details line with its scores. Answer
+    sentences the documents do not back are marked as such, the reason on hover. An answer that
+    read a whole document or collection says under it what it read (`present.coverage_line`),
+    abstaining or not. All text is escaped (`html_text`): a passage or an answer quoting one
+    shows its markup as text, and the browser fetches nothing it names; the marks are the
+    app's own tags.
     """
     out: list[dict] = []
     if answer.reasoning:
@@ -74,25 +95,68 @@ def answer_messages(answer: Answer, version=None) -> list[dict]:
     covered = coverage_line(answer.coverage)
     covered = "\n" + COVERAGE.format(line=html_text(covered)) if covered else ""
     if answer.abstained:
-        why = html_text(f" ({answer.abstain_reason})") if answer.abstain_reason else ""
+        reason, details = refusal_reason(answer)
+        why = html_text(f" ({reason})") if reason else ""
+        details = "\n" + DETAILS.format(text=html_text(details)) if details else ""
         out.append({"role": "assistant",
-                    "content": f"{html_text(answer.text)}\n\n{ABSTAIN_HINT.format(why=why)}{covered}"})
+                    "content": f"{html_text(answer.text)}\n\n{ABSTAIN_HINT.format(why=why)}{covered}{details}"})
         return out
-    out.append({"role": "assistant", "content": answer_html(answer) + covered})
-    if answer.citations:
+    shown = numbered(answer)
+    out.append({"role": "assistant", "content": answer_html(answer, shown) + covered})
+    if shown.citations:
         out.append({"role": "assistant", "content": SOURCES_HEADER})
-    for c in answer.citations:
-        where = f"{c.source} › {c.where}" if c.where else c.source
-        # a whole-document answer's entries are copied from their passage: no similarity ranks them
-        score = "" if answer.scope else f" · similarity {c.score:.2f}"
-        note = ", inferred" if c.inferred else ""
-        out.append({"role": "assistant", "content": view_html(source_view(answer, c, version)),
-                    "metadata": {"title": html_text(f"[{c.n}] {where}{score}{note}"), "status": "done"}})
+    for c in shown.citations:
+        block = shown.block_of[c.n]
+        view = source_view(answer, replace(c, n=block), version)
+        out.append({"role": "assistant", "content": view_html(view) + "\n" + DETAILS.format(
+                        text=html_text(source_details(answer, c, block))),
+                    "metadata": {"title": SOURCE_CHIP.format(n=c.n) + " " + html_text(source_title(c)),
+                                 "status": "done"}})
     return out
 
 
-def answer_html(answer: Answer) -> str:
-    """The answer's text, escaped, with each sentence the checks found unsupported marked."""
+def source_title(c: Citation) -> str:
+    """A source as its block's title reads: "notes/lora.md › page 3 › Fine-tuning > LoRA"."""
+    place = c.location.label if c.location else ""
+    heading = " > ".join(h for h in c.heading.split(" > ") if h and h != place)
+    return " › ".join(x for x in (c.source, place, heading) if x)
+
+
+def source_details(answer: Answer, c: Citation, block: int) -> str:
+    """The numbers behind a source, for its details line: how close it was to the question,
+    which passage of the prompt it was, and whether the checks rather than the model cited it."""
+    parts = [] if answer.scope else [f"similarity to the question {c.score:.2f}"]
+    # (a whole-document answer's entries are copied from their passage: no similarity ranks them)
+    parts.append(f"passage {block} of those read")
+    if c.inferred:
+        parts.append("cited by the checks: the answer's words are in it, though the model did not mark it")
+    return "Details: " + " · ".join(parts)
+
+
+def refusal_reason(answer: Answer) -> tuple[str, str]:
+    """Why `answer` was refused, for a reader, and the check's own words when they differ (a
+    score against a threshold), for the details line."""
+    reason = answer.abstain_reason or ""
+    plain = _PLAIN_REASONS.get(answer.abstain_code or "")
+    if plain and _SCORE.search(reason):
+        return plain, f"Details: {answer.abstain_code}: {reason}"
+    return reason, ""
+
+
+def answer_html(answer: Answer, shown: Numbered | None = None) -> str:
+    """The answer's text, escaped, its citation markers as chips numbered as `shown` (by
+    default `present.numbered(answer)`) numbers them, and each sentence the checks found
+    unsupported marked, its reason on hover."""
+    shown = shown or numbered(answer)
+    number = {b: n for n, b in shown.block_of.items()}
+    titles = {c.n: f"Source {c.n}: {source_title(c)}" for c in shown.citations}
+
+    def marked(piece: str) -> str:
+        return "".join(html_text(p) if isinstance(p, str)
+                       else "".join(CHIP.format(n=n, title=html.escape(titles.get(n, ""), quote=True))
+                                    for n in p.numbers)
+                       for p in marked_pieces(piece, number))
+
     text, out, pos = answer.text, [], 0
     for s in answer.sentences:
         if s.verified is not False:
@@ -101,10 +165,10 @@ def answer_html(answer: Answer) -> str:
         if start < 0:
             continue
         why = "; ".join(s.flags) or "no passage supports it"
-        out += [html_text(text[pos:start]),
-                UNSUPPORTED.format(why=html.escape(why, quote=True), text=html_text(s.text))]
+        out += [marked(text[pos:start]),
+                UNSUPPORTED.format(why=html.escape(why, quote=True), text=marked(s.text))]
         pos = start + len(s.text)
-    return "".join(out) + html_text(text[pos:])
+    return "".join(out) + marked(text[pos:])
 
 
 def view_html(view: SourceView) -> str:

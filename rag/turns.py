@@ -26,7 +26,8 @@ def turn_record(answer: Answer, *, collection: str, rag) -> TurnRecord:
     except RagError:
         version = ""
     return TurnRecord(question=answer.question, answer=answer.text, abstained=answer.abstained,
-                      abstain_reason=answer.abstain_reason, reasoning=answer.reasoning, citations=citations,
+                      abstain_code=answer.abstain_code, abstain_reason=answer.abstain_reason,
+                      reasoning=answer.reasoning, citations=citations,
                       sentences=d["sentences"], template=answer.template, model=rag.llm.name,
                       collection=collection, index_version=version, timings=d["timings"],
                       scope=answer.scope, coverage=d["coverage"])
@@ -41,7 +42,8 @@ def stored_answer(t: TurnRecord) -> Answer:
     sentences = [SentenceSupport(x["text"], x["passage"], x["support"], x["verified"], tuple(x.get("flags", ())))
                  for x in t.sentences]
     return Answer(question=t.question, text=t.answer, citations=citations, hits=hits, abstained=t.abstained,
-                  abstain_reason=t.abstain_reason, reasoning=t.reasoning, template=t.template,
+                  abstain_code=t.abstain_code, abstain_reason=t.abstain_reason, reasoning=t.reasoning,
+                  template=t.template,
                   sentences=sentences, scope=t.scope,
                   coverage=Coverage(**{k: v for k, v in t.coverage.items() if k in Coverage.__dataclass_fields__})
                   if t.coverage else None)

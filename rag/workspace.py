@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import upload_journal, uploads
 from .bounds import CHAT_MAX_ANSWER_CHARS, CHAT_MAX_HISTORY_TURNS, CHAT_MAX_TOP_K, CHAT_TEMPLATES
@@ -26,6 +27,9 @@ from .turns import live_version, stored_answer, turn_record
 from .types import Answer, Turn
 from .upload_journal import UploadJournal
 from .uploads import BUILD_WAIT, Allowance, UploadLimits, UploadReport, size_text
+
+if TYPE_CHECKING:
+    from .models.local import LocalModel
 
 log = logging.getLogger(__name__)
 SAVED = "Thanks — saved."
@@ -328,30 +332,50 @@ class ChatService:
         """(label, name) of the GGUFs the model picker offers: the shipped default first, then
         the models folder, and the model in use wherever it lives; none with an LLM server.
         A model is named by its file name (a second file of that name gets " (2)"): where the
-        operator keeps files is not the page's business."""
-        return [(label, name) for label, name, _ in self._models()]
+        operator keeps files is not the page's business. A label says what the model costs
+        here: "smollm2-135m: SmolLM2-135M-Instruct.Q4_1.gguf (shipped default) · 0.1 GB ·
+        about 6 s an answer" (`models.costs`)."""
+        return [(f"{label} · {self._cost(model).short()}", name) for label, name, _, model in self._models()]
+
+    def model_note(self, name: str | None = None) -> str:
+        """A line on the picker's model `name` (default: the one in use): what it costs here and
+        what it is good for; "" when there is no such model."""
+        name = name or self.model_name()
+        model = next((m for _, n, _, m in self._models() if n == name), None)
+        return md_text(self._cost(model).describe()) if model is not None else ""
+
+    def _cost(self, model):
+        from .models.costs import model_cost
+
+        try:
+            seconds = self.history.answer_seconds(model.path.name) if self.history else []
+        except (RagError, sqlite3.Error):  # (a damaged history leaves the estimate)
+            seconds = []
+        return model_cost(model, seconds)
 
     def model_name(self) -> str | None:
         """The picker's name of the model in use (None with an LLM server)."""
         current = self.rag.model_path if self.rag is not None else ""
-        return next((name for _, name, path in self._models() if path == current), None)
+        return next((name for _, name, path, _ in self._models() if path == current), None)
 
-    def _models(self) -> list[tuple[str, str, str]]:
+    def _models(self) -> list[tuple[str, str, str, LocalModel]]:
         if self.rag is None or not self.rag.model_path:
             return []
         from .models import local_models  # (model management loads only for the picker)
+        from .models.local import LocalModel
 
-        found = [(m.label, str(m.path)) for m in local_models(self.rag.settings.models_dir)]
-        if self.rag.model_path not in {path for _, path in found}:
-            found.append((Path(self.rag.model_path).name, self.rag.model_path))
+        found = list(local_models(self.rag.settings.models_dir))
+        if self.rag.model_path not in {str(m.path) for m in found}:
+            path = Path(self.rag.model_path)
+            found.append(LocalModel(path, path.stat().st_size if path.exists() else 0))
         out, names = [], set()
-        for label, path in found:
-            name, n = Path(path).name, 1
+        for m in found:
+            name, n = m.path.name, 1
             while name in names:
                 n += 1
-                name = f"{Path(path).name} ({n})"
+                name = f"{m.path.name} ({n})"
             names.add(name)
-            out.append((label, name, path))
+            out.append((m.label, name, str(m.path), m))
         return out
 
     def use_model(self, name: str, *, user: str | None = None) -> str:
@@ -361,7 +385,7 @@ class ChatService:
             return "⚠️ only the operator of this app can switch the model"
         if self.rag is not None and self.rag.settings.llm_url:
             return "⚠️ answers come from the LLM server; choose its model there"
-        path = next((p for _, n, p in self._models() if n == name), None)
+        path = next((p for _, n, p, _ in self._models() if n == name), None)
         if path is None:
             return f"⚠️ {md_text(f'no model named {str(name)[:80]!r} on this machine')}"
         try:

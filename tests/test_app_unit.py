@@ -223,8 +223,14 @@ def test_model_picker_offers_local_ggufs_by_name_and_refuses_what_cannot_load(tm
     service = ChatService(index=str(tmp_path / "index"), models_dir=str(models))
     default = default_llm_path()
     # by file name: where the operator keeps models is not the page's business
-    assert service.model_choices() == [("smollm2-135m: SmolLM2-135M-Instruct.Q4_1.gguf (shipped default)",
-                                        "SmolLM2-135M-Instruct.Q4_1.gguf"), ("notes.gguf", "notes.gguf")]
+    # each label says what the model costs here: size and seconds an answer (estimated by size
+    # until it has answered here)
+    assert service.model_choices() == [
+        ("smollm2-135m: SmolLM2-135M-Instruct.Q4_1.gguf (shipped default) · 98 MB · about 6 s an answer",
+         "SmolLM2-135M-Instruct.Q4_1.gguf"), ("notes.gguf · 0 MB · about 3 s an answer", "notes.gguf")]
+    assert service.model_note() == ("98 MB, about 0.1B parameters; about 6 s an answer \\(estimated from its "
+                                    "size\\: it has not answered here yet\\). Good for\\: quick\\: answers with "
+                                    "the sentence of your documents that says it, quoted and cited.")
     assert service.model_name() == "SmolLM2-135M-Instruct.Q4_1.gguf"
     # refused by its first bytes, before llama.cpp is asked: the model in use stays; the line
     # names the file, not its folder

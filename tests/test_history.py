@@ -142,3 +142,15 @@ def test_a_whole_document_answer_keeps_its_scope_and_coverage_when_saved(tmp_pat
     answer = stored_answer(again)
     assert answer.scope == "summary" and answer.coverage == cov
     assert stored_answer(TurnRecord(question="q", answer="a")).coverage is None  # saved before: none
+
+
+def test_answer_times_of_a_model_come_from_every_owner_and_nothing_else(tmp_path):
+    h = History(tmp_path / "h.db")
+    for owner, seconds in (("alice", 2.5), ("bob", 4.0)):
+        cid = h.create(owner=owner)
+        h.add_turn(cid, dataclasses.replace(_turn(), timings={"total": seconds}), owner=owner)
+    h.add_turn(h.create(), dataclasses.replace(_turn(), model="Other.gguf", timings={"total": 30.0}))
+    h.add_turn(h.create(), dataclasses.replace(_turn(), timings={}))  # (an answer saved without its times counts for nothing)
+    assert sorted(h.answer_seconds("SmolLM2")) == [2.5, 4.0]
+    assert h.answer_seconds("SmolLM2", last=1) == [4.0]  # the most recent
+    assert h.answer_seconds("Other.gguf") == [30.0] and h.answer_seconds("nope") == []

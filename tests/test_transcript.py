@@ -23,12 +23,51 @@ def test_answer_messages_list_sources_collapsed_with_full_text():
     reasoning, text, header, source = msgs
     assert reasoning["metadata"] == {"title": "Reasoning (chain of thought)", "status": "done"}
     assert reasoning["content"] == "Passage [1] defines LoRA."
-    assert text == {"role": "assistant", "content": "LoRA trains small matrices [1]."}
+    # the marker is a numbered chip right after what it backs, naming its source on hover
+    assert text == {"role": "assistant", "content": 'LoRA trains small matrices<sup class="cite" '
+                    'title="Source 1: notes.md › Models &gt; LoRA">1</sup>.'}
     assert "Sources" in header["content"]
-    assert source["metadata"]["title"] == "[1] notes.md › Models &gt; LoRA · similarity 0.61"  # escaped
+    # the source's title: its number as the same chip, the file and heading (escaped), no score
+    assert source["metadata"]["title"] == '<sup class="cite source-n">1</sup> notes.md › Models &gt; LoRA'
     assert source["metadata"]["status"] == "done"
-    # the passage's sentence that supports the answer's is marked
-    assert source["content"] == "<mark>LoRA adds small low-rank matrices to a frozen model.</mark>"
+    # the passage's sentence that supports the answer's is marked; the score is in a details line
+    assert source["content"] == ("<mark>LoRA adds small low-rank matrices to a frozen model.</mark>\n"
+                                 '<small class="details">Details: similarity to the question 0.61 · '
+                                 "passage 1 of those read</small>")
+
+
+def test_citations_are_numbered_in_reading_order_and_each_opens_its_own_passage():
+    chunks = [Chunk(id=f"n.md#{i}", source="n.md", title="N", headings=(), text=t) for i, t in
+              enumerate(["Filler text about nothing.", "Gates keep long memories.", "Attention weighs tokens."])]
+    cites = [Citation(n=2, source="n.md", chunk_id="n.md#1", score=0.5, snippet=""),
+             Citation(n=3, source="n.md", chunk_id="n.md#2", score=0.4, snippet="", inferred=True)]
+    answer = Answer(question="q", text="Gates keep long memories [2]. Attention weighs tokens [9].",
+                    citations=cites, hits=[Hit(c, 0.5) for c in chunks])
+    _, _, first, second = answer_messages(answer)
+    shown = answer_messages(answer)[0]["content"]
+    # block 2 is read first: chip 1; the marker naming no source is dropped, not left pointing nowhere
+    assert shown == ('Gates keep long memories<sup class="cite" title="Source 1: n.md">1</sup>. '
+                     "Attention weighs tokens.")
+    assert first["metadata"]["title"].startswith('<sup class="cite source-n">1</sup> n.md')
+    assert "<mark>Gates keep long memories.</mark>" in first["content"]
+    assert "passage 2 of those read" in first["content"]
+    # the source the checks added (no marker) comes after, says so in words, and is numbered 2
+    assert second["metadata"]["title"].startswith('<sup class="cite source-n">2</sup>')
+    assert "cited by the checks" in second["content"] and "passage 3 of those read" in second["content"]
+
+
+def test_a_refusal_gives_a_readers_reason_and_keeps_the_score_in_details():
+    low = Answer(question="q", text="Not found in your documents.", abstained=True, abstain_code="low_retrieval_score",
+                 abstain_reason="no passage is close to the question (best cosine 0.03 < 0.25)")
+    [msg] = answer_messages(low)
+    shown, details = msg["content"].split('<small class="details">')
+    assert "(no passage is close enough to the question)" in shown and "cosine" not in shown
+    assert "low_retrieval_score" in details and "cosine 0.03 &lt; 0.25" in details
+    # a reason already in a reader's words is shown as it is, with no details line
+    named = Answer(question="q", text="Not found in your documents.", abstained=True, abstain_code="unknown_names",
+                   abstain_reason="the documents never mention 'Zorbania'")
+    [msg] = answer_messages(named)
+    assert "(the documents never mention 'Zorbania')" in msg["content"] and "details" not in msg["content"]
 
 
 def test_abstention_reads_as_not_found_without_sources():
@@ -65,7 +104,7 @@ def test_passages_headings_names_and_answers_are_escaped_in_the_chat():
     everything = " ".join(m["content"] + m.get("metadata", {}).get("title", "") for m in msgs)
     assert "<img" not in everything and "<script" not in everything and "<b>" not in everything
     assert "&lt;img src=\"http://127.0.0.1:9/beacon.png?leak=x\"&gt;" in everything
-    assert msgs[-1]["metadata"]["title"].startswith("[1] &lt;b&gt;x&lt;/b&gt;.md › &lt;i&gt;Head&lt;/i&gt;")
+    assert msgs[-1]["metadata"]["title"].endswith(" &lt;b&gt;x&lt;/b&gt;.md › &lt;i&gt;Head&lt;/i&gt;")
     # the app's own formatting stays
     assert "<strong>Sources</strong>" in msgs[2]["content"]
     abstained = answer_messages(Answer(question="q", text="Not found in your documents.", abstained=True,
@@ -86,10 +125,12 @@ def test_unverified_sentences_are_marked_in_the_answer_with_why():
                                SentenceSupport("It listens on port 80 [1].", 1, 0.6, False,
                                                ("states 80, which no passage contains",))])
     shown = answer_messages(answer)[0]["content"]
-    assert shown.count("not supported by the passages") == 1
-    assert 'title="states 80, which no passage contains">It listens on port 80 [1].</u>' in shown
+    assert shown.count("(not backed by your documents)") == 1
+    assert ('title="Not backed by your documents: states 80, which no passage contains">'
+            "It listens on port 80.</span>") in shown
+    # (no citation came with these answers: a marker pointing nowhere is left out)
     plain = answer_messages(Answer(question="q", text="LoRA trains adapters [1]."))[0]["content"]
-    assert plain == "LoRA trains adapters [1]."
+    assert plain == "LoRA trains adapters."
 
 
 def test_a_whole_document_answer_says_under_it_what_it_read():
@@ -98,9 +139,9 @@ def test_a_whole_document_answer_says_under_it_what_it_read():
     cov = Coverage(scope="summary", document="notes.md", chunks_read=3, chunks_total=3)
     a = _answer(scope="summary", coverage=cov, template="survey")
     text, header, source = answer_messages(a)
-    assert text["content"] == ('LoRA trains small matrices [1].\n'
-                               '<small class="coverage">Read 3 of 3 chunks of notes.md.</small>')
-    assert source["metadata"]["title"] == "[1] notes.md › Models &gt; LoRA"  # copied, not ranked: no score
+    assert text["content"] == ('LoRA trains small matrices<sup class="cite" title="Source 1: notes.md › Models '
+                               '&gt; LoRA">1</sup>.\n<small class="coverage">Read 3 of 3 chunks of notes.md.</small>')
+    assert "similarity" not in source["content"]  # copied, not ranked: no score
     # abstaining, it still says what it searched, so "not found" reads as "not in all of these"
     cov = Coverage(scope="documents", chunks_read=9, chunks_total=9, documents_read=2)
     (msg,) = answer_messages(Answer(question="q", text="Not found in your documents.", abstained=True,

@@ -60,8 +60,12 @@ def test_unsupported_sentences_are_marked_and_everything_is_escaped():
         SentenceSupport("It was made in 1999 by <b>Bob</b>.", 0, 0.1, False,
                         ("states 1999, which no passage contains",))])
     shown = answer_html(answer)
-    assert shown.startswith("LoRA trains small matrices [1]. <u class=\"unsupported\" title=\"states 1999")
-    assert "&lt;b&gt;Bob&lt;/b&gt;.</u> <small>(not supported by the passages)</small>" in shown
+    # marked as not backed (not as a misspelling), with the reason on hover; the marker of a
+    # citation the answer does not have is dropped
+    assert shown.startswith('LoRA trains small matrices. <span class="unbacked" '
+                            'title="Not backed by your documents: states 1999')
+    assert ("&lt;b&gt;Bob&lt;/b&gt;.</span> <small class=\"unbacked-note\">(not backed by your documents)</small>"
+            in shown)
     assert "<b>" not in shown
     assert answer_html(Answer(question="q", text="a < b")) == "a &lt; b"
 
@@ -73,4 +77,4 @@ def test_a_passage_with_markup_is_escaped_inside_its_mark():
     html = view_html(source_view(answer, cite))
     assert html == '<mark>Beacons are bolted &lt;img src="http://127.0.0.1:9/x.png"&gt; to masts.</mark>'
     [_, _, source] = answer_messages(answer)
-    assert source["content"] == html
+    assert source["content"].startswith(html + "\n<small class=\"details\">")
