@@ -175,8 +175,9 @@ class History(HistoryFile):
         users' together: only the times leave the table, for the model picker's costs."""
         with self._db() as db, closing(db.execute(
                 "SELECT json_extract(record, '$.timings.total') FROM turns "
-                "WHERE json_extract(record, '$.model') = ? ORDER BY id DESC LIMIT ?", (model, int(last)))) as cur:
-            return [float(t) for (t,) in cur.fetchall() if isinstance(t, (int, float)) and t > 0]
+                "WHERE json_extract(record, '$.model') = ? AND json_extract(record, '$.timings.total') > 0 "
+                "ORDER BY id DESC LIMIT ?", (model, int(last)))) as cur:
+            return [float(t) for (t,) in cur.fetchall() if isinstance(t, (int, float))]
 
     def get(self, conversation: int, *, owner: str = "") -> ConversationInfo:
         for c in self.list(owner=owner):
