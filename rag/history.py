@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -162,12 +163,20 @@ class History(HistoryFile):
                              "VALUES (?, ?, ?, ?, ?)", (owner, _title(title), collection, now, now))
             return int(cur.lastrowid)
 
-    def list(self, *, owner: str = "") -> list[ConversationInfo]:
-        """`owner`'s conversations, the most recent first."""
+    def list(self, *, owner: str = "", search: str = "") -> list[ConversationInfo]:
+        """`owner`'s conversations, the most recent first; with `search`, those whose title or
+        a question or answer holds it (any case)."""
+        where, args = "c.owner = ?", [owner]
+        if search.strip():
+            like = "%" + re.sub(r"([\\%_])", r"\\\1", " ".join(search.split())) + "%"
+            where += (" AND (c.title LIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM turns t WHERE "
+                      "t.conversation = c.id AND (json_extract(t.record, '$.question') LIKE ? ESCAPE '\\' "
+                      "OR json_extract(t.record, '$.answer') LIKE ? ESCAPE '\\')))")
+            args += [like, like, like]
         with self._db() as db, closing(db.execute(
                 "SELECT c.id, c.title, c.collection, c.created, c.updated, "
                 "(SELECT COUNT(*) FROM turns t WHERE t.conversation = c.id) "
-                "FROM conversations c WHERE c.owner = ? ORDER BY c.updated DESC, c.id DESC", (owner,))) as cur:
+                f"FROM conversations c WHERE {where} ORDER BY c.updated DESC, c.id DESC", args)) as cur:
             return [ConversationInfo(*row) for row in cur.fetchall()]
 
     def answer_seconds(self, model: str, *, last: int = 50) -> list[float]:

@@ -193,10 +193,13 @@ class ChatService:
         turn = self.history.add_turn(conversation, record, owner=owner)
         return conversation, subject_of(record, conversation=conversation, turn=turn)
 
-    def conversation_choices(self, *, user: str | None = None) -> list[tuple[str, int]]:
+    def conversation_choices(self, *, user: str | None = None, search: str = "") -> list[tuple[str, int]]:
+        """(label, id) of `user`'s conversations for the sidebar, the most recent first; with
+        `search`, those whose title, questions or answers hold it."""
         if self.history is None:
             return []
-        return [(f"{c.title} ({c.n_turns})", c.id) for c in self.history.list(owner=user or "")]
+        search = str(search or "")[:200]
+        return [(f"{c.title} ({c.n_turns})", c.id) for c in self.history.list(owner=user or "", search=search)]
 
     def conversation(self, conversation: int, *, user: str | None = None) -> tuple[list[dict], list[list[str]], str]:
         """A saved conversation as the chat shows it: messages, turns for follow-ups, collection."""

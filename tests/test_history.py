@@ -154,3 +154,17 @@ def test_answer_times_of_a_model_come_from_every_owner_and_nothing_else(tmp_path
     assert sorted(h.answer_seconds("SmolLM2")) == [2.5, 4.0]
     assert h.answer_seconds("SmolLM2", last=1) == [4.0]  # the most recent
     assert h.answer_seconds("Other.gguf") == [30.0] and h.answer_seconds("nope") == []
+
+
+def test_conversations_are_found_by_title_question_or_answer_and_wildcards_are_literal(tmp_path):
+    h = History(tmp_path / "h.db")
+    lora = h.create(owner="alice", title="Adapters")
+    h.add_turn(lora, _turn("What is LoRA?"), owner="alice")
+    gans = h.create(owner="alice", title="GANs 100% explained")
+    h.add_turn(h.create(owner="bob", title="lora for bob"), _turn(), owner="bob")
+    assert [c.id for c in h.list(owner="alice", search="lora")] == [lora]  # the question; bob's not
+    assert [c.id for c in h.list(owner="alice", search="LOW-RANK")] == []
+    assert [c.id for c in h.list(owner="alice", search="small matrices")] == [lora]  # the answer
+    assert [c.id for c in h.list(owner="alice", search="100%")] == [gans]
+    assert h.list(owner="alice", search="%") == [h.get(gans, owner="alice")]  # % is a character
+    assert h.list(owner="alice", search="_") == [] and len(h.list(owner="alice", search="  ")) == 2

@@ -23,7 +23,7 @@ from ..watch import CorpusWatcher
 from ..workspace import ChatService
 from .guards import ClientAddress, OriginGuard, SignInGuard, UploadGuard, gradio_login
 from .queue import limit_queue
-from .ui import CSS, build_ui
+from .ui import CSS, SCRIPT, build_ui
 
 
 def _print_hash_line(user: str | None) -> int:
@@ -175,7 +175,7 @@ def launch_app(demo, service: ChatService, *, host: str = "127.0.0.1", port: int
     limit_queue(demo, queue_per_client)
     result = demo.launch(
         server_name=host, server_port=port, ssr_mode=False, show_error=False,
-        max_file_size=transport, theme=theme, css=CSS, footer_links=["api"],
+        max_file_size=transport, theme=theme, css=CSS, js=SCRIPT, footer_links=["api"],
         auth=gradio_login(accounts) if accounts else None,
         auth_message="Sign in to ask your documents." if accounts else None,
         share=False, mcp_server=False, run_history=False, enable_monitoring=False,

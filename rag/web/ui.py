@@ -18,18 +18,103 @@ from ..workspace import ChatService
 from .chat import api_ask, api_call, respond
 from .guards import request_key, request_user, upload_folder
 
-_TEMPLATE_LABELS = {"auto": "auto (per question)", "few_shot": "few-shot", "zero_shot": "zero-shot",
-                    "cot": "chain-of-thought", "extract": "extractive"}
+# how each template reads to someone who has never heard of prompt templates
+_TEMPLATE_LABELS = {"auto": "Automatic (recommended)", "few_shot": "In its own words, shown examples first",
+                    "zero_shot": "In its own words", "cot": "Thinking step by step first (slower)",
+                    "extract": "Quoting the passage that answers"}
 TEMPLATE_CHOICES = [(_TEMPLATE_LABELS[name], name) for name in CHAT_TEMPLATES]
 ALL_DOCUMENTS = ("All documents", "")  # the "Ask about" picker's first choice: no document named
 STOPPED = "<em>Stopped.</em>"
 # the chat shows text exactly as written: newlines break lines, nothing is rendered
-CSS = ("#chat .md { white-space: pre-wrap; }\n"
-       "#chat .md small { opacity: 0.7; }\n"  # a passage's neighbouring text, around it
-       "#chat .md u.unsupported { text-decoration: underline wavy #c0392b; }\n"
-       # the model's text before the checks: plainly not the answer yet
-       "#chat .md .draft { opacity: 0.5; font-style: italic; }\n"
-       "#chat .md .draft-label { font-size: 0.85em; opacity: 0.7; }")
+CSS = """
+#chat .md { white-space: pre-wrap; }
+#chat .md small { opacity: 0.7; }  /* a passage's neighbouring text, around it */
+/* a citation: a small numbered chip after what it backs; clicked, it opens its source */
+#chat sup.cite { display: inline-block; min-width: 1.5em; padding: 0 0.35em; margin-left: 0.2em;
+  border-radius: 0.75em; background: var(--color-accent-soft); color: var(--color-accent);
+  font-size: 0.72em; font-weight: 600; line-height: 1.5em; text-align: center; cursor: pointer;
+  vertical-align: 0.35em; }
+#chat sup.cite:hover { background: var(--color-accent); color: white; }
+#chat sup.cite.source-n { cursor: inherit; vertical-align: 0.1em; margin: 0 0.3em 0 0; }
+#chat .source-flash { outline: 2px solid var(--color-accent); outline-offset: 2px; border-radius: 4px; }
+/* a sentence the documents do not back: set apart and labelled, not underlined as a misspelling */
+#chat .md .unbacked { background: rgba(234, 179, 8, 0.18); border-bottom: 1px dashed #b7791f; cursor: help; }
+#chat .md .unbacked-note { color: #8a5a00; opacity: 1; }
+#chat .md small.details { display: block; margin-top: 0.6em; opacity: 0.55; }
+/* the model's text before the checks: plainly not the answer yet */
+#chat .md .draft { opacity: 0.5; font-style: italic; }
+#chat .md .draft-label { font-size: 0.85em; opacity: 0.7; }
+/* the conversations: a list of full titles, the open one marked */
+#conversations .wrap { flex-direction: column; gap: 2px; }
+#conversations label { width: 100%; white-space: normal; line-height: 1.3; padding: 6px 8px;
+  border-radius: 6px; background: transparent; border: none; box-shadow: none; }
+#conversations label:hover { background: var(--background-fill-secondary); }
+#conversations label.selected { background: var(--color-accent-soft); }
+#conversations input[type=radio] { display: none; }
+#status { font-size: 0.85em; opacity: 0.8; }
+#upload-help, #keys-help { margin-top: -6px; opacity: 0.7; }
+/* a phone: the chat leaves room for the box under it */
+@media (max-width: 700px) { #chat { height: 62vh !important; } #keys-help { display: none; } }
+"""
+# Keys and clicks no Gradio event has, and the sidebar closed at phone width: Esc stops the answer; a citation chip opens its source
+# (the collapsed block after the answer whose title carries the same number) and scrolls to the
+# supporting sentence. One listener each on the document, so messages drawn later are covered.
+SCRIPT = """
+() => {
+  // on a phone the conversations list starts closed: it would cover the whole chat
+  const fold = (tries) => {
+    const bar = document.querySelector('#sidebar');
+    if (!bar) { if (tries > 0) setTimeout(() => fold(tries - 1), 200); return; }
+    if (window.innerWidth < 700 && bar.classList.contains('open')) bar.querySelector('.toggle-button')?.click();
+  };
+  fold(50);
+  document.addEventListener('keydown', (e) => {
+    if (e.key !== 'Escape') return;
+    const stop = document.querySelector('#stop-answer');
+    if (stop && !stop.disabled) stop.click();
+  });
+  document.addEventListener('click', (e) => {
+    const chip = e.target.closest && e.target.closest('#chat sup.cite:not(.source-n)');
+    if (!chip) return;
+    e.preventDefault();
+    e.stopPropagation();
+    const n = chip.textContent.trim();
+    const messages = [...document.querySelectorAll('#chat .message-wrap .message, #chat [data-testid=bot]')];
+    const start = messages.findIndex((m) => m.contains(chip));
+    for (const m of messages.slice(start + 1)) {
+      if (m.querySelector('[data-testid=user]') || m.matches('[data-testid=user]')) break;
+      const title = m.querySelector('sup.source-n');
+      if (!title || title.textContent.trim() !== n) continue;
+      const block = title.closest('.thought-group') || m;
+      const toggle = block.querySelector('.title, button, [role=button]') || title;
+      const content = block.querySelector('.content');
+      if (!content || content.offsetHeight < 2) toggle.click();
+      setTimeout(() => {
+        const mark = block.querySelector('mark') || block;
+        mark.scrollIntoView({block: 'center', behavior: 'smooth'});
+        block.classList.add('source-flash');
+        setTimeout(() => block.classList.remove('source-flash'), 1500);
+      }, 350);
+      return;
+    }
+  }, true);
+}
+"""
+
+
+# the upload box names kinds of document, not a list of eighteen extensions
+_KINDS = {".pdf": "PDF", ".docx": "Word", ".pptx": "PowerPoint", ".xlsx": "Excel", ".xlsm": "Excel",
+          ".csv": "CSV", ".tsv": "CSV", ".epub": "EPUB", ".html": "web pages", ".htm": "web pages",
+          ".md": "Markdown", ".markdown": "Markdown", ".txt": "text",
+          ".png": "images (read by OCR)", ".jpg": "images (read by OCR)", ".jpeg": "images (read by OCR)",
+          ".tif": "images (read by OCR)", ".tiff": "images (read by OCR)"}
+
+
+def upload_help(limits: str) -> str:
+    """The line under the upload box: the kinds of document taken, and the limits."""
+    kinds = list(dict.fromkeys([kind for ext, kind in _KINDS.items() if ext in UPLOAD_TYPES]
+                               + [ext for ext in UPLOAD_TYPES if ext not in _KINDS]))
+    return ", ".join(kinds) + (f"; {limits}" if limits else "")
 
 
 @dataclass
@@ -101,46 +186,51 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
     uploads = UploadJobs()
     # uploaded files are kept a day in Gradio's cache, then deleted (the corpus keeps its copies)
     with gr.Blocks(title="rag-local", analytics_enabled=False, delete_cache=(3600, 86400)) as demo:
-        gr.Markdown("## rag-local · ask your documents")
+        # saved conversations: this user's, the most recent first, full titles, searchable
+        with gr.Sidebar(open=True, width=300, elem_id="sidebar"):
+            clear = gr.Button("+ New conversation", elem_id="new-conversation")
+            search = gr.Textbox(placeholder="Search conversations", show_label=False, max_lines=1,
+                                elem_id="conversation-search")
+            conversations = gr.Radio([], value=None, label="Conversations", elem_id="conversations")
+            with gr.Accordion("Rename, delete, export", open=False, elem_id="conversation-tools"):
+                new_title = gr.Textbox(placeholder="new title", show_label=False, max_lines=1,
+                                       elem_id="conversation-title")
+                with gr.Row():
+                    rename = gr.Button("Rename", size="sm", elem_id="rename-conversation")
+                    forget = gr.Button("Delete", size="sm", variant="stop", elem_id="delete-conversation")
+                export = gr.Button("Export as Markdown", size="sm", elem_id="export-conversation")
+                exported = gr.File(label="Markdown", interactive=False, elem_id="export-file")
+            history_note = gr.Markdown(f"⚠️ {md_text(service.history.notice)}"
+                                       if service.history and service.history.notice else "",
+                                       elem_id="history-note")
+        gr.Markdown("## rag-local · ask your documents", elem_id="title")
         status = gr.Markdown(service.status(), elem_id="status")
         with gr.Row():
-            # saved conversations: this user's, the most recent first
-            with gr.Column(scale=1, min_width=220, elem_id="history"):
-                conversations = gr.Dropdown([], value=None, label="Conversations", elem_id="conversations",
-                                            allow_custom_value=False)
-                with gr.Accordion("Rename, delete, export", open=False, elem_id="conversation-tools"):
-                    new_title = gr.Textbox(placeholder="new title", show_label=False, max_lines=1,
-                                           elem_id="conversation-title")
-                    with gr.Row():
-                        rename = gr.Button("Rename", size="sm", elem_id="rename-conversation")
-                        forget = gr.Button("Delete", size="sm", variant="stop", elem_id="delete-conversation")
-                    export = gr.Button("Export as Markdown", size="sm", elem_id="export-conversation")
-                    exported = gr.File(label="Markdown", interactive=False, elem_id="export-file")
-                history_note = gr.Markdown(f"⚠️ {md_text(service.history.notice)}"
-                                           if service.history and service.history.notice else "",
-                                           elem_id="history-note")
-            with gr.Column(scale=3):
+            with gr.Column(scale=3, min_width=320):
                 # messages are HTML built by html_text (Markdown off, no LaTeX, no custom tags,
                 # sanitised): document text can neither render nor make the browser fetch
                 # every answer has a thumbs up and down (`on_like`); a thumbs-down asks for the right answer
-                chat = gr.Chatbot(label="Chat", elem_id="chat", height=520, feedback_options=("Like", "Dislike"),
+                chat = gr.Chatbot(label="Chat", elem_id="chat", height=560, feedback_options=("Like", "Dislike"),
                                   placeholder="Ask something about your documents.",
                                   render_markdown=False, sanitize_html=True, latex_delimiters=[],
-                                  allow_tags=False, buttons=["copy", "copy_all"])
-                with gr.Row():
-                    box = gr.Textbox(placeholder="Ask a question and press Enter", show_label=False,
-                                     elem_id="question", scale=5, autofocus=True)
-                    send = gr.Button("Send", variant="primary", scale=1, elem_id="send")
+                                  allow_tags=False, buttons=["copy", "copy_all"], show_label=False)
+                with gr.Row(equal_height=True, elem_id="ask-row"):
+                    # Enter sends, Shift+Enter starts a new line, Esc stops (the page's script)
+                    box = gr.Textbox(placeholder="Ask a question",
+                                     show_label=False, elem_id="question", scale=6, autofocus=True, lines=1,
+                                     max_lines=6, min_width=150)
+                    send = gr.Button("Send", variant="primary", scale=1, elem_id="send", min_width=70)
                     # stops the answer being written or a whole-document answer being read
-                    halt = gr.Button("Stop", variant="stop", scale=1, elem_id="stop-answer")
+                    halt = gr.Button("Stop", scale=1, elem_id="stop-answer", min_width=70)
+                gr.Markdown("<small>Enter sends · Shift+Enter starts a new line · Esc stops an answer</small>",
+                            elem_id="keys-help")
                 with gr.Row(visible=False, elem_id="correction-row") as correction_row:
                     correction = gr.Textbox(label="What is the right answer?", elem_id="correction", scale=5,
                                             placeholder="This is wrong: the right answer is …", max_lines=3,
                                             max_length=FEEDBACK_MAX_CORRECTION)
                     send_fix = gr.Button("Send correction", scale=1, elem_id="send-correction")
                 feedback_note = gr.Markdown(elem_id="feedback-note")
-                clear = gr.Button("New conversation", size="sm")
-            with gr.Column(scale=1):
+            with gr.Column(scale=1, min_width=280, elem_id="side-panel"):
                 # collections: the one asked and added to, per tab; only those this user may see
                 # (the page's config is everyone's: it names only collections nobody owns, and
                 # each page gets its user's list when it opens)
@@ -156,32 +246,37 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
                         drop = gr.Button("Delete this collection", size="sm", variant="stop",
                                          elem_id="delete-collection")
                 collection_note = gr.Markdown(elem_id="collection-note")
-                template = gr.Radio(TEMPLATE_CHOICES, value="auto", label="Prompt template")
-                k = gr.Slider(1, CHAT_MAX_TOP_K, value=min(top_k, CHAT_MAX_TOP_K), step=1,
-                              label="Passages retrieved (top-k)")
                 # the document a question is about: "Summarise this" or "List all ..." reads all of it
                 ask_doc = gr.Dropdown([ALL_DOCUMENTS], value="", label="Ask about", elem_id="ask-document",
                                       allow_custom_value=False,
                                       info="one document: \"Summarise this\" or \"List all …\" reads all of it")
-                files = gr.File(label=f"Add documents ({', '.join(UPLOAD_TYPES)}; {limits})",
-                                file_count="multiple", elem_id="upload")
+                files = gr.File(label="Add documents", file_count="multiple", elem_id="upload", height=120)
+                gr.Markdown(f"<small>{md_text(upload_help(limits))}</small>", elem_id="upload-help")
                 stop = gr.Button("Cancel upload", size="sm", elem_id="cancel-upload")
                 upload_note = gr.Markdown(elem_id="upload-note")
-                # the model every answer uses: the operator's to switch, so the page's config
-                # lists none; the operator's page gets them when it opens (by file name)
-                picker = gr.Dropdown([], value=None, label="Model", elem_id="model-picker", visible=False,
-                                     info="GGUFs on this machine; `rag models pull NAME` adds more")
-                model_note = gr.Markdown(elem_id="model-note")
-        # the documents of the collection shown: what is indexed, taking one out, a re-scan
-        with gr.Accordion("Documents", open=False, elem_id="documents"):
-            doc_table = gr.Dataframe(headers=["document", "type", "chunks", "size", "indexed"],
-                                     datatype=["str", "str", "number", "str", "str"], interactive=False,
-                                     elem_id="doc-table", wrap=True)
-            with gr.Row():
-                doc_pick = gr.Dropdown([], label="Document", elem_id="doc-pick", scale=3)
-                remove = gr.Button("Move to trash", size="sm", variant="stop", elem_id="remove-doc", scale=1)
-                scan = gr.Button("Re-scan the folder", size="sm", elem_id="rescan", scale=1)
-            doc_note = gr.Markdown(elem_id="doc-note")
+                # the documents of the collection shown: what is indexed, taking one out, a re-scan
+                with gr.Accordion("Documents in this collection", open=False, elem_id="documents"):
+                    doc_table = gr.Dataframe(headers=["document", "type", "chunks", "size", "indexed"],
+                                             datatype=["str", "str", "number", "str", "str"], interactive=False,
+                                             elem_id="doc-table", wrap=True)
+                    doc_pick = gr.Dropdown([], label="Document", elem_id="doc-pick")
+                    with gr.Row():
+                        remove = gr.Button("Move to trash", size="sm", variant="stop", elem_id="remove-doc")
+                        scan = gr.Button("Re-scan the folder", size="sm", elem_id="rescan")
+                    doc_note = gr.Markdown(elem_id="doc-note")
+                # what experts tune, out of the way: how answers are made, how much is read, the model
+                with gr.Accordion("Advanced", open=False, elem_id="advanced"):
+                    template = gr.Radio(TEMPLATE_CHOICES, value="auto", label="How the answer is made",
+                                        elem_id="template")
+                    k = gr.Slider(1, CHAT_MAX_TOP_K, value=min(top_k, CHAT_MAX_TOP_K), step=1,
+                                  label="Passages read for each question", elem_id="top-k",
+                                  info="more passages: more to go on, slower answers")
+                    # the model every answer uses: the operator's to switch, so the page's config
+                    # lists none; the operator's page gets them when it opens (by file name), each
+                    # with what it costs here
+                    picker = gr.Dropdown([], value=None, label="Model", elem_id="model-picker", visible=False,
+                                         info="GGUFs on this machine; `rag models pull NAME` adds more")
+                    model_note = gr.Markdown(elem_id="model-note")
         turns = gr.State([])
         pending = gr.State("")  # the question on its way from the box to the answer
         conv_id = gr.State(None)  # the saved conversation this tab continues, once it has one
@@ -362,6 +457,11 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
             pick = name if name in service.collection_names(user=user) else gr.update()
             return messages, past, cid, pick, "", subjects, gr.update(visible=False)
 
+        def on_search(text, cid, request: gr.Request):
+            """The sidebar shows the conversations whose title, questions or answers hold `text`."""
+            found = service.conversation_choices(user=request_user(request), search=text)
+            return gr.update(choices=found, value=cid if cid in {i for _, i in found} else None)
+
         def on_rename(cid, title, request: gr.Request):
             user = request_user(request)
             try:
@@ -433,7 +533,7 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
 
         # Gradio finds gr.Request by its annotation, which postponed evaluation leaves a string
         for fn in (on_upload, on_cancel_upload, on_message, on_stop, on_new, on_pick, on_create, on_delete, on_open,
-                   on_docs, on_remove, on_rescan, on_conversation, on_rename, on_forget, on_export, on_like,
+                   on_docs, on_remove, on_rescan, on_conversation, on_search, on_rename, on_forget, on_export, on_like,
                    on_correct):
             fn.__annotations__["request"] = gr.Request
         on_like.__annotations__["data"] = gr.LikeData
@@ -460,6 +560,7 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
         # a new conversation while an answer is written ends that answer, and frees the box
         clear.click(on_new, outputs=[chat, turns, conv_id, conversations, rated, correction_row, feedback_note,
                                      box, send], **quick)
+        search.input(on_search, inputs=[search, conv_id], outputs=conversations, **quick)
         conversations.input(on_conversation, inputs=conversations,
                             outputs=[chat, turns, conv_id, collection, history_note, rated, correction_row],
                             **quick)
@@ -500,18 +601,19 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
                 return
             yield f"Loading {md_text(str(name or '?'))} ...", gr.update(), gr.update()
             note = service.use_model(name, user=user)
-            yield note, service.status(), gr.update(value=service.model_name())
+            yield f"{note}\n\n{service.model_note()}", service.status(), gr.update(value=service.model_name())
 
         def refresh_models(request: gr.Request):  # a model pulled while the app runs shows at the next page load
             models = service.model_choices() if service.is_operator(request_user(request)) else []
-            return gr.update(choices=models, value=service.model_name() if models else None, visible=bool(models))
+            return (gr.update(choices=models, value=service.model_name() if models else None, visible=bool(models)),
+                    service.model_note() if models else "")
 
         on_model.__annotations__["request"] = refresh_models.__annotations__["request"] = gr.Request
 
         # `input`, not `change`: putting the picker back after a failed load is not a new pick
         picker.input(on_model, inputs=picker, outputs=[model_note, status, picker], concurrency_id="llm",
                      api_visibility="private", show_progress="minimal")
-        demo.load(refresh_models, outputs=picker, api_visibility="private")
+        demo.load(refresh_models, outputs=[picker, model_note], api_visibility="private")
 
         def ask(question: str, template: str = "auto", top_k: int | None = None,
                 history: list[list[str]] | None = None, collection: str | None = None,
