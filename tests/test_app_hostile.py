@@ -503,18 +503,18 @@ def test_the_page_config_names_no_private_collection_and_no_model_path(tmp_path,
     assert error == "Value: alice-diary is not in the list of choices: ['default', 'manuals']"
     # the picker is filled when a page opens: the operator's by file name, nobody else's
     picker = next(c["id"] for c in config["components"] if c["props"].get("elem_id") == "model-picker")
-    fill = next(d["id"] for d in config["dependencies"] if d["outputs"] == [picker] and not d["inputs"])
+    fill = next(d["id"] for d in config["dependencies"] if d["outputs"][:1] == [picker] and not d["inputs"])
     alice = urllib.request.build_opener(urllib.request.ProxyHandler({}), urllib.request.HTTPCookieProcessor())
     assert app.request("login", _form("alice", "wonder"), form, opener=alice)[0] == 200
     for who, session in ((alice, "alice-open"), (bob, "bob-open")):
         assert app.join(fill, [], session, opener=who)[0] == 200
-    [shown] = app.outcome("alice-open", opener=alice)["output"]["data"]
+    [shown, note] = app.outcome("alice-open", opener=alice)["output"]["data"]
     assert shown["visible"] is True and shown["value"] == "SmolLM2-135M-Instruct.Q4_1.gguf"
-    assert ["smollm2-135m: SmolLM2-135M-Instruct.Q4_1.gguf (shipped default)",
+    assert ["smollm2-135m: SmolLM2-135M-Instruct.Q4_1.gguf (shipped default) · 98 MB · about 6 s an answer",
             "SmolLM2-135M-Instruct.Q4_1.gguf"] in shown["choices"]
-    assert "/" not in json.dumps(shown["choices"])
-    [shown] = app.outcome("bob-open", opener=bob)["output"]["data"]
-    assert shown["visible"] is False and shown["choices"] == []
+    assert "/" not in json.dumps(shown["choices"]) and "Good for" in note
+    [shown, note] = app.outcome("bob-open", opener=bob)["output"]["data"]
+    assert shown["visible"] is False and shown["choices"] == [] and note == ""
     # bob creates alice's private name: refused without saying it exists
     with pytest.raises(ConfigError) as e:
         service.create_collection("alice-diary", user="bob")

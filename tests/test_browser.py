@@ -15,6 +15,8 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 LORA_DOC = "deep-learning-and-choosing-a-model.txt"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--no-proxy-server"]
+# an exchange ends with sources, an abstention or an error
+ANSWERED = re.compile(r"click a number or a source to read the passage|Not found in your documents|⚠️")
 # the chat's text length after every change, recorded in the page while the answer streams
 RECORD_LENGTHS = """() => {
     const chat = document.querySelector('#chat');
@@ -53,6 +55,11 @@ def test_question_streams_an_answer_with_its_sources(chat_app, page):
     page.screenshot(path=str(ARTIFACTS / "chat.png"), full_page=True)
 
 
+def sources(chat):
+    """The titles of the answer's sources ("1 notes.md › Heading"), each after its number chip."""
+    return chat.locator("sup.source-n").locator("xpath=..")
+
+
 def _ask_and_open_a_source(url, page):
     page.goto(url)
     status = page.locator("#status")
@@ -65,39 +72,52 @@ def _ask_and_open_a_source(url, page):
     box.press("Enter")
 
     chat = page.locator("#chat")
-    sources = chat.get_by_text(re.compile(r"^\[\d+\] .+ · similarity \d\.\d\d"))
-    # the exchange ends with sources, an abstention or an error: wait for any, then judge
-    chat.get_by_text(re.compile(r"· similarity \d\.\d\d|Not found in your documents|⚠️")).first \
-        .wait_for(timeout=600_000)
-    assert sources.count(), f"no sources under the answer:\n{chat.inner_text()}"
-    titles = sources.all_inner_texts()
+    chat.get_by_text(ANSWERED).first.wait_for(timeout=600_000)
+    titles = sources(chat).all_inner_texts()
+    assert titles, f"no sources under the answer:\n{chat.inner_text()}"
     assert any(LORA_DOC in t for t in titles), titles
+    # numbered 1..n as the reader meets them, in words: no scores in the titles
+    assert [t.split()[0] for t in titles] == [str(i) for i in range(1, len(titles) + 1)], titles
+    assert not any("similarity" in t for t in titles), titles
     answer = chat.locator("[data-testid=bot]").first.inner_text().strip()
     assert answer and not answer.startswith("⚠️") and "Not found" not in answer
     assert "Sources" in chat.inner_text()
     # the answer grew in several steps before the sources appeared, i.e. it streamed
     lengths = page.evaluate("window.__lengths")
     assert len(set(lengths)) >= 4, lengths
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "answer.png"), full_page=True)
 
-    # a source opens to show the passage it stands for (the block slides open: wait for it)
-    sources.first.click()
+    # the answer's citation is a numbered chip; clicked, it opens its source (the block slides
+    # open: wait for it) and brings the supporting sentence into view
+    chip = chat.locator("[data-testid=bot] sup.cite:not(.source-n)").first
+    assert chip.inner_text().strip() == "1" and "Source 1: " in chip.get_attribute("title")
+    chip.click()
     page.wait_for_function("""() => {
         const blocks = [...document.querySelectorAll('#chat .thought-group .content')];
-        const last = blocks[blocks.length - 1];
-        return last && last.innerText.trim().length > 100
-            && last.getBoundingClientRect().height >= last.scrollHeight - 1
-            && last.getBoundingClientRect().height > 40;
+        const open = blocks.filter(b => b.getBoundingClientRect().height > 40
+            && b.getBoundingClientRect().height >= b.scrollHeight - 1 && b.innerText.trim().length > 100);
+        return open.length === 1;
     }""")
     assert "Traceback" not in page.content()
+    block = chat.locator(".thought-group", has=page.locator("sup.source-n", has_text=re.compile("^1$"))).first
     # the source viewer: the sentence of the passage that supports the answer is highlighted
-    block = chat.locator(".thought-group .content").last
     marks = block.locator("mark").all_inner_texts()
     assert marks, block.inner_text()
     words = {w.lower() for w in re.findall(r"[A-Za-z]{4,}", answer)}
     assert all(m.strip() in block.inner_text() and words & {w.lower() for w in re.findall(r"[A-Za-z]{4,}", m)}
                for m in marks), (marks, answer)
-    block.locator("mark").first.scroll_into_view_if_needed()
-    ARTIFACTS.mkdir(exist_ok=True)
+    # scrolled to it: the mark is inside the chat's visible area
+    page.wait_for_function("""() => {
+        const mark = [...document.querySelectorAll('#chat .thought-group mark')].find(m => m.offsetHeight > 0);
+        const box = document.querySelector('#chat .bubble-wrap') || document.querySelector('#chat');
+        if (!mark || !box) return false;
+        const m = mark.getBoundingClientRect(), b = box.getBoundingClientRect();
+        return m.top >= b.top - 1 && m.bottom <= b.bottom + 1;
+    }""")
+    # the scores stay available, small, in the source's details line
+    assert re.search(r"Details: similarity to the question \d\.\d\d · passage \d+ of those read",
+                     block.inner_text()), block.inner_text()
     block.screenshot(path=str(ARTIFACTS / "source-viewer.png"))
 
 
@@ -162,11 +182,10 @@ def test_documents_cannot_make_the_browser_fetch_and_questions_show_while_queued
         other.get_by_text(re.compile(r"queue: 1/1")).wait_for(timeout=30_000)
         assert other.locator("#question textarea").is_disabled()  # until its answer is in
 
-        chat.get_by_text(re.compile(r"· similarity \d\.\d\d|Not found in your documents|⚠️")).first \
-            .wait_for(timeout=600_000)
-        sources = chat.get_by_text(re.compile(r"^\[\d+\] quorvex-beacons\.md .+ · similarity \d\.\d\d"))
-        assert sources.count(), f"the beacon note is not cited:\n{chat.inner_text()}"
-        sources.first.click()
+        chat.get_by_text(ANSWERED).first.wait_for(timeout=600_000)
+        cited = sources(chat).filter(has_text="quorvex-beacons.md")
+        assert cited.count(), f"the beacon note is not cited:\n{chat.inner_text()}"
+        cited.first.click()
         page.wait_for_function("""(tag) => [...document.querySelectorAll('#chat .thought-group .content')]
             .some(b => b.innerText.includes(tag) && b.getBoundingClientRect().height > 20)""", arg=tag)
         shown = chat.inner_text()
@@ -174,6 +193,8 @@ def test_documents_cannot_make_the_browser_fetch_and_questions_show_while_queued
             assert text in shown, shown  # the markup reads as text
         assert page.evaluate("document.querySelectorAll('#chat img, #chat script').length") == 0
         other.locator("#chat").get_by_text("Not found in your documents").wait_for(timeout=120_000)
+        ARTIFACTS.mkdir(exist_ok=True)
+        other.screenshot(path=str(ARTIFACTS / "refusal.png"), full_page=True)
         page.wait_for_timeout(500)  # anything the page would fetch has been asked for by now
         assert listener.requests == []
     except BaseException:
@@ -208,9 +229,8 @@ def test_a_collection_is_created_filled_asked_and_pruned(chat_app, page, tmp_pat
         box.fill("How often does a beekeeper inspect a hive?")
         box.press("Enter")
         chat = page.locator("#chat")
-        chat.get_by_text(re.compile(r"· similarity \d\.\d\d|Not found in your documents|⚠️")).first \
-            .wait_for(timeout=600_000)
-        titles = chat.get_by_text(re.compile(r"^\[\d+\] .+ · similarity \d\.\d\d")).all_inner_texts()
+        chat.get_by_text(ANSWERED).first.wait_for(timeout=600_000)
+        titles = sources(chat).all_inner_texts()
         assert titles and all("hive-inspection.md" in t for t in titles), chat.inner_text()
         assert not (chat_app.corpus / doc.name).exists()
 
@@ -253,10 +273,15 @@ def test_model_picker_switches_the_model_for_the_next_questions(chat_app, page):
         page.goto(chat_app.url)
         status = page.locator("#status")
         status.get_by_text(re.compile(r"SmolLM2-135M-Instruct\.Q4_1\.gguf")).wait_for()
+        # the picker is under Advanced, with a line on what the model in use costs and is good for
+        page.locator("#advanced").get_by_text("Advanced").first.click()
+        page.locator("#model-note").get_by_text(re.compile(r"about \d+ s an answer.*Good for: quick")).wait_for()
         page.locator("#model-picker input").click()
         options = [o.strip() for o in page.get_by_role("option").all_inner_texts()]
-        assert [o.removeprefix("✓").strip() for o in options] == [
-            "smollm2-135m: SmolLM2-135M-Instruct.Q4_1.gguf (shipped default)", PICKER_COPY, PICKER_BROKEN]
+        names = [o.removeprefix("✓").strip().split(" · ")[0] for o in options]
+        assert names == ["smollm2-135m: SmolLM2-135M-Instruct.Q4_1.gguf (shipped default)", PICKER_COPY,
+                         PICKER_BROKEN], options
+        assert all(re.search(r" · \d+ MB · about \d+ s an answer$", o) for o in options), options  # its cost here
         assert options[0].startswith("✓") and not options[1].startswith("✓")  # the model in use
 
         page.get_by_role("option", name=PICKER_COPY).click()  # from the list that is open
@@ -266,9 +291,8 @@ def test_model_picker_switches_the_model_for_the_next_questions(chat_app, page):
         box.fill("What is LoRA?")
         box.press("Enter")
         chat = page.locator("#chat")
-        chat.get_by_text(re.compile(r"· similarity \d\.\d\d|Not found in your documents|⚠️")).first \
-            .wait_for(timeout=600_000)
-        assert chat.get_by_text(re.compile(r"^\[\d+\] .+ · similarity \d\.\d\d")).count(), chat.inner_text()
+        chat.get_by_text(ANSWERED).first.wait_for(timeout=600_000)
+        assert sources(chat).count(), chat.inner_text()
         assert "⚠️" not in chat.inner_text()
 
         pick(PICKER_BROKEN)
@@ -276,13 +300,15 @@ def test_model_picker_switches_the_model_for_the_next_questions(chat_app, page):
         note.wait_for(timeout=300_000)
         assert re.fullmatch(rf"⚠️ cannot load model .*{PICKER_BROKEN}: .+", note.inner_text().strip())
         assert PICKER_COPY in status.inner_text()  # the model in use stays, and the picker shows it
-        assert page.locator("#model-picker input").input_value() == PICKER_COPY
+        assert page.locator("#model-picker input").input_value().startswith(f"{PICKER_COPY} · ")
         assert "Traceback" not in page.content()
     except BaseException:
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "picker-failure.png"), full_page=True)
         raise
     finally:  # the app is shared: later tests get the shipped model back
+        if not page.locator("#model-picker input").is_visible():
+            page.locator("#advanced").get_by_text("Advanced").first.click()
         pick("smollm2-135m: SmolLM2-135M-Instruct.Q4_1.gguf (shipped default)")
         page.locator("#model-note").get_by_text("Answering with SmolLM2-135M-Instruct.Q4_1.gguf") \
             .wait_for(timeout=300_000)
@@ -305,7 +331,8 @@ def test_a_document_picked_is_summarised_with_its_coverage_and_stop_ends_an_answ
         coverage.wait_for()
         assert re.fullmatch(r"Read (\d+) of \1 chunks of deep-learning-overview\.md\.", coverage.inner_text().strip())
         assert "Summary of deep-learning-overview.md" in chat.inner_text()
-        assert "similarity" not in chat.inner_text()  # entries copied from their passage: no score
+        # entries copied from their passage: no similarity score, even in the details
+        assert "similarity" not in chat.inner_text() and "chunks of deep-learning-overview.md" in chat.inner_text()
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "survey.png"), full_page=True)  # what a reader sees
 
@@ -315,7 +342,9 @@ def test_a_document_picked_is_summarised_with_its_coverage_and_stop_ends_an_answ
         box.fill("What are autoencoders used for?")
         box.press("Enter")
         chat.locator(".draft-label").last.wait_for(timeout=600_000)  # the model is writing
-        page.locator("#stop-answer").click()
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "answering.png"), full_page=True)
+        page.keyboard.press("Escape")  # Esc is the Stop button
         chat.get_by_text("Stopped.").wait_for()
         page.wait_for_function("() => !document.querySelector('#question textarea').disabled")
         assert box.is_enabled() and "Draft, being checked" not in chat.inner_text()
@@ -353,8 +382,7 @@ def test_a_thumbs_down_with_a_correction_is_saved_and_exported_as_an_eval_case(c
         box.fill(question)
         box.press("Enter")
         chat = page.locator("#chat")
-        chat.get_by_text(re.compile(r"· similarity \d\.\d\d|Not found in your documents|⚠️")).first \
-            .wait_for(timeout=600_000)
+        chat.get_by_text(ANSWERED).first.wait_for(timeout=600_000)
         assert "⚠️" not in chat.inner_text()
         assert not page.locator("#correction-row").is_visible()  # until a thumbs-down
         dislike = chat.get_by_role("button", name="Dislike", exact=True)
@@ -382,3 +410,42 @@ def test_a_thumbs_down_with_a_correction_is_saved_and_exported_as_an_eval_case(c
     assert cli.main(["feedback", "export", "--history", str(history), "-o", str(out)]) == 0
     [case] = [i for i in load_jsonl(out).items if i.question == question]
     assert case.answers == (right,) and case.answerable and case.sources == () and case.split == "test"
+
+
+def test_a_phone_sized_window_shows_the_chat_and_a_refused_file_leaves_the_upload_box(chat_app, page, tmp_path):
+    """At phone width (390 px) nothing scrolls sideways, the conversations sidebar starts closed
+    and opens over the chat, and the question box, Send and the chat fit the screen. A file
+    the app refuses is named in the note and is not left in the upload box to be sent again."""
+    bad = tmp_path / "tool.exe"
+    bad.write_bytes(b"MZ\x90\x00")
+    try:
+        page.goto(chat_app.url)
+        page.locator("#question textarea").wait_for()
+        page.locator("#conversations").wait_for()
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "empty.png"), full_page=True)
+        page.locator("#upload input[type=file]").set_input_files(str(bad))
+        page.locator("#upload-note").get_by_text("tool.exe not added: unsupported file type '.exe'").wait_for()
+        page.wait_for_function("() => !document.querySelector('#upload').innerText.includes('tool.exe')")
+        page.screenshot(path=str(ARTIFACTS / "upload-refused.png"), full_page=True)
+
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.reload()
+        page.locator("#question textarea").wait_for()
+        # (the page's script closes the sidebar once it is drawn)
+        page.wait_for_function("() => !document.querySelector('#sidebar').classList.contains('open')")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        for part in ("#chat", "#question textarea", "#send"):
+            box = page.locator(part).bounding_box()
+            assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390, (part, box)
+        assert page.locator("#question textarea").bounding_box()["y"] < 844  # on the first screen
+        page.screenshot(path=str(ARTIFACTS / "narrow.png"))
+        page.locator("#sidebar .toggle-button").click()
+        # it slides in over the chat
+        page.wait_for_function("() => document.querySelector('#new-conversation').getBoundingClientRect().x >= 0")
+        time.sleep(0.5)
+        page.screenshot(path=str(ARTIFACTS / "narrow-sidebar.png"))
+    except BaseException:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "narrow-failure.png"), full_page=True)
+        raise

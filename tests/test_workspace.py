@@ -22,6 +22,12 @@ def _sign_in(page, url, user):
     page.locator("#chat").wait_for()
 
 
+def _conversations(page):
+    """The titles the sidebar lists, the most recent first."""
+    page.locator("#conversations").wait_for()
+    return [t.strip() for t in page.locator("#conversations label").all_inner_texts()]
+
+
 def _dropdown_options(page, elem_id):
     page.locator(f"#{elem_id} input").click()
     options = page.get_by_role("option").all_inner_texts()
@@ -51,7 +57,8 @@ def test_users_keep_their_own_conversations_and_collections_across_a_restart(sec
                 break
             time.sleep(10)
         answered.wait_for(timeout=1_000)
-        page.wait_for_function("() => (document.querySelector('#conversations input')?.value || '').includes('Zorbania')")
+        # the sidebar lists the new conversation under its full title, marked as the one open
+        page.locator("#conversations label.selected").get_by_text(NOT_THERE).wait_for()
         page.locator("#collection-tools").get_by_text("New or delete collection").click()
         page.locator("#new-collection input, #new-collection textarea").first.fill("alice-private")
         page.locator("#create-collection").click()
@@ -60,7 +67,7 @@ def test_users_keep_their_own_conversations_and_collections_across_a_restart(sec
         # bob sees neither alice's conversation nor her collection, in the page or the API
         page.goto(secure_app.url + "logout")
         _sign_in(page, secure_app.url, "bob")
-        assert not any("Zorbania" in o for o in _dropdown_options(page, "conversations"))
+        assert not any("Zorbania" in o for o in _conversations(page))
         assert "alice-private" not in _dropdown_options(page, "collection")
         bob = Client(secure_app.url, auth=("bob", USERS["bob"]), verbose=False)
         assert bob.predict(api_name="/collections") == ["default"]
@@ -72,11 +79,14 @@ def test_users_keep_their_own_conversations_and_collections_across_a_restart(sec
         # the app restarts; alice signs in again and resumes her conversation
         secure_app.restart()
         _sign_in(page, secure_app.url, "alice")
-        options = _dropdown_options(page, "conversations")
+        page.locator("#conversations label").first.wait_for()
+        options = _conversations(page)
         assert [o for o in options if "Zorbania" in o] == [f"{NOT_THERE} (1)"], options
         assert "alice-private" in _dropdown_options(page, "collection")
-        page.locator("#conversations input").click()
-        page.get_by_role("option", name=f"{NOT_THERE} (1)").click()
+        # found by a word of its question, then opened from the sidebar
+        page.locator("#conversation-search input, #conversation-search textarea").first.fill("zorbania")
+        page.wait_for_function("() => document.querySelectorAll('#conversations label').length === 1")
+        page.locator("#conversations label", has_text=NOT_THERE).click()
         chat = page.locator("#chat")
         chat.get_by_text(NOT_THERE).wait_for()
         chat.get_by_text("Not found in your documents").wait_for()

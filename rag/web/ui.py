@@ -31,7 +31,8 @@ CSS = """
 #chat .md small { opacity: 0.7; }  /* a passage's neighbouring text, around it */
 /* a citation: a small numbered chip after what it backs; clicked, it opens its source */
 #chat sup.cite { display: inline-block; min-width: 1.5em; padding: 0 0.35em; margin-left: 0.2em;
-  border-radius: 0.75em; background: var(--color-accent-soft); color: var(--color-accent);
+  border-radius: 0.75em; border: 1px solid var(--color-accent); background: var(--color-accent-soft);
+  color: var(--color-accent);
   font-size: 0.72em; font-weight: 600; line-height: 1.5em; text-align: center; cursor: pointer;
   vertical-align: 0.35em; }
 #chat sup.cite:hover { background: var(--color-accent); color: white; }
