@@ -90,12 +90,19 @@ SCRIPT = """
       const toggle = block.querySelector('.title, button, [role=button]') || title;
       const content = block.querySelector('.content');
       if (!content || content.offsetHeight < 2) toggle.click();
-      setTimeout(() => {
-        const mark = block.querySelector('mark') || block;
-        mark.scrollIntoView({block: 'center', behavior: 'smooth'});
+      // the block slides open: scroll once its height has stopped changing
+      let last = -1, steady = 0, waited = 0;
+      const settle = () => {
+        const h = block.getBoundingClientRect().height;
+        steady = h === last ? steady + 1 : 0;
+        last = h;
+        waited += 100;
+        if (steady < 2 && waited < 3000) { setTimeout(settle, 100); return; }
+        (block.querySelector('mark') || block).scrollIntoView({block: 'center'});
         block.classList.add('source-flash');
         setTimeout(() => block.classList.remove('source-flash'), 1500);
-      }, 350);
+      };
+      setTimeout(settle, 100);
       return;
     }
   }, true);
