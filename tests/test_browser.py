@@ -167,10 +167,17 @@ def test_documents_cannot_make_the_browser_fetch_and_questions_show_while_queued
         page.locator("#upload input[type=file]").set_input_files(str(doc))
         page.locator("#upload-note").get_by_text(re.compile("is indexed and searchable|not added")).wait_for()
         assert "quorvex-beacons.md is indexed" in page.locator("#upload-note").inner_text()
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "upload.png"), full_page=True)
         other.goto(chat_app.url)
         other.locator("#question textarea").wait_for()
 
         box = page.locator("#question textarea")
+        # Shift+Enter starts a new line; Enter sends
+        box.fill("How is a quorvex")
+        box.press("Shift+Enter")
+        box.type("beacon mounted?")
+        assert box.input_value() == "How is a quorvex\nbeacon mounted?" and box.is_enabled()
         box.fill("How is a quorvex beacon mounted?")
         box.press("Enter")
         chat = page.locator("#chat")
