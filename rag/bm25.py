@@ -17,6 +17,11 @@ import numpy as np
 # a token bm25s's tokenizer never yields (it keeps runs of two or more word characters)
 _NO_TERM = "\x00"
 
+# A word is known when the index holds it with an "s" more or less (`BM25Index.unknown`): the
+# stemmer leaves acronyms' plurals alone ("MLPs" stays "mlps"), so a question about "MLP" read
+# as naming something the notes never mention. False: the word's own forms only.
+PLURAL_FORMS = True
+
 
 class BM25:
     """bm25s over the chunks' embedded text (headings included), English stopwords, stemmed."""
@@ -70,6 +75,8 @@ class BM25:
         def known(token: str) -> bool:
             # the stemmer treats "herve" and "hervé" differently, so both forms are looked up
             forms = {_fold(token)} | {_fold(t) for t in self.terms(token)}
+            if PLURAL_FORMS:  # the stemmer leaves an acronym's plural alone: "MLP" is in notes that say "MLPs"
+                forms |= {f + "s" for f in forms} | {f[:-1] for f in forms if len(f) > 3 and f.endswith("s")}
             if forms & self._folded:
                 return True
             return fuzzy and len(token) >= 5 and any(close(form) for form in forms)

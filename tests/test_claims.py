@@ -55,6 +55,18 @@ def test_rare_terms_come_from_the_embedders_vocabulary(vocab):
     assert not claims.Vocabulary.of(object())  # no folder: nothing is rare, nothing is checked
 
 
+def test_an_ordinary_word_made_of_common_ones_is_not_rare(vocab, monkeypatch):
+    # a prefix on a word, an inflection, two words joined: ordinary, though the vocabulary lacks them
+    question = "Is a drawback of untrusted underfitting models that they get queried less?"
+    assert vocab.rare(question) == []
+    # coined terms stay rare: they name what the documents may not hold
+    assert vocab.rare("Which program does difftool launch? Does distillation help Mamba?") == \
+        ["difftool", "distillation", "mamba"]
+    assert vocab.rare("Is frobnitzing allowed?") == ["frobnitzing"]
+    monkeypatch.setattr(claims, "ORDINARY_FORMS", False)
+    assert vocab.rare(question) == ["drawback", "untrusted", "underfitting", "queried"]
+
+
 def test_a_subject_needs_the_questions_most_specific_term_only_when_the_sentence_names_none():
     asked = ["frobnitz", "warranty"]
     passages = ["The gizmo warranty lasts two years.", "The frobnitz warranty lasts five years.",

@@ -149,7 +149,9 @@ def test_duplicate_text_is_returned_once(tmp_path, fake_embedder):
     assert len(hits) == 2
 
 
-def test_names_the_documents_never_mention(tmp_path, corpus_copy, fake_embedder):
+def test_names_the_documents_never_mention(tmp_path, corpus_copy, fake_embedder, monkeypatch):
+    from rag import bm25
+
     (corpus_copy / "normans.txt").write_text("Hervé served the Byzantines. The Scottish king took hostages. "
                                              "Circuit switching is characterized by a fee per minute.")
     build([corpus_copy], tmp_path / "idx", fake_embedder)
@@ -160,6 +162,12 @@ def test_names_the_documents_never_mention(tmp_path, corpus_copy, fake_embedder)
     # a misspelt word is matched through its stem as well, which may be much shorter than it
     assert r.unknown(["charecterized", "frobnitzed"]) == ["frobnitzed"]
     assert r.unknown(["charecterized"], fuzzy=False) == ["charecterized"]
+    # an acronym the notes use only in the plural (the stemmer leaves "MLPs" as it is), or the
+    # other way round, is mentioned; switched off, only the word's own forms count
+    assert r.unknown(["MLP", "GAN", "RLHFs"]) == []
+    monkeypatch.setattr(bm25, "PLURAL_FORMS", False)
+    r.bm25._folded = None
+    assert r.unknown(["MLP", "GAN"]) == ["MLP"]
     hits = r.search("What does RLHF stand for?", k=4)
     assert r.mentioned(["RLHF"], hits) and not r.mentioned(["RLHF", "Mamba"], hits)
 
