@@ -180,11 +180,14 @@ class History(HistoryFile):
             return [ConversationInfo(*row) for row in cur.fetchall()]
 
     def answer_seconds(self, model: str, *, last: int = 50) -> list[float]:
-        """How long the last `last` answers by `model` (its file name) took, in seconds, all
-        users' together: only the times leave the table, for the model picker's costs."""
+        """How long the last `last` answers `model` (its file name) wrote took, in seconds, all
+        users' together: only the times leave the table, for the model picker's costs. A refusal
+        before the model ran and a whole-document answer (no model) say nothing of its speed."""
         with self._db() as db, closing(db.execute(
                 "SELECT json_extract(record, '$.timings.total') FROM turns "
                 "WHERE json_extract(record, '$.model') = ? AND json_extract(record, '$.timings.total') > 0 "
+                "AND json_extract(record, '$.timings.generate') > 0 "
+                "AND COALESCE(json_extract(record, '$.scope'), '') = '' "
                 "ORDER BY id DESC LIMIT ?", (model, int(last)))) as cur:
             return [float(t) for (t,) in cur.fetchall() if isinstance(t, (int, float))]
 

@@ -28,7 +28,7 @@ SOURCES_HEADER = "<strong>Sources</strong> <small>(click a number or a source to
 UNSUPPORTED = ('<span class="unbacked" title="Not backed by your documents: {why}">{text}</span>'
                ' <small class="unbacked-note">(not backed by your documents)</small>')
 # a citation: a numbered chip right after what it backs; the chat's script opens its source
-CHIP = '<sup class="cite" title="{title}">{n}</sup>'
+CHIP = '<sup class="cite" tabindex="0" role="button" title="{title}">{n}</sup>'
 SOURCE_CHIP = '<sup class="cite source-n">{n}</sup>'  # the same number on its source's title
 # what a whole-document or whole-collection answer read, small and muted under it
 COVERAGE = '<small class="coverage">{line}</small>'
@@ -136,11 +136,12 @@ def source_details(answer: Answer, c: Citation, block: int) -> str:
 def refusal_reason(answer: Answer) -> tuple[str, str]:
     """Why `answer` was refused, for a reader, and the check's own words when they differ (a
     score against a threshold), for the details line."""
-    reason = answer.abstain_reason or ""
-    plain = _PLAIN_REASONS.get(answer.abstain_code or "")
-    if plain and _SCORE.search(reason):
-        return plain, f"Details: {answer.abstain_code}: {reason}"
-    return reason, ""
+    reason, code = answer.abstain_reason or "", answer.abstain_code or ""
+    if not _SCORE.search(reason):
+        return reason, ""
+    # (a refusal saved before its code was kept has none: its scores go to the details all the same)
+    plain = _PLAIN_REASONS.get(code, "the passages found do not answer it")
+    return plain, f"Details: {code + ': ' if code else ''}{reason}"
 
 
 def answer_html(answer: Answer, shown: Numbered | None = None) -> str:

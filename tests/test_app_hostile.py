@@ -510,7 +510,7 @@ def test_the_page_config_names_no_private_collection_and_no_model_path(tmp_path,
         assert app.join(fill, [], session, opener=who)[0] == 200
     [shown, note] = app.outcome("alice-open", opener=alice)["output"]["data"]
     assert shown["visible"] is True and shown["value"] == "SmolLM2-135M-Instruct.Q4_1.gguf"
-    assert ["smollm2-135m: SmolLM2-135M-Instruct.Q4_1.gguf (shipped default) · 98 MB · about 6 s an answer",
+    assert ["smollm2-135m: SmolLM2-135M-Instruct.Q4_1.gguf (shipped default) · 98 MB · about 6 s an answer (estimate) · quotes",
             "SmolLM2-135M-Instruct.Q4_1.gguf"] in shown["choices"]
     assert "/" not in json.dumps(shown["choices"]) and "Good for" in note
     [shown, note] = app.outcome("bob-open", opener=bob)["output"]["data"]

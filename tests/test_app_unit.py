@@ -226,8 +226,8 @@ def test_model_picker_offers_local_ggufs_by_name_and_refuses_what_cannot_load(tm
     # each label says what the model costs here: size and seconds an answer (estimated by size
     # until it has answered here)
     assert service.model_choices() == [
-        ("smollm2-135m: SmolLM2-135M-Instruct.Q4_1.gguf (shipped default) · 98 MB · about 6 s an answer",
-         "SmolLM2-135M-Instruct.Q4_1.gguf"), ("notes.gguf · 0 MB · about 3 s an answer", "notes.gguf")]
+        ("smollm2-135m: SmolLM2-135M-Instruct.Q4_1.gguf (shipped default) · 98 MB · about 6 s an answer (estimate) · quotes",
+         "SmolLM2-135M-Instruct.Q4_1.gguf"), ("notes.gguf · 0 MB · about 3 s an answer (estimate) · quotes", "notes.gguf")]
     assert service.model_note() == ("98 MB, about 0.1B parameters; about 6 s an answer \\(estimated from its "
                                     "size\\: it has not answered here yet\\). Good for\\: quick\\: answers with "
                                     "the sentence of your documents that says it, quoted and cited.")

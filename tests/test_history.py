@@ -148,9 +148,12 @@ def test_answer_times_of_a_model_come_from_every_owner_and_nothing_else(tmp_path
     h = History(tmp_path / "h.db")
     for owner, seconds in (("alice", 2.5), ("bob", 4.0)):
         cid = h.create(owner=owner)
-        h.add_turn(cid, dataclasses.replace(_turn(), timings={"total": seconds}), owner=owner)
-    h.add_turn(h.create(), dataclasses.replace(_turn(), model="Other.gguf", timings={"total": 30.0}))
-    h.add_turn(h.create(), dataclasses.replace(_turn(), timings={}))  # (an answer saved without its times counts for nothing)
+        h.add_turn(cid, dataclasses.replace(_turn(), timings={"total": seconds, "generate": 1.0}), owner=owner)
+    h.add_turn(h.create(), dataclasses.replace(_turn(), model="Other.gguf", timings={"total": 30.0, "generate": 9.0}))
+    h.add_turn(h.create(), dataclasses.replace(_turn(), timings={}))
+    # no model wrote these: a refusal before generation, a whole-document answer
+    h.add_turn(h.create(), dataclasses.replace(_turn(), abstained=True, timings={"total": 0.1, "generate": 0.0}))
+    h.add_turn(h.create(), dataclasses.replace(_turn(), scope="summary", timings={"total": 9.0, "generate": 0.0}))  # (an answer saved without its times counts for nothing)
     assert sorted(h.answer_seconds("SmolLM2")) == [2.5, 4.0]
     assert h.answer_seconds("SmolLM2", last=1) == [4.0]  # the most recent
     assert h.answer_seconds("Other.gguf") == [30.0] and h.answer_seconds("nope") == []

@@ -25,7 +25,7 @@ def test_answer_messages_list_sources_collapsed_with_full_text():
     assert reasoning["content"] == "Passage [1] defines LoRA."
     # the marker is a numbered chip right after what it backs, naming its source on hover
     assert text == {"role": "assistant", "content": 'LoRA trains small matrices<sup class="cite" '
-                    'title="Source 1: notes.md › Models &gt; LoRA">1</sup>.'}
+                    'tabindex="0" role="button" title="Source 1: notes.md › Models &gt; LoRA">1</sup>.'}
     assert "Sources" in header["content"]
     # the source's title: its number as the same chip, the file and heading (escaped), no score
     assert source["metadata"]["title"] == '<sup class="cite source-n">1</sup> notes.md › Models &gt; LoRA'
@@ -46,7 +46,8 @@ def test_citations_are_numbered_in_reading_order_and_each_opens_its_own_passage(
     _, _, first, second = answer_messages(answer)
     shown = answer_messages(answer)[0]["content"]
     # block 2 is read first: chip 1; the marker naming no source is dropped, not left pointing nowhere
-    assert shown == ('Gates keep long memories<sup class="cite" title="Source 1: n.md">1</sup>. '
+    assert shown == ('Gates keep long memories<sup class="cite" tabindex="0" role="button" '
+                     'title="Source 1: n.md">1</sup>. '
                      "Attention weighs tokens.")
     assert first["metadata"]["title"].startswith('<sup class="cite source-n">1</sup> n.md')
     assert "<mark>Gates keep long memories.</mark>" in first["content"]
@@ -139,7 +140,8 @@ def test_a_whole_document_answer_says_under_it_what_it_read():
     cov = Coverage(scope="summary", document="notes.md", chunks_read=3, chunks_total=3)
     a = _answer(scope="summary", coverage=cov, template="survey")
     text, header, source = answer_messages(a)
-    assert text["content"] == ('LoRA trains small matrices<sup class="cite" title="Source 1: notes.md › Models '
+    assert text["content"] == ('LoRA trains small matrices<sup class="cite" tabindex="0" role="button" '
+                               'title="Source 1: notes.md › Models '
                                '&gt; LoRA">1</sup>.\n<small class="coverage">Read 3 of 3 chunks of notes.md.</small>')
     assert "similarity" not in source["content"]  # copied, not ranked: no score
     # abstaining, it still says what it searched, so "not found" reads as "not in all of these"
@@ -150,3 +152,12 @@ def test_a_whole_document_answer_says_under_it_what_it_read():
                                    '</small>')
     # an ordinary answer has no such line
     assert "coverage" not in answer_messages(_answer())[0]["content"]
+
+
+def test_a_refusal_saved_without_its_code_still_keeps_scores_out_of_the_reason():
+    old = Answer(question="q", text="Not found in your documents.", abstained=True,
+                 abstain_reason="answer support 0.12 is below 0.30")
+    [msg] = answer_messages(old)
+    shown, details = msg["content"].split('<small class="details">')
+    assert "(the passages found do not answer it)" in shown and "0.12" not in shown
+    assert "Details: answer support 0.12 is below 0.30" in details

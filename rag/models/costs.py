@@ -41,8 +41,10 @@ class ModelCost:
         return f"{self.size / 1e9:.1f} GB" if self.size >= 1e9 else f"{self.size / 1e6:.0f} MB"
 
     def short(self) -> str:
-        """"98 MB · about 6 s an answer", for the picker's label."""
-        return f"{self.size_text} · about {self.seconds:.0f} s an answer"
+        """"98 MB · about 6 s an answer" (measured here), "... (estimate)" until then, for the
+        picker's label; "writes" or "quotes", how it answers."""
+        guess = "" if self.answers else " (estimate)"
+        return f"{self.size_text} · about {self.seconds:.0f} s an answer{guess} · {'writes' if self.writes else 'quotes'}"
 
     def describe(self) -> str:
         """A sentence on the model picked: its cost here and what it is good for."""

@@ -51,7 +51,9 @@ CSS = """
   border-radius: 6px; background: transparent; border: none; box-shadow: none; }
 #conversations label:hover { background: var(--background-fill-secondary); }
 #conversations label.selected { background: var(--color-accent-soft); }
-#conversations input[type=radio] { display: none; }
+#conversations input[type=radio] { position: absolute; opacity: 0; width: 1px; height: 1px; }
+#conversations label:focus-within { outline: 2px solid var(--color-accent); }
+#chat sup.cite:focus { outline: 2px solid var(--color-accent); outline-offset: 1px; }
 #status { font-size: 0.85em; opacity: 0.8; }
 #upload-help, #keys-help { margin-top: -6px; opacity: 0.7; }
 /* a phone: the chat leaves room for the box under it */
@@ -70,13 +72,23 @@ SCRIPT = """
   };
   fold(50);
   document.addEventListener('keydown', (e) => {
-    if (e.key !== 'Escape') return;
+    if (e.key === 'Enter' && e.target.matches && e.target.matches('#chat sup.cite:not(.source-n)')) {
+      openSource(e, e.target);  // a chip reached with Tab opens with Enter
+      return;
+    }
+    // Esc stops an answer, and only while one is running (the box waits for it): not when it
+    // closes a list, ends a composition or repeats
+    if (e.key !== 'Escape' || e.isComposing || e.repeat || e.defaultPrevented) return;
+    if (e.target.closest && e.target.closest('[role=listbox], .options, #model-picker, #collection, #ask-document')) return;
+    const box = document.querySelector('#question textarea');
     const stop = document.querySelector('#stop-answer');
-    if (stop && !stop.disabled) stop.click();
+    if (box && box.disabled && stop) stop.click();
   });
   document.addEventListener('click', (e) => {
     const chip = e.target.closest && e.target.closest('#chat sup.cite:not(.source-n)');
-    if (!chip) return;
+    if (chip) openSource(e, chip);
+  }, true);
+  function openSource(e, chip) {
     e.preventDefault();
     e.stopPropagation();
     const n = chip.textContent.trim();
@@ -105,7 +117,7 @@ SCRIPT = """
       setTimeout(settle, 100);
       return;
     }
-  }, true);
+  }
 }
 """
 
@@ -292,9 +304,11 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
         rated = gr.State({})
         correcting = gr.State(None)  # the question position of the answer awaiting its correction
 
-        def show_question(question, messages):
+        def show_question(question, messages, request: gr.Request):
             """The fast first step (not queued): the question shows in the chat at once and the
-            box waits until the answer is in, however long the queue."""
+            box waits until the answer is in, however long the queue. Its answer's Stop flag
+            (`halted`) is raised here, so Stop or New conversation reach an answer still queued."""
+            halted[getattr(request, "session_hash", None) or ""] = {"why": ""}  # an earlier Stop is spent
             messages = list(messages or [])
             if question and question.strip():
                 messages.append({"role": "user", "content": html_text(question)})
@@ -311,9 +325,10 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
             if flag is not None and not flag["why"]:
                 flag["why"] = why
 
-        def on_message(question, messages, past, tmpl, kk, name, cid, document, subjects, request: gr.Request):
+        def on_message(question, messages, past, tmpl, kk, name, cid, document, subjects, search,
+                       request: gr.Request):
             session = getattr(request, "session_hash", None) or ""
-            stop = halted[session] = {"why": ""}  # a new question: an earlier Stop is spent
+            stop = halted.setdefault(session, {"why": ""})  # (raised by show_question)
             shown = bool(question and question.strip())
             user = request_user(request)
             saved = {"id": cid, "note": ""}
@@ -344,7 +359,7 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
             if stop["why"] == "stop":
                 yield stopped(messages), past, saved["id"], gr.update(), gr.update(), subjects
                 return
-            choices = service.conversation_choices(user=user)
+            choices = service.conversation_choices(user=user, search=search)
             yield messages, past, saved["id"], gr.update(choices=choices, value=saved["id"]), \
                 saved["note"] or gr.update(), subjects
 
@@ -370,11 +385,14 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
             return gr.update(interactive=True), gr.update(interactive=True)
 
         def stopped(messages):
-            """The chat with a draft or progress line left in it replaced by "Stopped."."""
+            """The chat with a draft or progress line left in it replaced by "Stopped.", or with
+            "Stopped." after a question stopped before its answer began (still queued)."""
             messages = list(messages or [])
             if messages and messages[-1].get("role") == "assistant" and \
                     message_text(messages[-1]).startswith('<span class="draft-label">'):
                 messages[-1] = {"role": "assistant", "content": STOPPED}
+            elif messages and messages[-1].get("role") == "user":
+                messages.append({"role": "assistant", "content": STOPPED})
             return messages
 
         def on_stop(messages, request: gr.Request):
@@ -470,7 +488,7 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
             found = service.conversation_choices(user=request_user(request), search=text)
             return gr.update(choices=found, value=cid if cid in {i for _, i in found} else None)
 
-        def on_rename(cid, title, request: gr.Request):
+        def on_rename(cid, title, search, request: gr.Request):
             user = request_user(request)
             try:
                 if cid is None:
@@ -478,9 +496,9 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
                 service.history.rename(cid, title, owner=user or "")
             except RagError as e:
                 return gr.update(), f"⚠️ {md_text(e)}", gr.update()
-            return gr.update(choices=service.conversation_choices(user=user), value=cid), "Renamed.", ""
+            return gr.update(choices=service.conversation_choices(user=user, search=search), value=cid), "Renamed.", ""
 
-        def on_forget(cid, request: gr.Request):
+        def on_forget(cid, search, request: gr.Request):
             user = request_user(request)
             try:
                 if cid is None:
@@ -489,7 +507,7 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
             except RagError as e:
                 return gr.update(), gr.update(), gr.update(), gr.update(), f"⚠️ {md_text(e)}", gr.update(), \
                     gr.update()
-            return gr.update(choices=service.conversation_choices(user=user), value=None), [], [], None, \
+            return gr.update(choices=service.conversation_choices(user=user, search=search), value=None), [], [], None, \
                 "Conversation deleted.", {}, gr.update(visible=False)
 
         def on_export(cid, request: gr.Request):
@@ -540,7 +558,7 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
             return (note, *doc_views(name, user, keep=True), service.status(name, user=user))
 
         # Gradio finds gr.Request by its annotation, which postponed evaluation leaves a string
-        for fn in (on_upload, on_cancel_upload, on_message, on_stop, on_new, on_pick, on_create, on_delete, on_open,
+        for fn in (show_question, on_upload, on_cancel_upload, on_message, on_stop, on_new, on_pick, on_create, on_delete, on_open,
                    on_docs, on_remove, on_rescan, on_conversation, on_search, on_rename, on_forget, on_export, on_like,
                    on_correct):
             fn.__annotations__["request"] = gr.Request
@@ -548,7 +566,7 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
         ask_steps = dict(fn=show_question, inputs=[box, chat], outputs=[box, send, chat, pending],
                          queue=False, api_visibility="private")
         answer_step = dict(fn=on_message,
-                           inputs=[pending, chat, turns, template, k, collection, conv_id, ask_doc, rated],
+                           inputs=[pending, chat, turns, template, k, collection, conv_id, ask_doc, rated, search],
                            outputs=[chat, turns, conv_id, conversations, history_note, rated],
                            concurrency_id="llm", concurrency_limit=concurrency,
                            api_visibility="private", show_progress="minimal",
@@ -572,9 +590,9 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
         conversations.input(on_conversation, inputs=conversations,
                             outputs=[chat, turns, conv_id, collection, history_note, rated, correction_row],
                             **quick)
-        rename.click(on_rename, inputs=[conv_id, new_title], outputs=[conversations, history_note, new_title],
+        rename.click(on_rename, inputs=[conv_id, new_title, search], outputs=[conversations, history_note, new_title],
                      **quick)
-        forget.click(on_forget, inputs=conv_id,
+        forget.click(on_forget, inputs=[conv_id, search],
                      outputs=[conversations, chat, turns, conv_id, history_note, rated, correction_row], **quick)
         chat.like(on_like, inputs=[rated, chat], outputs=[rated, correcting, correction_row, feedback_note], **quick)
         for trigger in (send_fix.click, correction.submit):
