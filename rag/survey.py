@@ -57,6 +57,9 @@ MIN_SECTIONS = 3  # a document split into fewer by its titles is summarised chun
 # splits the lead sentence found more of the sections' gold phrases (corpus: 0.50 -> 0.75 for
 # deep-learning-overview.md) at one miss more in another, and needs no embedding
 SUMMARY_PICK = "first"
+# A plain-text line starting with "#" is a title (`_is_title`). False: only the unmarked rule.
+MARKED_TITLES = True
+_MARKED = re.compile(r"^#{1,6}\s*[A-Za-z0-9]")
 
 
 @dataclass
@@ -145,8 +148,11 @@ def _clean(text: str) -> str:
 
 def _is_title(lines: list[_Line], i: int) -> bool:
     """A plain-text line that reads as a section title: short, no sentence end, a capital first
-    letter, not a list entry, and text after it."""
+    letter, not a list entry, and text after it; or a line a "#" marks as a heading, as
+    Markdown does, whatever its end (`MARKED_TITLES`: notes typed in plain text keep them)."""
     t = lines[i].text
+    if MARKED_TITLES and _MARKED.match(t) and i + 1 < len(lines) and not lines[i + 1].heading:
+        return len(_clean(t).split()) <= 12
     words = t.split()
     return (1 <= len(words) <= 8 and t[0].isupper() and not BULLET.match(t) and not t.endswith((".", ",", ";"))
             and "," not in t
@@ -495,7 +501,7 @@ def _sections(lines: list[_Line]) -> list[tuple[str, list[_Line]]]:
     out: list[tuple[str, list[_Line]]] = [("", [])]
     for i, line in enumerate(lines):
         if line.heading or _is_title(lines, i):
-            out.append((line.text, []))
+            out.append((_clean(line.text).rstrip(".") if not line.heading else line.text, []))
         else:
             out[-1][1].append(line)
     return [(name, body) for name, body in out if body]
@@ -532,7 +538,9 @@ def _result(kind: str, items: list[tuple[str, _Line, str]], chunks, rows, scope:
             lines.append(f"- {text}: “{line.text}” [{n}]")
         elif headed:
             label = label.rstrip(": ")
-            lines.append(f"- {label}: {text} [{n}]" if label else f"- {text} [{n}]")
+            # a title that ends a sentence ("Why bake at home?") takes no colon after it
+            lines.append(f"- {label}{' ' if label.endswith(('?', '!')) else ': '}{text} [{n}]" if label
+                         else f"- {text} [{n}]")
         else:
             if label and label != group:  # a list's lead line and file, once, above its entries
                 lines.append(f"{label.rstrip(':')}:")

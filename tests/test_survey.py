@@ -160,7 +160,8 @@ def test_a_summary_of_each_shipped_document_touches_every_section_and_cites_ever
         assert all(ln.rstrip().endswith("]") for ln in lines), doc  # no sentence without its marker
         sections = _sections(document_lines(pairs))
         if len(sections) >= 3:  # titled: one sentence per section that has one
-            missing = [name for name, _ in sections if name and f"- {name.rstrip(': ')}: " not in answer.text]
+            missing = [name for name, _ in sections if name and f"- {name.rstrip(': ')}: " not in answer.text
+                       and f"- {name} " not in answer.text]  # (a title ending in "?" takes no colon)
             assert not missing, (doc, missing)
 
 
@@ -237,3 +238,14 @@ def test_the_central_pick_takes_the_sentences_closest_to_the_sections_mean_in_th
     picked = [s for s, _ in survey_mod._pick(ss, 2, EMBEDDER.embed)]
     assert "Unrelated words about trains." not in picked and len(picked) == 2
     assert picked == sorted(picked, key=[s for s, _ in ss].index)  # in the section's order
+
+
+def test_a_plain_text_line_marked_with_a_hash_starts_a_section_whatever_its_end(monkeypatch):
+    from rag import survey
+
+    text = ("Ovens vary a lot between brands and models.\n#Why Bake At Home?\n- Fresh bread every day.\n"
+            "#Shaping the loaf.\nFold the dough twice before it rests overnight.")
+    lines = document_lines([(0, Chunk("b.txt#0", "b.txt", "B", (), text))])
+    assert [name for name, _ in survey._sections(lines)] == ["", "Why Bake At Home?", "Shaping the loaf"]
+    monkeypatch.setattr(survey, "MARKED_TITLES", False)  # a question mark or a full stop: not a title
+    assert [name for name, _ in survey._sections(lines)] == [""]
