@@ -177,7 +177,10 @@ def build(paths: list[str | Path], *, embedder, chunk_size: int, chunk_overlap: 
                         chunker = Chunker(embedder.tokenizer, max_tokens=embedder.max_seq_length,
                                           chunk_size=chunk_size, chunk_overlap=chunk_overlap)
                     try:
-                        doc = ingest.load(path, source=source, limits=read_limits)
+                        # a long PDF's pages are kept as they are read: killed, it reads on from there
+                        pages = (lambda sha, source=source: saved.page_log(source, sha, reading)) \
+                            if saved is not None else None
+                        doc = ingest.load(path, source=source, limits=read_limits, page_log=pages)
                         pieces = chunker.split(doc)  # reads a large file's blocks as it goes
                     except DocumentError as e:  # OverBudget among them
                         _skip(report, writer, path, source, str(e).removeprefix(f"{path}: "),
