@@ -60,6 +60,11 @@ EMBED_BATCH = 256
 # a file's last chunks wait for a full batch at most this long: a kill loses at most about this
 # much embedding (what was read is saved at once; rag/resume.py)
 FLUSH_SECONDS = 10.0
+# ...unless they are at least this many (two of the model's batches): then they are embedded as
+# the file ends, so a kill as the next file is read loses none of them. Waiting, the tail of a
+# 120-page PDF (up to 255 chunks, 10 s of embedding) was embedded again by the resumed build;
+# fewer chunks still wait, so a folder of small files keeps embedding in full batches.
+FILE_TAIL_FLUSH = 64
 # File times within this many seconds of a scan may hide a later write in the same clock tick
 # (coarse file-system timestamps), so such files are hashed however their stat looks.
 RACY_SECONDS = 2.0
@@ -172,7 +177,10 @@ def build(paths: list[str | Path], *, embedder, chunk_size: int, chunk_overlap: 
                         chunker = Chunker(embedder.tokenizer, max_tokens=embedder.max_seq_length,
                                           chunk_size=chunk_size, chunk_overlap=chunk_overlap)
                     try:
-                        doc = ingest.load(path, source=source, limits=read_limits)
+                        # a long PDF's pages are kept as they are read: killed, it reads on from there
+                        pages = (lambda sha, source=source: saved.page_log(source, sha, reading)) \
+                            if saved is not None else None
+                        doc = ingest.load(path, source=source, limits=read_limits, page_log=pages)
                         pieces = chunker.split(doc)  # reads a large file's blocks as it goes
                     except DocumentError as e:  # OverBudget among them
                         _skip(report, writer, path, source, str(e).removeprefix(f"{path}: "),
@@ -293,8 +301,9 @@ class _Embedding:
             self._embed(batch)
 
     def file_done(self) -> None:
-        """A file's chunks are all added: embed a part batch when it has waited FLUSH_SECONDS."""
-        if time.monotonic() - self.last >= FLUSH_SECONDS:
+        """A file's chunks are all added: embed a part batch when it holds FILE_TAIL_FLUSH chunks
+        or has waited FLUSH_SECONDS."""
+        if len(self.pending) >= FILE_TAIL_FLUSH or time.monotonic() - self.last >= FLUSH_SECONDS:
             self.flush()
 
     def flush(self) -> None:

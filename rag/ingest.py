@@ -16,7 +16,7 @@ import os
 import stat
 import zlib
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from .errors import DocumentError
 from .readers import READERS
@@ -112,7 +112,8 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def load(path: Path, *, source: str | None = None, limits: ReadLimits = DEFAULT_LIMITS) -> Document:
+def load(path: Path, *, source: str | None = None, limits: ReadLimits = DEFAULT_LIMITS,
+         page_log: Callable[[str], object] | None = None) -> Document:
     """Read one file into a Document within `limits` (one `Budget` per document). Raises
     DocumentError with a one-line reason: `OverBudget` when the file goes over a limit, and any
     other failure of a reader or its library (NotImplementedError, OSError, RecursionError,
@@ -122,13 +123,17 @@ def load(path: Path, *, source: str | None = None, limits: ReadLimits = DEFAULT_
     Text and Markdown files over LARGE_FILE_BYTES come back with `sections` as a one-pass
     iterator of plain-text blocks (heading paths are not tracked there), read lazily within the
     same time budget.
+
+    `page_log`, given the sha256 of the bytes read, gives where a PDF's pages are kept as they
+    are read (`rag.resume.PageLog`, `readers.pdf.read`): a build killed in the middle of a long
+    PDF reads on from the page it had reached.
     """
     kind = SUPPORTED.get(path.suffix.lower())
     if kind is None:
         raise DocumentError(f"{path}: unsupported file type '{path.suffix}'")
     budget = Budget(path, limits)
     try:
-        return _load(path, kind, source or path.as_posix(), budget)
+        return _load(path, kind, source or path.as_posix(), budget, page_log)
     except DocumentError:  # OverBudget among them: its reason is already the one to give
         raise
     except Exception as e:  # noqa: BLE001 - readers and their libraries raise anything on bad input
@@ -148,7 +153,7 @@ def failure(path: Path, kind: str, e: BaseException) -> DocumentError:
     return DocumentError(f"{path}: {what} ({type(e).__name__}{': ' + detail if detail else ''})")
 
 
-def _load(path: Path, kind: str, source: str, budget: Budget) -> Document:
+def _load(path: Path, kind: str, source: str, budget: Budget, page_log=None) -> Document:
     try:
         size = path.stat().st_size
         if kind in ("text", "markdown") and size > LARGE_FILE_BYTES:
@@ -159,7 +164,8 @@ def _load(path: Path, kind: str, source: str, budget: Budget) -> Document:
     except OSError as e:
         raise DocumentError(f"{path}: cannot read ({e.strerror or e})") from e
     digest = hashlib.sha256(raw).hexdigest()
-    title, sections = READERS[path.suffix.lower()][1](path, raw, budget=budget)
+    resumable = {"page_log": page_log(digest)} if page_log is not None and kind == "pdf" else {}
+    title, sections = READERS[path.suffix.lower()][1](path, raw, budget=budget, **resumable)
     sections = tuple(s for s in sections if s.text.strip())
     if not sections:
         raise DocumentError(f"{path}: no text in file")

@@ -10,6 +10,10 @@ a rename), so a kill mid-write leaves at worst a file that is ignored.
 - `reads/<key>.json`: a document's chunks, keyed by its path, its content's sha256 and the
   settings its reading depended on (chunker, reading limits, OCR); a changed file or setting
   finds no record and is read again. `rag index --rebuild` takes nothing up.
+- `pages/<key>.jsonl`: the pages of a PDF being read, one line each, appended as each page is
+  read (same key as its `reads/` record, the sha256 that of the bytes read), so that a build
+  killed on page 1,900 of a long manual reads on from there; gone once the document's record is
+  written. A line cut by the kill ends what is taken up.
 - `<time>.npz`: one embedded batch, vectors keyed by a hash of each chunk's embedded text.
 """
 from __future__ import annotations
@@ -51,9 +55,16 @@ class Checkpoint:
             return None
 
     def save_read(self, source: str, sha256: str, reading: dict, title: str, chunks: list[Chunk]) -> None:
+        """Keep `source`'s chunks; the pages kept while it was read are then spent."""
         path = self._read_path(source, sha256, reading)
         _write_whole(path, json.dumps({"source": source, "title": title,
                                        "chunks": [c.to_dict() for c in chunks]}).encode("utf-8"))
+        self.page_log(source, sha256, reading).discard()
+
+    def page_log(self, source: str, sha256: str, reading: dict) -> "PageLog":
+        """Where the pages of `source` (these bytes, read under `reading`) are kept as it is read."""
+        name = self._read_path(source, sha256, reading).stem
+        return PageLog(self.folder / "pages" / f"{name}.jsonl")
 
     # ---------------------------------------------------------------- vectors embedded
 
@@ -83,6 +94,54 @@ class Checkpoint:
 
     def clear(self) -> None:
         discard(self.folder.parent)
+
+
+class PageLog:
+    """The pages of one document read so far, one JSON line each (`readers.pdf.read` says which
+    pages it keeps). Lines are appended as pages are read, without a sync: a SIGKILL loses none
+    of what was written, and a line it cut, with anything after it, is ignored and cut off."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._fh = None
+
+    def pages(self) -> list[tuple[int, list]]:
+        """(number, blocks) of each page kept, in order; the file cut back to its whole lines,
+        so that pages added from here follow them."""
+        out: list[tuple[int, list]] = []
+        try:
+            data = self.path.read_bytes()
+        except OSError:
+            return out
+        whole = 0
+        for line in data.splitlines(keepends=True):
+            try:
+                if not line.endswith(b"\n"):
+                    raise ValueError("cut by the kill")
+                d = json.loads(line)
+                out.append((int(d["page"]), list(d["blocks"])))
+            except (ValueError, KeyError, TypeError):
+                break
+            whole += len(line)
+        if whole < len(data):
+            try:
+                os.truncate(self.path, whole)
+            except OSError:
+                return []
+        return out
+
+    def add(self, number: int, blocks: list) -> None:
+        if self._fh is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = self.path.open("a", encoding="utf-8")
+        self._fh.write(json.dumps({"page": number, "blocks": blocks}) + "\n")
+        self._fh.flush()  # in the kernel's hands: a kill of this process cannot lose it
+
+    def discard(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+        self.path.unlink(missing_ok=True)
 
 
 def discard(folder: Path) -> None:

@@ -261,3 +261,15 @@ def test_the_build_flavour_table_renders():
     (why,) = report._why_not_met(results)
     assert "100 (95-105) tok/s against 200 (190-210)" in why and "slower beyond the spread" in why
     assert "only 2 of 2 greedy answers" in why and "RAG_LLAMA_AVX512=1" in why
+
+
+def test_the_resume_benchmark_counts_the_cpu_time_of_the_processes_it_waited_for():
+    # the resumed/full ratio is also given in CPU time, which other work on the cores does not stretch
+    import subprocess
+    import sys
+
+    from benchmarks import big_pdf
+
+    before = big_pdf._children_cpu_s()
+    subprocess.run([sys.executable, "-c", "sum(i * i for i in range(3_000_000))"], check=True)
+    assert big_pdf._children_cpu_s() - before > 0.05

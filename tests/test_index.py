@@ -276,3 +276,20 @@ def test_an_unchanged_file_is_read_again_when_its_reader_changed(tmp_path, corpu
     monkeypatch.setitem(readers.VERSIONS, "html", readers.version("html") + 1)
     again = build([corpus_copy], idx, fake_embedder)
     assert again.updated == ["page.html"] and len(again.unchanged) == 5
+
+
+def test_a_files_tail_of_a_batch_or_more_is_embedded_as_the_file_ends(tmp_path, corpus_copy, monkeypatch):
+    # the tail a kill as the next file is read would lose: embedded at the file's end when it
+    # fills a model batch or two, else it waits for the next files' chunks (FLUSH_SECONDS)
+    from conftest import FakeEmbedder
+
+    monkeypatch.setattr(index, "EMBED_BATCH", 10_000)  # no batch ever fills: only tails are embedded
+    monkeypatch.setattr(index, "FLUSH_SECONDS", 3600.0)
+    ends = FakeEmbedder()
+    monkeypatch.setattr(index, "FILE_TAIL_FLUSH", 1)
+    r = build([corpus_copy], tmp_path / "a", ends)
+    assert ends.calls == len(r.added) == 5 and ends.embedded == r.n_chunks
+    waits = FakeEmbedder()
+    monkeypatch.setattr(index, "FILE_TAIL_FLUSH", 10_000)
+    r = build([corpus_copy], tmp_path / "b", waits)
+    assert waits.calls == 1 and waits.embedded == r.n_chunks  # the small files' chunks in one batch

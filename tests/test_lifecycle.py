@@ -153,6 +153,14 @@ elif point.startswith("reading-file-"):  # files before it read and embedded, ki
             os.kill(os.getpid(), signal.SIGKILL)
         return real_load(path, **kw)
     ingest.load = load
+elif point.startswith("reading-page-"):  # SIGKILL once this page of a PDF is kept (rag.resume.PageLog)
+    from rag import resume
+    real_add = resume.PageLog.add
+    def add(self, number, blocks):
+        real_add(self, number, blocks)
+        if number == int(point.rsplit("-", 1)[1]):
+            os.kill(os.getpid(), signal.SIGKILL)
+    resume.PageLog.add = add
 rag.index([docs], rebuild=point == "embedding")
 print("FINISHED", flush=True)
 """
@@ -276,6 +284,40 @@ def test_a_build_killed_after_6_of_10_files_resumes_without_reading_or_embedding
     assert {c.source for c in store.chunks} == {ingest.source_id(f, docs) for f in files}
     fresh = real_embed([index.embed_text(c) for c in store.chunks[:40]])
     assert abs(store.vectors(list(range(40))) - fresh).max() < 1e-4
+
+
+@pytest.mark.e2e
+def test_a_build_killed_on_page_7_of_a_pdf_reads_on_from_page_8_and_indexes_the_same_chunks(tmp_path, real_rag,
+                                                                                          monkeypatch):
+    from pypdf import PageObject
+
+    from rag import samples
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    samples.write_layout_pdf(docs / "waterworks.pdf", [
+        [("text", 72, 760, f"Vellmar Waterworks Annual Report - {n}"),  # a running head: dropped once all pages are in
+         ("text", 72, 700, f"Pump station {n} lifted {n * 111} megalitres in spring."),
+         ("text", 72, 686, f"Its {n + 2} filters were cleaned by crew {chr(64 + n)}."),
+         ("text", 72, 40, "Internal draft, not for circulation")] for n in range(1, 13)])
+    shutil.copy(CORPUS / LORA_DOC, docs / LORA_DOC)
+    idx = tmp_path / "idx"
+    killed_build("reading-page-7", docs, idx)
+    assert faiss_store.current_version(idx) is None  # nothing half-built is live
+
+    read = []
+    real_extract = PageObject.extract_text
+    monkeypatch.setattr(PageObject, "extract_text", lambda self, *a, **k: read.append(1) or real_extract(self, *a, **k))
+    report = RAG(index=str(idx), embedder=real_rag.embedder, generator=real_rag.generator).index([docs])
+    assert len(read) == 5 and len(report.added) == 2  # pages 8-12 alone were read
+    assert not (idx / ".embedded").exists()
+
+    whole = RAG(index=str(tmp_path / "whole"), embedder=real_rag.embedder, generator=real_rag.generator)
+    whole.index([docs])  # the same folder, never killed
+    store, reference = faiss_store.open_index(idx), faiss_store.open_index(tmp_path / "whole")
+    assert [c.to_dict() for c in store.chunks] == [c.to_dict() for c in reference.chunks]
+    assert [c.page for c in store.chunks if c.source == "waterworks.pdf"] == list(range(1, 13))
+    assert abs(store.vectors() - reference.vectors()).max() < 1e-4
 
 
 def test_what_a_killed_build_read_is_taken_up_only_under_the_same_settings(tmp_path, corpus_copy, monkeypatch):

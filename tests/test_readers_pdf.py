@@ -436,3 +436,54 @@ def test_figures_switched_off_or_wordless_add_nothing(tmp_path, monkeypatch):
     words = _page_with_a_figure(tmp_path / "words", ["COOLANT PUMP QX-7", "FLOW 42 LITRES PER MINUTE"])
     monkeypatch.setattr(pdf_reader, "OCR_FIGURES", False)
     assert _figure_sections(words) == []
+
+
+def test_a_read_killed_on_a_page_goes_on_from_there_with_the_same_sections(tmp_path, monkeypatch):
+    # pages kept as they are read (rag.resume.PageLog): the next read takes them up without
+    # reading them, and what comes out is what one uninterrupted read gives, running lines and
+    # the ruled table on the last pages included (both are found once every page is there)
+    from pypdf import PageObject
+
+    from rag.resume import PageLog
+
+    pages = [[("text", 72, 760, f"Vellmar Waterworks Annual Report - {n}"),
+              ("text", 72, 700, f"Pump station {n} lifted {n * 111} megalitres in spring."),
+              ("text", 72, 40, "Internal draft, not for circulation")] for n in range(1, 7)]
+    pages[5] += ruled_table(SURVEY, top=600)
+    f = samples.write_layout_pdf(tmp_path / "report.pdf", pages)
+    whole = pdf_reader.read(f, f.read_bytes())
+
+    class Killed(Exception):
+        pass
+
+    def killed_after_page_4(self, number, blocks):
+        real_add(self, number, blocks)
+        if number == 4:
+            raise Killed
+
+    real_add = PageLog.add
+    monkeypatch.setattr(PageLog, "add", killed_after_page_4)
+    with pytest.raises(DocumentError):  # (the reader's own failure, as any exception while reading)
+        pdf_reader.read(f, f.read_bytes(), page_log=PageLog(tmp_path / "report.jsonl"))
+    monkeypatch.setattr(PageLog, "add", real_add)
+
+    read = []
+    real_extract = PageObject.extract_text
+    monkeypatch.setattr(PageObject, "extract_text", lambda self, *a, **k: read.append(1) or real_extract(self, *a, **k))
+    resumed = pdf_reader.read(f, f.read_bytes(), page_log=PageLog(tmp_path / "report.jsonl"))
+    assert len(read) == 2  # pages 5 and 6 alone
+    assert resumed == whole
+    assert sum(s.table is not None for s in resumed[1]) == 1
+    assert "\n".join(s.text for s in resumed[1]).count("Internal draft") == 1
+
+
+def test_pages_are_kept_only_until_ocr_has_run(tmp_path):
+    # OCR carries state from page to page (an image read once for every page that shows it),
+    # which the pages' text alone would not bring back: from there on, pages are read again
+    from rag.resume import PageLog
+
+    f = text_scan(tmp_path / "shared.pdf", ["Shared stamp 88."], pages=3)
+    log = PageLog(tmp_path / "shared.jsonl")
+    sections = pdf_reader.read(f, f.read_bytes(), page_log=log)[1]
+    assert all("88" in s.text for s in sections)
+    assert PageLog(tmp_path / "shared.jsonl").pages() == []

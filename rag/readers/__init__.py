@@ -29,10 +29,11 @@ class Reader(Protocol):
 
 def _lazy(module: str, name: str = "read") -> Reader:
     # readers import their libraries (python-docx, openpyxl, ...) only when such a file turns up
-    def read(path: Path, raw: bytes, *, budget: Budget | None = None):
+    def read(path: Path, raw: bytes, *, budget: Budget | None = None, **options):
         import importlib
 
-        return getattr(importlib.import_module(f"{__name__}.{module}"), name)(path, raw, budget=budget)
+        # (options: what one reader alone takes, as the PDF reader its `page_log`)
+        return getattr(importlib.import_module(f"{__name__}.{module}"), name)(path, raw, budget=budget, **options)
 
     read.__name__ = f"{module}.{name}"
     return read

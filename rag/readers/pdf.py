@@ -33,6 +33,7 @@ import logging
 import re
 import warnings
 from pathlib import Path
+from typing import Protocol
 
 from ..errors import DocumentError, OverBudget
 from ..types import Location, Section
@@ -81,9 +82,28 @@ PLUMBER_WORD_GAP = 1.5
 _PYPDF_MAX_FORMS = 5_000
 
 
-def read(path: Path, raw: bytes, *, budget: Budget | None = None) -> tuple[str, tuple[Section, ...]]:
+class PageLog(Protocol):
+    """Where a read keeps its pages as it goes (`rag.resume.PageLog`), so that a read killed on
+    page N goes on from there the next time: the pages a read of the same bytes kept, in order
+    from page 1, and each page read, as (number, blocks)."""
+
+    def pages(self) -> list[tuple[int, list]]: ...
+
+    def add(self, number: int, blocks: list) -> None: ...
+
+
+def read(path: Path, raw: bytes, *, budget: Budget | None = None,
+         page_log: PageLog | None = None) -> tuple[str, tuple[Section, ...]]:
     """A PDF's pages, one section each (and one per table and per text between tables), its
-    scanned pages read by OCR, its running headers and footers dropped, within `budget`."""
+    scanned pages read by OCR, its running headers and footers dropped, within `budget`.
+
+    With `page_log`, the pages it holds are taken as read and each page read after them is
+    added to it, while the read has used no OCR: OCR carries state from page to page (an image
+    read once for all the pages that show it, figures counted against FIGURE_MAX) that the pages'
+    blocks alone would not bring back, so from the first page that changes it on, pages are read
+    again after a kill. The sections come out the same either way: running lines are found over
+    all the pages' blocks, read or taken up, once all are there.
+    """
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
@@ -102,8 +122,12 @@ def read(path: Path, raw: bytes, *, budget: Budget | None = None) -> tuple[str, 
         images = _PdfImages(path, budget)
         can_ocr: bool | None = None  # asked at the first scanned page: a missing engine warns once
         not_read = 0
-        pages: list[tuple[int, list]] = []  # page number, its text blocks and tables in order
-        for i, page in enumerate(reader.pages, 1):
+        # page number, its text blocks and tables in order: first those an interrupted read kept
+        pages = _taken_up(page_log, len(reader.pages), path)
+        logging_pages = page_log is not None
+        for i in range(len(pages) + 1, len(reader.pages) + 1):
+            page = reader.pages[i - 1]
+            state = _ocr_state(images, budget) if logging_pages else None
             budget.check_time()
             sketch = layout.PageSketch()
             text = page.extract_text(visitor_text=sketch.text, visitor_operand_before=sketch.operator) or ""
@@ -119,14 +143,18 @@ def read(path: Path, raw: bytes, *, budget: Budget | None = None) -> tuple[str, 
                         text = scanned if not text.strip() else f"{text}\n{scanned}"
                 else:
                     not_read += 1
-                pages.append((i, [text]))
-                continue
-            blocks = _laid_out(page, i, sketch, plumbed) or [text]
-            # (OCR_BELOW_CHARS 0 switches all PDF OCR off, figures included)
-            figure = images.figure_text(page, i) if OCR_FIGURES and OCR_BELOW_CHARS and text.strip() else ""
-            if figure:
-                blocks = [*blocks, f"{FIGURE_LABEL} {figure}"]
+                blocks = [text]
+            else:
+                blocks = _laid_out(page, i, sketch, plumbed) or [text]
+                # (OCR_BELOW_CHARS 0 switches all PDF OCR off, figures included)
+                figure = images.figure_text(page, i) if OCR_FIGURES and OCR_BELOW_CHARS and text.strip() else ""
+                if figure:
+                    blocks = [*blocks, f"{FIGURE_LABEL} {figure}"]
             pages.append((i, blocks))
+            if logging_pages:  # kept while no OCR has run (see the docstring)
+                logging_pages = _ocr_state(images, budget) == state
+                if logging_pages:
+                    page_log.add(i, blocks)
         if not_read:
             log.warning("%s: %d page(s) without a text layer not read: %s", path, not_read, ocr.MISSING)
         meta_title = (reader.metadata.title if reader.metadata else None) or ""
@@ -139,6 +167,21 @@ def read(path: Path, raw: bytes, *, budget: Budget | None = None) -> tuple[str, 
     finally:
         plumbed.close()
     return str(meta_title).strip(), _sections(pages, budget)
+
+
+def _taken_up(page_log: PageLog | None, n_pages: int, path: Path) -> list[tuple[int, list]]:
+    """The pages 1..N that `page_log` kept (none without one)."""
+    pages = page_log.pages() if page_log is not None else []
+    if len(pages) > n_pages or [n for n, _ in pages] != list(range(1, len(pages) + 1)):
+        return []  # not this document's pages (the log is keyed by its bytes): all read again
+    if pages:
+        log.info("%s: pages 1-%d taken from an interrupted read", path, len(pages))
+    return pages
+
+
+def _ocr_state(images: "_PdfImages", budget: Budget) -> tuple:
+    """What OCR carries from one page to the next: images read, figures counted, budget spent."""
+    return len(images._texts), images.figures_read, sorted(budget.spent.items()), budget.ocr_seconds()
 
 
 def _laid_out(page, number: int, sketch: layout.PageSketch, plumbed: _PlumbedPages) -> list | None:
