@@ -20,7 +20,7 @@ from .checks.claims import Vocabulary
 from .config import DEFAULT_EMBEDDER_NAME, Settings
 from .choose import AUTO, choose
 from .context import compress
-from .errors import ConfigError, IndexMissing, RagError
+from .errors import BackendChanged, ConfigError, IndexMissing, RagError
 from .extract import span_grammar
 from .fairlock import FairLock
 from .models import model_path
@@ -103,7 +103,8 @@ class RAG:
 
         s = self.settings
         return Embedder(self._embedder_path, batch_size=s.embed_batch_size,
-                        name="" if s.embedder else DEFAULT_EMBEDDER_NAME, query_backend=s.query_backend)
+                        name="" if s.embedder else DEFAULT_EMBEDDER_NAME, query_backend=s.query_backend,
+                        backend=s.embed_backend)
 
     @property
     def generator(self):
@@ -203,7 +204,17 @@ class RAG:
                 live = store.live()
             if live is None:
                 raise IndexMissing(f"no index at {store.location}; build it with `rag index --index {store.location}`")
-            self._retriever = Retriever(store.open(embedder=self.embedder), self.embedder,
+            try:
+                opened = store.open(embedder=self.embedder)
+            except BackendChanged:
+                if not self.build_missing:
+                    raise
+                # built by another embedder backend (torch before int8 ONNX): built again, as a
+                # missing index would be, rather than searched with the other backend's vectors
+                log.info("%s was built by another embedder backend: rebuilding it", store.location)
+                self._index([self.settings.corpus])
+                opened = store.open(embedder=self.embedder)
+            self._retriever = Retriever(opened, self.embedder,
                                         mode=self.settings.retrieval, alpha=self.settings.hybrid_alpha)
             return self._retriever
 
