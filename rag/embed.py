@@ -204,6 +204,37 @@ class Embedder:
             bar.close()
         return out
 
+    def embed_exact(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
+        """Vectors of texts compared only with one another while answering (the answer checks,
+        passage compression, sentence ranking), never with the index's: torch's vectors whatever
+        backend built the index (through the fp32 ONNX twin where `query_backend` allows), so the
+        checks' thresholds, set on them, hold. Under int8 the answer's cosine to the question moved
+        by 0.02, enough to cross min_relevance; retrieval alone is what int8 was measured for."""
+        if self._whole() is None or self.backend == "onnx":
+            return self.embed(texts, progress=progress)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        twin = self._fp32_twin()
+        if twin is not None:
+            return self._embed_onnx(twin, texts, progress=progress)
+        return self.model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
+                                 convert_to_numpy=True, show_progress_bar=progress).astype(np.float32, copy=False)
+
+    def _fp32_twin(self) -> "OnnxEncoder | None":
+        """The fp32 export beside the int8 model (the int8 one is made from it), loaded once."""
+        if self._query is None:
+            self._query = False
+            if self.query_backend == "auto" and self.device == "cpu":
+                folder = self.cache_dir / self.name
+                try:
+                    try:
+                        self._query = OnnxEncoder.from_files(self.path, folder)
+                    except FileNotFoundError:
+                        self._query = OnnxEncoder.load(self.model, self.path, folder)
+                except Exception as e:  # noqa: BLE001 - torch then
+                    log.warning("answer checks embed with torch (%s)", str(e).splitlines()[0][:200])
+        return self._query or None
+
     @staticmethod
     def _embed_onnx(onnx: "OnnxEncoder", texts: list[str], *, progress: bool) -> np.ndarray:
         out = np.empty((len(texts), onnx.dim), dtype=np.float32)

@@ -94,6 +94,12 @@ class RAG:
                     setattr(self, attr, make())
         return getattr(self, attr)
 
+    def _embed_exact(self, texts: list[str]):
+        """What the answer checks, compression and sentence ranking embed with: texts compared
+        with one another, never with the index, so torch's vectors even under int8 (rag.embed)."""
+        exact = getattr(self.embedder, "embed_exact", None)
+        return exact(texts) if exact is not None else self.embedder.embed(texts)
+
     @property
     def embedder(self):
         return self._once("_embedder", self._new_embedder)
@@ -338,7 +344,7 @@ class RAG:
             prompt, grammar = self._prompt(question, context, tmpl, history, s)
         gen = yield from self._generate(prompt, grammar, pol, s)
         with clock("check"):
-            answer = read_back(question, query, gen, prompt, hits, retriever, pol, embed=self.embedder.embed,
+            answer = read_back(question, query, gen, prompt, hits, retriever, pol, embed=self._embed_exact,
                                vocabulary=self.vocabulary, quote=s.answer_unit == "sentence",
                                quote_previous=s.quote_previous,
                                previous=history[-1].answer if history else "",
@@ -448,7 +454,7 @@ class RAG:
             context = [dataclasses.replace(h, chunk=dataclasses.replace(h.chunk, text=sanitize(h.chunk.text)))
                        for h in hits]
         if s.compress:
-            context = compress(query, context, embed=self.embedder.embed)
+            context = compress(query, context, embed=self._embed_exact)
         return context
 
     def _prompt(self, question: str, context: list[Hit], tmpl, history: list[Turn], s: Settings):
@@ -466,7 +472,7 @@ class RAG:
                                    need_figure=asks_quantity(question), question=question,
                                    sentences_kept=s.extract_sentences, scores=[b.score for b in prompt.blocks],
                                    may_refuse=s.extract_may_refuse,
-                                   embed=self.embedder.embed if s.sentence_rank == "words+meaning" else None,
+                                   embed=self._embed_exact if s.sentence_rank == "words+meaning" else None,
                                    skip_headings=s.skip_headings)
         return prompt, grammar
 
