@@ -235,6 +235,7 @@ class RAG:
         if retriever.mode != "dense":
             retriever.bm25  # noqa: B018 (built on first access)
         self.embedder.embed(["warm up"])
+        self._embed_exact(["warm up"])  # the checks' fp32 twin, under int8 a second ONNX model
         # a process that answers many questions embeds their passages faster with torch (the
         # checks' batches); a one-off `rag ask`, which never calls this, answers without it
         getattr(self.embedder, "model", None)
