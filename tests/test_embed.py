@@ -138,6 +138,10 @@ def test_int8_vectors_are_close_to_fp32(model_path, int8_cache):
     alone = np.vstack([again.embed([t]) for t in texts])
     assert float(np.min(np.sum(alone * a, axis=1))) > 0.96
     assert float(np.min(np.sum(alone * b, axis=1))) > 0.98
+    # what the answer checks compare with one another keeps torch's vectors, thresholds and all
+    exact = again.embed_exact(texts)
+    assert float(np.min(np.sum(exact * b, axis=1))) > 0.9999
+    assert again._model is None, "the checks' fp32 twin loaded torch"
 
 
 def test_an_index_built_with_torch_is_not_searched_with_int8_vectors(model_path, int8_cache, tmp_path):
