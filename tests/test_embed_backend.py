@@ -135,3 +135,27 @@ def test_the_app_rebuilds_its_default_index_of_another_backend(tmp_path, corpus_
                 build_missing=False)
     with pytest.raises(BackendChanged, match="`rag index`"):
         other.search("capybaras")
+
+
+def test_answering_compares_texts_with_the_exact_vectors_and_searches_with_the_index_backend(tmp_path, corpus_copy):
+    """Under int8 the answer checks (cosines between texts embedded while answering, thresholds set
+    on fp32) take `embed_exact`; retrieval, against the index's vectors, takes `embed`."""
+    class Split(BackendEmbedder):
+        def __init__(self):
+            super().__init__("onnx-int8")
+            self.exact_calls = 0
+
+        def embed_exact(self, texts, *, progress=False):
+            self.exact_calls += 1
+            return HashEmbedder.embed(self, texts)
+
+    emb = Split()
+    rag = RAG(embedder=emb, generator=ScriptedGenerator(["Capybaras are large rodents [1]."] * 3),
+              index=str(tmp_path / "idx"), corpus=str(corpus_copy), build_missing=True)
+    calls = emb.calls
+    rag.ask("What are capybaras?", template="zero_shot")
+    assert emb.calls > calls, "the question was not embedded by the index backend"
+    assert emb.exact_calls > 0, "the checks did not use the exact vectors"
+    assert np.allclose(rag._embed_exact(["a b"]), HashEmbedder.embed(emb, ["a b"]))
+    assert np.allclose(RAG(embedder=HashEmbedder(), generator=ScriptedGenerator(["x"]))._embed_exact(["a b"]),
+                       HashEmbedder().embed(["a b"]))
