@@ -169,7 +169,9 @@ def render(r: dict) -> str:
             out += ["", "The product embeds index chunks and questions alike with the per-channel int8 model "
                     "(`embed_backend=auto`, when onnxruntime works; else torch, questions through the fp32 "
                     "ONNX twin), never int8 questions against fp32 chunks: the index records its backend "
-                    "and one built by another is rebuilt by `rag index`. Per-tensor int8 stays unused "
+                    "and one built by another is rebuilt by `rag index`. The answer checks, which compare texts "
+                    "with one another and not with the index, keep torch's vectors (the fp32 twin): their "
+                    "thresholds were set on them. Per-tensor int8 stays unused "
                     f"(drop {s['onnx-int8']['recall_drop_points']:.2f} points). Dynamic int8 quantises "
                     "activations per batch, so the one-question column is the product's case."]
         else:
