@@ -122,7 +122,8 @@ def run(*, quick: bool, embedder, batch_size: int, corpus: str | None = None, ch
             docs = embed(paragraphs, **kw)
             secs = time.perf_counter() - t
             qv = embed(questions, **kw)
-            # as the product asks them: one at a time (int8 vectors move a little with their batch)
+            # as the product asks them: one at a time (int8 in batches moves a vector with its batch-mates;
+            # the per-channel model runs one text per call, rag.embed.INT8_BATCH, so its columns agree)
             qv1 = np.vstack([embed([q], **kw) for q in questions])
             results[name] = {"paragraphs_per_s": len(paragraphs) / secs,
                              "recall_at_5": recall_at_5(docs, qv, gold),

@@ -172,8 +172,11 @@ def render(r: dict) -> str:
                     "and one built by another is rebuilt by `rag index`. The answer checks, which compare texts "
                     "with one another and not with the index, keep torch's vectors (the fp32 twin): their "
                     "thresholds were set on them. Per-tensor int8 stays unused "
-                    f"(drop {s['onnx-int8']['recall_drop_points']:.2f} points). Dynamic int8 quantises "
-                    "activations per batch, so the one-question column is the product's case."]
+                    f"(drop {s['onnx-int8']['recall_drop_points']:.2f} points). Dynamic int8 scales the "
+                    "activations of each call by their range over the whole batch, so in batches a vector moves "
+                    "with its batch-mates (per tensor, the two recall columns differ); the per-channel model runs "
+                    "one text per call (`INT8_BATCH`), which gives each text one vector and was faster than "
+                    "batches of 16 with their padding."]
         else:
             i8 = s["onnx-int8"]
             out += ["", "The product embeds questions with the fp32 ONNX model (`query_backend=auto`: the same "
