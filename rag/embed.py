@@ -36,7 +36,7 @@ ONNX_BATCH = 16  # texts per onnxruntime call, sorted by length
 ONNX_CACHE = USER_CACHE / "onnx"
 FP32_FILE = "model.onnx"
 # the fp32 export quantised to int8 weights, one scale per output channel: SQuAD recall@5 within
-# 0.23 points of torch, 2.2x its batch speed on 2 cores (BENCHMARKS.md, "ONNX")
+# 0.31 points of torch, an index of corpus/ built 2.9x as fast on 2 cores (BENCHMARKS.md, "ONNX")
 INT8_FILE = "model.int8-pc.onnx"
 # texts per call into the int8 model: one. Dynamic int8 scales each call's activations by their
 # range over the whole batch, so a text's vector moved with its batch-mates and its padding
