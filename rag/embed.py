@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 
@@ -59,6 +60,7 @@ class Embedder:
             raise ConfigError(f"unknown embed_backend {backend!r}; choose one of {', '.join(EMBED_BACKENDS)}")
         self.backend = backend
         self._encoder = None  # the OnnxEncoder every text goes through; False: torch does (resolved once)
+        self._resolving = threading.Lock()  # a warm-up thread and a first question resolve it together
         self.path = path
         self._name = name
         self.batch_size = batch_size
@@ -104,21 +106,27 @@ class Embedder:
         None when torch does. Under `auto` a failure falls back to torch for good (the index then
         records torch); a backend asked for by name fails instead."""
         if self._encoder is None:
-            self._encoder = False
-            if self.backend != "torch" and (self.backend != "auto" or self.device == "cpu"):
-                file = FP32_FILE if self.backend == "onnx" else INT8_FILE
-                folder = self.cache_dir / self.name
-                try:
-                    try:
-                        self._encoder = OnnxEncoder.from_files(self.path, folder, file=file)
-                    except FileNotFoundError:
-                        self._encoder = OnnxEncoder.load(self.model, self.path, folder, file=file)
-                except Exception as e:  # noqa: BLE001 - missing onnxruntime, odd layout, unwritable cache
-                    why = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
-                    if self.backend != "auto":
-                        raise ConfigError(f"embed_backend={self.backend} cannot be used: {why}") from e
-                    log.warning("embedding stays on torch (%s)", why)
+            with self._resolving:  # never answered "torch" to one thread while another loads int8
+                if self._encoder is None:
+                    self._encoder = self._resolve()
         return self._encoder or None
+
+    def _resolve(self) -> "OnnxEncoder | bool":
+        if self.backend == "torch" or (self.backend == "auto" and self.device != "cpu"):
+            return False
+        file = FP32_FILE if self.backend == "onnx" else INT8_FILE
+        folder = self.cache_dir / self.name
+        try:
+            try:
+                return OnnxEncoder.from_files(self.path, folder, file=file)
+            except FileNotFoundError:
+                return OnnxEncoder.load(self.model, self.path, folder, file=file)
+        except Exception as e:  # noqa: BLE001 - missing onnxruntime, odd layout, unwritable cache
+            why = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+            if self.backend != "auto":
+                raise ConfigError(f"embed_backend={self.backend} cannot be used: {why}") from e
+            log.warning("embedding stays on torch (%s)", why)
+            return False
 
     @property
     def max_tokens(self) -> int:

@@ -159,3 +159,27 @@ def test_answering_compares_texts_with_the_exact_vectors_and_searches_with_the_i
     assert np.allclose(rag._embed_exact(["a b"]), HashEmbedder.embed(emb, ["a b"]))
     assert np.allclose(RAG(embedder=HashEmbedder(), generator=ScriptedGenerator(["x"]))._embed_exact(["a b"]),
                        HashEmbedder().embed(["a b"]))
+
+
+def test_a_warm_up_thread_and_a_first_question_resolve_one_backend(monkeypatch):
+    """`rag mcp` warms up in a thread while the first tool call comes in: the second caller waits
+    for the int8 model instead of reading "torch" (and searching an int8 index with torch)."""
+    import threading
+    import time
+
+    from rag import embed
+
+    class Loaded:
+        dim = 384
+
+    def slow(*a, **kw):
+        time.sleep(0.3)
+        return Loaded()
+
+    monkeypatch.setattr(embed.OnnxEncoder, "from_files", staticmethod(slow))
+    emb = embed.Embedder("/nonexistent", backend="auto")
+    warm = threading.Thread(target=emb._whole)
+    warm.start()
+    time.sleep(0.05)
+    assert emb.backend_name == "onnx-int8"
+    warm.join()
