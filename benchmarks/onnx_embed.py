@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.embed import Embedder, OnnxEncoder, export_onnx
+from rag.embed import Embedder, OnnxEncoder, export_onnx, quantize_int8
 
 from .common import goal, percentiles, squad_paragraphs
 
@@ -48,7 +48,7 @@ def export(model, folder: Path) -> tuple[Path, Path, Path]:
     fp32 = export_onnx(model, folder / "model.onnx")
     int8, per_channel = folder / "model.int8.onnx", folder / "model.int8-pc.onnx"
     quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8)
-    quantize_dynamic(str(fp32), str(per_channel), weight_type=QuantType.QInt8, per_channel=True)
+    quantize_int8(fp32, per_channel)  # the product's (embed_backend auto)
     return fp32, int8, per_channel
 
 
@@ -69,7 +69,29 @@ def recall_at_5(doc_vecs: np.ndarray, q_vecs: np.ndarray, gold: np.ndarray) -> f
     return float(np.mean([g in row for g, row in zip(gold, top)]))
 
 
-def run(*, quick: bool, embedder, batch_size: int) -> dict:
+def build_times(*, embedder, corpus: str, chunk_size: int, chunk_overlap: int, repeats: int = 2) -> dict:
+    """An index build of `corpus` with torch against the default backend (`auto`: int8 ONNX), in
+    this run, each embedder loaded before the clock starts; best of `repeats` fresh builds."""
+    from rag import index as index_mod
+
+    out = {}
+    for backend in ("torch", "auto"):
+        emb = Embedder(embedder.path, name=embedder.name, batch_size=embedder.batch_size, backend=backend)
+        emb.warm_up()
+        emb.model  # noqa: B018 - the chunker's tokenizer, loaded by both
+        best, report = float("inf"), None
+        for _ in range(repeats):
+            with tempfile.TemporaryDirectory(prefix="rag-onnx-build-") as tmp:
+                t = time.perf_counter()
+                report = index_mod.build([corpus], index_dir=Path(tmp) / "index", embedder=emb,
+                                         chunk_size=chunk_size, chunk_overlap=chunk_overlap)
+                best = min(best, time.perf_counter() - t)
+        out[emb.backend_name if backend == "auto" else backend] = {"seconds": best, "chunks": report.n_chunks}
+    return out
+
+
+def run(*, quick: bool, embedder, batch_size: int, corpus: str | None = None, chunk_size: int = 0,
+        chunk_overlap: int = 0) -> dict:
     paragraphs, qa = squad_paragraphs()
     if quick:
         paragraphs, qa = paragraphs[:60], [(q, r) for q, r in qa if r < 60][:200]
@@ -100,8 +122,12 @@ def run(*, quick: bool, embedder, batch_size: int) -> dict:
             docs = embed(paragraphs, **kw)
             secs = time.perf_counter() - t
             qv = embed(questions, **kw)
+            # as the product asks them: one at a time (int8 in batches moves a vector with its batch-mates;
+            # the per-channel model runs one text per call, rag.embed.INT8_BATCH, so its columns agree)
+            qv1 = np.vstack([embed([q], **kw) for q in questions])
             results[name] = {"paragraphs_per_s": len(paragraphs) / secs,
                              "recall_at_5": recall_at_5(docs, qv, gold),
+                             "recall_at_5_one_question": recall_at_5(docs, qv1, gold),
                              "question_ms": _question_ms(embed, questions[:200])}
     base = results["torch"]
     goals = []
@@ -110,13 +136,19 @@ def run(*, quick: bool, embedder, batch_size: int) -> dict:
         r["speed_ratio_vs_torch"] = r["paragraphs_per_s"] / base["paragraphs_per_s"]
         r["question_speed_ratio_vs_torch"] = base["question_ms"]["p50"] / r["question_ms"]["p50"]
         r["recall_drop_points"] = (base["recall_at_5"] - r["recall_at_5"]) * 100
+        r["recall_drop_points_one_question"] = (base["recall_at_5_one_question"]
+                                                - r["recall_at_5_one_question"]) * 100
         # kept per use: batches (index builds) and single questions (retrieval) are decided apart
         r["keep_batches"] = r["recall_drop_points"] <= 1.0 and r["speed_ratio_vs_torch"] > 1.0
-        r["keep_questions"] = r["recall_drop_points"] <= 1.0 and r["question_speed_ratio_vs_torch"] > 1.0
+        r["keep_questions"] = (max(r["recall_drop_points"], r["recall_drop_points_one_question"]) <= 1.0
+                               and r["question_speed_ratio_vs_torch"] > 1.0)
         goals.append(goal(f"{name} embedder: SQuAD recall@5 drop (speed x{r['speed_ratio_vs_torch']:.2f} "
                           f"batches, x{r['question_speed_ratio_vs_torch']:.2f} questions)",
                           target="<= 1 point", measured=r["recall_drop_points"], unit="points",
                           met=r["recall_drop_points"] <= 1.0))
+    if corpus:
+        results["build"] = build_times(embedder=embedder, corpus=corpus, chunk_size=chunk_size,
+                                       chunk_overlap=chunk_overlap, repeats=1 if quick else 2)
     results["questions"], results["paragraphs"] = len(questions), len(paragraphs)
     results["goals"] = goals
     return results

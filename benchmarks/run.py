@@ -144,7 +144,8 @@ def run(*, quick: bool, only: list[str] | None = None) -> dict:
             section("embed_batch_size", lambda: {"chunks_per_s": indexing.batch_sweep(
                 embedder, texts, [16, 32, 64] if quick else [16, 32, 64, 128]), "chunks": len(texts)})
             section("onnx", onnx_embed.run, quick=quick, embedder=embedder,
-                    batch_size=settings.embed_batch_size)
+                    batch_size=settings.embed_batch_size, corpus=settings.corpus,
+                    chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap)
     if "readers" in sections:
         section("readers", readers.run, quick=quick)
     if "big_pdf" in sections:

@@ -30,6 +30,12 @@ DEFAULT_MODELS_DIR = USER_CACHE / "models"
 MODEL_QUANTS = ("shipped", "q4_0", "q8_0")
 # how questions are embedded (rag.embed): auto, through onnxruntime when it works; torch, never
 QUERY_BACKENDS = ("auto", "torch")
+# what embeds everything, index chunks and questions alike (rag.embed): auto, the ONNX model
+# quantised to int8 with a scale per output channel when onnxruntime works, else torch; torch
+# (questions then follow query_backend, whose ONNX twin gives torch's vectors); onnx, the fp32
+# export; onnx-int8, the per-channel int8 model (an error, not a fallback, when it cannot be made).
+# The index records the backend: int8 vectors never meet fp32 ones (BENCHMARKS.md, "ONNX")
+EMBED_BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
 # The answer checks (run by rag.checks) by name, and what each does: `checks_off` names any of
 # them, and a `guards` profile is a set of them. Here, as data, so that settings are checked
 # without loading the checks.
@@ -222,6 +228,7 @@ class Settings:
     repoint_margin: float = 0.1  # a better-supporting passage by this much takes the marker
     embed_batch_size: int = 32  # on 2 cores, 16-32 embedded chunks of ~170 tokens 1.5x faster than 64
     query_backend: str = "auto"  # auto: questions through onnxruntime when it works; torch: never
+    embed_backend: str = "auto"  # auto: int8 ONNX for chunks and questions when it works, else torch
     ann_threshold: int = DEFAULT_ANN_THRESHOLD  # chunks; 0 keeps the exact index at any size
     # what reading one document may cost (rag/readers/budget.py); a file over any is skipped
     # with the reason and the rest indexed
@@ -280,6 +287,8 @@ class Settings:
             raise ConfigError(f"model_quant must be {' or '.join(MODEL_QUANTS)}, got {self.model_quant!r}")
         if self.query_backend not in QUERY_BACKENDS:
             raise ConfigError(f"query_backend must be {' or '.join(QUERY_BACKENDS)}, got {self.query_backend!r}")
+        if self.embed_backend not in EMBED_BACKENDS:
+            raise ConfigError(f"embed_backend must be {' or '.join(EMBED_BACKENDS)}, got {self.embed_backend!r}")
         checks_switched_off(self.guards, self.checks_off)  # here, not at the first question
         if self.max_sentences < 0:
             raise ConfigError(f"max_sentences must be 0 (no limit) or more, got {self.max_sentences}")

@@ -7,13 +7,14 @@ import json
 import logging
 import os
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 from .cachedir import USER_CACHE
-from .config import QUERY_BACKENDS
+from .config import EMBED_BACKENDS, QUERY_BACKENDS
 from .errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -34,16 +35,32 @@ SMALL_BATCH = 256
 ONNX_BATCH = 16  # texts per onnxruntime call, sorted by length
 # Exported query models live outside the index: one per embedder folder, shared by every index.
 ONNX_CACHE = USER_CACHE / "onnx"
+FP32_FILE = "model.onnx"
+# the fp32 export quantised to int8 weights, one scale per output channel: SQuAD recall@5 within
+# 0.31 points of torch, an index of corpus/ built 2.9x as fast on 2 cores (BENCHMARKS.md, "ONNX")
+INT8_FILE = "model.int8-pc.onnx"
+# texts per call into the int8 model: one. Dynamic int8 scales each call's activations by their
+# range over the whole batch, so a text's vector moved with its batch-mates and its padding
+# (cosine 0.97 between alone and batched); one at a time every text gets one vector wherever it
+# is embedded (a question, a resumed build), and it ran faster too: 35-38 against 25-28
+# corpus chunks/s in batches of 16, no padding to compute
+INT8_BATCH = 1
 
 
 class Embedder:
     """Wraps a SentenceTransformer folder. Construction is cheap; the model loads on first use."""
 
     def __init__(self, path: str, *, name: str = "", batch_size: int = 64, device: str = "cpu",
-                 query_backend: str = "auto", cache_dir: str | Path | None = None) -> None:
+                 query_backend: str = "auto", backend: str = "torch",
+                 cache_dir: str | Path | None = None) -> None:
         if query_backend not in QUERY_BACKENDS:
             raise ConfigError(f"unknown query_backend {query_backend!r}; choose one of "
                               f"{', '.join(QUERY_BACKENDS)}")
+        if backend not in EMBED_BACKENDS:
+            raise ConfigError(f"unknown embed_backend {backend!r}; choose one of {', '.join(EMBED_BACKENDS)}")
+        self.backend = backend
+        self._encoder = None  # the OnnxEncoder every text goes through; False: torch does (resolved once)
+        self._resolving = threading.Lock()  # a warm-up thread and a first question resolve it together
         self.path = path
         self._name = name
         self.batch_size = batch_size
@@ -61,11 +78,55 @@ class Embedder:
         return self._name or (p.parent.name if p.name in ("model", "models") else p.name)
 
     @property
-    def fingerprint(self) -> str:
+    def weights_fingerprint(self) -> str:
         """Identifies the weights and configuration, read from the files without loading them."""
         if self._fingerprint is None:
             self._fingerprint = folder_fingerprint(self.path)
         return self._fingerprint
+
+    @property
+    def fingerprint(self) -> str:
+        """What the index records: the weights' fingerprint for torch and the fp32 export (the
+        same vectors, cosine 0.9999999), another one for int8, whose vectors differ."""
+        backend = self.backend_name
+        if backend == "onnx-int8":
+            return hashlib.sha256(f"{self.weights_fingerprint}+{backend}".encode()).hexdigest()
+        return self.weights_fingerprint
+
+    @property
+    def backend_name(self) -> str:
+        """The backend that embeds index chunks and questions: torch, onnx or onnx-int8 (`auto`
+        resolved, which loads the ONNX model, exporting it on first use)."""
+        if self._whole() is None:
+            return "torch"
+        return "onnx" if self.backend == "onnx" else "onnx-int8"
+
+    def _whole(self) -> "OnnxEncoder | None":
+        """The ONNX model that embeds everything under an `onnx*` or `auto` backend, loaded once;
+        None when torch does. Under `auto` a failure falls back to torch for good (the index then
+        records torch); a backend asked for by name fails instead."""
+        if self._encoder is None:
+            with self._resolving:  # never answered "torch" to one thread while another loads int8
+                if self._encoder is None:
+                    self._encoder = self._resolve()
+        return self._encoder or None
+
+    def _resolve(self) -> "OnnxEncoder | bool":
+        if self.backend == "torch" or (self.backend == "auto" and self.device != "cpu"):
+            return False
+        file = FP32_FILE if self.backend == "onnx" else INT8_FILE
+        folder = self.cache_dir / self.name
+        try:
+            try:
+                return OnnxEncoder.from_files(self.path, folder, file=file)
+            except FileNotFoundError:
+                return OnnxEncoder.load(self.model, self.path, folder, file=file)
+        except Exception as e:  # noqa: BLE001 - missing onnxruntime, odd layout, unwritable cache
+            why = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+            if self.backend != "auto":
+                raise ConfigError(f"embed_backend={self.backend} cannot be used: {why}") from e
+            log.warning("embedding stays on torch (%s)", why)
+            return False
 
     @property
     def max_tokens(self) -> int:
@@ -98,14 +159,15 @@ class Embedder:
         """Load what embedding questions and passages while answering needs: the ONNX twin when
         it is exported (torch and sentence-transformers are then never imported, which took most
         of a cold `rag ask`), else the SentenceTransformer. Returns the embedder."""
-        if not self._small_batches():
+        if not self._whole() and not self._small_batches():
             self.model  # noqa: B018 (loads it)
         return self
 
     @property
     def dim(self) -> int:
-        if self._query:
-            return self._query.dim
+        for onnx in (self._encoder, self._query):
+            if onnx:
+                return onnx.dim
         m = self.model
         get = getattr(m, "get_embedding_dimension", None) or m.get_sentence_embedding_dimension
         return int(get())
@@ -126,6 +188,9 @@ class Embedder:
         """Unit-length float32 vectors, one row per text."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        whole = self._whole()
+        if whole is not None:
+            return self._embed_onnx(whole, texts, progress=progress)
         if len(texts) <= SMALL_BATCH and not progress:
             # batches of whole passages run faster through torch once it is loaded (a long-running
             # chat loads it at start); a question, or any small batch of a process that never
@@ -153,6 +218,54 @@ class Embedder:
             bar.close()
         return out
 
+    def embed_exact(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
+        """Vectors of texts compared only with one another while answering (the answer checks,
+        passage compression, sentence ranking), never with the index's: torch's vectors whatever
+        backend built the index (through the fp32 ONNX twin where `query_backend` allows), so the
+        checks' thresholds, set on them, hold. Under int8 the answer's cosine to the question moved
+        by 0.02, enough to cross min_relevance; retrieval alone is what int8 was measured for."""
+        if self._whole() is None or self.backend == "onnx":
+            return self.embed(texts, progress=progress)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        twin = self._fp32_twin()
+        if twin is not None:
+            return self._embed_onnx(twin, texts, progress=progress)
+        return self.model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
+                                 convert_to_numpy=True, show_progress_bar=progress).astype(np.float32, copy=False)
+
+    def _fp32_twin(self) -> "OnnxEncoder | None":
+        """The fp32 export beside the int8 model (the int8 one is made from it), loaded once."""
+        if self._query is None:
+            self._query = False
+            if self.query_backend == "auto" and self.device == "cpu":
+                folder = self.cache_dir / self.name
+                try:
+                    try:
+                        self._query = OnnxEncoder.from_files(self.path, folder)
+                    except FileNotFoundError:
+                        self._query = OnnxEncoder.load(self.model, self.path, folder)
+                except Exception as e:  # noqa: BLE001 - torch then
+                    log.warning("answer checks embed with torch (%s)", str(e).splitlines()[0][:200])
+        return self._query or None
+
+    @staticmethod
+    def _embed_onnx(onnx: "OnnxEncoder", texts: list[str], *, progress: bool) -> np.ndarray:
+        out = np.empty((len(texts), onnx.dim), dtype=np.float32)
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(texts), desc="embedding", unit="chunk")
+        for start in range(0, len(texts), EMBED_SLICE):
+            part = texts[start:start + EMBED_SLICE]
+            out[start:start + len(part)] = onnx.encode(part)
+            if bar is not None:
+                bar.update(len(part))
+        if bar is not None:
+            bar.close()
+        return out
+
     def _small_batches(self) -> "OnnxEncoder | None":
         """The ONNX Runtime twin of the model for questions and the few dozen sentences an
         answer's checks embed, loaded once.
@@ -164,6 +277,8 @@ class Embedder:
         when it was exported before; the first time, the model loads to export it. Any failure
         falls back to torch for good.
         """
+        if self._whole() is not None:
+            return self._encoder
         if self._query is None:
             self._query = False
             if self.query_backend == "auto" and self.device == "cpu":
@@ -200,7 +315,7 @@ class OnnxEncoder:
     by onnxruntime; pooled and normalised as sentence-transformers does."""
 
     def __init__(self, onnx_path: Path, tokenizer, *, max_length: int, threads: int, dim: int,
-                 lower_case: bool = False) -> None:
+                 lower_case: bool = False, batch: int | None = None) -> None:
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
@@ -215,33 +330,38 @@ class OnnxEncoder:
         self.max_length = max_length
         self.dim = dim
         self.lower_case = lower_case
+        self.batch = batch or (INT8_BATCH if Path(onnx_path).name == INT8_FILE else ONNX_BATCH)
 
     @classmethod
-    def load(cls, model, path: str, folder: Path) -> "OnnxEncoder":
-        """From a loaded SentenceTransformer, exporting its transformer on first use."""
+    def load(cls, model, path: str, folder: Path, *, file: str = FP32_FILE) -> "OnnxEncoder":
+        """From a loaded SentenceTransformer, exporting its transformer on first use (and
+        quantising the export, for `file` INT8_FILE)."""
         import torch
 
         kinds = [type(m).__name__ for m in model]
         pooling = getattr(model[1], "pooling_mode", None) if len(model) > 1 else None
         if kinds not in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"]) or pooling != "mean":
             raise ValueError(f"model layout {kinds} with {pooling} pooling is not exported")
-        target = folder / _weights_key(path) / "model.onnx"
+        fp32 = folder / _weights_key(path) / FP32_FILE
+        target = fp32.with_name(file)
+        if not fp32.is_file():
+            export_onnx(model, fp32)
         if not target.is_file():
-            export_onnx(model, target)
+            quantize_int8(fp32, target)
         try:  # the same tokenizer the files-only path reads, so both give the same vectors
-            return cls.from_files(path, folder)
+            return cls.from_files(path, folder, file=file)
         except (FileNotFoundError, ValueError):
             get = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
             return cls(target, model.tokenizer, max_length=int(model.max_seq_length),
                        threads=torch.get_num_threads(), dim=int(get()))
 
     @classmethod
-    def from_files(cls, path: str | Path, folder: Path) -> "OnnxEncoder":
+    def from_files(cls, path: str | Path, folder: Path, *, file: str = FP32_FILE) -> "OnnxEncoder":
         """From the model folder's configuration and an ONNX export made before, without
         importing torch or sentence-transformers. FileNotFoundError when something is missing
         (no export yet), ValueError for a layout other than Transformer + mean pooling."""
         root = Path(path)
-        target = folder / _weights_key(str(root)) / "model.onnx"
+        target = folder / _weights_key(str(root)) / file
         need = [target, root / "modules.json", root / "tokenizer.json", root / "sentence_bert_config.json"]
         for f in need:
             if not f.is_file():
@@ -287,8 +407,8 @@ class OnnxEncoder:
         # like sentence-transformers: sorted by length, so short sentences are not padded to a
         # passage's length
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        for start in range(0, len(order), ONNX_BATCH):
-            rows = order[start:start + ONNX_BATCH]
+        for start in range(0, len(order), self.batch):
+            rows = order[start:start + self.batch]
             enc = self._features([texts[i] for i in rows])
             feed = {k: v for k, v in enc.items() if k in self.inputs}
             hidden = self.session.run(None, feed)[0]
@@ -366,4 +486,27 @@ def export_onnx(model, target: Path) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
     log.info("exported %s for question embedding with onnxruntime", target)
+    return target
+
+
+def quantize_int8(fp32: Path, target: Path) -> Path:
+    """Write `fp32` (an ONNX model) with int8 weights, one scale per output channel, to `target`,
+    atomically; dynamic quantisation needs no calibration data and no network. The per-tensor
+    variant lost 1.25 SQuAD recall@5 points, this one 0.23 (BENCHMARKS.md, "ONNX")."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".quantize-", suffix=".onnx", dir=target.parent)
+    os.close(fd)
+    root = logging.getLogger()  # onnxruntime's advice to pre-process first, logged on the root logger
+    quiet = logging.Filter("rag")  # passes only rag.* records: the root logger's own are dropped
+    root.addFilter(quiet)
+    try:
+        quantize_dynamic(str(fp32), tmp, weight_type=QuantType.QInt8, per_channel=True)
+        os.replace(tmp, target)
+    finally:
+        root.removeFilter(quiet)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    log.info("quantised %s to int8 (per channel) for embedding with onnxruntime", target)
     return target

@@ -25,6 +25,12 @@ class IndexLocked(StoreError):
     """Another build holds the index's write lock; trying again later may succeed."""
 
 
+class BackendChanged(StoreError):
+    """The index was built from the same model weights by another embedder backend (torch or
+    ONNX fp32 against int8 ONNX): its vectors must not meet the other backend's question vectors,
+    and `rag index` rebuilds it."""
+
+
 class IndexDamaged(StoreError):
     """A file of the live version is missing, truncated, fails its checksum or cannot be read:
     an intact older version, if any, can be made live again (`rag index --rollback`)."""

@@ -19,7 +19,7 @@ from . import ingest, readers as readers_mod, resume
 from .build_progress import BuildProgress
 from .chunk import Chunker, embed_text
 from .config import DEFAULT_ANN_THRESHOLD
-from .errors import DocumentError, IndexMissing, StoreError
+from .errors import BackendChanged, DocumentError, IndexMissing, StoreError
 from .manifest import FORMAT_VERSION, embedder_record
 from .readers.budget import DEFAULT_LIMITS, ReadLimits
 from .resume import Checkpoint
@@ -116,7 +116,12 @@ def build(paths: list[str | Path], *, embedder, chunk_size: int, chunk_overlap: 
 
     with store.writer(lock_wait=lock_wait) as writer:
         scan_ns = time.time_ns()
-        old = writer.start(fresh=rebuild, embedder=embedder)
+        try:
+            old = writer.start(fresh=rebuild, embedder=embedder)
+        except BackendChanged as e:  # same weights, another runtime: its vectors are rebuilt, never mixed
+            log.warning("%s; rebuilding it", str(e).split(":")[0])
+            rebuild = True
+            old = writer.start(fresh=True, embedder=embedder)
         if old is not None and old.manifest["chunker"] != settings:
             raise StoreError(f"chunker settings changed from {old.manifest['chunker']} to "
                              f"{settings}: a full rebuild is needed (`rag index --rebuild`)")

@@ -6,7 +6,7 @@ mix, and an embedder is known by a fingerprint of its weights and configuration,
 """
 from __future__ import annotations
 
-from .errors import StoreError
+from .errors import BackendChanged, StoreError
 
 FORMAT_VERSION = 1
 FIX = "rebuild with `rag index --rebuild`"
@@ -14,8 +14,12 @@ FIX = "rebuild with `rag index --rebuild`"
 
 def embedder_record(embedder) -> dict:
     """The manifest's `embedder` entry for `embedder`."""
-    return {"name": embedder.name, "dim": int(embedder.dim),
-            "fingerprint": getattr(embedder, "fingerprint", "") or ""}
+    record = {"name": embedder.name, "dim": int(embedder.dim),
+              "fingerprint": getattr(embedder, "fingerprint", "") or ""}
+    backend = getattr(embedder, "backend_name", "")
+    if backend:  # the shipped embedder: which runtime made the vectors, and of which weights
+        record.update(backend=backend, weights=getattr(embedder, "weights_fingerprint", "") or "")
+    return record
 
 
 def check_embedder(manifest: dict, where: str, *, embedder=None, name: str | None = None,
@@ -32,6 +36,14 @@ def check_embedder(manifest: dict, where: str, *, embedder=None, name: str | Non
     finger = getattr(embedder, "fingerprint", "") or ""
     if built.get("fingerprint") and finger:  # read from the files: no model load needed
         if built["fingerprint"] != finger:
+            # the same weights through another backend (an index from before backends were
+            # recorded was built by torch, its fingerprint the weights' own)
+            weights = getattr(embedder, "weights_fingerprint", "") or ""
+            if weights and (built.get("weights") or built["fingerprint"]) == weights:
+                old = built.get("backend") or "torch"
+                now = getattr(embedder, "backend_name", "") or "another backend"
+                raise BackendChanged(f"{where} was built with the {old} embedder backend, not {now}: run "
+                                     f"`rag index` to rebuild it (or set RAG_EMBED_BACKEND={old})")
             raise StoreError(f"{where} was built with embedder {built.get('name')!r} whose weights "
                              f"differ from the one given now (fingerprint {built['fingerprint'][:12]} "
                              f"against {finger[:12]}); {fix}")

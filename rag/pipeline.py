@@ -20,7 +20,7 @@ from .checks.claims import Vocabulary
 from .config import DEFAULT_EMBEDDER_NAME, Settings
 from .choose import AUTO, choose
 from .context import compress
-from .errors import ConfigError, IndexMissing, RagError
+from .errors import BackendChanged, ConfigError, IndexMissing, RagError
 from .extract import span_grammar
 from .fairlock import FairLock
 from .models import model_path
@@ -94,6 +94,12 @@ class RAG:
                     setattr(self, attr, make())
         return getattr(self, attr)
 
+    def _embed_exact(self, texts: list[str]):
+        """What the answer checks, compression and sentence ranking embed with: texts compared
+        with one another, never with the index, so torch's vectors even under int8 (rag.embed)."""
+        exact = getattr(self.embedder, "embed_exact", None)
+        return exact(texts) if exact is not None else self.embedder.embed(texts)
+
     @property
     def embedder(self):
         return self._once("_embedder", self._new_embedder)
@@ -103,7 +109,8 @@ class RAG:
 
         s = self.settings
         return Embedder(self._embedder_path, batch_size=s.embed_batch_size,
-                        name="" if s.embedder else DEFAULT_EMBEDDER_NAME, query_backend=s.query_backend)
+                        name="" if s.embedder else DEFAULT_EMBEDDER_NAME, query_backend=s.query_backend,
+                        backend=s.embed_backend)
 
     @property
     def generator(self):
@@ -203,7 +210,17 @@ class RAG:
                 live = store.live()
             if live is None:
                 raise IndexMissing(f"no index at {store.location}; build it with `rag index --index {store.location}`")
-            self._retriever = Retriever(store.open(embedder=self.embedder), self.embedder,
+            try:
+                opened = store.open(embedder=self.embedder)
+            except BackendChanged:
+                if not self.build_missing:
+                    raise
+                # built by another embedder backend (torch before int8 ONNX): built again, as a
+                # missing index would be, rather than searched with the other backend's vectors
+                log.info("%s was built by another embedder backend: rebuilding it", store.location)
+                self._index([self.settings.corpus])
+                opened = store.open(embedder=self.embedder)
+            self._retriever = Retriever(opened, self.embedder,
                                         mode=self.settings.retrieval, alpha=self.settings.hybrid_alpha)
             return self._retriever
 
@@ -218,6 +235,7 @@ class RAG:
         if retriever.mode != "dense":
             retriever.bm25  # noqa: B018 (built on first access)
         self.embedder.embed(["warm up"])
+        self._embed_exact(["warm up"])  # the checks' fp32 twin, under int8 a second ONNX model
         # a process that answers many questions embeds their passages faster with torch (the
         # checks' batches); a one-off `rag ask`, which never calls this, answers without it
         getattr(self.embedder, "model", None)
@@ -327,7 +345,7 @@ class RAG:
             prompt, grammar = self._prompt(question, context, tmpl, history, s)
         gen = yield from self._generate(prompt, grammar, pol, s)
         with clock("check"):
-            answer = read_back(question, query, gen, prompt, hits, retriever, pol, embed=self.embedder.embed,
+            answer = read_back(question, query, gen, prompt, hits, retriever, pol, embed=self._embed_exact,
                                vocabulary=self.vocabulary, quote=s.answer_unit == "sentence",
                                quote_previous=s.quote_previous,
                                previous=history[-1].answer if history else "",
@@ -437,7 +455,7 @@ class RAG:
             context = [dataclasses.replace(h, chunk=dataclasses.replace(h.chunk, text=sanitize(h.chunk.text)))
                        for h in hits]
         if s.compress:
-            context = compress(query, context, embed=self.embedder.embed)
+            context = compress(query, context, embed=self._embed_exact)
         return context
 
     def _prompt(self, question: str, context: list[Hit], tmpl, history: list[Turn], s: Settings):
@@ -455,7 +473,7 @@ class RAG:
                                    need_figure=asks_quantity(question), question=question,
                                    sentences_kept=s.extract_sentences, scores=[b.score for b in prompt.blocks],
                                    may_refuse=s.extract_may_refuse,
-                                   embed=self.embedder.embed if s.sentence_rank == "words+meaning" else None,
+                                   embed=self._embed_exact if s.sentence_rank == "words+meaning" else None,
                                    skip_headings=s.skip_headings)
         return prompt, grammar
 
