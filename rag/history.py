@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .errors import HistoryError
+from .present import marked_pieces
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +243,8 @@ class History(HistoryFile):
         started = time.strftime("%Y-%m-%d %H:%M", time.localtime(info.created))
         out = [f"# {info.title}", "", f"Collection `{info.collection}`, started {started}.", ""]
         for i, t in enumerate(self.turns(conversation, owner=owner), 1):
-            out += [f"## {i}. {t.question}", "", t.answer, ""]
+            answer, cited = _numbered(t)
+            out += [f"## {i}. {t.question}", "", answer, ""]
             if t.abstained and t.abstain_reason:
                 out += [f"*Not answered: {t.abstain_reason}.*", ""]
             total = t.timings.get("total")
@@ -250,16 +252,32 @@ class History(HistoryFile):
                     f"collection `{t.collection}` index {t.index_version}" if t.index_version else "",
                     f"{total:.1f} s" if isinstance(total, (int, float)) else ""]
             out += ["Made with " + ", ".join(m for m in made if m) + ".", ""]
-            if t.citations:
+            if cited:
                 out += ["Sources:", ""]
-                for c in t.citations:
+                for n, c in cited:
                     where = f"{c.get('source', '')}" + (f" › {c['heading']}" if c.get("heading") else "")
-                    out.append(f"- [{c.get('n')}] {where} (similarity {float(c.get('score') or 0):.2f})")
+                    out.append(f"- [{n}] {where} (similarity {float(c.get('score') or 0):.2f})")
                     text = " ".join(str(c.get("text") or c.get("snippet") or "").split())
                     if text:
                         out.append(f"  > {text}")
                 out.append("")
         return "\n".join(out).rstrip() + "\n"
+
+
+def _numbered(t: TurnRecord) -> tuple[str, list[tuple[int, dict]]]:
+    """A saved answer's text and citations numbered 1..n in reading order, as the chat shows them
+    (`present.numbered`): the saved markers are the prompt's passage numbers."""
+    blocks = [c.get("n") for c in t.citations if isinstance(c.get("n"), int)]
+    order: list[int] = []
+    for piece in marked_pieces(t.answer, {b: b for b in blocks}):
+        if not isinstance(piece, str):
+            order += [b for b in piece.numbers if b not in order]
+    order += [b for b in blocks if b not in order]
+    number = {b: i for i, b in enumerate(order, 1)}
+    text = "".join(p if isinstance(p, str) else f"{p.space}[{', '.join(map(str, p.numbers))}]"
+                   for p in marked_pieces(t.answer, number))
+    by_block = {c.get("n"): c for c in t.citations}
+    return text, [(number[b], by_block[b]) for b in order]
 
 
 def _title(title: str) -> str:

@@ -171,3 +171,15 @@ def test_conversations_are_found_by_title_question_or_answer_and_wildcards_are_l
     assert [c.id for c in h.list(owner="alice", search="100%")] == [gans]
     assert h.list(owner="alice", search="%") == [h.get(gans, owner="alice")]  # % is a character
     assert h.list(owner="alice", search="_") == [] and len(h.list(owner="alice", search="  ")) == 2
+
+
+def test_export_numbers_sources_as_the_chat_does(tmp_path):
+    h = History(tmp_path / "h.db")
+    cid = h.create()
+    cites = [{"n": n, "source": f"{name}.md", "chunk_id": f"{name}.md#0", "score": 0.5, "snippet": name,
+              "heading": "", "inferred": False, "text": name} for n, name in ((1, "first"), (3, "third"))]
+    h.add_turn(cid, dataclasses.replace(_turn(), answer="Third says so [3]. First agrees [1, 3].", citations=cites))
+    md = h.export_markdown(cid)
+    # the passage read first is [1], as the chips number it; the sources follow that order
+    assert "Third says so [1]. First agrees [2, 1]." in md
+    assert md.index("- [1] third.md") < md.index("- [2] first.md")
