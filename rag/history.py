@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .errors import HistoryError
-from .present import marked_pieces
+from .present import reading_order, renumbered
 
 log = logging.getLogger(__name__)
 
@@ -267,17 +267,10 @@ class History(HistoryFile):
 def _numbered(t: TurnRecord) -> tuple[str, list[tuple[int, dict]]]:
     """A saved answer's text and citations numbered 1..n in reading order, as the chat shows them
     (`present.numbered`): the saved markers are the prompt's passage numbers."""
-    blocks = [c.get("n") for c in t.citations if isinstance(c.get("n"), int)]
-    order: list[int] = []
-    for piece in marked_pieces(t.answer, {b: b for b in blocks}):
-        if not isinstance(piece, str):
-            order += [b for b in piece.numbers if b not in order]
-    order += [b for b in blocks if b not in order]
-    number = {b: i for i, b in enumerate(order, 1)}
-    text = "".join(p if isinstance(p, str) else f"{p.space}[{', '.join(map(str, p.numbers))}]"
-                   for p in marked_pieces(t.answer, number))
-    by_block = {c.get("n"): c for c in t.citations}
-    return text, [(number[b], by_block[b]) for b in order]
+    by_block = {c["n"]: c for c in t.citations if isinstance(c.get("n"), int)}
+    order = reading_order(t.answer, by_block)
+    return renumbered(t.answer, {b: i for i, b in enumerate(order, 1)}), \
+        [(i, by_block[b]) for i, b in enumerate(order, 1)]
 
 
 def _title(title: str) -> str:

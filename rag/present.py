@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from typing import Iterable
 
 from .text import CITE
 from .types import Answer, Citation, Coverage
@@ -45,24 +46,29 @@ def numbered(answer: Answer) -> Numbered:
     not mark (an inferred source) take the numbers after those; a marker naming no citation
     (a block the checks dropped) is left out of the text rather than pointing nowhere."""
     by_block = {c.n: c for c in answer.citations}
-    order = reading_order(answer)
-    number = {b: i for i, b in enumerate(order, 1)}
-    text = "".join(p if isinstance(p, str) else f"{p.space}[{', '.join(map(str, p.numbers))}]"
-                   for p in marked_pieces(answer.text, number))
+    order = reading_order(answer.text, by_block)
+    text = renumbered(answer.text, {b: i for i, b in enumerate(order, 1)})
     citations = tuple(replace(by_block[b], n=i) for i, b in enumerate(order, 1))
     return Numbered(text=text, citations=citations, block_of={i: b for i, b in enumerate(order, 1)})
 
 
-def reading_order(answer: Answer) -> list[int]:
-    """The context blocks of `answer`'s citations in the order a reader meets them: those its
-    text marks, by first appearance, then the ones it does not mark."""
-    cited = {c.n for c in answer.citations}
+def reading_order(text: str, blocks: Iterable[int]) -> list[int]:
+    """The cited context `blocks` in the order a reader of `text` meets them: those its markers
+    name, by first appearance, then the ones it does not mark."""
+    blocks = list(blocks)
     order: list[int] = []
-    for m in _SPACED_MARKER.finditer(answer.text):
+    for m in _SPACED_MARKER.finditer(text):
         for part in m.group(2).split(","):
-            if int(part) in cited and int(part) not in order:
+            if int(part) in blocks and int(part) not in order:
                 order.append(int(part))
-    return order + [c.n for c in answer.citations if c.n not in order]
+    return order + [b for b in blocks if b not in order]
+
+
+def renumbered(text: str, number: dict[int, int]) -> str:
+    """`text` with each marker's blocks written as reader numbers (`number`: block -> number);
+    a marker naming none of them is left out (`marked_pieces`)."""
+    return "".join(p if isinstance(p, str) else f"{p.space}[{', '.join(map(str, p.numbers))}]"
+                   for p in marked_pieces(text, number))
 
 
 @dataclass(frozen=True)
