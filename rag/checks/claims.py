@@ -128,7 +128,6 @@ class Vocabulary:
                 out.append(low)
         return out
 
-
     def ordinary(self, word: str) -> bool:
         """Whether `word` (lower case), which the vocabulary lacks, is still an ordinary word
         made of ones it has: a common prefix on a word ("untrusted", "underfitting"), a word
@@ -151,7 +150,7 @@ class Vocabulary:
 
 # A rare word made of common ones is an ordinary word (`Vocabulary.ordinary`): measured on the
 # dev splits, the retrieval gate turned away an answerable question for "untrusted" and no
-# unanswerable one is let through by this (docs/evaluation.md). False: every word the
+# unanswerable one is let through by this (docs/checks.md). False: every word the
 # vocabulary lacks is rare, as before.
 ORDINARY_FORMS = True
 _PREFIXES = ("under", "over", "non", "un", "re", "mis", "pre", "dis", "out", "sub", "super", "inter")
