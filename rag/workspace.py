@@ -343,8 +343,8 @@ class ChatService:
     def model_note(self, name: str | None = None) -> str:
         """A line on the picker's model `name` (default: the one in use): what it costs here and
         what it is good for; "" when there is no such model."""
-        name = name or self.model_name()
-        model = next((m for _, n, _, m in self._models() if n == name), None)
+        current = self.rag.model_path if self.rag is not None else ""
+        model = next((m for _, n, path, m in self._models() if (n == name if name else path == current)), None)
         return md_text(self._cost(model).describe()) if model is not None else ""
 
     def _cost(self, model):

@@ -304,30 +304,33 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
         rated = gr.State({})
         correcting = gr.State(None)  # the question position of the answer awaiting its correction
 
-        def show_question(question, messages, request: gr.Request):
-            """The fast first step (not queued): the question shows in the chat at once and the
-            box waits until the answer is in, however long the queue. Its answer's Stop flag
-            (`halted`) is raised here, so Stop or New conversation reach an answer still queued."""
-            halted[getattr(request, "session_hash", None) or ""] = {"why": ""}  # an earlier Stop is spent
-            messages = list(messages or [])
-            if question and question.strip():
-                messages.append({"role": "user", "content": html_text(question)})
-            return gr.update(value="", interactive=False), gr.update(interactive=False), messages, question
-
         # Stop and New conversation end the answer a page is waiting for through this flag, which
         # the exchange reads before every update and answers with its last one ("Stopped.", or
         # the empty new conversation): Gradio's own cancel did not reach an iteration already
         # running in its worker thread, whose update then showed the stopped draft again
         halted: dict[str, dict] = {}
 
+        def session_of(request) -> str:
+            return getattr(request, "session_hash", None) or ""
+
         def halt_answer(request, why: str) -> None:
-            flag = halted.get(getattr(request, "session_hash", None) or "")
+            flag = halted.get(session_of(request))
             if flag is not None and not flag["why"]:
                 flag["why"] = why
 
+        def show_question(question, messages, request: gr.Request):
+            """The fast first step (not queued): the question shows in the chat at once and the
+            box waits until the answer is in, however long the queue. Its answer's Stop flag
+            (`halted`) is raised here, so Stop or New conversation reach an answer still queued."""
+            halted[session_of(request)] = {"why": ""}  # an earlier Stop is spent
+            messages = list(messages or [])
+            if question and question.strip():
+                messages.append({"role": "user", "content": html_text(question)})
+            return gr.update(value="", interactive=False), gr.update(interactive=False), messages, question
+
         def on_message(question, messages, past, tmpl, kk, name, cid, document, subjects, search,
                        request: gr.Request):
-            session = getattr(request, "session_hash", None) or ""
+            session = session_of(request)
             stop = halted.setdefault(session, {"why": ""})  # (raised by show_question)
             shown = bool(question and question.strip())
             user = request_user(request)
