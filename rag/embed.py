@@ -236,18 +236,7 @@ class Embedder:
 
     def _fp32_twin(self) -> "OnnxEncoder | None":
         """The fp32 export beside the int8 model (the int8 one is made from it), loaded once."""
-        if self._query is None:
-            self._query = False
-            if self.query_backend == "auto" and self.device == "cpu":
-                folder = self.cache_dir / self.name
-                try:
-                    try:
-                        self._query = OnnxEncoder.from_files(self.path, folder)
-                    except FileNotFoundError:
-                        self._query = OnnxEncoder.load(self.model, self.path, folder)
-                except Exception as e:  # noqa: BLE001 - torch then
-                    log.warning("answer checks embed with torch (%s)", str(e).splitlines()[0][:200])
-        return self._query or None
+        return self._fp32("the answer checks' embedding")
 
     @staticmethod
     def _embed_onnx(onnx: "OnnxEncoder", texts: list[str], *, progress: bool) -> np.ndarray:
@@ -279,19 +268,23 @@ class Embedder:
         """
         if self._whole() is not None:
             return self._encoder
+        return self._fp32("question embedding")
+
+    def _fp32(self, what: str) -> "OnnxEncoder | None":
+        """The fp32 ONNX export of the model (torch's vectors), loaded once under `query_backend`
+        auto on a CPU: read from its files, or exported from the loaded model the first time.
+        Any failure leaves `what` on torch for good."""
         if self._query is None:
             self._query = False
             if self.query_backend == "auto" and self.device == "cpu":
                 folder = self.cache_dir / self.name
                 try:
-                    self._query = OnnxEncoder.from_files(self.path, folder)
-                except FileNotFoundError:
                     try:
+                        self._query = OnnxEncoder.from_files(self.path, folder)
+                    except FileNotFoundError:
                         self._query = OnnxEncoder.load(self.model, self.path, folder)
-                    except Exception as e:  # missing onnxruntime, odd model layout, unwritable cache
-                        log.warning("question embedding stays on torch (%s)", str(e).splitlines()[0][:200])
-                except Exception as e:  # noqa: BLE001 - same fallback
-                    log.warning("question embedding stays on torch (%s)", str(e).splitlines()[0][:200])
+                except Exception as e:  # noqa: BLE001 - missing onnxruntime, odd layout, unwritable cache
+                    log.warning("%s stays on torch (%s)", what, str(e).splitlines()[0][:200])
         return self._query or None
 
     _query_model = _small_batches  # its name before passages went through it too
