@@ -348,6 +348,10 @@ def test_a_document_picked_is_summarised_with_its_coverage_and_stop_ends_an_answ
         page.locator("#ask-document input").click()
         page.get_by_role("option", name="All documents").click()
         page.wait_for_function("() => !document.querySelector('#question textarea').disabled")
+        # an answer thought through step by step is long enough to be stopped while written: a
+        # quoted one may be done before Esc arrives
+        page.locator("#advanced").get_by_text("Advanced").first.click()
+        page.locator("#template").get_by_text("Thinking step by step first (slower)").click()
         box.fill("What are autoencoders used for?")
         box.press("Enter")
         chat.locator(".draft-label").last.wait_for(timeout=600_000)  # the model is writing
@@ -471,6 +475,10 @@ def test_new_conversation_reaches_a_question_still_waiting_in_the_queue(chat_app
         box, other_box = page.locator("#question textarea"), other.locator("#question textarea")
         box.wait_for()
         other_box.wait_for()
+        # thought through step by step, the first answer holds the model long enough for the
+        # other tab's question to queue behind it (a quoted one may be done first)
+        page.locator("#advanced").get_by_text("Advanced").first.click()
+        page.locator("#template").get_by_text("Thinking step by step first (slower)").click()
         box.fill("What are autoencoders used for?")
         box.press("Enter")
         page.locator("#chat .draft-label").last.wait_for(timeout=600_000)  # it holds the model

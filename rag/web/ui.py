@@ -339,6 +339,8 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
             asked = len(messages) - 1 if shown and messages else None  # where the question shows
 
             def save(answer):
+                if stop["why"]:  # stopped while it was checked: the page says "Stopped."
+                    return
                 try:
                     saved["id"], subject = service.answered(saved["id"], answer, collection=name, user=user)
                 except RagError as e:  # the answer still shows; the note says it was not saved
@@ -350,9 +352,14 @@ def build_ui(service: ChatService, *, concurrency: int = 1):
             # closed when Stop or New conversation flags it, or when Gradio closes this generator
             with closing(respond(service, question, messages, past, tmpl, kk, shown=shown, collection=name,
                                  user=user, on_answer=save, document=document)) as exchange:
+                shown_last, past_last = list(messages or []), list(past or [])
                 for _, messages, past in exchange:
                     if stop["why"]:
+                        # what came after Stop (even a finished answer) is dropped: the page
+                        # already reads "Stopped." and nothing of this answer replaces it
+                        messages, past = shown_last, past_last
                         break  # (closing the exchange ends the survey or the generation)
+                    shown_last, past_last = list(messages), list(past)
                     yield messages, past, saved["id"], gr.update(), gr.update(), subjects
             if halted.get(session) is stop:
                 del halted[session]
