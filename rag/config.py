@@ -76,6 +76,8 @@ GUARDS = ("auto", *PROFILES)
 AUTO_ROUTES = ("model", "question")
 SENTENCE_RANKS = ("words", "words+meaning")
 ANSWER_UNITS = ("sentence", "span")
+# the sentences around a quoted one that come with it (rag/quote.py)
+QUOTE_CONTEXTS = ("none", "next", "window")
 # questions about a whole document or collection (rag/scope.py): recognised by their wording
 # and answered by reading every chunk in scope (`auto`), or answered from top-k like any other
 WHOLE_MODES = ("auto", "off")
@@ -186,6 +188,17 @@ class Settings:
     # half the Git dev split 0.156); on corpus dev answerable refused 0.152 -> 0.121 and
     # unanswerable refused 0.90 -> 1.00, but "What does RLHF stand for?" lost its answer, a heading
     quote_previous: bool = False
+    # the sentences around a quoted one that come with it (rag/quote.py): `none`, the one after
+    # it (`next`), or the one before and the one after (`window`). Dev splits, 135M, "contains"
+    # with none -> window: corpus 0.636 -> 0.697, Git manual 0.185 -> 0.296, SQuAD (100) 0.776
+    # -> 0.866; refusals unchanged or fewer; answers 23-44 words -> 43-62
+    quote_context: str = "window"
+    # a quoting model's "not found" is overruled, and the best sentence quoted, when that sentence
+    # matches the question at least this well (shared content words + cosine, 0..2; 0: never);
+    # see RAG._overrule. Dev splits, 135M, with the window: answerable refused 0.121 -> 0.030
+    # (corpus), 0.148 -> 0.049 (Git), 0.045 -> 0.045 (SQuAD); unanswerable refused 0.90, 0.50
+    # unchanged, 0.27 -> 0.24
+    refusal_overrule: float = 0.7
     skip_headings: bool = False
     # the extract grammar offers the model the abstain text besides the spans; off, only the
     # retrieval gate and the checks refuse
@@ -283,6 +296,8 @@ class Settings:
             value = getattr(self, name)
             if not -1.0 <= value <= 1.0:  # cosines and support scores; outside, every answer abstains
                 raise ConfigError(f"{name} must be between -1 and 1, got {value}")
+        if not 0.0 <= self.refusal_overrule <= 2.0:  # NaN too
+            raise ConfigError(f"refusal_overrule must be between 0 and 2, got {self.refusal_overrule}")
         if self.model_quant not in MODEL_QUANTS:
             raise ConfigError(f"model_quant must be {' or '.join(MODEL_QUANTS)}, got {self.model_quant!r}")
         if self.query_backend not in QUERY_BACKENDS:
@@ -297,7 +312,8 @@ class Settings:
         if self.extract_passages < 0:
             raise ConfigError(f"extract_passages must be 0 (all) or more, got {self.extract_passages}")
         for name, allowed in (("auto_route", AUTO_ROUTES), ("sentence_rank", SENTENCE_RANKS),
-                              ("answer_unit", ANSWER_UNITS), ("whole", WHOLE_MODES)):
+                              ("answer_unit", ANSWER_UNITS), ("whole", WHOLE_MODES),
+                              ("quote_context", QUOTE_CONTEXTS)):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be {' or '.join(allowed)}, got {getattr(self, name)!r}")
         unknown = {x.strip() for x in self.whole_off.split(",") if x.strip()} - set(WHOLE_PATTERNS)

@@ -122,18 +122,8 @@ def span_grammar(passages: list[str], *, abstain: str, need_figure: bool = False
     `question` in words among the ones able to carry an answer, may be copied from; `scores`,
     the passages' retrieval scores, break ties.
     """
-    asked = content_words(question)
-
-    def key(word: str) -> bool:
-        return states_quantity(word) if need_figure else bool(content_words(word) - asked)
-
-    # a sentence with no answering word gives no span, so it takes no place among those kept;
-    # nor does a heading while the passages hold sentences ("What did LSTMs add to recurrent
-    # networks?" -> the heading "Recurrent Neural Networks (RNNs) & LSTMs": it shares the
-    # question's words and says nothing)
-    split = [[sent for sent in sentences(p) if any(key(w) for w in sent.split())] for p in passages]
-    if skip_headings and any(not is_heading(s) for sents in split for s in sents):
-        split = [[s for s in sents if not is_heading(s)] for sents in split]
+    key = _answering(question, need_figure)
+    split = _quotable(passages, key, skip_headings)
     kept = answer_sentences(split, question, sentences_kept, scores, embed=embed)
     rules: list[str] = []
     alternatives = [literal(abstain)] if may_refuse else []
@@ -151,6 +141,45 @@ def span_grammar(passages: list[str], *, abstain: str, need_figure: bool = False
     if not alternatives:  # no sentence can carry an answer: the abstain text is all there is
         alternatives = [literal(abstain)]
     return "\n".join([f"root ::= {' | '.join(alternatives)}"] + rules) + "\n"
+
+
+def _answering(question: str, need_figure: bool) -> Callable[[str], bool]:
+    """Whether a word can carry the answer: a figure when the question asks for one, otherwise a
+    content word the question does not already use."""
+    asked = content_words(question)
+
+    def key(word: str) -> bool:
+        return states_quantity(word) if need_figure else bool(content_words(word) - asked)
+    return key
+
+
+def _quotable(passages: list[str], key: Callable[[str], bool], skip_headings: bool) -> list[list[str]]:
+    """Each passage's sentences that hold an answering word (`key`)."""
+    # a sentence with no answering word gives no span, so it takes no place among those kept;
+    # nor does a heading while the passages hold sentences ("What did LSTMs add to recurrent
+    # networks?" -> the heading "Recurrent Neural Networks (RNNs) & LSTMs": it shares the
+    # question's words and says nothing)
+    split = [[sent for sent in sentences(p) if any(key(w) for w in sent.split())] for p in passages]
+    if skip_headings and any(not is_heading(s) for sents in split for s in sents):
+        split = [[s for s in sents if not is_heading(s)] for sents in split]
+    return split
+
+
+def best_sentence(passages: list[str], question: str, *, embed, need_figure: bool = False,
+                  scores: list[float] | None = None, skip_headings: bool = False,
+                  by_meaning: bool = True) -> tuple[int, str, float] | None:
+    """The sentence the extract grammar ranks first for `question` (`answer_sentences`, with
+    `embed` when `by_meaning`), as (passage number, 1-based; sentence; match), where the match
+    is the share of the question's content words it holds plus its cosine with the question
+    (0..2); None when no sentence can carry an answer."""
+    split = _quotable(passages, _answering(question, need_figure), skip_headings)
+    kept = answer_sentences(split, question, 1, scores, embed=embed if by_meaning else None)
+    if not kept or not any(split):
+        return None
+    p, i = min(kept)
+    sent = split[p][i]
+    vecs = embed([question, sent])
+    return p + 1, sent, lexical_support(question, sent) + float(vecs[1] @ vecs[0])
 
 
 _LOOSE_PUNCT = re.compile(r"[,;:.]+(?=\s*\[\d+\]\s*$)")

@@ -24,16 +24,21 @@ _LEAD = re.compile(r"^\s*(?:[-*•>]+|#{1,6}|\d{1,3}[.)])\s+")
 _REFERS = re.compile(r"(?:This|These|That|Those|It|Its|They|Their|Them|Such|He|She|His|Her)\b")
 # the extract grammar's output: one span, one marker (`extract.span_grammar`)
 _SPAN = re.compile(r"(.+?)\s*" + CITE.pattern)
+# a sentence opening with an ordinary word, which takes a capital letter
+_WORD_FIRST = re.compile(r"[a-z]+(?=[\s,;:!?]|\.(?:\s|$)|$)")
 # a sentence this long is a paragraph the splitter could not break (a table row, a long list
 # line); quoting it whole would bury the answer, so only the clause around the span is kept
 MAX_WORDS = 60
 
 
-def quote_sentence(answer: str, blocks: list[str], *, with_previous: bool = False) -> str:
+def quote_sentence(answer: str, blocks: list[str], *, with_previous: bool = False, context: str = "none") -> str:
     """The whole sentence of the cited block that `answer` ("<span> [n]") was copied from, with
     its marker; `answer` unchanged when it cites nothing or no sentence holds it
     (the abstain text, or a span the model did not copy). With `with_previous`, a sentence that
-    opens by referring back ("This", "It", "They", ...) comes with the sentence before it."""
+    opens by referring back ("This", "It", "They", ...) comes with the sentence before it.
+    `context` (`config.QUOTE_CONTEXTS`) brings the block's neighbouring sentences along: a manual gives an
+    option's name on the line before its description and its default on the line after, so the
+    sentence that best matches a question is often next to the one that answers it."""
     cited = _SPAN.fullmatch(answer.strip())
     if cited is None:  # not the grammar's one span and one marker: left as the model wrote it
         return answer
@@ -51,6 +56,11 @@ def quote_sentence(answer: str, blocks: list[str], *, with_previous: bool = Fals
                 # "This replaces the recurrent state used in RNNs." names its subject in the
                 # sentence before ("... the self-attention mechanism."): quoted alone it says nothing
                 text = f"{_tidy(before, '')} {text}"
+            elif context == "window" and before and not is_heading(before):
+                text = f"{_tidy(before, '')} {text}"
+            after = sents[i + 1] if i + 1 < len(sents) else ""
+            if context in ("next", "window") and after and not is_heading(after):  # (a next section's title)
+                text = f"{text} {_tidy(after, '')}"
             # the marker goes before the full stop, as the model's own sentences place it
             end = text[-1] if text[-1] in ".!?" else ""
             return f"{text[:len(text) - len(end)]} [{numbers[0]}]{end}"
@@ -64,7 +74,7 @@ def _tidy(sentence: str, span: str) -> str:
     if len(text.split()) > MAX_WORDS:
         text = _clause(text, span)
     text = text.rstrip(" ,;:-")
-    if text[:1].islower():
+    if _WORD_FIRST.match(text):  # not a name written in lower case: "rebase.updateRefs", "--all"
         text = text[0].upper() + text[1:]
     if text and text[-1] not in ".!?\"')]":
         text += "."

@@ -2,7 +2,8 @@ import re
 
 import pytest
 
-from rag.extract import answer_sentences, is_heading, literal, span_grammar, tidy_span
+from rag.extract import answer_sentences, best_sentence, is_heading, literal, span_grammar, tidy_span
+from rag.testing import HashEmbedder
 from rag.prompts import ABSTAIN_TEXT, TEMPLATES
 
 
@@ -144,3 +145,15 @@ def test_headings_are_no_candidates_while_sentences_are():
     kept = rules(span_grammar([passage], abstain="No.", question=q, sentences_kept=1, skip_headings=True))
     assert any(r.startswith("w1-0-") for r in kept) and '"gating"' in " ".join(kept.values())
     assert '"Neural"' not in " ".join(kept.values())
+
+
+def test_best_sentence_is_the_grammars_first_with_how_well_it_matches():
+    passages = ["Tea grows on hills. The harbour opened in 1932.", "The harbour of Oslo opened late in the year."]
+    embed = HashEmbedder(dim=512).embed
+    n, sent, match = best_sentence(passages, "When did the harbour of Oslo open?", embed=embed)
+    assert (n, sent) == (2, "The harbour of Oslo opened late in the year.")
+    assert 1.0 < match <= 2.0  # every content word of the question, and a close cosine
+    # a figure asked for: only a sentence holding one can answer
+    assert best_sentence(passages, "When did the harbour of Oslo open?", embed=embed, need_figure=True)[:2] == \
+        (1, "The harbour opened in 1932.")
+    assert best_sentence(["Tea grows."], "Does tea grow?", embed=embed) is None  # nothing new to say

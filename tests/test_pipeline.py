@@ -284,7 +284,7 @@ def test_control_characters_are_stripped_before_retrieval(store):
 
 
 def test_extract_needs_a_generator_that_takes_a_grammar(store):
-    rag, gen = make(store, ["small low-rank matrices [1]"], guards="capable")
+    rag, gen = make(store, ["small low-rank matrices [1]"], guards="capable", quote_context="none")
     answer = rag.ask("What does LoRA train?", template="extract")
     # the span is shown as the whole sentence it was copied from (answer_unit=sentence)
     assert gen.calls[0]["grammar"] and answer.text == "LoRA freezes the base model and trains small low-rank matrices [1]."
@@ -319,6 +319,36 @@ def test_extract_copies_only_from_the_sentences_closest_to_the_question(store):
     assert "LoRA" in grammar
     with pytest.raises(ConfigError, match="extract_sentences"):
         make(store, [], extract_sentences=-1)
+
+
+def test_a_quoting_models_refusal_is_overruled_by_a_sentence_matching_the_question_well(store):
+    question = "What does LoRA freeze and train?"
+    rag, _ = make(store, [ABSTAIN_TEXT], guards="capable", refusal_overrule=0.5, quote_context="none")
+    answer = rag.ask(question, template="extract")
+    assert not answer.abstained
+    assert answer.text == "LoRA freezes the base model and trains small low-rank matrices [1]."
+    assert [c.source for c in answer.citations] == ["lora.md"]
+    # the same refusal stands when the bar is higher than the best sentence's match, or off
+    for floor in (1.9, 0.0):
+        rag, _ = make(store, [ABSTAIN_TEXT], guards="capable", refusal_overrule=floor)
+        refused = rag.ask(question, template="extract")
+        assert refused.abstained and refused.abstain_code == "refused"
+    with pytest.raises(ConfigError, match="refusal_overrule"):
+        make(store, [], refusal_overrule=2.5)
+
+
+def test_a_quote_comes_with_its_neighbouring_sentences_when_asked(store):
+    rag, _ = make(store, ["trains small low-rank matrices [1]"], guards="capable", quote_context="window")
+    answer = rag.ask("What does LoRA train?", template="extract")
+    assert answer.text.startswith("Use LoRA instead of full fine-tuning") and answer.text.endswith(
+        "The peft library implements LoRA adapters for many models [1].")
+    assert "LoRA freezes the base model and trains small low-rank matrices." in answer.text
+    # every sentence of the quote is read by the checks, and backed by its passage as written
+    assert [s.text[:20] for s in answer.sentences] == ["Use LoRA instead of ", "LoRA freezes the bas",
+                                                       "The peft library imp"]
+    assert all(s.verified and s.passage == 1 for s in answer.sentences)
+    with pytest.raises(ConfigError, match="quote_context"):
+        make(store, [], quote_context="page")
 
 
 def test_stand_ins_answer_end_to_end_with_citations(store, corpus):

@@ -62,3 +62,29 @@ def test_a_heading_before_is_not_brought_along():
     block = ["Transformer Networks\nThey weigh every input against every other."]
     assert quote_sentence("weigh every input [1]", block, with_previous=True) == \
         "They weigh every input against every other [1]."
+
+
+# a manual's definition list: the option's name, its description, its default
+OPTION = ["rebase.missingCommitsCheck\nIf set to \"warn\", git rebase -i will print a warning if some "
+          "commits are removed. Defaults to \"ignore\".\nrebase.updateRefs\nIf set to true enable "
+          "--update-refs option by default."]
+
+
+def test_the_next_sentence_comes_with_the_quoted_one():
+    assert quote_sentence("print a warning [1]", OPTION, context="next") == \
+        'If set to "warn", git rebase -i will print a warning if some commits are removed. Defaults to "ignore" [1].'
+
+
+def test_a_window_brings_the_sentence_before_and_after():
+    assert quote_sentence("print a warning [1]", OPTION, context="window") == \
+        'rebase.missingCommitsCheck. If set to "warn", git rebase -i will print a warning if some commits ' \
+        'are removed. Defaults to "ignore" [1].'
+    # off: the sentence alone
+    assert quote_sentence("print a warning [1]", OPTION) == \
+        'If set to "warn", git rebase -i will print a warning if some commits are removed [1].'
+
+
+def test_a_window_leaves_out_the_titles_around_the_sentence():
+    block = ["Transformer Networks\nThey weigh every input against every other.\nPros and Cons\nFast."]
+    assert quote_sentence("weigh every input [1]", block, context="window") == \
+        "They weigh every input against every other [1]."

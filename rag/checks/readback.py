@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Callable
 
 from ..chunk import embed_text
 from ..extract import tidy_span
@@ -25,11 +26,13 @@ SNIPPET_CHARS = 240
 
 def read_back(question: str, query: str, gen: Generation, prompt, hits: list[Hit], retriever: Retriever,
               pol: Policy, *, embed, vocabulary, quote: bool = False, quote_previous: bool = False,
+              quote_context: str = "none", overrule: Callable[[], str | None] | None = None,
               previous: str = "", previous_question: str = "") -> Answer:
     """Read the model's output back and run the policy's checks on it (see `check_answer`).
     With `quote`, a copied span is read as the whole sentence it was copied from (`quote`);
     `previous` and `previous_question` are the conversation's last turn ("" for none), which the
-    follow-up check holds the answer against."""
+    follow-up check holds the answer against. `overrule`, called when the model gave the abstain
+    text, gives the answer to check instead ("<sentence> [n]"), or None to let the refusal stand."""
     tmpl = prompt.template
     raw = tidy_span(gen.text) if tmpl.extractive else gen.text
     if gen.finish_reason == "length":
@@ -39,13 +42,20 @@ def read_back(question: str, query: str, gen: Generation, prompt, hits: list[Hit
     answer = Answer(question=question, text=ABSTAIN_TEXT, hits=hits, reasoning=parsed.reasoning,
                     draft=parsed.text, template=tmpl.name, guards=pol.profile,
                     usage=Usage(gen.prompt_tokens, gen.completion_tokens, gen.cached_tokens))
-    if normalise(parsed.text) == normalise(ABSTAIN_TEXT):  # the answer the prompt asks for
-        answer.abstained, answer.abstain_code = True, "refused"
-        answer.abstain_reason = "the model found no answer in the passages"
-        return answer
     text = parsed.text
+    if normalise(parsed.text) == normalise(ABSTAIN_TEXT):  # the answer the prompt asks for
+        text = overrule() if overrule is not None else None
+        if text is None:
+            answer.abstained, answer.abstain_code = True, "refused"
+            answer.abstain_reason = "the model found no answer in the passages"
+            return answer
+        log.info("the model's refusal overruled: the best sentence matches the question well")
     if quote and tmpl.extractive:
-        text = quote_sentence(text, [b.chunk.text for b in blocks], with_previous=quote_previous)
+        # the checks read the quote with the sentences around it (`quote_context`): on the dev
+        # splits, checking the quoted sentence alone and adding them afterwards refused more
+        # answerable questions (corpus 0.030 -> 0.061, Git 0.049 -> 0.086) and no more unanswerable ones
+        text = quote_sentence(text, [b.chunk.text for b in blocks], with_previous=quote_previous,
+                              context=quote_context)
     whole = {h.chunk.id: h.chunk for h in hits}  # a block's chunk before compression, headings too
     verdict = check_answer(question, query, text, [b.chunk.text for b in blocks],
                            [h.chunk.text for h in hits], pol=pol, embed=embed,
