@@ -36,9 +36,11 @@ def quote_sentence(answer: str, blocks: list[str], *, with_previous: bool = Fals
     its marker; `answer` unchanged when it cites nothing or no sentence holds it
     (the abstain text, or a span the model did not copy). With `with_previous`, a sentence that
     opens by referring back ("This", "It", "They", ...) comes with the sentence before it.
-    `context` (`config.QUOTE_CONTEXTS`) brings the block's neighbouring sentences along: a manual gives an
-    option's name on the line before its description and its default on the line after, so the
-    sentence that best matches a question is often next to the one that answers it."""
+
+    `context` (`config.QUOTE_CONTEXTS`) brings the block's sentences next to it along, titles
+    left out: a manual gives an option's name on the line before its description and its
+    default after it, so the sentence that best matches a question is often next to the one
+    that answers it. The block is what the checks read, so they read every sentence quoted."""
     cited = _SPAN.fullmatch(answer.strip())
     if cited is None:  # not the grammar's one span and one marker: left as the model wrote it
         return answer
@@ -56,11 +58,13 @@ def quote_sentence(answer: str, blocks: list[str], *, with_previous: bool = Fals
                 # "This replaces the recurrent state used in RNNs." names its subject in the
                 # sentence before ("... the self-attention mechanism."): quoted alone it says nothing
                 text = f"{_tidy(before, '')} {text}"
-            elif context == "window" and before and not is_heading(before):
-                text = f"{_tidy(before, '')} {text}"
+            elif context == "window" and before and not is_heading(before) and not is_heading(sent):
+                text = f"{_tidy(before, '')} {text}"  # (a title quoted starts its section)
             after = sents[i + 1] if i + 1 < len(sents) else ""
             if context in ("next", "window") and after and not is_heading(after):  # (a next section's title)
-                text = f"{text} {_tidy(after, '')}"
+                # a title quoted leads into its first line: "... (PEFT / LoRA): Fine-tune only ..."
+                text = f"{text.rstrip('.')}: " if is_heading(sent) else f"{text} "
+                text += _tidy(after, "")
             # the marker goes before the full stop, as the model's own sentences place it
             end = text[-1] if text[-1] in ".!?" else ""
             return f"{text[:len(text) - len(end)]} [{numbers[0]}]{end}"

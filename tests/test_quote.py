@@ -88,3 +88,10 @@ def test_a_window_leaves_out_the_titles_around_the_sentence():
     block = ["Transformer Networks\nThey weigh every input against every other.\nPros and Cons\nFast."]
     assert quote_sentence("weigh every input [1]", block, context="window") == \
         "They weigh every input against every other [1]."
+
+
+def test_a_title_quoted_leads_into_its_first_line_and_brings_nothing_from_above():
+    notes = ["Retrieval-Augmented Generation (RAG)\nReduces hallucination in answers.\n"
+             "Parameter-Efficient Fine-Tuning (PEFT / LoRA)\nFine-tune only a small set of parameters."]
+    assert quote_sentence("Fine-Tuning (PEFT / LoRA) [1]", notes, context="window") == \
+        "Parameter-Efficient Fine-Tuning (PEFT / LoRA): Fine-tune only a small set of parameters [1]."
