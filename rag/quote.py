@@ -61,7 +61,8 @@ def quote_sentence(answer: str, blocks: list[str], *, with_previous: bool = Fals
             elif context == "window" and before and not is_heading(before) and not is_heading(sent):
                 text = f"{_tidy(before, '')} {text}"  # (a title quoted starts its section)
             after = sents[i + 1] if i + 1 < len(sents) else ""
-            if context in ("next", "window") and after and not is_heading(after):  # (a next section's title)
+            # a title after it starts the next section, an option's line the next entry
+            if context in ("next", "window") and after and not is_heading(after) and not _names_option(after):
                 # a title quoted leads into its first line: "... (PEFT / LoRA): Fine-tune only ..."
                 text = f"{text.rstrip('.')}: " if is_heading(sent) else f"{text} "
                 text += _tidy(after, "")
@@ -69,6 +70,14 @@ def quote_sentence(answer: str, blocks: list[str], *, with_previous: bool = Fals
             end = text[-1] if text[-1] in ".!?" else ""
             return f"{text[:len(text) - len(end)]} [{numbers[0]}]{end}"
     return answer
+
+
+def _names_option(line: str) -> bool:
+    """A manual's entry line: an option ("-c <commit>", "--reuse-message=<commit>") or a
+    setting ("rebase.updateRefs") alone on its line, before the text that describes it."""
+    words = line.split()
+    return bool(words) and len(words) <= 4 and line[-1] not in ".!?:" and \
+        (words[0].startswith("-") or (len(words) == 1 and bool(re.search(r"\w[.=_]\w", line))))
 
 
 def _tidy(sentence: str, span: str) -> str:

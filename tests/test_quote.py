@@ -95,3 +95,12 @@ def test_a_title_quoted_leads_into_its_first_line_and_brings_nothing_from_above(
              "Parameter-Efficient Fine-Tuning (PEFT / LoRA)\nFine-tune only a small set of parameters."]
     assert quote_sentence("Fine-Tuning (PEFT / LoRA) [1]", notes, context="window") == \
         "Parameter-Efficient Fine-Tuning (PEFT / LoRA): Fine-tune only a small set of parameters [1]."
+
+
+def test_the_next_entrys_option_line_stays_out():
+    manual = ["--reuse-message=<commit>\nTake an existing commit object, and reuse the log message.\n"
+              "-c <commit>\nLike -C, but the editor is invoked."]
+    assert quote_sentence("reuse the log message [1]", manual, context="window") == \
+        "--reuse-message=<commit>. Take an existing commit object, and reuse the log message [1]."
+    # a setting's line too; a default stated after the description comes along
+    assert quote_sentence("print a warning [1]", OPTION, context="window").endswith('Defaults to "ignore" [1].')
