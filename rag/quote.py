@@ -63,8 +63,9 @@ def quote_sentence(answer: str, blocks: list[str], *, with_previous: bool = Fals
             after = sents[i + 1] if i + 1 < len(sents) else ""
             # a title after it starts the next section, an option's line the next entry
             if context in ("next", "window") and after and not is_heading(after) and not _names_option(after):
-                # a title quoted leads into its first line: "... (PEFT / LoRA): Fine-tune only ..."
-                text = f"{text.rstrip('.')}: " if is_heading(sent) else f"{text} "
+                # a title or a lead-in quoted leads into its first line: "... (PEFT / LoRA): Fine-tune ..."
+                leads = is_heading(sent) or sent.rstrip().endswith(":")
+                text = f"{text.rstrip('.')}: " if leads else f"{text} "
                 text += _tidy(after, "")
             # the marker goes before the full stop, as the model's own sentences place it
             end = text[-1] if text[-1] in ".!?" else ""
@@ -77,7 +78,7 @@ def _names_option(line: str) -> bool:
     setting ("rebase.updateRefs") alone on its line, before the text that describes it."""
     words = line.split()
     return bool(words) and len(words) <= 4 and line[-1] not in ".!?:" and \
-        (words[0].startswith("-") or (len(words) == 1 and bool(re.search(r"\w[.=_]\w", line))))
+        (bool(re.match(r"--?\w", words[0])) or (len(words) == 1 and bool(re.search(r"\w[.=_]\w", line))))
 
 
 def _tidy(sentence: str, span: str) -> str:

@@ -104,3 +104,9 @@ def test_the_next_entrys_option_line_stays_out():
         "--reuse-message=<commit>. Take an existing commit object, and reuse the log message [1]."
     # a setting's line too; a default stated after the description comes along
     assert quote_sentence("print a warning [1]", OPTION, context="window").endswith('Defaults to "ignore" [1].')
+
+
+def test_a_short_bullet_after_the_quote_is_no_option_line():
+    notes = ["Benefits of pretrained models:\n- Fast training\n- Strong baselines"]
+    assert quote_sentence("pretrained models [1]", notes, context="window") == \
+        "Benefits of pretrained models: Fast training [1]."
