@@ -96,15 +96,27 @@ def answer_sentences(passages: list[list[str]], question: str, n: int,
     every = [(p, i) for p, sents in enumerate(passages) for i in range(len(sents))]
     if not n:
         return set(every)
+    ranked = _ranked(passages, question, scores, embed=embed)
+    return {pos for pos, _, _ in ranked[:n]} if ranked else set(every)
+
+
+def _ranked(passages: list[list[str]], question: str, scores: list[float] | None, *,
+            embed=None) -> list[tuple[tuple[int, int], float, float | None]]:
+    """Every (passage, sentence) position with its shared-word share and, with `embed`, its
+    cosine with the question, closest first (see `answer_sentences`); [] when no sentence
+    shares a word with the question."""
+    every = [(p, i) for p, sents in enumerate(passages) for i in range(len(sents))]
     shared = {(p, i): lexical_support(question, passages[p][i]) for p, i in every}
     if not any(shared.values()):
-        return set(every)
+        return []
     score = scores or [0.0] * len(passages)
     if embed is None:
-        return set(sorted(every, key=lambda pos: (-shared[pos], -score[pos[0]], pos))[:n])
+        order = sorted(every, key=lambda pos: (-shared[pos], -score[pos[0]], pos))
+        return [(pos, shared[pos], None) for pos in order]
     vecs = embed([question] + [passages[p][i] for p, i in every])
     cos = dict(zip(every, (vecs[1:] @ vecs[0]).tolist()))
-    return set(sorted(every, key=lambda pos: (-(shared[pos] + cos[pos] + 0.5 * score[pos[0]]), pos))[:n])
+    order = sorted(every, key=lambda pos: (-(shared[pos] + cos[pos] + 0.5 * score[pos[0]]), pos))
+    return [(pos, shared[pos], cos[pos]) for pos in order]
 
 
 def span_grammar(passages: list[str], *, abstain: str, need_figure: bool = False, question: str = "",
@@ -171,15 +183,18 @@ def best_sentence(passages: list[str], question: str, *, embed, need_figure: boo
     """The sentence the extract grammar ranks first for `question` (`answer_sentences`, with
     `embed` when `by_meaning`), as (passage number, 1-based; sentence; match), where the match
     is the share of the question's content words it holds plus its cosine with the question
-    (0..2); None when no sentence can carry an answer."""
+    (0..2); None when no sentence can carry an answer or none shares a word with the question
+    (the grammar then ranks none first)."""
     split = _quotable(passages, _answering(question, need_figure), skip_headings)
-    kept = answer_sentences(split, question, 1, scores, embed=embed if by_meaning else None)
-    if not kept or not any(split):
+    ranked = _ranked(split, question, scores, embed=embed if by_meaning else None)
+    if not ranked:
         return None
-    p, i = min(kept)
+    (p, i), shared, cos = ranked[0]
     sent = split[p][i]
-    vecs = embed([question, sent])
-    return p + 1, sent, lexical_support(question, sent) + float(vecs[1] @ vecs[0])
+    if cos is None:  # ranked by words alone: the match still needs the meaning
+        vecs = embed([question, sent])
+        cos = float(vecs[1] @ vecs[0])
+    return p + 1, sent, shared + cos
 
 
 _LOOSE_PUNCT = re.compile(r"[,;:.]+(?=\s*\[\d+\]\s*$)")

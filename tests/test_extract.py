@@ -157,3 +157,5 @@ def test_best_sentence_is_the_grammars_first_with_how_well_it_matches():
     assert best_sentence(passages, "When did the harbour of Oslo open?", embed=embed, need_figure=True)[:2] == \
         (1, "The harbour opened in 1932.")
     assert best_sentence(["Tea grows."], "Does tea grow?", embed=embed) is None  # nothing new to say
+    # no sentence shares a word with the question: none is ranked first, none is the best
+    assert best_sentence(["Tea grows on hills."], "Who sings opera?", embed=embed) is None
